@@ -1,0 +1,86 @@
+"""gRPC clients for people and scripts: resolves a tenant to its API key, adds metadata."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import grpc
+from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
+
+from llmops_kit.settings import DEV_API_KEYS, parse_api_keys
+
+CONTENT_TYPES = {
+    ".md": ingestion_pb2.CONTENT_TYPE_MARKDOWN,
+    ".markdown": ingestion_pb2.CONTENT_TYPE_MARKDOWN,
+    ".html": ingestion_pb2.CONTENT_TYPE_HTML,
+    ".htm": ingestion_pb2.CONTENT_TYPE_HTML,
+    ".txt": ingestion_pb2.CONTENT_TYPE_TEXT,
+    ".text": ingestion_pb2.CONTENT_TYPE_TEXT,
+}
+
+
+def api_key_for(tenant: str, explicit: str | None = None) -> str:
+    """The key to send: --api-key / LLMOPS_API_KEY, else the configured key of the tenant."""
+    if explicit:
+        return explicit
+    if os.environ.get("LLMOPS_API_KEY"):
+        return os.environ["LLMOPS_API_KEY"]
+    for key, owner in parse_api_keys(os.environ.get("LLMOPS_API_KEYS", DEV_API_KEYS)).items():
+        if owner == tenant:
+            return key
+    raise SystemExit(f"no API key for tenant {tenant!r}: pass --api-key or set LLMOPS_API_KEY")
+
+
+def metadata(api_key: str) -> tuple[tuple[str, str], ...]:
+    return (("x-api-key", api_key), ("x-trace-id", uuid.uuid4().hex))
+
+
+def collect(paths: list[str]) -> list[tuple[Path, str]]:
+    """Files to ingest with their document ids (path relative to the argument's folder)."""
+    out: list[tuple[Path, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                if file.suffix.lower() in CONTENT_TYPES:
+                    out.append((file, file.relative_to(path).as_posix()))
+        elif path.is_file():
+            out.append((path, path.name))
+        else:
+            raise SystemExit(f"no such file or directory: {raw}")
+    return out
+
+
+def document_for(path: Path, document_id: str) -> ingestion_pb2.Document:
+    content = path.read_bytes()
+    title = path.stem.replace("-", " ").replace("_", " ")
+    return ingestion_pb2.Document(
+        document_id=document_id,
+        title=title,
+        source=str(path),
+        content_type=CONTENT_TYPES.get(path.suffix.lower(), ingestion_pb2.CONTENT_TYPE_TEXT),
+        content=content,
+        metadata={"filename": path.name, "extension": path.suffix.lower().lstrip(".")},
+    )
+
+
+class Clients:
+    def __init__(self, ingestion: str, vector_store: str) -> None:
+        self._channels = [grpc.aio.insecure_channel(ingestion),
+                          grpc.aio.insecure_channel(vector_store)]
+        self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self._channels[0])
+        self.vector_store = vectorstore_pb2_grpc.VectorStoreServiceStub(self._channels[1])
+
+    async def close(self) -> None:
+        for ch in self._channels:
+            await ch.close()
+
+
+SEARCH_MODES = {
+    "vector": vectorstore_pb2.SEARCH_MODE_VECTOR,
+    "hybrid": vectorstore_pb2.SEARCH_MODE_HYBRID,
+    "keyword": vectorstore_pb2.SEARCH_MODE_KEYWORD,
+}

@@ -1,0 +1,188 @@
+"""`llmops`: the platform's command line. Every command takes --json for machines."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from llmops.ingestion.v1 import ingestion_pb2
+from llmops.vectorstore.v1 import vectorstore_pb2
+
+from llmops_cli import stack
+from llmops_cli.client import (
+    SEARCH_MODES,
+    Clients,
+    api_key_for,
+    collect,
+    document_for,
+    metadata,
+)
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else text)
+
+
+def _clients() -> Clients:
+    return Clients(
+        os.environ.get("LLMOPS_INGESTION_ADDR", "127.0.0.1:50061"),
+        os.environ.get("LLMOPS_VECTORSTORE_ADDR", "127.0.0.1:50063"),
+    )
+
+
+async def cmd_up(args: argparse.Namespace) -> int:
+    for name in stack.INFRA:
+        stack.infra(name, "start")
+    report = {}
+    for spec in stack.SERVICES:
+        pid = stack.start_service(spec)
+        ok = await stack.wait_healthy(spec.port, timeout=args.timeout)
+        report[spec.name] = {"pid": pid, "port": spec.port, "healthy": ok}
+        if not ok:
+            log = stack.llmops_home() / "logs" / f"{spec.name}.log"
+            _emit(args, report, f"{spec.name} did not become healthy; see {log}")
+            return 1
+    lines = [f"{n}: pid {r['pid']} port {r['port']} SERVING" for n, r in report.items()]
+    _emit(args, report, "\n".join(lines))
+    return 0
+
+
+async def cmd_down(args: argparse.Namespace) -> int:
+    for spec in reversed(stack.SERVICES):
+        for replica in range(3):
+            stack.stop_service(spec.name, replica)
+    if not args.services_only:
+        for name in reversed(stack.INFRA):
+            stack.infra(name, "stop", check=False)
+    _emit(args, {"stopped": True}, "stopped")
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    report: dict[str, Any] = {}
+    for name in stack.INFRA:
+        res = stack.infra(name, "status", check=False)
+        report[name] = {"running": res.returncode == 0, "detail": res.stdout.strip()}
+    for spec in stack.SERVICES:
+        pid = stack.service_pid(spec.name)
+        report[spec.name] = {"pid": pid, "port": spec.port, "health": await stack.health(spec.port)}
+    lines = [f"{n}: {v.get('detail') or v.get('health')}" for n, v in report.items()]
+    _emit(args, report, "\n".join(lines))
+    healthy = all(v.get("running", v.get("health") == "SERVING") for v in report.values())
+    return 0 if healthy else 3
+
+
+async def _wait_indexed(c: Clients, md: Any, ids: list[str], timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    pending = set(ids)
+    states: dict[str, Any] = {}
+    while pending and time.monotonic() < deadline:
+        for doc_id in list(pending):
+            st = await c.ingestion.GetDocumentStatus(
+                ingestion_pb2.GetDocumentStatusRequest(document_id=doc_id), metadata=md)
+            states[doc_id] = MessageToDict(st, preserving_proto_field_name=True)
+            if st.state == ingestion_pb2.DOCUMENT_STATE_INDEXED:
+                pending.discard(doc_id)
+        if pending:
+            await asyncio.sleep(0.2)
+    return {"indexed": not pending, "pending": sorted(pending), "documents": states}
+
+
+async def cmd_ingest(args: argparse.Namespace) -> int:
+    files = collect(args.paths)
+    if not files:
+        print("nothing to ingest (supported: .txt .md .markdown .html .htm)", file=sys.stderr)
+        return 2
+    md = metadata(api_key_for(args.tenant, args.api_key))
+    c = _clients()
+    try:
+        results = []
+        for i in range(0, len(files), 64):
+            req = ingestion_pb2.SubmitDocumentsRequest(
+                documents=[document_for(p, d) for p, d in files[i:i + 64]])
+            resp = await c.ingestion.SubmitDocuments(req, metadata=md, timeout=120)
+            results.extend(MessageToDict(r, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
+                           for r in resp.results)
+        out: dict[str, Any] = {"tenant": args.tenant, "submitted": results}
+        if args.wait:
+            out["wait"] = await _wait_indexed(c, md, [r["document_id"] for r in results],
+                                              args.timeout)
+    finally:
+        await c.close()
+    lines = [f"{r['document_id']}: v{r['version']} {r['chunk_count']} chunks"
+             + (" (unchanged)" if r["unchanged"] else "") for r in results]
+    if args.wait:
+        lines.append("all indexed" if out["wait"]["indexed"]
+                     else f"not indexed yet: {', '.join(out['wait']['pending'])}")
+    _emit(args, out, "\n".join(lines))
+    return 0 if not args.wait or out["wait"]["indexed"] else 1
+
+
+async def cmd_search(args: argparse.Namespace) -> int:
+    md = metadata(api_key_for(args.tenant, args.api_key))
+    c = _clients()
+    try:
+        req = vectorstore_pb2.SearchRequest(query=args.text, top_k=args.k,
+                                            mode=SEARCH_MODES[args.mode])
+        for f in args.filter or []:
+            key, _, value = f.partition("=")
+            req.filters.add(key=key, equals=value)
+        resp = await c.vector_store.Search(req, metadata=md, timeout=30)
+    finally:
+        await c.close()
+    hits = [MessageToDict(h, preserving_proto_field_name=True) for h in resp.hits]
+    lines = [f"{i + 1}. [{h.score:.3f}] {h.document_id}#{h.chunk_index}: "
+             f"{' '.join(h.text.split())[:160]}" for i, h in enumerate(resp.hits)]
+    _emit(args, {"query": args.text, "mode": args.mode, "hits": hits},
+          "\n".join(lines) or "no results")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="llmops", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output")
+    tenant = argparse.ArgumentParser(add_help=False)
+    tenant.add_argument("--tenant", default=os.environ.get("LLMOPS_TENANT", "default"))
+    tenant.add_argument("--api-key", default=None)
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", parents=[common], help="start infrastructure and services")
+    up.add_argument("--timeout", type=float, default=180)
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", parents=[common], help="stop services and infrastructure")
+    down.add_argument("--services-only", action="store_true")
+    down.set_defaults(func=cmd_down)
+    sub.add_parser("status", parents=[common], help="health of everything").set_defaults(
+        func=cmd_status)
+    ing = sub.add_parser("ingest", parents=[common, tenant], help="ingest files or folders")
+    ing.add_argument("paths", nargs="+")
+    ing.add_argument("--wait", action="store_true", help="wait until searchable")
+    ing.add_argument("--timeout", type=float, default=300)
+    ing.set_defaults(func=cmd_ingest)
+    se = sub.add_parser("search", parents=[common, tenant], help="search the knowledge base")
+    se.add_argument("text")
+    se.add_argument("--k", type=int, default=5)
+    se.add_argument("--mode", choices=sorted(SEARCH_MODES), default="hybrid")
+    se.add_argument("--filter", action="append", help="key=value (metadata, document_id, ...)")
+    se.set_defaults(func=cmd_search)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        code = asyncio.run(args.func(args))
+    except grpc.aio.AioRpcError as exc:
+        err = {"error": exc.code().name, "details": exc.details()}
+        print(json.dumps(err) if getattr(args, "json", False)
+              else f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,137 @@
+"""Starts and stops the local stack: infrastructure (infra scripts) and the services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+
+def repo_root() -> Path:
+    env = os.environ.get("LLMOPS_REPO")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "infra" / "scripts").is_dir() and (parent / "protos").is_dir():
+            return parent
+    return Path.cwd()
+
+
+def llmops_home() -> Path:
+    return Path(os.environ.get("LLMOPS_HOME", repo_root() / ".llmops"))
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    port: int
+
+
+SERVICES = (
+    ServiceSpec("embedding", "llmops_embedding", 50062),
+    ServiceSpec("vector-store", "llmops_vectorstore", 50063),
+    ServiceSpec("ingestion", "llmops_ingestion", 50061),
+)
+INFRA = ("kafka", "weaviate")
+
+
+def infra(name: str, action: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    script = repo_root() / "infra" / "scripts" / f"{name}.sh"
+    return subprocess.run(["bash", str(script), action], check=check, text=True,
+                          capture_output=action in ("status", "health"))
+
+
+def _pid_file(name: str, replica: int = 0) -> Path:
+    suffix = f"-{replica}" if replica else ""
+    return llmops_home() / "run" / f"{name}{suffix}.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def service_pid(name: str, replica: int = 0) -> int | None:
+    path = _pid_file(name, replica)
+    if not path.exists():
+        return None
+    try:
+        pid = int(path.read_text().strip())
+    except ValueError:
+        return None
+    return pid if _alive(pid) else None
+
+
+def start_service(spec: ServiceSpec, replica: int = 0, env: dict[str, str] | None = None) -> int:
+    """Starts one replica in the background; replica N>0 listens on port + 100*N."""
+    existing = service_pid(spec.name, replica)
+    if existing:
+        return existing
+    home = llmops_home()
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    (home / "run").mkdir(parents=True, exist_ok=True)
+    suffix = f"-{replica}" if replica else ""
+    log = open(home / "logs" / f"{spec.name}{suffix}.log", "ab")  # noqa: SIM115
+    child_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                 **(env or {})}
+    # Each service reads its own prefix first; LLMOPS_<SVC>_GRPC_PORT wins over the shared one.
+    prefix = "LLMOPS_" + spec.name.upper().replace("-", "") + "_"
+    child_env[prefix + "GRPC_PORT"] = str(spec.port + 100 * replica)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", spec.module], cwd=repo_root(), env=child_env,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    _pid_file(spec.name, replica).write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop_service(name: str, replica: int = 0, kill: bool = False, timeout: float = 30) -> None:
+    pid = service_pid(name, replica)
+    if pid is None:
+        _pid_file(name, replica).unlink(missing_ok=True)
+        return
+    os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        time.sleep(0.1)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    _pid_file(name, replica).unlink(missing_ok=True)
+
+
+async def health(port: int, timeout: float = 1.0) -> str:
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            resp = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            return str(health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status))
+    except grpc.aio.AioRpcError as exc:
+        return "UNREACHABLE" if exc.code() == grpc.StatusCode.UNAVAILABLE else exc.code().name
+
+
+async def wait_healthy(port: int, timeout: float = 120.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await health(port) == "SERVING":
+            return True
+        await asyncio.sleep(0.5)
+    return False

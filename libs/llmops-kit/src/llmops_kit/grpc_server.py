@@ -1,0 +1,153 @@
+"""gRPC plumbing on grpc.aio: API-key auth, error mapping, health, reflection, graceful stop.
+
+Every RPC of a service's own API goes through one wrapper that
+  1. resolves the caller's tenant from the `x-api-key` metadata (UNAUTHENTICATED otherwise),
+  2. binds tenant and trace id (`x-trace-id`, or a new one) for logs and events,
+  3. maps DomainError to its status code with the reason in `x-error-reason` trailing metadata.
+Health checking and reflection stay open so probes and grpcurl need no key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from llmops_kit.context import bound, new_trace_id
+from llmops_kit.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "x-api-key"
+TRACE_ID_HEADER = "x-trace-id"
+REASON_TRAILER = "x-error-reason"
+OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.")
+
+
+def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
+    return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
+class TenantAuth(grpc.aio.ServerInterceptor):
+    """Wraps every method handler of the platform's own services (see module doc)."""
+
+    def __init__(self, api_keys: dict[str, str]) -> None:
+        self.api_keys = api_keys
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Any],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        method = handler_call_details.method or ""
+        if handler is None or method.lstrip("/").startswith(OPEN_SERVICES):
+            return handler
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _tenant(self, md: dict[str, str]) -> str | None:
+        key = md.get(API_KEY_HEADER)
+        return self.api_keys.get(key) if key else None
+
+    async def _deny(self, context: grpc.aio.ServicerContext, md: dict[str, str]) -> None:
+        reason = "MISSING_API_KEY" if API_KEY_HEADER not in md else "INVALID_API_KEY"
+        context.set_trailing_metadata(((REASON_TRAILER, reason),))
+        await context.abort(
+            grpc.StatusCode.UNAUTHENTICATED,
+            f"{reason}: send a valid key in the '{API_KEY_HEADER}' metadata",
+        )
+
+    async def _fail(self, context: grpc.aio.ServicerContext, exc: DomainError) -> None:
+        context.set_trailing_metadata(((REASON_TRAILER, exc.reason),))
+        await context.abort(exc.code, f"{exc.reason}: {exc.message}")
+
+    def _wrap_unary(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            md = _metadata(context)
+            tenant = self._tenant(md)
+            if tenant is None:
+                await self._deny(context, md)
+            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id()):
+                try:
+                    return await behavior(request, context)
+                except DomainError as exc:
+                    log.info("rpc refused: %s", exc, extra={"reason": exc.reason})
+                    await self._fail(context, exc)
+
+        return wrapper
+
+    def _wrap_stream(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
+        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            md = _metadata(context)
+            tenant = self._tenant(md)
+            if tenant is None:
+                await self._deny(context, md)
+            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id()):
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except DomainError as exc:
+                    await self._fail(context, exc)
+
+        return wrapper
+
+
+class GrpcServer:
+    """A grpc.aio server with health checking, reflection and the tenant/error wrapper."""
+
+    def __init__(self, host: str, port: int, api_keys: dict[str, str]) -> None:
+        self.address = f"{host}:{port}"
+        self.server = grpc.aio.server(
+            interceptors=[TenantAuth(api_keys)],
+            options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        self.health = health.aio.HealthServicer()
+        self._service_names: list[str] = [reflection.SERVICE_NAME, health.SERVICE_NAME]
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port: int | None = None
+
+    def add(self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any,
+            full_names: Iterable[str]) -> None:
+        register(servicer, self.server)
+        self._service_names.extend(full_names)
+
+    async def start(self) -> int:
+        reflection.enable_server_reflection(self._service_names, self.server)
+        self.port = self.server.add_insecure_port(self.address)
+        if not self.port:
+            raise RuntimeError(f"cannot bind gRPC on {self.address}")
+        await self.server.start()
+        await self.set_serving(True)
+        log.info("gRPC listening on %s", self.address)
+        return self.port
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (health_pb2.HealthCheckResponse.SERVING if serving
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)
+        for name in ["", *self._service_names]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float) -> None:
+        # Readiness goes first so load balancers stop sending, then in-flight calls drain.
+        await self.set_serving(False)
+        await self.server.stop(grace)

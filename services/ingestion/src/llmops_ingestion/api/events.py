@@ -1,0 +1,47 @@
+"""Kafka consumers of the ingestion service."""
+
+from __future__ import annotations
+
+from llmops.ingestion.v1 import events_pb2
+from llmops.vectorstore.v1 import events_pb2 as vs_events
+
+from llmops_ingestion.api.convert import incoming
+from llmops_ingestion.domain.errors import InvalidDocument
+from llmops_ingestion.domain.service import IngestionService
+from llmops_kit import events
+from llmops_kit.context import bound
+from llmops_kit.errors import PoisonMessage
+from llmops_kit.kafka import Batch, EventBus
+
+
+def register(bus: EventBus, service: IngestionService, max_records: int) -> None:
+    async def on_submitted(batch: Batch[events_pb2.DocumentSubmitted]) -> None:
+        for item in batch.items:
+            env = item.event.envelope
+            with bound(env.tenant_id, env.trace_id):
+                try:
+                    doc = service.prepare(incoming(env.tenant_id, item.event.document))
+                except InvalidDocument as exc:
+                    await batch.dead_letter(item, PoisonMessage(exc.reason, exc.message))
+                    continue
+                await service.submit(doc)
+
+    async def on_deleted(batch: Batch[events_pb2.DocumentDeleted]) -> None:
+        for item in batch.items:
+            ev = item.event
+            await service.apply_external_delete(
+                ev.envelope.tenant_id, ev.document_id, ev.up_to_version
+            )
+
+    async def on_indexed(batch: Batch[vs_events.ChunksIndexed]) -> None:
+        for item in batch.items:
+            ev = item.event
+            await service.on_indexed(
+                ev.envelope.tenant_id, ev.document_id, ev.version, ev.batch_index,
+                len(ev.chunk_ids),
+            )
+
+    bus.subscribe_batch(events.DOCUMENT_SUBMITTED, "ingestion", on_submitted,
+                        max_records=max_records)
+    bus.subscribe_batch(events.DOCUMENT_DELETED, "ingestion-deletes", on_deleted)
+    bus.subscribe_batch(events.CHUNKS_INDEXED, "ingestion-status", on_indexed, max_records=256)

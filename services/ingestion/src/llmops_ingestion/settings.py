@@ -1,0 +1,41 @@
+"""Ingestion settings (env prefix LLMOPS_INGESTION_, plus the shared LLMOPS_* ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+from llmops_kit.settings import ServiceSettings
+
+
+class HuggingFaceTokenizerConfig(BaseModel):
+    """The embedding model's own tokenizer.json; default: the one shipped with the model."""
+
+    kind: Literal["huggingface"] = "huggingface"
+    path: Path | None = None
+
+
+class WordTokenizerConfig(BaseModel):
+    kind: Literal["words"]
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LLMOPS_INGESTION_", extra="ignore", env_nested_delimiter="__"
+    )
+
+    service_name: str = "ingestion"
+    grpc_port: int = 50061
+    database_url: str = "sqlite:///.llmops/data/ingestion.db"
+    tokenizer: Annotated[
+        HuggingFaceTokenizerConfig | WordTokenizerConfig, Field(discriminator="kind")
+    ] = Field(default_factory=HuggingFaceTokenizerConfig)
+    chunk_tokens: int = Field(default=200, ge=8, le=4096)
+    chunk_overlap_tokens: int = Field(default=40, ge=0)
+    chunks_per_event: int = Field(default=64, ge=1, le=1024)
+    max_document_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
+    max_batch_documents: int = Field(default=256, ge=1)
+    consumer_max_records: int = Field(default=16, ge=1)
