@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 
 import grpc
+
 from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
-
 from llmops_kit.settings import DEV_API_KEYS, parse_api_keys
 
 CONTENT_TYPES = {

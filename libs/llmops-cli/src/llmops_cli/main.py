@@ -12,9 +12,9 @@ from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
+
 from llmops.ingestion.v1 import ingestion_pb2
 from llmops.vectorstore.v1 import vectorstore_pb2
-
 from llmops_cli import stack
 from llmops_cli.client import (
     SEARCH_MODES,
@@ -103,7 +103,7 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
     md = metadata(api_key_for(args.tenant, args.api_key))
     c = _clients()
     try:
-        results = []
+        results: list[dict[str, Any]] = []
         for i in range(0, len(files), 64):
             req = ingestion_pb2.SubmitDocumentsRequest(
                 documents=[document_for(p, d) for p, d in files[i:i + 64]])

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 tenant_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenant", default=None)
 trace_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
+# The caller's own API key, so a service calling another one acts as the same caller.
+api_key_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("api_key", default=None)
 
 
 def new_trace_id() -> str:
@@ -23,13 +25,19 @@ def current_trace_id() -> str | None:
     return trace_id_var.get()
 
 
+def current_api_key() -> str | None:
+    return api_key_var.get()
+
+
 @contextmanager
-def bound(tenant: str | None, trace_id: str | None) -> Iterator[None]:
-    """Binds tenant and trace id for the duration of a block (a request or an event)."""
+def bound(tenant: str | None, trace_id: str | None, api_key: str | None = None) -> Iterator[None]:
+    """Binds tenant, trace id (and the caller's key) for a block: a request or an event."""
     t1 = tenant_var.set(tenant)
     t2 = trace_id_var.set(trace_id)
+    t3 = api_key_var.set(api_key)
     try:
         yield
     finally:
         tenant_var.reset(t1)
         trace_id_var.reset(t2)
+        api_key_var.reset(t3)

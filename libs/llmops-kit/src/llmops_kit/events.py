@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from google.protobuf.message import DecodeError, Message
+
 from llmops.common.v1 import envelope_pb2
 from llmops.embedding.v1 import events_pb2 as embedding_events
 from llmops.inference.v1 import inference_pb2
@@ -23,7 +24,6 @@ from llmops.registry.v1 import registry_pb2
 from llmops.safety.v1 import safety_pb2
 from llmops.trainer.v1 import trainer_pb2
 from llmops.vectorstore.v1 import events_pb2 as vectorstore_events
-
 from llmops_kit import topics
 from llmops_kit.context import current_tenant, current_trace_id, new_trace_id
 from llmops_kit.errors import PoisonMessage

@@ -2,7 +2,8 @@
 
 Every RPC of a service's own API goes through one wrapper that
   1. resolves the caller's tenant from the `x-api-key` metadata (UNAUTHENTICATED otherwise),
-  2. binds tenant and trace id (`x-trace-id`, or a new one) for logs and events,
+  2. binds tenant, trace id (`x-trace-id`, or a new one) and the caller's key for logs,
+     events and outbound calls made on the caller's behalf,
   3. maps DomainError to its status code with the reason in `x-error-reason` trailing metadata.
 Health checking and reflection stay open so probes and grpcurl need no key.
 """
@@ -83,7 +84,7 @@ class TenantAuth(grpc.aio.ServerInterceptor):
             tenant = self._tenant(md)
             if tenant is None:
                 await self._deny(context, md)
-            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id()):
+            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id(), md.get(API_KEY_HEADER)):
                 try:
                     return await behavior(request, context)
                 except DomainError as exc:
@@ -98,7 +99,7 @@ class TenantAuth(grpc.aio.ServerInterceptor):
             tenant = self._tenant(md)
             if tenant is None:
                 await self._deny(context, md)
-            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id()):
+            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id(), md.get(API_KEY_HEADER)):
                 try:
                     async for item in behavior(request, context):
                         yield item

@@ -12,6 +12,7 @@ on top of at-least-once delivery.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -213,12 +214,10 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         wanted = [n for name in names for n in (name, topics.dead_letter(name)) if n not in existing]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another replica was first
                 await admin.create_topics(
                     [NewTopic(n, num_partitions=partitions, replication_factor=replication)
                      for n in wanted]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another replica created it first
     finally:
         await admin.close()

@@ -20,6 +20,11 @@ def parse_api_keys(raw: str) -> dict[str, str]:
     return keys
 
 
+def service_config(prefix: str) -> SettingsConfigDict:
+    """model_config of a service's Settings: its own env prefix, `__` for nested fields."""
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", env_nested_delimiter="__")
+
+
 class KafkaSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLMOPS_KAFKA_", extra="ignore")
 

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmops.ingestion.v1 import ingestion_pb2_grpc
-
 from llmops_ingestion.adapters.bus_publisher import BusChunkPublisher
 from llmops_ingestion.adapters.sql_store import SqlDocumentStore, make_engine
 from llmops_ingestion.adapters.tokenizers import (

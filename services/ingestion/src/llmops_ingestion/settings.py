@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
-from pydantic_settings import SettingsConfigDict
 
-from llmops_kit.settings import ServiceSettings
+from llmops_kit.settings import ServiceSettings, service_config
 
 
 class HuggingFaceTokenizerConfig(BaseModel):
@@ -23,9 +22,7 @@ class WordTokenizerConfig(BaseModel):
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="LLMOPS_INGESTION_", extra="ignore", env_nested_delimiter="__"
-    )
+    model_config = service_config("LLMOPS_INGESTION_")
 
     service_name: str = "ingestion"
     grpc_port: int = 50061

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from llmops.ingestion.v1 import events_pb2
-
 from llmops_ingestion.domain.model import PreparedDocument
 from llmops_kit import events
 from llmops_kit.kafka import EventBus

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from llmops.ingestion.v1 import ingestion_pb2
-
 from llmops_ingestion.domain.model import ContentType, DocumentState, IncomingDocument
 
 _CONTENT_TYPES = {

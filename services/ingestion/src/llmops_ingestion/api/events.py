@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from llmops.ingestion.v1 import events_pb2
 from llmops.vectorstore.v1 import events_pb2 as vs_events
-
 from llmops_ingestion.api.convert import incoming
 from llmops_ingestion.domain.errors import InvalidDocument
 from llmops_ingestion.domain.service import IngestionService

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import grpc
-from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 
+from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from llmops_ingestion.api.convert import STATES, incoming
 from llmops_ingestion.domain.service import IngestionService
 from llmops_kit.context import current_tenant

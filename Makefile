@@ -1,0 +1,69 @@
+# Two commands a new user needs: `make demo` and `make test`. Everything else is a building block.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export LLMOPS_HOME ?= $(CURDIR)/.llmops
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --frozen
+
+.PHONY: help setup protos check-protos lint infra-up infra-down up down status demo test \
+        test-unit test-integration test-e2e bench compose-check clean
+
+help:
+	@echo "make demo   - set up, start the stack, ingest samples/corpus, search it"
+	@echo "make test   - set up, lint, start infrastructure, run the whole test suite"
+	@echo "other: setup protos lint up down status bench infra-up infra-down clean"
+
+setup:
+	@bash infra/scripts/setup.sh
+
+protos: setup
+	$(RUN) bash infra/scripts/gen-protos.sh
+
+check-protos: setup
+	@bash infra/scripts/check-protos.sh
+
+lint: setup check-protos
+	$(RUN) ruff check .
+	$(RUN) mypy libs/llmops-kit/src libs/llmops-cli/src services/*/src
+	cd protos && $(RUN) buf lint
+
+infra-up: setup
+	bash infra/scripts/kafka.sh start
+	bash infra/scripts/weaviate.sh start
+
+infra-down:
+	-bash infra/scripts/weaviate.sh stop
+	-bash infra/scripts/kafka.sh stop
+
+up: setup
+	$(RUN) llmops up
+
+down:
+	-$(RUN) llmops down
+
+status:
+	$(RUN) llmops status
+
+demo: setup
+	$(RUN) bash infra/scripts/demo.sh
+
+test: setup lint infra-up
+	$(RUN) pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: setup
+	$(RUN) pytest -m unit $(PYTEST_ARGS)
+
+test-integration: setup infra-up
+	$(RUN) pytest -m integration $(PYTEST_ARGS)
+
+test-e2e: setup infra-up
+	$(RUN) pytest -m e2e $(PYTEST_ARGS)
+
+bench: setup infra-up
+	$(RUN) python bench/ingest_throughput.py
+	$(RUN) python bench/ingest_latency.py
+
+clean: down
+	rm -rf .llmops

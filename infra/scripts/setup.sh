@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh machine; a no-op when it is already there.
+# Caches (uv, ~/.m2, Go build cache) live outside the repo and are reused between runs.
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$REPO"
+
+if ! command -v uv >/dev/null 2>&1 && [ ! -x "$HOME/.local/bin/uv" ]; then
+  echo "setup: installing uv"
+  python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+fi
+UV=$(command -v uv || echo "$HOME/.local/bin/uv")
+
+# Debian's docker-compose validates docker-compose.yml offline (no engine needed).
+if ! command -v docker-compose >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing docker-compose (Debian)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose) \
+      >/dev/null 2>&1 || echo "setup: warning: could not install docker-compose"
+  fi
+fi
+
+for tool in java mvn go; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "setup: $tool is required (see README)"; exit 1; }
+done
+
+"$UV" sync --frozen --quiet

@@ -1,0 +1,51 @@
+"""pytest plugin shared by every test tier (loaded from the root conftest.py).
+
+Infrastructure fixtures start the real thing through the project's infra scripts and fail
+(never skip) when it cannot be started.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from llmops_kit.settings import KafkaSettings
+
+REPO = Path(__file__).resolve().parents[4]
+
+
+def infra_script(name: str, action: str) -> None:
+    script = REPO / "infra" / "scripts" / f"{name}.sh"
+    proc = subprocess.run(["bash", str(script), action], capture_output=True, text=True,
+                          timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"{name} {action} failed (exit {proc.returncode}):\n"
+                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kafka() -> KafkaSettings:
+    """A running Kafka broker (started by infra/scripts/kafka.sh if needed)."""
+    infra_script("kafka", "start")
+    return KafkaSettings()
+
+
+@pytest.fixture(scope="session")
+def weaviate_server() -> dict[str, int | str]:
+    """A running Weaviate server (started by infra/scripts/weaviate.sh if needed)."""
+    infra_script("weaviate", "start")
+    return {
+        "host": "127.0.0.1",
+        "http_port": int(os.environ.get("WEAVIATE_PORT", "8080")),
+        "grpc_port": int(os.environ.get("WEAVIATE_GRPC_PORT", "50051")),
+    }
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for topic, group and collection names."""
+    return uuid.uuid4().hex[:10]

@@ -1,0 +1,1 @@
+"""Embedding service: turns chunks (from Kafka) and queries (over gRPC) into vectors."""

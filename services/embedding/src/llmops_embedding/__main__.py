@@ -1,0 +1,24 @@
+"""`python -m llmops_embedding`: settings -> logging -> bootstrap -> serve until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from llmops_embedding.bootstrap import serve
+from llmops_embedding.settings import Settings
+from llmops_kit.logging import configure_logging
+
+
+def main() -> None:
+    # The model is a local folder; never let a library reach for the hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # transformers' tqdm bars would interleave raw text with the JSON log lines.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    settings = Settings()
+    configure_logging(settings.service_name, settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Request validation and the embedding use cases; no protobuf, no I/O of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from llmops_embedding.ports import Embedder
+from llmops_kit.errors import InvalidArgument
+
+MAX_TEXTS = 256
+MAX_TEXT_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: list[list[float]]
+    model: str
+    dimensions: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model: str
+    dimensions: int
+    max_seq_length: int
+    backend: str
+
+
+def validate_texts(texts: Sequence[str]) -> None:
+    """Refuses what the model would silently mangle: nothing, blanks, huge or too many texts."""
+    if not texts:
+        raise InvalidArgument("NO_TEXTS", "texts is empty; send at least one text")
+    if len(texts) > MAX_TEXTS:
+        raise InvalidArgument(
+            "TOO_MANY_TEXTS", f"{len(texts)} texts in one call; at most {MAX_TEXTS}"
+        )
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise InvalidArgument("EMPTY_TEXT", f"texts[{i}] is empty or whitespace")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidArgument(
+                "TEXT_TOO_LONG", f"texts[{i}] has {len(text)} characters; at most {MAX_TEXT_CHARS}"
+            )
+
+
+def empty_chunk_indexes(texts: Sequence[str]) -> list[int]:
+    """Positions of chunks that carry no text (an upstream bug: such an event is dead-lettered)."""
+    return [i for i, text in enumerate(texts) if not text.strip()]
+
+
+class EmbeddingService:
+    def __init__(self, embedder: Embedder) -> None:
+        self.embedder = embedder
+
+    async def embed(self, texts: Sequence[str], *, normalize: bool = True) -> Embeddings:
+        validate_texts(texts)
+        vectors = await self.embedder.embed(texts, normalize=normalize)
+        return Embeddings(vectors, self.embedder.model_name, self.embedder.dimensions)
+
+    async def embed_many(self, groups: Sequence[Sequence[str]]) -> list[list[list[float]]]:
+        """Embeds several groups of texts in one model call and splits the result back.
+
+        One call over everything lets the model sort by length and fill whole batches, which
+        is where the throughput on a Kafka batch of many small events comes from.
+        """
+        flat = [text for group in groups for text in group]
+        if not flat:
+            return [[] for _ in groups]
+        vectors = await self.embedder.embed(flat, normalize=True)
+        out: list[list[list[float]]] = []
+        start = 0
+        for group in groups:
+            out.append(vectors[start : start + len(group)])
+            start += len(group)
+        return out
+
+    def model_info(self) -> ModelInfo:
+        e = self.embedder
+        return ModelInfo(e.model_name, e.dimensions, e.max_seq_length, e.backend)

@@ -1,0 +1,129 @@
+"""The ingestion use cases on the real SQLite store and a recording publisher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmops_ingestion.adapters.sql_store import SqlDocumentStore, make_engine
+from llmops_ingestion.adapters.tokenizers import WordTokenizer
+from llmops_ingestion.domain.chunking import ChunkingPolicy, chunk_id
+from llmops_ingestion.domain.errors import DocumentNotFound, InvalidDocument
+from llmops_ingestion.domain.model import (
+    ContentType,
+    DocumentState,
+    IncomingDocument,
+    PreparedDocument,
+)
+from llmops_ingestion.domain.service import IngestionService, Limits
+
+pytestmark = pytest.mark.unit
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.chunks: list[tuple[PreparedDocument, int]] = []
+        self.deleted: list[tuple[str, str, int]] = []
+        self.fail_next = False
+
+    async def publish_chunks(self, doc: PreparedDocument, version: int) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise ConnectionError("kafka down")
+        self.chunks.append((doc, version))
+
+    async def publish_deleted(self, tenant: str, document_id: str, up_to_version: int) -> None:
+        self.deleted.append((tenant, document_id, up_to_version))
+
+
+@pytest.fixture
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
+
+
+@pytest.fixture
+def service(tmp_path: Path, publisher: RecordingPublisher) -> IngestionService:
+    store = SqlDocumentStore(make_engine(f"sqlite:///{tmp_path}/ingestion.db"))
+    return IngestionService(store, publisher, WordTokenizer(), ChunkingPolicy(50, 10),
+                            Limits(max_document_bytes=10_000, max_batch_documents=3))
+
+
+def doc(doc_id: str, text: str, tenant: str = "acme") -> IncomingDocument:
+    return IncomingDocument(tenant, doc_id, "Title", "src", ContentType.TEXT, text.encode(),
+                            {"team": "hr"})
+
+
+async def test_versions_replace_and_unchanged_is_a_noop(
+    service: IngestionService, publisher: RecordingPublisher
+) -> None:
+    first = await service.submit(service.prepare(doc("d1", "alpha beta gamma " * 40)))
+    assert (first.version, first.unchanged) == (1, False)
+    assert first.chunk_count == len(publisher.chunks[0][0].chunks) > 1
+    same = await service.submit(service.prepare(doc("d1", "alpha beta gamma " * 40)))
+    assert same.unchanged and same.version == 1 and len(publisher.chunks) == 1
+    changed = await service.submit(service.prepare(doc("d1", "delta epsilon " * 30)))
+    assert (changed.version, changed.unchanged) == (2, False)
+    published, version = publisher.chunks[-1]
+    assert version == 2
+    assert [c.chunk_id for c in published.chunks] == [
+        chunk_id("acme", "d1", 2, i) for i in range(len(published.chunks))
+    ]
+
+
+async def test_crash_between_store_and_publish_republishes_same_version(
+    service: IngestionService, publisher: RecordingPublisher
+) -> None:
+    publisher.fail_next = True
+    with pytest.raises(ConnectionError):
+        await service.submit(service.prepare(doc("d2", "some text " * 20)))
+    retry = await service.submit(service.prepare(doc("d2", "some text " * 20)))
+    assert (retry.version, retry.unchanged) == (1, False)
+    assert len(publisher.chunks) == 1
+
+
+async def test_status_tracks_indexing_idempotently(service: IngestionService) -> None:
+    out = await service.submit(service.prepare(doc("d3", "word " * 200)))
+    st = await service.status("acme", "d3")
+    assert st.state is DocumentState.CHUNKED and st.indexed_chunk_count == 0
+    await service.on_indexed("acme", "d3", 1, 0, out.chunk_count)
+    await service.on_indexed("acme", "d3", 1, 0, out.chunk_count)  # replayed event
+    st = await service.status("acme", "d3")
+    assert st.state is DocumentState.INDEXED and st.indexed_chunk_count == out.chunk_count
+
+
+async def test_delete_then_resubmit_creates_a_new_version(
+    service: IngestionService, publisher: RecordingPublisher
+) -> None:
+    await service.submit(service.prepare(doc("d4", "to be deleted " * 10)))
+    assert await service.delete("acme", "d4") == 1
+    assert publisher.deleted == [("acme", "d4", 1)]
+    assert (await service.status("acme", "d4")).state is DocumentState.DELETED
+    again = await service.submit(service.prepare(doc("d4", "to be deleted " * 10)))
+    assert (again.version, again.unchanged) == (2, False)
+
+
+async def test_tenants_are_separate(service: IngestionService) -> None:
+    await service.submit(service.prepare(doc("shared-id", "tenant a text", tenant="a")))
+    with pytest.raises(DocumentNotFound):
+        await service.status("b", "shared-id")
+    with pytest.raises(DocumentNotFound):
+        await service.delete("b", "shared-id")
+
+
+def test_batch_validation_names_the_bad_document(service: IngestionService) -> None:
+    with pytest.raises(InvalidDocument) as err:
+        service.prepare_batch([doc("ok", "fine"), doc("bad", "")])
+    assert err.value.reason == "EMPTY_DOCUMENT" and "documents[1]" in err.value.message
+    with pytest.raises(InvalidDocument) as err:
+        service.prepare_batch([doc("a", "x"), doc("a", "y")])
+    assert err.value.reason == "DUPLICATE_DOCUMENT_ID"
+    with pytest.raises(InvalidDocument) as err:
+        service.prepare_batch([doc(f"d{i}", "x") for i in range(4)])
+    assert err.value.reason == "BATCH_TOO_LARGE"
+    with pytest.raises(InvalidDocument) as err:
+        service.prepare_batch([doc("bad id with spaces", "x")])
+    assert err.value.reason == "BAD_DOCUMENT_ID"
+    with pytest.raises(InvalidDocument) as err:
+        service.prepare_batch([])
+    assert err.value.reason == "EMPTY_BATCH"

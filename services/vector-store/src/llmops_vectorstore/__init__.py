@@ -1,0 +1,1 @@
+"""Vector-store service: Weaviate with one Weaviate tenant per platform tenant."""

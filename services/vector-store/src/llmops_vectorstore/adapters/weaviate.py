@@ -1,0 +1,267 @@
+"""The ChunkStore port on Weaviate (weaviate-client v4, async API).
+
+Isolation: every call goes through `collection.with_tenant(tenant_name(tenant))`, so a query
+can only ever see the caller's own tenant shard. A tenant Weaviate has never seen answers
+empty results instead of Weaviate's "tenant not found".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import weaviate
+from weaviate.classes.data import DataObject
+from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.classes.tenants import Tenant
+from weaviate.collections import CollectionAsync
+from weaviate.collections.classes.filters import _Filters
+from weaviate.collections.classes.internal import Object
+from weaviate.exceptions import UnexpectedStatusCodeError
+
+from llmops_vectorstore.adapters import weaviate_schema as schema
+from llmops_vectorstore.adapters.weaviate_schema import tenant_name
+from llmops_vectorstore.domain.model import (
+    FIELD_KEYS,
+    ChunkRecord,
+    DocumentState,
+    Hit,
+    SearchMode,
+    StoreQuery,
+    StoreStats,
+)
+from llmops_vectorstore.domain.model import Filter as FieldFilter
+
+log = logging.getLogger(__name__)
+
+# Weaviate's batch delete removes at most QUERY_MAXIMUM_RESULTS objects per call.
+_MAX_DELETE_ROUNDS = 1000
+
+Collection = CollectionAsync[Any, Any]
+
+
+class WeaviateStore:
+    def __init__(
+        self, client: weaviate.WeaviateAsyncClient, chunks: str, documents: str
+    ) -> None:
+        self.client = client
+        self.chunks_name = chunks
+        self.documents_name = documents
+        self._chunks = client.collections.use(chunks)
+        self._documents = client.collections.use(documents)
+        self._known_tenants: set[str] = set()
+
+    async def ensure_schema(self) -> None:
+        await schema.ensure_collection(
+            self.client, self.chunks_name, schema.create_chunk_collection
+        )
+        await schema.ensure_collection(
+            self.client, self.documents_name, schema.create_document_collection
+        )
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # ------------------------------------------------------------------ tenants
+
+    async def _has_tenant(self, name: str) -> bool:
+        if name in self._known_tenants:
+            return True
+        if await self._chunks.tenants.exists(name) and await self._documents.tenants.exists(name):
+            self._known_tenants.add(name)
+            return True
+        return False
+
+    async def _ensure_tenant(self, name: str) -> None:
+        if await self._has_tenant(name):
+            return
+        for collection in (self._chunks, self._documents):
+            if await collection.tenants.exists(name):
+                continue
+            try:
+                await collection.tenants.create([Tenant(name=name)])
+            except UnexpectedStatusCodeError:
+                if not await collection.tenants.exists(name):
+                    raise
+        self._known_tenants.add(name)
+
+    async def _write(self, tenant: str) -> tuple[Collection, Collection]:
+        name = tenant_name(tenant)
+        await self._ensure_tenant(name)
+        return self._chunks.with_tenant(name), self._documents.with_tenant(name)
+
+    async def _read(self, tenant: str) -> tuple[Collection, Collection] | None:
+        name = tenant_name(tenant)
+        if not await self._has_tenant(name):
+            return None
+        return self._chunks.with_tenant(name), self._documents.with_tenant(name)
+
+    # ------------------------------------------------------------------ documents
+
+    async def get_document(self, tenant: str, document_id: str) -> DocumentState | None:
+        _, documents = await self._write(tenant)
+        obj = await documents.query.fetch_object_by_id(schema.document_uuid(document_id))
+        if obj is None:
+            return None
+        p = obj.properties
+        return DocumentState(
+            document_id=str(p[schema.DOCUMENT_ID]),
+            latest_version=int(p.get(schema.LATEST_VERSION) or 0),
+            deleted_up_to_version=int(p.get(schema.DELETED_UP_TO_VERSION) or 0),
+        )
+
+    async def put_document(self, tenant: str, state: DocumentState) -> None:
+        _, documents = await self._write(tenant)
+        obj = DataObject(
+            uuid=schema.document_uuid(state.document_id),
+            properties={
+                schema.DOCUMENT_ID: state.document_id,
+                schema.LATEST_VERSION: state.latest_version,
+                schema.DELETED_UP_TO_VERSION: state.deleted_up_to_version,
+                schema.LIVE: state.live,
+            },
+        )
+        _raise_on_errors(await documents.data.insert_many([obj]), "document state")
+
+    # ------------------------------------------------------------------ chunks
+
+    async def upsert_chunks(self, tenant: str, chunks: Sequence[ChunkRecord]) -> None:
+        if not chunks:
+            return
+        col, _ = await self._write(tenant)
+        # insert_many goes through Weaviate's batch API, which replaces an object that already
+        # has the uuid: a redelivered batch leaves exactly one copy of each chunk.
+        objects = [
+            DataObject(
+                uuid=schema.chunk_uuid(c.chunk_id),
+                vector=list(c.vector),
+                properties={
+                    schema.TEXT: c.text,
+                    schema.CHUNK_ID: c.chunk_id,
+                    schema.DOCUMENT_ID: c.document_id,
+                    schema.DOCUMENT_VERSION: c.document_version,
+                    schema.CHUNK_INDEX: c.chunk_index,
+                    schema.TITLE: c.title,
+                    schema.SOURCE: c.source,
+                    schema.METADATA_JSON: json.dumps(dict(c.metadata), ensure_ascii=False),
+                    schema.META_KV: [f"{k}={v}" for k, v in sorted(c.metadata.items())],
+                },
+            )
+            for c in chunks
+        ]
+        _raise_on_errors(await col.data.insert_many(objects), "chunks")
+
+    async def delete_chunks(self, tenant: str, document_id: str, max_version: int | None) -> int:
+        col, _ = await self._write(tenant)
+        where = Filter.by_property(schema.DOCUMENT_ID).equal(document_id)
+        if max_version is not None:
+            where = where & Filter.by_property(schema.DOCUMENT_VERSION).less_or_equal(max_version)
+        deleted = 0
+        for _ in range(_MAX_DELETE_ROUNDS):
+            result = await col.data.delete_many(where=where)
+            if result.failed:
+                raise RuntimeError(
+                    f"Weaviate failed to delete {result.failed} chunks of {document_id}"
+                )
+            deleted += result.successful
+            if not result.matches:
+                break
+        return deleted
+
+    async def get_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> list[Hit]:
+        handles = await self._read(tenant)
+        if handles is None:
+            return []
+        col, _ = handles
+        uuids = [schema.chunk_uuid(c) for c in chunk_ids]
+        res = await col.query.fetch_objects_by_ids(
+            uuids, limit=len(uuids), return_properties=schema.CHUNK_PROPERTIES
+        )
+        by_id = {_hit(o, 0.0).chunk_id: _hit(o, 0.0) for o in res.objects}
+        return [by_id[c] for c in chunk_ids if c in by_id]
+
+    # ------------------------------------------------------------------ search
+
+    async def search(self, tenant: str, query: StoreQuery) -> list[Hit]:
+        handles = await self._read(tenant)
+        if handles is None:
+            return []
+        col, _ = handles
+        where = _filters(query.filters)
+        if query.mode is SearchMode.VECTOR:
+            assert query.vector is not None
+            res = await col.query.near_vector(
+                list(query.vector), limit=query.limit, filters=where,
+                return_metadata=MetadataQuery(distance=True),
+                return_properties=schema.CHUNK_PROPERTIES,
+            )
+            # Cosine distance is 1 - cosine similarity: report the similarity.
+            return [_hit(o, 1.0 - (o.metadata.distance or 0.0)) for o in res.objects]
+        if query.mode is SearchMode.HYBRID:
+            assert query.vector is not None
+            res = await col.query.hybrid(
+                query.text, vector=list(query.vector), alpha=query.alpha,
+                query_properties=[schema.TEXT], limit=query.limit, filters=where,
+                return_metadata=MetadataQuery(score=True),
+                return_properties=schema.CHUNK_PROPERTIES,
+            )
+        else:
+            res = await col.query.bm25(
+                query.text, query_properties=[schema.TEXT], limit=query.limit, filters=where,
+                return_metadata=MetadataQuery(score=True),
+                return_properties=schema.CHUNK_PROPERTIES,
+            )
+        return [_hit(o, o.metadata.score or 0.0) for o in res.objects]
+
+    async def stats(self, tenant: str) -> StoreStats:
+        handles = await self._read(tenant)
+        if handles is None:
+            return StoreStats(0, 0, self.chunks_name)
+        col, documents = handles
+        chunks = await col.aggregate.over_all(total_count=True)
+        docs = await documents.aggregate.over_all(
+            total_count=True, filters=Filter.by_property(schema.LIVE).equal(True)
+        )
+        return StoreStats(chunks.total_count or 0, docs.total_count or 0, self.chunks_name)
+
+
+def _filters(filters: Sequence[FieldFilter]) -> _Filters | None:
+    parts: list[_Filters] = []
+    for f in filters:
+        if f.key in FIELD_KEYS:
+            parts.append(Filter.by_property(f.key).equal(f.equals))
+        else:
+            parts.append(Filter.by_property(schema.META_KV).contains_any([f"{f.key}={f.equals}"]))
+    return Filter.all_of(parts) if parts else None
+
+
+def _hit(obj: Object[Any, Any], score: float) -> Hit:
+    p = obj.properties
+    raw = p.get(schema.METADATA_JSON) or "{}"
+    try:
+        metadata = {str(k): str(v) for k, v in json.loads(raw).items()}
+    except (ValueError, AttributeError):
+        metadata = {}
+    return Hit(
+        chunk_id=str(p.get(schema.CHUNK_ID) or obj.uuid),
+        document_id=str(p.get(schema.DOCUMENT_ID) or ""),
+        document_version=int(p.get(schema.DOCUMENT_VERSION) or 0),
+        chunk_index=int(p.get(schema.CHUNK_INDEX) or 0),
+        text=str(p.get(schema.TEXT) or ""),
+        score=float(score),
+        title=str(p.get(schema.TITLE) or ""),
+        source=str(p.get(schema.SOURCE) or ""),
+        metadata=metadata,
+    )
+
+
+def _raise_on_errors(result: Any, what: str) -> None:
+    # insert_many reports per-object failures in .errors instead of raising; a partial write
+    # must fail the batch so it is retried, never committed.
+    if result.errors:
+        first = next(iter(result.errors.values()))
+        raise RuntimeError(
+            f"Weaviate rejected {len(result.errors)} {what} objects: {first.message}"
+        )
