@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from llmops.embedding.v1 import embedding_pb2_grpc
 from llmops_embedding.adapters.sentence_transformers import SentenceTransformerEmbedder
@@ -12,31 +11,13 @@ from llmops_embedding.api.grpc import SERVICE_FULL_NAME, EmbeddingServicer
 from llmops_embedding.domain.embedding import EmbeddingService
 from llmops_embedding.settings import Settings
 from llmops_kit import events
+from llmops_kit.app import ServiceApp
 from llmops_kit.grpc_server import GrpcServer
-from llmops_kit.kafka import EventBus, ensure_topics
-from llmops_kit.runner import run_until_signalled
+from llmops_kit.kafka import EventBus
 
 log = logging.getLogger(__name__)
 
 TOPICS = (events.CHUNKS_CREATED.topic, events.CHUNK_VECTORS.topic)
-
-
-@dataclass
-class App:
-    settings: Settings
-    service: EmbeddingService
-    bus: EventBus
-    grpc: GrpcServer
-
-    async def start(self) -> None:
-        await ensure_topics(self.settings.kafka, TOPICS)
-        await self.grpc.start()
-        await self.bus.start()
-
-    async def stop(self) -> None:
-        # gRPC first (readiness off, in-flight calls drain), then the consumer commits and leaves.
-        await self.grpc.stop(self.settings.grpc_grace_seconds)
-        await self.bus.stop()
 
 
 def build_grpc(settings: Settings, service: EmbeddingService) -> GrpcServer:
@@ -49,15 +30,14 @@ def build_grpc(settings: Settings, service: EmbeddingService) -> GrpcServer:
     return server
 
 
-async def build(settings: Settings) -> App:
+async def build(settings: Settings) -> ServiceApp:
     embedder = await SentenceTransformerEmbedder.load(settings.encoder)
     service = EmbeddingService(embedder)
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     handler = event_api.ChunksCreatedHandler(service, bus)
     event_api.register(bus, handler, settings.consumer_group, settings.max_records)
-    return App(settings, service, bus, build_grpc(settings, service))
+    return ServiceApp(settings, bus, build_grpc(settings, service), TOPICS)
 
 
 async def serve(settings: Settings) -> None:
-    app = await build(settings)
-    await run_until_signalled(app.start, app.stop)
+    await (await build(settings)).serve()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from llmops.ingestion.v1 import ingestion_pb2_grpc
@@ -20,8 +19,9 @@ from llmops_ingestion.domain.service import IngestionService, Limits
 from llmops_ingestion.ports import Tokenizer
 from llmops_ingestion.settings import HuggingFaceTokenizerConfig, Settings
 from llmops_kit import topics
+from llmops_kit.app import ServiceApp
 from llmops_kit.grpc_server import GrpcServer
-from llmops_kit.kafka import EventBus, ensure_topics
+from llmops_kit.kafka import EventBus
 
 SERVICE_NAME = "llmops.ingestion.v1.IngestionService"
 
@@ -44,24 +44,7 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
-@dataclass
-class App:
-    settings: Settings
-    bus: EventBus
-    grpc: GrpcServer
-    service: IngestionService
-
-    async def start(self) -> None:
-        await ensure_topics(self.settings.kafka, topics.ALL)
-        await self.bus.start()
-        await self.grpc.start()
-
-    async def stop(self) -> None:
-        await self.grpc.stop(self.settings.grpc_grace_seconds)
-        await self.bus.stop()
-
-
-def build(settings: Settings) -> App:
+def build(settings: Settings) -> ServiceApp:
     _ensure_sqlite_dir(settings.database_url)
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     service = IngestionService(
@@ -78,4 +61,4 @@ def build(settings: Settings) -> App:
     server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
     server.add(ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
                IngestionServicer(service), [SERVICE_NAME])
-    return App(settings, bus, server, service)
+    return ServiceApp(settings, bus, server, topics.ALL)

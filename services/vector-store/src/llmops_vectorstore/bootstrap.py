@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from llmops.vectorstore.v1 import vectorstore_pb2_grpc
 from llmops_kit import events
+from llmops_kit.app import ServiceApp
 from llmops_kit.grpc_server import GrpcServer
-from llmops_kit.kafka import EventBus, ensure_topics
-from llmops_kit.runner import run_until_signalled
+from llmops_kit.kafka import EventBus
 from llmops_vectorstore.adapters import weaviate_schema
 from llmops_vectorstore.adapters.embedding_client import EmbeddingClient
 from llmops_vectorstore.adapters.weaviate import WeaviateStore
@@ -26,26 +25,6 @@ TOPICS = (
     events.DOCUMENT_DELETED.topic,
     events.CHUNKS_INDEXED.topic,
 )
-
-
-@dataclass
-class App:
-    settings: Settings
-    store: WeaviateStore
-    embedder: EmbeddingClient
-    bus: EventBus
-    grpc: GrpcServer
-
-    async def start(self) -> None:
-        await ensure_topics(self.settings.kafka, TOPICS)
-        await self.grpc.start()
-        await self.bus.start()
-
-    async def stop(self) -> None:
-        await self.grpc.stop(self.settings.grpc_grace_seconds)
-        await self.bus.stop()
-        await self.embedder.close()
-        await self.store.close()
 
 
 def build_grpc(settings: Settings, service: SearchService) -> GrpcServer:
@@ -71,7 +50,7 @@ async def build_store(settings: Settings) -> WeaviateStore:
     return store
 
 
-async def build(settings: Settings) -> App:
+async def build(settings: Settings) -> ServiceApp:
     store = await build_store(settings)
     embedder = EmbeddingClient(settings.embedding)
     service = SearchService(store, embedder, settings.dimensions)
@@ -83,9 +62,9 @@ async def build(settings: Settings) -> App:
         bus, handlers, settings.consumer_group, settings.deletes_consumer_group,
         settings.max_records,
     )
-    return App(settings, store, embedder, bus, build_grpc(settings, service))
+    return ServiceApp(settings, bus, build_grpc(settings, service), TOPICS,
+                      closers=[embedder.close, store.close])
 
 
 async def serve(settings: Settings) -> None:
-    app = await build(settings)
-    await run_until_signalled(app.start, app.stop)
+    await (await build(settings)).serve()

@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# Single-node Apache Kafka (KRaft, broker+controller in one JVM) on 127.0.0.1,
+# built from the jars Maven resolves for infra/kafka/pom.xml (no tarball, no Docker).
+#
+#   kafka.sh install   resolve the jars into $LLMOPS_HOME/kafka/libs (only if missing/outdated)
+#   kafka.sh start     install if needed, format storage once, start, wait until healthy
+#   kafka.sh stop      SIGTERM, wait up to 30 s, then SIGKILL (no-op if not running)
+#   kafka.sh status    "kafka: running pid N port P" (exit 0) or "kafka: stopped" (exit 3)
+#   kafka.sh health    exit 0 if the broker is up and serving
+#   kafka.sh reset     stop and delete all Kafka data (topics, offsets, metadata)
+#
+# Environment: LLMOPS_HOME, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
+# KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_START_TIMEOUT (90 s),
+# KAFKA_STOP_TIMEOUT (30 s), JAVA_HOME, MVN (mvn).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+LLMOPS_HOME=${LLMOPS_HOME:-$REPO/.llmops}
+
+KAFKA_PORT=${KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
+KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
+KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
+MVN=${MVN:-mvn}
+JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
+
+POM="$REPO/infra/kafka/pom.xml"
+TEMPLATE="$REPO/infra/kafka/server.properties.tmpl"
+KAFKA_HOME="$LLMOPS_HOME/kafka"          # jars + rendered config (disposable)
+LIBS="$KAFKA_HOME/libs"
+LIBS_STAMP="$LIBS/.pom.sha256"           # hash of the pom the jars were resolved from
+CONFIG="$KAFKA_HOME/server.properties"
+LOG4J_CONFIG="$KAFKA_HOME/log4j2.properties"
+DATA="$LLMOPS_HOME/data/kafka"           # topic data + KRaft metadata (persistent)
+LOG_DIR="$LLMOPS_HOME/logs"
+LOG="$LOG_DIR/kafka.log"
+RUN="$LLMOPS_HOME/run"
+PIDFILE="$RUN/kafka.pid"
+LOG_OFFSET="$RUN/kafka.log-offset"       # size of kafka.log when this process started
+STARTED="$RUN/kafka.started"             # holds the pid once it has logged "started"
+LOCK="$RUN/kafka.lock"
+
+# The line KafkaRaftServer logs once the broker and controller are both serving.
+STARTED_LINE='Kafka Server started'
+
+log() { echo "kafka: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# Serialise start/stop/reset/install: two concurrent starts would both format or
+# both launch a JVM. fd 9 stays open (and the lock held) until the script exits.
+lock() {
+  mkdir -p "$RUN"
+  exec 9>"$LOCK"
+  flock 9
+}
+
+pid() { [[ -s $PIDFILE ]] && cat "$PIDFILE" || true; }
+
+# True if the pid file names a live process that is really our broker (the pid
+# could have been recycled after a crash or reboot).
+running() {
+  local p
+  p=$(pid)
+  [[ -n $p ]] && kill -0 "$p" 2>/dev/null || return 1
+  local cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *" kafka.Kafka "* ]]
+}
+
+port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
+
+# The port a running broker really listens on is the one in its rendered config,
+# not whatever KAFKA_PORT the caller of status/health happens to have set.
+broker_port() {
+  local p=""
+  [[ -f $CONFIG ]] && p=$(sed -n 's|^listeners=PLAINTEXT://[^:]*:\([0-9]*\).*|\1|p' "$CONFIG")
+  echo "${p:-$KAFKA_PORT}"
+}
+
+# Healthy = our JVM is alive, the client port accepts connections, and this
+# process (not an earlier one: the log is appended to) has logged STARTED_LINE.
+# The listener socket is bound well before the broker serves requests, so the
+# TCP check alone would pass too early.
+healthy() {
+  running || return 1
+  port_open "$(broker_port)" || return 1
+  local p
+  p=$(pid)
+  [[ -s $STARTED && $(cat "$STARTED") == "$p" ]] && return 0
+  [[ -f $LOG ]] || return 1
+  # grep reads from a process substitution, not a pipe: under pipefail, grep -q
+  # exiting on the first match would SIGPIPE tail and fail the whole check.
+  grep -q "$STARTED_LINE" < <(tail -c +"$(($(cat "$LOG_OFFSET" 2>/dev/null || echo 0) + 1))" "$LOG") ||
+    return 1
+  echo "$p" >"$STARTED"   # cache it, so health keeps working if the log is rotated by hand
+}
+
+installed() {
+  [[ -s $LIBS_STAMP ]] && [[ $(cat "$LIBS_STAMP") == "$(sha256sum "$POM" | cut -d' ' -f1)" ]] &&
+    compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null
+}
+
+cmd_install() {
+  if installed; then
+    log "jars up to date in $LIBS"
+    return 0
+  fi
+  command -v "$MVN" >/dev/null || die "maven ($MVN) not found"
+  log "resolving broker jars with maven into $LIBS (cache: ~/.m2) ..."
+  local tmp="$LIBS.tmp.$$"
+  rm -rf "$tmp"
+  mkdir -p "$KAFKA_HOME"
+  # Resolve into a temp dir and swap, so a failed or interrupted download never
+  # leaves a half-filled libs/ that looks installed.
+  # The sed strips the stray ESC[0m codes Debian's Maven 3.8 prints even with -B.
+  if ! "$MVN" -B -q -f "$POM" dependency:copy-dependencies -Dkafka.libs.dir="$tmp" 2>&1 |
+    sed -e $'s/\x1b\\[[0-9;]*m//g' >&2; then
+    rm -rf "$tmp"
+    die "maven failed to resolve $POM"
+  fi
+  sha256sum "$POM" | cut -d' ' -f1 >"$tmp/.pom.sha256"
+  rm -rf "$LIBS"
+  mv "$tmp" "$LIBS"
+  local jars=("$LIBS"/*.jar) broker=("$LIBS"/kafka_2.13-*.jar)
+  log "installed ${#jars[@]} jars (${broker[0]##*/})"
+  if running; then log "broker is running on the old jars; restart it to pick these up"; fi
+}
+
+# sed replacement text: escape \, & and the | delimiter.
+sed_escape() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
+
+render_config() {
+  mkdir -p "$KAFKA_HOME"
+  sed -e "s|@KAFKA_PORT@|$(sed_escape "$KAFKA_PORT")|g" \
+      -e "s|@KAFKA_CONTROLLER_PORT@|$(sed_escape "$KAFKA_CONTROLLER_PORT")|g" \
+      -e "s|@KAFKA_DATA_DIR@|$(sed_escape "$DATA")|g" \
+      "$TEMPLATE" >"$CONFIG.tmp"
+  mv "$CONFIG.tmp" "$CONFIG"
+
+  # Kafka 4.x logs through log4j2. With no config log4j2 prints only ERRORs, so
+  # point it at this one: everything to stdout at INFO (stdout is appended to
+  # kafka.log by cmd_start, which also catches JVM crash output there).
+  # shutdownHook=disable: log4j2's own shutdown hook otherwise races Kafka's and
+  # drops the last lines of a shutdown (exactly the ones you want after a stop).
+  cat >"$LOG4J_CONFIG" <<'EOF'
+status = warn
+shutdownHook = disable
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+# Per-request and partition state-change chatter: quiet unless something breaks.
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+# Every KafkaConfig instance dumps all ~400 settings at INFO (6 times per start);
+# the effective config is server.properties next to this file.
+logger.kafkaconfig.name = kafka.server.KafkaConfig
+logger.kafkaconfig.level = WARN
+logger.abstractconfig.name = org.apache.kafka.common.config.AbstractConfig
+logger.abstractconfig.level = WARN
+EOF
+}
+
+# Format the data dir once. meta.properties is what StorageTool writes; its
+# presence means the dir already belongs to a cluster and must be kept.
+format_storage() {
+  [[ -f $DATA/meta.properties ]] && return 0
+  mkdir -p "$DATA"
+  local cluster_id
+  cluster_id=$("$JAVA" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
+  [[ -n $cluster_id ]] || die "could not generate a cluster id"
+  log "formatting $DATA (cluster id $cluster_id)"
+  # No --standalone: that flag is for a dynamic quorum (controller.quorum.bootstrap.servers)
+  # and StorageTool rejects it when controller.quorum.voters is set, as in our
+  # template. --ignore-formatted: skip, rather than fail on, an already formatted dir.
+  "$JAVA" -Dlog4j2.configurationFile="$LOG4J_CONFIG" -cp "$LIBS/*" kafka.tools.StorageTool \
+    format --config "$CONFIG" --cluster-id "$cluster_id" --ignore-formatted >>"$LOG" 2>&1 ||
+    { tail -n 20 "$LOG" >&2; die "storage format failed"; }
+}
+
+print_status() {
+  if running; then
+    echo "kafka: running pid $(pid) port $(broker_port)"
+  else
+    echo "kafka: stopped"
+  fi
+}
+
+# Wait for the broker (already launched) to become healthy, or give up.
+wait_healthy() {
+  local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
+  while ((SECONDS < deadline)); do
+    if healthy; then return 0; fi
+    if ! running; then
+      log "broker exited during startup; last log lines:"
+      tail -n 40 "$LOG" >&2 || true
+      rm -f "$PIDFILE" "$STARTED"
+      return 1
+    fi
+    sleep 0.5
+  done
+  log "not healthy after ${KAFKA_START_TIMEOUT}s (pid $(pid) left running; 'kafka.sh stop' to abort); last log lines:"
+  tail -n 40 "$LOG" >&2 || true
+  return 1
+}
+
+# "Kafka Server started" comes a few hundred ms before the group coordinator has
+# replayed __consumer_offsets; until then OffsetFetch answers
+# COORDINATOR_LOAD_IN_PROGRESS. Consumers retry that, but some admin clients
+# don't (aiokafka's list_consumer_group_offsets returns {}), which makes "offsets
+# survived the restart" checks flaky. So start also waits (best effort, 15 s at
+# most) until every existing offsets partition has logged that it is loaded.
+wait_offsets_loaded() {
+  local want loaded deadline=$((SECONDS + 15))
+  want=$(compgen -G "$DATA/__consumer_offsets-*" | wc -l) || true
+  ((want > 0)) || return 0
+  while ((SECONDS < deadline)); do
+    loaded=$(tail -c +"$(($(cat "$LOG_OFFSET") + 1))" "$LOG" |
+      grep -c 'Finished loading of metadata from __consumer_offsets-') || true
+    ((loaded >= want)) && return 0
+    sleep 0.2
+  done
+  log "consumer offsets still loading after 15s (only $loaded of $want partitions); continuing"
+}
+
+cmd_start() {
+  lock
+  if running; then
+    # Already up (or still coming up from another start): just confirm health.
+    wait_healthy || exit 1
+    print_status
+    return 0
+  fi
+  rm -f "$PIDFILE" "$STARTED"
+
+  "$JAVA" -version >/dev/null 2>&1 || die "java not found (Kafka 4.x needs Java 17+)"
+  cmd_install
+  mkdir -p "$LOG_DIR" "$RUN" "$DATA"
+  for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    if port_open "$port"; then die "port $port on 127.0.0.1 is already in use by another process"; fi
+  done
+  render_config
+  format_storage
+
+  # The log is only appended to; rotate it here (never under a live broker) so it
+  # can't grow forever across restarts.
+  if [[ -f $LOG ]] && (($(stat -c %s "$LOG") > 64 * 1024 * 1024)); then
+    mv -f "$LOG" "$LOG.1"
+  fi
+  touch "$LOG"
+  stat -c %s "$LOG" >"$LOG_OFFSET"
+  echo "===== kafka.sh start $(date -Is) =====" >>"$LOG"
+
+  # shellcheck disable=SC2206  # KAFKA_HEAP_OPTS is deliberately word-split
+  local jvm_opts=($KAFKA_HEAP_OPTS
+    -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
+    -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError
+    -Djava.awt.headless=true
+    -Dlog4j2.configurationFile="$LOG4J_CONFIG")
+
+  # Launch from a throwaway subshell that exits at once, so the broker is
+  # reparented to init and nothing of this script lingers. The subshell first
+  # drops fd 9: whatever inherits the lock fd holds the lock for its whole life.
+  # setsid gives the broker its own session, so a Ctrl-C or SIGHUP aimed at the
+  # caller doesn't reach it. The inner bash writes its own pid and then execs
+  # java, so the pid file holds the JVM's pid whether or not setsid forks.
+  (
+    exec 9>&- </dev/null >>"$LOG" 2>&1
+    cd "$KAFKA_HOME"
+    # shellcheck disable=SC2016  # $$ and $@ are for the inner bash
+    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PIDFILE" \
+      "$JAVA" "${jvm_opts[@]}" -cp "$LIBS/*" kafka.Kafka "$CONFIG" &
+  )
+  for _ in $(seq 50); do [[ -s $PIDFILE ]] && break; sleep 0.1; done
+  [[ -s $PIDFILE ]] || die "broker did not start (no pid file); see $LOG"
+
+  log "started pid $(pid), waiting up to ${KAFKA_START_TIMEOUT}s for it to be healthy ..."
+  wait_healthy || exit 1
+  wait_offsets_loaded
+  print_status
+}
+
+cmd_stop() {
+  lock
+  if ! running; then
+    rm -f "$PIDFILE" "$STARTED"
+    echo "kafka: stopped"
+    return 0
+  fi
+  local p
+  p=$(pid)
+  log "stopping pid $p (SIGTERM: controlled shutdown, flushes logs)"
+  kill -TERM "$p" 2>/dev/null || true
+  local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
+  while kill -0 "$p" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  if kill -0 "$p" 2>/dev/null; then
+    # Data written before the kill is in the page cache and survives; the next
+    # start runs log recovery on the unflushed segments.
+    log "still alive after ${KAFKA_STOP_TIMEOUT}s, sending SIGKILL"
+    kill -KILL "$p" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$PIDFILE" "$STARTED"
+  echo "kafka: stopped"
+}
+
+cmd_status() {
+  print_status
+  running || exit 3
+}
+
+cmd_health() {
+  if healthy; then
+    echo "kafka: healthy (127.0.0.1:$(broker_port))"
+  else
+    echo "kafka: unhealthy" >&2
+    exit 1
+  fi
+}
+
+cmd_reset() {
+  cmd_stop
+  log "deleting $DATA"
+  rm -rf "$DATA"
+}
+
+case "${1:-}" in
+  install) lock; cmd_install ;;
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  health) cmd_health ;;
+  reset) cmd_reset ;;
+  *)
+    echo "usage: $(basename "$0") {install|start|stop|status|health|reset}" >&2
+    exit 2
+    ;;
+esac
