@@ -16,6 +16,7 @@ from llmops_cli.client import collect, document_for
 from llmops_kit import events, topics
 from llmops_kit.kafka import HEADER_DLQ_REASON
 from llmops_kit.settings import KafkaSettings
+from llmops_kit.testing import error_reason
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 CORPUS = Path(__file__).resolve().parents[2] / "samples" / "corpus"
@@ -153,8 +154,7 @@ async def test_bad_documents_get_invalid_argument_with_reason(
             metadata=e2e_stack.md(B))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (err.value.details() or "").startswith(reason)
-    trailers = dict(err.value.trailing_metadata() or ())
-    assert trailers.get("x-error-reason") == reason
+    assert error_reason(err.value) == reason
 
 
 @pytest.mark.parametrize(("md", "reason"), [((), "MISSING_API_KEY"),

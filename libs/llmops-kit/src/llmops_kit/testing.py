@@ -10,6 +10,7 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +50,8 @@ def weaviate_server() -> dict[str, int | str]:
 def unique() -> str:
     """A short unique suffix for topic, group and collection names."""
     return uuid.uuid4().hex[:10]
+
+
+def error_reason(exc: Any) -> str | None:
+    """The `x-error-reason` trailer of a failed gRPC call (see llmops_kit.grpc_server)."""
+    return next((v for k, v in exc.trailing_metadata() or () if k == "x-error-reason"), None)

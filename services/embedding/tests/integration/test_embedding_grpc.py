@@ -7,14 +7,11 @@ import numpy as np
 import pytest
 
 from llmops.embedding.v1 import embedding_pb2
+from llmops_kit.testing import error_reason
 
 pytestmark = pytest.mark.integration
 
 KEY = (("x-api-key", "dev-key-acme"),)
-
-
-def reason(exc: grpc.aio.AioRpcError) -> str | None:
-    return next((v for k, v in exc.trailing_metadata() or () if k == "x-error-reason"), None)
 
 
 async def test_embed(embedding_stub):
@@ -48,7 +45,7 @@ async def test_invalid_argument_reasons(embedding_stub, texts, expected):
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await embedding_stub.Embed(embedding_pb2.EmbedRequest(texts=texts), metadata=KEY)
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert reason(info.value) == expected
+    assert error_reason(info.value) == expected
     if expected == "EMPTY_TEXT":
         assert "texts[1]" in (info.value.details() or "")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from llmops_ingestion.bootstrap import build
+from llmops_ingestion.bootstrap import serve
 from llmops_ingestion.settings import Settings
 from llmops_kit.logging import configure_logging
 
@@ -12,7 +12,7 @@ from llmops_kit.logging import configure_logging
 def main() -> None:
     settings = Settings()
     configure_logging(settings.service_name, settings.log_level)
-    asyncio.run(build(settings).serve())
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

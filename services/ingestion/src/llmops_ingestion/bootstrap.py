@@ -44,7 +44,8 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
-def build(settings: Settings) -> ServiceApp:
+async def build(settings: Settings) -> ServiceApp:
+    """Must run inside the event loop: grpc.aio binds its server to the running loop."""
     _ensure_sqlite_dir(settings.database_url)
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     service = IngestionService(
@@ -62,3 +63,7 @@ def build(settings: Settings) -> ServiceApp:
     server.add(ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
                IngestionServicer(service), [SERVICE_NAME])
     return ServiceApp(settings, bus, server, topics.ALL)
+
+
+async def serve(settings: Settings) -> None:
+    await (await build(settings)).serve()

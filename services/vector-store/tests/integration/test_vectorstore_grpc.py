@@ -17,6 +17,7 @@ from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
 from llmops_kit.context import current_tenant
 from llmops_kit.grpc_server import GrpcServer
+from llmops_kit.testing import error_reason
 from llmops_vectorstore.adapters.embedding_client import EmbeddingClient
 from llmops_vectorstore.bootstrap import build_grpc
 from llmops_vectorstore.domain.indexing import Indexer
@@ -87,10 +88,6 @@ async def stub(weaviate_store, stub_embedding) -> AsyncIterator[Any]:
         await client.close()
 
 
-def reason(exc: grpc.aio.AioRpcError) -> str | None:
-    return next((v for k, v in exc.trailing_metadata() or () if k == "x-error-reason"), None)
-
-
 @pytest.mark.parametrize("mode", [
     vectorstore_pb2.SEARCH_MODE_UNSPECIFIED,
     vectorstore_pb2.SEARCH_MODE_VECTOR,
@@ -137,7 +134,7 @@ async def test_invalid_argument(stub, request_, expected):
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.Search(request_, metadata=ACME)
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert reason(info.value) == expected
+    assert error_reason(info.value) == expected
 
 
 async def test_unauthenticated(stub):
@@ -154,7 +151,7 @@ async def test_embedding_down_is_unavailable(weaviate_store):
             with pytest.raises(grpc.aio.AioRpcError) as info:
                 await vs.Search(vectorstore_pb2.SearchRequest(query="x"), metadata=ACME)
             assert info.value.code() is grpc.StatusCode.UNAVAILABLE
-            assert reason(info.value) == "EMBEDDING_UNAVAILABLE"
+            assert error_reason(info.value) == "EMBEDDING_UNAVAILABLE"
             # A given vector needs no embedding service.
             ok = await vs.Search(vectorstore_pb2.SearchRequest(vector=axis(0)), metadata=ACME)
             assert ok.mode == vectorstore_pb2.SEARCH_MODE_VECTOR
