@@ -73,7 +73,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
     for spec in stack.SERVICES:
         pid = stack.service_pid(spec.name)
         report[spec.name] = {"pid": pid, "port": spec.port, "health": await stack.health(spec.port)}
-    lines = [f"{n}: {v.get('detail') or v.get('health')}" for n, v in report.items()]
+    lines = [v["detail"] if v.get("detail") else f"{n}: {v.get('health')}"
+             for n, v in report.items()]
     _emit(args, report, "\n".join(lines))
     healthy = all(v.get("running", v.get("health") == "SERVING") for v in report.values())
     return 0 if healthy else 3
