@@ -3,6 +3,9 @@
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 OUT="$REPO/libs/llmops-protos/src"
+# One generation at a time: the output folder is replaced as a whole.
+exec 9>"${TMPDIR:-/tmp}/llmops-gen-protos.lock"
+flock 9
 cd "$REPO/protos"
 rm -rf "$OUT/llmops"
 mkdir -p "$OUT"

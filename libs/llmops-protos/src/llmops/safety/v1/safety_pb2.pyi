@@ -28,13 +28,17 @@ class _DirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Direction.V
     DESCRIPTOR: _descriptor.EnumDescriptor
     DIRECTION_UNSPECIFIED: _Direction.ValueType  # 0
     DIRECTION_INPUT: _Direction.ValueType  # 1
+    """Text going to a model (a user's prompt, retrieved context)."""
     DIRECTION_OUTPUT: _Direction.ValueType  # 2
+    """Text coming from a model (an answer)."""
 
 class Direction(_Direction, metaclass=_DirectionEnumTypeWrapper): ...
 
 DIRECTION_UNSPECIFIED: Direction.ValueType  # 0
 DIRECTION_INPUT: Direction.ValueType  # 1
+"""Text going to a model (a user's prompt, retrieved context)."""
 DIRECTION_OUTPUT: Direction.ValueType  # 2
+"""Text coming from a model (an answer)."""
 Global___Direction: _TypeAlias = Direction  # noqa: Y015
 
 class _Verdict:
@@ -46,6 +50,7 @@ class _VerdictEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Verdict.Value
     VERDICT_UNSPECIFIED: _Verdict.ValueType  # 0
     VERDICT_ALLOW: _Verdict.ValueType  # 1
     VERDICT_REDACT: _Verdict.ValueType  # 2
+    """Pass redacted_text on instead of the original."""
     VERDICT_BLOCK: _Verdict.ValueType  # 3
 
 class Verdict(_Verdict, metaclass=_VerdictEnumTypeWrapper): ...
@@ -53,22 +58,34 @@ class Verdict(_Verdict, metaclass=_VerdictEnumTypeWrapper): ...
 VERDICT_UNSPECIFIED: Verdict.ValueType  # 0
 VERDICT_ALLOW: Verdict.ValueType  # 1
 VERDICT_REDACT: Verdict.ValueType  # 2
+"""Pass redacted_text on instead of the original."""
 VERDICT_BLOCK: Verdict.ValueType  # 3
 Global___Verdict: _TypeAlias = Verdict  # noqa: Y015
 
 @_typing.final
 class Finding(_message.Message):
+    """One thing found in the text. `start`/`end` are a half-open span in Python str indices, i.e.
+    Unicode code points (not UTF-8 bytes, not UTF-16 code units): text[start:end] in Python.
+    Clients in languages that index UTF-16 (Java, JavaScript, C#) must convert for characters
+    outside the Basic Multilingual Plane (emoji).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     CATEGORY_FIELD_NUMBER: _builtins.int
     START_FIELD_NUMBER: _builtins.int
     END_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
     category: _builtins.str
-    """e.g. "pii.email", "toxicity", "prompt_injection"."""
+    """"pii.email", "pii.phone", "pii.credit_card", "pii.iban", "pii.us_ssn", "pii.kr_rrn",
+    "pii.ip_address", "pii.api_key", "pii.secret", "toxicity", "prompt_injection".
+    """
     start: _builtins.int
     end: _builtins.int
     score: _builtins.float
+    rule: _builtins.str
+    """The detector rule that fired, e.g. "aws_access_key_id", "ignore_previous", "lexicon.en.threat"."""
     def __init__(
         self,
         *,
@@ -76,10 +93,11 @@ class Finding(_message.Message):
         start: _builtins.int = ...,
         end: _builtins.int = ...,
         score: _builtins.float = ...,
+        rule: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "end", b"end", "score", b"score", "start", b"start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "end", b"end", "rule", b"rule", "score", b"score", "start", b"start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -93,6 +111,7 @@ class CheckTextRequest(_message.Message):
     DIRECTION_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     direction: Global___Direction.ValueType
+    """Required: the policy differs per direction."""
     def __init__(
         self,
         *,
@@ -136,13 +155,27 @@ class CheckTextResponse(_message.Message):
     FINDINGS_FIELD_NUMBER: _builtins.int
     REDACTED_TEXT_FIELD_NUMBER: _builtins.int
     TOXICITY_BACKEND_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
     verdict: Global___Verdict.ValueType
     redacted_text: _builtins.str
+    """The text with every PII finding the policy redacts or blocks replaced by its label; equal to
+    the input when nothing was redacted.
+    """
     toxicity_backend: _builtins.str
+    """"detoxify" or "alt-profanity-check"."""
     @_builtins.property
-    def scores(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
+    def scores(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """Per-check scores in [0, 1]: "toxicity" (the max of the two below), "toxicity.model",
+        "toxicity.lexicon", "prompt_injection", "pii" (1 if any PII was found), and with detoxify
+        one "toxicity.<class>" per class of the checkpoint.
+        """
+
     @_builtins.property
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Finding]: ...
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why the verdict is what it is, e.g. "toxicity 0.93 >= 0.80", "pii.email redacted"."""
+
     def __init__(
         self,
         *,
@@ -151,10 +184,11 @@ class CheckTextResponse(_message.Message):
         findings: _abc.Iterable[Global___Finding] | None = ...,
         redacted_text: _builtins.str = ...,
         toxicity_backend: _builtins.str = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings", "redacted_text", b"redacted_text", "scores", b"scores", "toxicity_backend", b"toxicity_backend", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings", "reasons", b"reasons", "redacted_text", b"redacted_text", "scores", b"scores", "toxicity_backend", b"toxicity_backend", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -165,15 +199,21 @@ class RedactRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TEXT_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
     text: _builtins.str
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """PII categories to redact ("pii.email", ...); empty means every PII category."""
+
     def __init__(
         self,
         *,
         text: _builtins.str = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -203,8 +243,146 @@ class RedactResponse(_message.Message):
 Global___RedactResponse: _TypeAlias = RedactResponse  # noqa: Y015
 
 @_typing.final
+class GetInfoRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInfoRequest: _TypeAlias = GetInfoRequest  # noqa: Y015
+
+@_typing.final
+class DirectionPolicy(_message.Message):
+    """The rules for one direction of a tenant's policy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOXICITY_BLOCK_THRESHOLD_FIELD_NUMBER: _builtins.int
+    INJECTION_BLOCK_THRESHOLD_FIELD_NUMBER: _builtins.int
+    REDACT_CATEGORIES_FIELD_NUMBER: _builtins.int
+    BLOCK_CATEGORIES_FIELD_NUMBER: _builtins.int
+    toxicity_block_threshold: _builtins.float
+    """Block at or above this toxicity score; unset = toxicity never blocks."""
+    injection_block_threshold: _builtins.float
+    """Block at or above this prompt-injection score; unset = injection never blocks."""
+    @_builtins.property
+    def redact_categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """PII categories replaced by their label (verdict REDACT)."""
+
+    @_builtins.property
+    def block_categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """PII categories that block the text outright (verdict BLOCK)."""
+
+    def __init__(
+        self,
+        *,
+        toxicity_block_threshold: _builtins.float | None = ...,
+        injection_block_threshold: _builtins.float | None = ...,
+        redact_categories: _abc.Iterable[_builtins.str] | None = ...,
+        block_categories: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_injection_block_threshold", b"_injection_block_threshold", "_toxicity_block_threshold", b"_toxicity_block_threshold", "injection_block_threshold", b"injection_block_threshold", "toxicity_block_threshold", b"toxicity_block_threshold"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_injection_block_threshold", b"_injection_block_threshold", "_toxicity_block_threshold", b"_toxicity_block_threshold", "block_categories", b"block_categories", "injection_block_threshold", b"injection_block_threshold", "redact_categories", b"redact_categories", "toxicity_block_threshold", b"toxicity_block_threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__injection_block_threshold: _TypeAlias = _typing.Literal["injection_block_threshold"]  # noqa: Y015
+    _WhichOneofArgType__injection_block_threshold: _TypeAlias = _typing.Literal["_injection_block_threshold", b"_injection_block_threshold"]  # noqa: Y015
+    _WhichOneofReturnType__toxicity_block_threshold: _TypeAlias = _typing.Literal["toxicity_block_threshold"]  # noqa: Y015
+    _WhichOneofArgType__toxicity_block_threshold: _TypeAlias = _typing.Literal["_toxicity_block_threshold", b"_toxicity_block_threshold"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__injection_block_threshold) -> _WhichOneofReturnType__injection_block_threshold | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__toxicity_block_threshold) -> _WhichOneofReturnType__toxicity_block_threshold | None: ...
+
+Global___DirectionPolicy: _TypeAlias = DirectionPolicy  # noqa: Y015
+
+@_typing.final
+class TenantPolicy(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def input(self) -> Global___DirectionPolicy: ...
+    @_builtins.property
+    def output(self) -> Global___DirectionPolicy: ...
+    def __init__(
+        self,
+        *,
+        input: Global___DirectionPolicy | None = ...,
+        output: Global___DirectionPolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "output", b"output"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "output", b"output"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TenantPolicy: _TypeAlias = TenantPolicy  # noqa: Y015
+
+@_typing.final
+class GetInfoResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOXICITY_BACKEND_FIELD_NUMBER: _builtins.int
+    TOXICITY_BACKEND_DETAIL_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    POLICY_SOURCE_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
+    EVENTS_PUBLISHED_FIELD_NUMBER: _builtins.int
+    EVENTS_FAILED_FIELD_NUMBER: _builtins.int
+    EVENTS_DROPPED_FIELD_NUMBER: _builtins.int
+    toxicity_backend: _builtins.str
+    toxicity_backend_detail: _builtins.str
+    """The backend's specifics: the checkpoint file, or the package version."""
+    tenant: _builtins.str
+    policy_source: _builtins.str
+    """"default" or "tenant" (the tenant has its own overrides)."""
+    events_published: _builtins.int
+    """Verdict events of this process: published, failed (Kafka down / timeout), dropped (too many
+    in flight).
+    """
+    events_failed: _builtins.int
+    events_dropped: _builtins.int
+    @_builtins.property
+    def policy(self) -> Global___TenantPolicy: ...
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every finding category this build can report."""
+
+    def __init__(
+        self,
+        *,
+        toxicity_backend: _builtins.str = ...,
+        toxicity_backend_detail: _builtins.str = ...,
+        tenant: _builtins.str = ...,
+        policy: Global___TenantPolicy | None = ...,
+        policy_source: _builtins.str = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
+        events_published: _builtins.int = ...,
+        events_failed: _builtins.int = ...,
+        events_dropped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "events_dropped", b"events_dropped", "events_failed", b"events_failed", "events_published", b"events_published", "policy", b"policy", "policy_source", b"policy_source", "tenant", b"tenant", "toxicity_backend", b"toxicity_backend", "toxicity_backend_detail", b"toxicity_backend_detail"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetInfoResponse: _TypeAlias = GetInfoResponse  # noqa: Y015
+
+@_typing.final
 class SafetyVerdictIssued(_message.Message):
-    """Topic llmops.safety.verdict-issued.v1, key: tenant."""
+    """Topic llmops.safety.verdict-issued.v1, key: tenant. Carries no raw PII: findings are spans and
+    categories; the excerpt, when present, has every PII finding replaced by its label.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -233,14 +411,25 @@ class SafetyVerdictIssued(_message.Message):
     VERDICT_FIELD_NUMBER: _builtins.int
     SCORES_FIELD_NUMBER: _builtins.int
     FINDINGS_FIELD_NUMBER: _builtins.int
+    TOXICITY_BACKEND_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    TEXT_CHARS_FIELD_NUMBER: _builtins.int
+    REDACTED_EXCERPT_FIELD_NUMBER: _builtins.int
     direction: Global___Direction.ValueType
     verdict: Global___Verdict.ValueType
+    toxicity_backend: _builtins.str
+    text_chars: _builtins.int
+    """Length of the checked text in code points."""
+    redacted_excerpt: _builtins.str
+    """The first characters of the fully redacted text (empty when disabled by settings)."""
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
     @_builtins.property
     def scores(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]: ...
     @_builtins.property
     def findings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Finding]: ...
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -249,10 +438,14 @@ class SafetyVerdictIssued(_message.Message):
         verdict: Global___Verdict.ValueType = ...,
         scores: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         findings: _abc.Iterable[Global___Finding] | None = ...,
+        toxicity_backend: _builtins.str = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+        text_chars: _builtins.int = ...,
+        redacted_excerpt: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "envelope", b"envelope", "findings", b"findings", "scores", b"scores", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["direction", b"direction", "envelope", b"envelope", "findings", b"findings", "reasons", b"reasons", "redacted_excerpt", b"redacted_excerpt", "scores", b"scores", "text_chars", b"text_chars", "toxicity_backend", b"toxicity_backend", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class SafetyServiceStub(object):
-    """Missing associated documentation comment in .proto file."""
+    """Toxicity, PII and prompt-injection checks, called inline (before a prompt reaches a model and
+    before an answer reaches a user). The verdict comes from the caller's tenant policy.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -44,19 +46,36 @@ class SafetyServiceStub(object):
                 request_serializer=llmops_dot_safety_dot_v1_dot_safety__pb2.RedactRequest.SerializeToString,
                 response_deserializer=llmops_dot_safety_dot_v1_dot_safety__pb2.RedactResponse.FromString,
                 _registered_method=True)
+        self.GetInfo = channel.unary_unary(
+                '/llmops.safety.v1.SafetyService/GetInfo',
+                request_serializer=llmops_dot_safety_dot_v1_dot_safety__pb2.GetInfoRequest.SerializeToString,
+                response_deserializer=llmops_dot_safety_dot_v1_dot_safety__pb2.GetInfoResponse.FromString,
+                _registered_method=True)
 
 
 class SafetyServiceServicer(object):
-    """Missing associated documentation comment in .proto file."""
+    """Toxicity, PII and prompt-injection checks, called inline (before a prompt reaches a model and
+    before an answer reaches a user). The verdict comes from the caller's tenant policy.
+    """
 
     def CheckText(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Scores a text, lists what was found, and decides ALLOW / REDACT / BLOCK for the direction.
+        Publishes a SafetyVerdictIssued event (best effort: a Kafka outage never fails the call).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Redact(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Replaces PII and secrets with labels such as [EMAIL]; no policy, no event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetInfo(self, request, context):
+        """The active toxicity backend and the policy that applies to the caller's tenant.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -74,6 +93,11 @@ def add_SafetyServiceServicer_to_server(servicer, server):
                     request_deserializer=llmops_dot_safety_dot_v1_dot_safety__pb2.RedactRequest.FromString,
                     response_serializer=llmops_dot_safety_dot_v1_dot_safety__pb2.RedactResponse.SerializeToString,
             ),
+            'GetInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetInfo,
+                    request_deserializer=llmops_dot_safety_dot_v1_dot_safety__pb2.GetInfoRequest.FromString,
+                    response_serializer=llmops_dot_safety_dot_v1_dot_safety__pb2.GetInfoResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'llmops.safety.v1.SafetyService', rpc_method_handlers)
@@ -83,7 +107,9 @@ def add_SafetyServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class SafetyService(object):
-    """Missing associated documentation comment in .proto file."""
+    """Toxicity, PII and prompt-injection checks, called inline (before a prompt reaches a model and
+    before an answer reaches a user). The verdict comes from the caller's tenant policy.
+    """
 
     @staticmethod
     def CheckText(request,
@@ -129,6 +155,33 @@ class SafetyService(object):
             '/llmops.safety.v1.SafetyService/Redact',
             llmops_dot_safety_dot_v1_dot_safety__pb2.RedactRequest.SerializeToString,
             llmops_dot_safety_dot_v1_dot_safety__pb2.RedactResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.safety.v1.SafetyService/GetInfo',
+            llmops_dot_safety_dot_v1_dot_safety__pb2.GetInfoRequest.SerializeToString,
+            llmops_dot_safety_dot_v1_dot_safety__pb2.GetInfoResponse.FromString,
             options,
             channel_credentials,
             insecure,

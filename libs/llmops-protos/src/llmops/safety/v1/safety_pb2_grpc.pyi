@@ -27,32 +27,68 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class SafetyServiceStub:
+    """Toxicity, PII and prompt-injection checks, called inline (before a prompt reaches a model and
+    before an answer reaches a user). The verdict comes from the caller's tenant policy.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SafetyServiceAsyncStub: ...
     CheckText: _grpc.UnaryUnaryMultiCallable[_safety_pb2.CheckTextRequest, _safety_pb2.CheckTextResponse]
+    """Scores a text, lists what was found, and decides ALLOW / REDACT / BLOCK for the direction.
+    Publishes a SafetyVerdictIssued event (best effort: a Kafka outage never fails the call).
+    """
     Redact: _grpc.UnaryUnaryMultiCallable[_safety_pb2.RedactRequest, _safety_pb2.RedactResponse]
+    """Replaces PII and secrets with labels such as [EMAIL]; no policy, no event."""
+    GetInfo: _grpc.UnaryUnaryMultiCallable[_safety_pb2.GetInfoRequest, _safety_pb2.GetInfoResponse]
+    """The active toxicity backend and the policy that applies to the caller's tenant."""
 
 @_typing.type_check_only
 class SafetyServiceAsyncStub(SafetyServiceStub):
+    """Toxicity, PII and prompt-injection checks, called inline (before a prompt reaches a model and
+    before an answer reaches a user). The verdict comes from the caller's tenant policy.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     CheckText: _aio.UnaryUnaryMultiCallable[_safety_pb2.CheckTextRequest, _safety_pb2.CheckTextResponse]  # type: ignore[assignment]
+    """Scores a text, lists what was found, and decides ALLOW / REDACT / BLOCK for the direction.
+    Publishes a SafetyVerdictIssued event (best effort: a Kafka outage never fails the call).
+    """
     Redact: _aio.UnaryUnaryMultiCallable[_safety_pb2.RedactRequest, _safety_pb2.RedactResponse]  # type: ignore[assignment]
+    """Replaces PII and secrets with labels such as [EMAIL]; no policy, no event."""
+    GetInfo: _aio.UnaryUnaryMultiCallable[_safety_pb2.GetInfoRequest, _safety_pb2.GetInfoResponse]  # type: ignore[assignment]
+    """The active toxicity backend and the policy that applies to the caller's tenant."""
 
 class SafetyServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Toxicity, PII and prompt-injection checks, called inline (before a prompt reaches a model and
+    before an answer reaches a user). The verdict comes from the caller's tenant policy.
+    """
+
     @_abc_1.abstractmethod
     def CheckText(
         self,
         request: _safety_pb2.CheckTextRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_safety_pb2.CheckTextResponse, _abc.Awaitable[_safety_pb2.CheckTextResponse]]: ...
+    ) -> _typing.Union[_safety_pb2.CheckTextResponse, _abc.Awaitable[_safety_pb2.CheckTextResponse]]:
+        """Scores a text, lists what was found, and decides ALLOW / REDACT / BLOCK for the direction.
+        Publishes a SafetyVerdictIssued event (best effort: a Kafka outage never fails the call).
+        """
 
     @_abc_1.abstractmethod
     def Redact(
         self,
         request: _safety_pb2.RedactRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_safety_pb2.RedactResponse, _abc.Awaitable[_safety_pb2.RedactResponse]]: ...
+    ) -> _typing.Union[_safety_pb2.RedactResponse, _abc.Awaitable[_safety_pb2.RedactResponse]]:
+        """Replaces PII and secrets with labels such as [EMAIL]; no policy, no event."""
+
+    @_abc_1.abstractmethod
+    def GetInfo(
+        self,
+        request: _safety_pb2.GetInfoRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_safety_pb2.GetInfoResponse, _abc.Awaitable[_safety_pb2.GetInfoResponse]]:
+        """The active toxicity backend and the policy that applies to the caller's tenant."""
 
 def add_SafetyServiceServicer_to_server(servicer: SafetyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
