@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from llmops_kit.context import bound, new_trace_id
-from llmops_kit.errors import DomainError
+from llmops_kit.errors import DomainError, InvalidArgument
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ API_KEY_HEADER = "x-api-key"
 TRACE_ID_HEADER = "x-trace-id"
 REASON_TRAILER = "x-error-reason"
 OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.")
+Parser = Callable[[bytes], Any] | None
 
 
 def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
@@ -48,16 +49,17 @@ class TenantAuth(grpc.aio.ServerInterceptor):
         method = handler_call_details.method or ""
         if handler is None or method.lstrip("/").startswith(OPEN_SERVICES):
             return handler
+        # Requests arrive as raw bytes and are parsed inside the wrapper, so a malformed
+        # protobuf gets INVALID_ARGUMENT with a reason instead of grpc's generic INTERNAL.
+        parse = handler.request_deserializer
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(handler.unary_unary, parse),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_stream(handler.unary_stream, parse),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -78,12 +80,22 @@ class TenantAuth(grpc.aio.ServerInterceptor):
         context.set_trailing_metadata(((REASON_TRAILER, exc.reason),))
         await context.abort(exc.code, f"{exc.reason}: {exc.message}")
 
-    def _wrap_unary(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def _parse(self, parse: Parser, raw: bytes, context: grpc.aio.ServicerContext) -> Any:
+        if parse is None:
+            return raw
+        try:
+            return parse(raw)
+        except Exception as exc:  # DecodeError, or anything a custom deserializer raises
+            await self._fail(context, InvalidArgument(
+                "MALFORMED_REQUEST", f"request is not a valid protobuf message: {exc}"))
+
+    def _wrap_unary(self, behavior: Callable[..., Any], parse: Parser) -> Callable[..., Any]:
+        async def wrapper(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             md = _metadata(context)
             tenant = self._tenant(md)
             if tenant is None:
                 await self._deny(context, md)
+            request = await self._parse(parse, raw, context)
             with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id(), md.get(API_KEY_HEADER)):
                 try:
                     return await behavior(request, context)
@@ -93,12 +105,13 @@ class TenantAuth(grpc.aio.ServerInterceptor):
 
         return wrapper
 
-    def _wrap_stream(self, behavior: Callable[..., Any]) -> Callable[..., Any]:
-        async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    def _wrap_stream(self, behavior: Callable[..., Any], parse: Parser) -> Callable[..., Any]:
+        async def wrapper(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             md = _metadata(context)
             tenant = self._tenant(md)
             if tenant is None:
                 await self._deny(context, md)
+            request = await self._parse(parse, raw, context)
             with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id(), md.get(API_KEY_HEADER)):
                 try:
                     async for item in behavior(request, context):
