@@ -65,9 +65,14 @@ class Batch(Generic[M]):
     _bus: EventBus
     _group: str
     rejected: list[tuple[Received[M], PoisonMessage]] = field(default_factory=list)
+    # Survives handler retries, so a retried batch does not dead-letter a record twice.
+    _dead_lettered: set[tuple[str, int, int]] = field(default_factory=set)
 
     async def dead_letter(self, item: Received[M], error: PoisonMessage) -> None:
-        await self._bus.dead_letter(item.record, error, self._group)
+        where = (item.record.topic, item.record.partition, item.record.offset)
+        if where not in self._dead_lettered:
+            await self._bus.dead_letter(item.record, error, self._group)
+            self._dead_lettered.add(where)
         self.rejected.append((item, error))
 
 
