@@ -25,25 +25,27 @@ _sym_db = _symbol_database.Default()
 from llmops.common.v1 import envelope_pb2 as llmops_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#llmops/inference/v1/inference.proto\x12\x13llmops.inference.v1\x1a\x1fllmops/common/v1/envelope.proto\"\x97\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x13\n\x0bmodel_alias\x18\x02 \x01(\t\x12\x13\n\x0bprompt_name\x18\x03 \x01(\t\x12\x14\n\x0cprompt_label\x18\x04 \x01(\t\x12\x0b\n\x03rag\x18\x05 \x01(\x08\x12\r\n\x05top_k\x18\x06 \x01(\r\x12\x16\n\x0emax_new_tokens\x18\x07 \x01(\r\"@\n\x08\x43itation\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\"\x83\x01\n\x10GenerateResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x30\n\tcitations\x18\x02 \x03(\x0b\x32\x1d.llmops.inference.v1.Citation\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x16\n\x0eprompt_version\x18\x04 \x01(\t\"]\n\x16GenerateStreamResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x34\n\x05\x66inal\x18\x02 \x01(\x0b\x32%.llmops.inference.v1.GenerateResponse\"3\n\x0cStageLatency\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x14\n\x0cmilliseconds\x18\x02 \x01(\x01\"\xc7\x02\n\x12InferenceCompleted\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0eprompt_version\x18\x03 \x01(\t\x12\x31\n\x06stages\x18\x04 \x03(\x0b\x32!.llmops.inference.v1.StageLatency\x12\x1e\n\x16time_to_first_token_ms\x18\x05 \x01(\x01\x12\x15\n\rprompt_tokens\x18\x06 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\r\x12\x1b\n\x13retrieved_chunk_ids\x18\x08 \x03(\t\x12\x19\n\x11redacted_question\x18\t \x01(\t\x12\x17\n\x0fredacted_answer\x18\n \x01(\t2\xd2\x01\n\x10InferenceService\x12W\n\x08Generate\x12$.llmops.inference.v1.GenerateRequest\x1a%.llmops.inference.v1.GenerateResponse\x12\x65\n\x0eGenerateStream\x12$.llmops.inference.v1.GenerateRequest\x1a+.llmops.inference.v1.GenerateStreamResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#llmops/inference/v1/inference.proto\x12\x13llmops.inference.v1\x1a\x1fllmops/common/v1/envelope.proto\"\xfc\x01\n\x0fGenerateRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\x13\n\x0bmodel_alias\x18\x02 \x01(\t\x12\x13\n\x0bprompt_name\x18\x03 \x01(\t\x12\x14\n\x0cprompt_label\x18\x04 \x01(\t\x12\x10\n\x03rag\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\r\n\x05top_k\x18\x06 \x01(\r\x12\x16\n\x0emax_new_tokens\x18\x07 \x01(\r\x12\x18\n\x0btemperature\x18\x08 \x01(\x02H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\t \x01(\rH\x02\x88\x01\x01\x12\x10\n\x08no_cache\x18\n \x01(\x08\x42\x06\n\x04_ragB\x0e\n\x0c_temperatureB\x07\n\x05_seed\"p\n\x08\x43itation\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x10\n\x08\x63hunk_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x0e\n\x06marker\x18\x04 \x01(\r\x12\r\n\x05title\x18\x05 \x01(\t\x12\x0f\n\x07\x65xcerpt\x18\x06 \x01(\t\"3\n\x0cStageLatency\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x14\n\x0cmilliseconds\x18\x02 \x01(\x01\"\x95\x03\n\x10GenerateResponse\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x30\n\tcitations\x18\x02 \x03(\x0b\x32\x1d.llmops.inference.v1.Citation\x12\x15\n\rmodel_version\x18\x03 \x01(\t\x12\x16\n\x0eprompt_version\x18\x04 \x01(\t\x12\x38\n\x0cinput_safety\x18\x05 \x01(\x0e\x32\".llmops.inference.v1.SafetyOutcome\x12\x39\n\routput_safety\x18\x06 \x01(\x0e\x32\".llmops.inference.v1.SafetyOutcome\x12\x0f\n\x07\x62locked\x18\x07 \x01(\x08\x12\x15\n\rprompt_tokens\x18\x08 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\t \x01(\r\x12\x31\n\x06stages\x18\n \x03(\x0b\x32!.llmops.inference.v1.StageLatency\x12\x0e\n\x06\x63\x61\x63hed\x18\x0b \x01(\x08\x12\x15\n\rfinish_reason\x18\x0c \x01(\t\"]\n\x16GenerateStreamResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x34\n\x05\x66inal\x18\x02 \x01(\x0b\x32%.llmops.inference.v1.GenerateResponse\"\xf0\x03\n\x12InferenceCompleted\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0eprompt_version\x18\x03 \x01(\t\x12\x31\n\x06stages\x18\x04 \x03(\x0b\x32!.llmops.inference.v1.StageLatency\x12\x1e\n\x16time_to_first_token_ms\x18\x05 \x01(\x01\x12\x15\n\rprompt_tokens\x18\x06 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x07 \x01(\r\x12\x1b\n\x13retrieved_chunk_ids\x18\x08 \x03(\t\x12\x19\n\x11redacted_question\x18\t \x01(\t\x12\x17\n\x0fredacted_answer\x18\n \x01(\t\x12\x38\n\x0cinput_safety\x18\x0b \x01(\x0e\x32\".llmops.inference.v1.SafetyOutcome\x12\x39\n\routput_safety\x18\x0c \x01(\x0e\x32\".llmops.inference.v1.SafetyOutcome\x12\x0e\n\x06\x63\x61\x63hed\x18\r \x01(\x08\x12\x10\n\x08streamed\x18\x0e \x01(\x08\x12\x10\n\x08total_ms\x18\x0f \x01(\x01*~\n\rSafetyOutcome\x12\x1e\n\x1aSAFETY_OUTCOME_UNSPECIFIED\x10\x00\x12\x18\n\x14SAFETY_OUTCOME_ALLOW\x10\x01\x12\x19\n\x15SAFETY_OUTCOME_REDACT\x10\x02\x12\x18\n\x14SAFETY_OUTCOME_BLOCK\x10\x03\x32\xd2\x01\n\x10InferenceService\x12W\n\x08Generate\x12$.llmops.inference.v1.GenerateRequest\x1a%.llmops.inference.v1.GenerateResponse\x12\x65\n\x0eGenerateStream\x12$.llmops.inference.v1.GenerateRequest\x1a+.llmops.inference.v1.GenerateStreamResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmops.inference.v1.inference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SAFETYOUTCOME']._serialized_start=1517
+  _globals['_SAFETYOUTCOME']._serialized_end=1643
   _globals['_GENERATEREQUEST']._serialized_start=94
-  _globals['_GENERATEREQUEST']._serialized_end=245
-  _globals['_CITATION']._serialized_start=247
-  _globals['_CITATION']._serialized_end=311
-  _globals['_GENERATERESPONSE']._serialized_start=314
-  _globals['_GENERATERESPONSE']._serialized_end=445
-  _globals['_GENERATESTREAMRESPONSE']._serialized_start=447
-  _globals['_GENERATESTREAMRESPONSE']._serialized_end=540
-  _globals['_STAGELATENCY']._serialized_start=542
-  _globals['_STAGELATENCY']._serialized_end=593
-  _globals['_INFERENCECOMPLETED']._serialized_start=596
-  _globals['_INFERENCECOMPLETED']._serialized_end=923
-  _globals['_INFERENCESERVICE']._serialized_start=926
-  _globals['_INFERENCESERVICE']._serialized_end=1136
+  _globals['_GENERATEREQUEST']._serialized_end=346
+  _globals['_CITATION']._serialized_start=348
+  _globals['_CITATION']._serialized_end=460
+  _globals['_STAGELATENCY']._serialized_start=462
+  _globals['_STAGELATENCY']._serialized_end=513
+  _globals['_GENERATERESPONSE']._serialized_start=516
+  _globals['_GENERATERESPONSE']._serialized_end=921
+  _globals['_GENERATESTREAMRESPONSE']._serialized_start=923
+  _globals['_GENERATESTREAMRESPONSE']._serialized_end=1016
+  _globals['_INFERENCECOMPLETED']._serialized_start=1019
+  _globals['_INFERENCECOMPLETED']._serialized_end=1515
+  _globals['_INFERENCESERVICE']._serialized_start=1646
+  _globals['_INFERENCESERVICE']._serialized_end=1856
 # @@protoc_insertion_point(module_scope)

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from llmops.common.v1 import envelope_pb2 as _envelope_pb2
 import builtins as _builtins
 import sys
@@ -19,6 +20,25 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _SafetyOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SafetyOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SafetyOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SAFETY_OUTCOME_UNSPECIFIED: _SafetyOutcome.ValueType  # 0
+    SAFETY_OUTCOME_ALLOW: _SafetyOutcome.ValueType  # 1
+    SAFETY_OUTCOME_REDACT: _SafetyOutcome.ValueType  # 2
+    SAFETY_OUTCOME_BLOCK: _SafetyOutcome.ValueType  # 3
+
+class SafetyOutcome(_SafetyOutcome, metaclass=_SafetyOutcomeEnumTypeWrapper): ...
+
+SAFETY_OUTCOME_UNSPECIFIED: SafetyOutcome.ValueType  # 0
+SAFETY_OUTCOME_ALLOW: SafetyOutcome.ValueType  # 1
+SAFETY_OUTCOME_REDACT: SafetyOutcome.ValueType  # 2
+SAFETY_OUTCOME_BLOCK: SafetyOutcome.ValueType  # 3
+Global___SafetyOutcome: _TypeAlias = SafetyOutcome  # noqa: Y015
+
 @_typing.final
 class GenerateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -30,13 +50,26 @@ class GenerateRequest(_message.Message):
     RAG_FIELD_NUMBER: _builtins.int
     TOP_K_FIELD_NUMBER: _builtins.int
     MAX_NEW_TOKENS_FIELD_NUMBER: _builtins.int
+    TEMPERATURE_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    NO_CACHE_FIELD_NUMBER: _builtins.int
     question: _builtins.str
     model_alias: _builtins.str
+    """Registry alias of the model; empty means "production"."""
     prompt_name: _builtins.str
+    """Prompt template name and label in the registry; empty means "rag-answer" / "production"."""
     prompt_label: _builtins.str
     rag: _builtins.bool
+    """Retrieval-augmented generation on (default when unset) or off."""
     top_k: _builtins.int
+    """Chunks to retrieve; 0 means 4."""
     max_new_tokens: _builtins.int
+    """0 means the server default."""
+    temperature: _builtins.float
+    """Sampling; unset means greedy."""
+    seed: _builtins.int
+    no_cache: _builtins.bool
+    """Skip the answer cache for this request."""
     def __init__(
         self,
         *,
@@ -44,15 +77,29 @@ class GenerateRequest(_message.Message):
         model_alias: _builtins.str = ...,
         prompt_name: _builtins.str = ...,
         prompt_label: _builtins.str = ...,
-        rag: _builtins.bool = ...,
+        rag: _builtins.bool | None = ...,
         top_k: _builtins.int = ...,
         max_new_tokens: _builtins.int = ...,
+        temperature: _builtins.float | None = ...,
+        seed: _builtins.int | None = ...,
+        no_cache: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_rag", b"_rag", "_seed", b"_seed", "_temperature", b"_temperature", "rag", b"rag", "seed", b"seed", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_new_tokens", b"max_new_tokens", "model_alias", b"model_alias", "prompt_label", b"prompt_label", "prompt_name", b"prompt_name", "question", b"question", "rag", b"rag", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rag", b"_rag", "_seed", b"_seed", "_temperature", b"_temperature", "max_new_tokens", b"max_new_tokens", "model_alias", b"model_alias", "no_cache", b"no_cache", "prompt_label", b"prompt_label", "prompt_name", b"prompt_name", "question", b"question", "rag", b"rag", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__rag: _TypeAlias = _typing.Literal["rag"]  # noqa: Y015
+    _WhichOneofArgType__rag: _TypeAlias = _typing.Literal["_rag", b"_rag"]  # noqa: Y015
+    _WhichOneofReturnType__seed: _TypeAlias = _typing.Literal["seed"]  # noqa: Y015
+    _WhichOneofArgType__seed: _TypeAlias = _typing.Literal["_seed", b"_seed"]  # noqa: Y015
+    _WhichOneofReturnType__temperature: _TypeAlias = _typing.Literal["temperature"]  # noqa: Y015
+    _WhichOneofArgType__temperature: _TypeAlias = _typing.Literal["_temperature", b"_temperature"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__rag) -> _WhichOneofReturnType__rag | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__seed) -> _WhichOneofReturnType__seed | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__temperature) -> _WhichOneofReturnType__temperature | None: ...
 
 Global___GenerateRequest: _TypeAlias = GenerateRequest  # noqa: Y015
 
@@ -63,23 +110,55 @@ class Citation(_message.Message):
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     CHUNK_ID_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
+    MARKER_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    EXCERPT_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     chunk_id: _builtins.str
     score: _builtins.float
+    marker: _builtins.int
+    """1-based marker used in the prompt and the answer ("[1]")."""
+    title: _builtins.str
+    excerpt: _builtins.str
     def __init__(
         self,
         *,
         document_id: _builtins.str = ...,
         chunk_id: _builtins.str = ...,
         score: _builtins.float = ...,
+        marker: _builtins.int = ...,
+        title: _builtins.str = ...,
+        excerpt: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "document_id", b"document_id", "excerpt", b"excerpt", "marker", b"marker", "score", b"score", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Citation: _TypeAlias = Citation  # noqa: Y015
+
+@_typing.final
+class StageLatency(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAGE_FIELD_NUMBER: _builtins.int
+    MILLISECONDS_FIELD_NUMBER: _builtins.int
+    stage: _builtins.str
+    milliseconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        stage: _builtins.str = ...,
+        milliseconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["milliseconds", b"milliseconds", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StageLatency: _TypeAlias = StageLatency  # noqa: Y015
 
 @_typing.final
 class GenerateResponse(_message.Message):
@@ -89,11 +168,31 @@ class GenerateResponse(_message.Message):
     CITATIONS_FIELD_NUMBER: _builtins.int
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
     PROMPT_VERSION_FIELD_NUMBER: _builtins.int
+    INPUT_SAFETY_FIELD_NUMBER: _builtins.int
+    OUTPUT_SAFETY_FIELD_NUMBER: _builtins.int
+    BLOCKED_FIELD_NUMBER: _builtins.int
+    PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
+    COMPLETION_TOKENS_FIELD_NUMBER: _builtins.int
+    STAGES_FIELD_NUMBER: _builtins.int
+    CACHED_FIELD_NUMBER: _builtins.int
+    FINISH_REASON_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     model_version: _builtins.str
+    """"<model name>@<version>"; empty when the input was blocked before generation."""
     prompt_version: _builtins.str
+    """"<prompt name>@<version>"."""
+    input_safety: Global___SafetyOutcome.ValueType
+    output_safety: Global___SafetyOutcome.ValueType
+    blocked: _builtins.bool
+    """True when the answer is a refusal because a safety check blocked it."""
+    prompt_tokens: _builtins.int
+    completion_tokens: _builtins.int
+    cached: _builtins.bool
+    finish_reason: _builtins.str
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Citation]: ...
+    @_builtins.property
+    def stages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StageLatency]: ...
     def __init__(
         self,
         *,
@@ -101,10 +200,18 @@ class GenerateResponse(_message.Message):
         citations: _abc.Iterable[Global___Citation] | None = ...,
         model_version: _builtins.str = ...,
         prompt_version: _builtins.str = ...,
+        input_safety: Global___SafetyOutcome.ValueType = ...,
+        output_safety: Global___SafetyOutcome.ValueType = ...,
+        blocked: _builtins.bool = ...,
+        prompt_tokens: _builtins.int = ...,
+        completion_tokens: _builtins.int = ...,
+        stages: _abc.Iterable[Global___StageLatency] | None = ...,
+        cached: _builtins.bool = ...,
+        finish_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "citations", b"citations", "model_version", b"model_version", "prompt_version", b"prompt_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "blocked", b"blocked", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "finish_reason", b"finish_reason", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "stages", b"stages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -136,28 +243,6 @@ class GenerateStreamResponse(_message.Message):
 Global___GenerateStreamResponse: _TypeAlias = GenerateStreamResponse  # noqa: Y015
 
 @_typing.final
-class StageLatency(_message.Message):
-    DESCRIPTOR: _descriptor.Descriptor
-
-    STAGE_FIELD_NUMBER: _builtins.int
-    MILLISECONDS_FIELD_NUMBER: _builtins.int
-    stage: _builtins.str
-    milliseconds: _builtins.float
-    def __init__(
-        self,
-        *,
-        stage: _builtins.str = ...,
-        milliseconds: _builtins.float = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["milliseconds", b"milliseconds", "stage", b"stage"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___StageLatency: _TypeAlias = StageLatency  # noqa: Y015
-
-@_typing.final
 class InferenceCompleted(_message.Message):
     """Topic llmops.inference.completed.v1, key: tenant."""
 
@@ -173,13 +258,24 @@ class InferenceCompleted(_message.Message):
     RETRIEVED_CHUNK_IDS_FIELD_NUMBER: _builtins.int
     REDACTED_QUESTION_FIELD_NUMBER: _builtins.int
     REDACTED_ANSWER_FIELD_NUMBER: _builtins.int
+    INPUT_SAFETY_FIELD_NUMBER: _builtins.int
+    OUTPUT_SAFETY_FIELD_NUMBER: _builtins.int
+    CACHED_FIELD_NUMBER: _builtins.int
+    STREAMED_FIELD_NUMBER: _builtins.int
+    TOTAL_MS_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     prompt_version: _builtins.str
     time_to_first_token_ms: _builtins.float
     prompt_tokens: _builtins.int
     completion_tokens: _builtins.int
     redacted_question: _builtins.str
+    """PII-redacted."""
     redacted_answer: _builtins.str
+    input_safety: Global___SafetyOutcome.ValueType
+    output_safety: Global___SafetyOutcome.ValueType
+    cached: _builtins.bool
+    streamed: _builtins.bool
+    total_ms: _builtins.float
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
     @_builtins.property
@@ -199,10 +295,15 @@ class InferenceCompleted(_message.Message):
         retrieved_chunk_ids: _abc.Iterable[_builtins.str] | None = ...,
         redacted_question: _builtins.str = ...,
         redacted_answer: _builtins.str = ...,
+        input_safety: Global___SafetyOutcome.ValueType = ...,
+        output_safety: Global___SafetyOutcome.ValueType = ...,
+        cached: _builtins.bool = ...,
+        streamed: _builtins.bool = ...,
+        total_ms: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_tokens", b"completion_tokens", "envelope", b"envelope", "model_version", b"model_version", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "redacted_answer", b"redacted_answer", "redacted_question", b"redacted_question", "retrieved_chunk_ids", b"retrieved_chunk_ids", "stages", b"stages", "time_to_first_token_ms", b"time_to_first_token_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "completion_tokens", b"completion_tokens", "envelope", b"envelope", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "redacted_answer", b"redacted_answer", "redacted_question", b"redacted_question", "retrieved_chunk_ids", b"retrieved_chunk_ids", "stages", b"stages", "streamed", b"streamed", "time_to_first_token_ms", b"time_to_first_token_ms", "total_ms", b"total_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class InferenceServiceStub(object):
-    """Missing associated documentation comment in .proto file."""
+    """Grounded answers: retrieve (vector-store, caller's tenant) -> render the prompt (registry)
+    -> safety check of the input -> generate (TGI API) -> safety check of the output.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -47,7 +49,9 @@ class InferenceServiceStub(object):
 
 
 class InferenceServiceServicer(object):
-    """Missing associated documentation comment in .proto file."""
+    """Grounded answers: retrieve (vector-store, caller's tenant) -> render the prompt (registry)
+    -> safety check of the input -> generate (TGI API) -> safety check of the output.
+    """
 
     def Generate(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -56,7 +60,8 @@ class InferenceServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GenerateStream(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Tokens as they are generated; the last message carries the full response in `final`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -83,7 +88,9 @@ def add_InferenceServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class InferenceService(object):
-    """Missing associated documentation comment in .proto file."""
+    """Grounded answers: retrieve (vector-store, caller's tenant) -> render the prompt (registry)
+    -> safety check of the input -> generate (TGI API) -> safety check of the output.
+    """
 
     @staticmethod
     def Generate(request,

@@ -27,20 +27,34 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class InferenceServiceStub:
+    """Grounded answers: retrieve (vector-store, caller's tenant) -> render the prompt (registry)
+    -> safety check of the input -> generate (TGI API) -> safety check of the output.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> InferenceServiceAsyncStub: ...
     Generate: _grpc.UnaryUnaryMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateResponse]
     GenerateStream: _grpc.UnaryStreamMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateStreamResponse]
+    """Tokens as they are generated; the last message carries the full response in `final`."""
 
 @_typing.type_check_only
 class InferenceServiceAsyncStub(InferenceServiceStub):
+    """Grounded answers: retrieve (vector-store, caller's tenant) -> render the prompt (registry)
+    -> safety check of the input -> generate (TGI API) -> safety check of the output.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryUnaryMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateResponse]  # type: ignore[assignment]
     GenerateStream: _aio.UnaryStreamMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateStreamResponse]  # type: ignore[assignment]
+    """Tokens as they are generated; the last message carries the full response in `final`."""
 
 class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Grounded answers: retrieve (vector-store, caller's tenant) -> render the prompt (registry)
+    -> safety check of the input -> generate (TGI API) -> safety check of the output.
+    """
+
     @_abc_1.abstractmethod
     def Generate(
         self,
@@ -53,6 +67,7 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _inference_pb2.GenerateRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_inference_pb2.GenerateStreamResponse], _abc.AsyncIterator[_inference_pb2.GenerateStreamResponse]]: ...
+    ) -> _typing.Union[_abc.Iterator[_inference_pb2.GenerateStreamResponse], _abc.AsyncIterator[_inference_pb2.GenerateStreamResponse]]:
+        """Tokens as they are generated; the last message carries the full response in `final`."""
 
 def add_InferenceServiceServicer_to_server(servicer: InferenceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,52 @@
+"""Guard on the safety service's gRPC API, called as the same tenant (its key is forwarded)."""
+
+from __future__ import annotations
+
+import grpc
+
+from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
+from llmops_inference.adapters.retrieval import forwarded_metadata
+from llmops_inference.domain.model import SafetyResult, Verdict
+from llmops_kit.errors import Unavailable
+
+_DIRECTIONS = {"input": safety_pb2.DIRECTION_INPUT, "output": safety_pb2.DIRECTION_OUTPUT}
+_VERDICTS = {
+    safety_pb2.VERDICT_ALLOW: Verdict.ALLOW,
+    safety_pb2.VERDICT_REDACT: Verdict.REDACT,
+    safety_pb2.VERDICT_BLOCK: Verdict.BLOCK,
+}
+
+
+class SafetyGuard:
+    def __init__(self, address: str, timeout_seconds: float) -> None:
+        self.channel = grpc.aio.insecure_channel(address)
+        self.stub = safety_pb2_grpc.SafetyServiceStub(self.channel)
+        self.timeout = timeout_seconds
+
+    async def check(self, text: str, direction: str) -> SafetyResult:
+        try:
+            resp = await self.stub.CheckText(
+                safety_pb2.CheckTextRequest(text=text, direction=_DIRECTIONS[direction]),
+                metadata=forwarded_metadata(), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            # Fail closed: an answer is never served unchecked.
+            raise Unavailable("SAFETY_UNAVAILABLE",
+                              f"safety: {exc.code().name}: {exc.details()}") from exc
+        return SafetyResult(
+            verdict=_VERDICTS.get(resp.verdict, Verdict.BLOCK),
+            redacted_text=resp.redacted_text or text,
+            categories=tuple(sorted({f.category for f in resp.findings})),
+        )
+
+    async def redact(self, text: str) -> str:
+        if not text:
+            return text
+        try:
+            resp = await self.stub.Redact(safety_pb2.RedactRequest(text=text),
+                                          metadata=forwarded_metadata(), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable("SAFETY_UNAVAILABLE", f"safety: {exc.code().name}") from exc
+        return resp.redacted_text
+
+    async def close(self) -> None:
+        await self.channel.close()

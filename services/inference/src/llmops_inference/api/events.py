@@ -1,0 +1,50 @@
+"""InferenceCompleted events out; registry alias changes in (model switching without restart)."""
+
+from __future__ import annotations
+
+from llmops.inference.v1 import inference_pb2
+from llmops.registry.v1 import registry_pb2
+from llmops_inference.api.grpc import OUTCOME
+from llmops_inference.domain.model import Answer, Question
+from llmops_inference.ports import Guard, ModelResolver
+from llmops_kit import events
+from llmops_kit.kafka import Batch, EventBus
+
+PRODUCER = "inference"
+
+
+class BusCompletionSink:
+    """Publishes InferenceCompleted; raw text is PII-redacted by the safety service first."""
+
+    def __init__(self, bus: EventBus, guard: Guard) -> None:
+        self.bus = bus
+        self.guard = guard
+
+    async def completed(self, question: Question, answer: Answer, streamed: bool) -> None:
+        stages = {k: v for k, v in answer.stages_ms.items() if k != "total"}
+        event = inference_pb2.InferenceCompleted(
+            envelope=events.make_envelope(PRODUCER, tenant=question.tenant),
+            model_version=answer.model.label if answer.model else "",
+            prompt_version=answer.prompt.label if answer.prompt else "",
+            stages=[inference_pb2.StageLatency(stage=k, milliseconds=v) for k, v in stages.items()],
+            time_to_first_token_ms=answer.time_to_first_token_ms,
+            prompt_tokens=answer.prompt_tokens,
+            completion_tokens=answer.completion_tokens,
+            retrieved_chunk_ids=[p.chunk_id for p in answer.passages],
+            redacted_question=await self.guard.redact(question.text),
+            redacted_answer=await self.guard.redact(answer.text),
+            input_safety=OUTCOME[answer.input_safety],
+            output_safety=OUTCOME[answer.output_safety],
+            cached=answer.cached,
+            streamed=streamed,
+            total_ms=answer.stages_ms.get("total", 0.0),
+        )
+        await self.bus.publish(events.INFERENCE_COMPLETED, event, question.tenant.encode())
+
+
+def register(bus: EventBus, models: ModelResolver, group: str) -> None:
+    async def on_alias_changed(batch: Batch[registry_pb2.ModelAliasChanged]) -> None:
+        for item in batch.items:
+            models.invalidate(item.event.name)
+
+    bus.subscribe_batch(events.MODEL_ALIAS_CHANGED, group, on_alias_changed)

@@ -1,0 +1,95 @@
+"""Plain data of the inference domain."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Verdict(enum.Enum):
+    ALLOW = "allow"
+    REDACT = "redact"
+    BLOCK = "block"
+
+
+@dataclass(frozen=True)
+class Question:
+    tenant: str
+    text: str
+    model_alias: str
+    prompt_name: str
+    prompt_label: str
+    rag: bool
+    top_k: int
+    max_new_tokens: int
+    temperature: float | None = None
+    seed: int | None = None
+    use_cache: bool = True
+
+
+@dataclass(frozen=True)
+class Passage:
+    marker: int
+    document_id: str
+    chunk_id: str
+    title: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True)
+class SafetyResult:
+    verdict: Verdict
+    redacted_text: str
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registry model version and how the generation backend addresses it."""
+
+    name: str
+    version: int
+    # TGI adapter id (LoRA) or None for the server's base model.
+    adapter_id: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    name: str
+    version: int
+    system: str
+    user: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+@dataclass
+class Answer:
+    text: str
+    passages: list[Passage]
+    model: ModelRef | None
+    prompt: RenderedPrompt | None
+    input_safety: Verdict
+    output_safety: Verdict
+    blocked: bool
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str = ""
+    cached: bool = False
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    time_to_first_token_ms: float = 0.0

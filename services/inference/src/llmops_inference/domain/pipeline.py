@@ -1,0 +1,207 @@
+"""The answer pipeline: retrieve -> render -> check input -> generate -> check output -> cite."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from llmops_inference.domain.cache import AnswerCache, CacheKey
+from llmops_inference.domain.errors import InvalidQuestion
+from llmops_inference.domain.model import (
+    Answer,
+    Generation,
+    Passage,
+    Question,
+    RenderedPrompt,
+    Verdict,
+)
+from llmops_inference.ports import (
+    CompletionSink,
+    Generator,
+    Guard,
+    ModelResolver,
+    PromptRenderer,
+    Retriever,
+)
+
+log = logging.getLogger(__name__)
+
+REFUSAL_INPUT = "I can't help with that request."
+REFUSAL_OUTPUT = "I can't share that answer."
+_MARKER = re.compile(r"\[(\d{1,2})\]")
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_question_chars: int = 4_000
+    max_top_k: int = 20
+    max_new_tokens: int = 1_024
+
+
+def cited(answer: str, passages: list[Passage]) -> list[Passage]:
+    """Passages the answer cites with [n] markers; all retrieved ones when it cites none."""
+    by_marker = {p.marker: p for p in passages}
+    picked = [by_marker[n] for n in dict.fromkeys(int(m) for m in _MARKER.findall(answer))
+              if n in by_marker]
+    return picked or passages
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.stages: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages[name] = self.stages.get(name, 0.0) + (time.perf_counter() - t0) * 1000
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.start) * 1000
+
+
+class AnswerService:
+    def __init__(
+        self,
+        retriever: Retriever,
+        prompts: PromptRenderer,
+        models: ModelResolver,
+        guard: Guard,
+        generator: Generator,
+        sink: CompletionSink,
+        cache: AnswerCache,
+        limits: Limits,
+    ) -> None:
+        self.retriever = retriever
+        self.prompts = prompts
+        self.models = models
+        self.guard = guard
+        self.generator = generator
+        self.sink = sink
+        self.cache = cache
+        self.limits = limits
+
+    def validate(self, q: Question) -> None:
+        if not q.text.strip():
+            raise InvalidQuestion("EMPTY_QUESTION", "question is empty")
+        if len(q.text) > self.limits.max_question_chars:
+            raise InvalidQuestion("QUESTION_TOO_LONG",
+                                  f"question exceeds {self.limits.max_question_chars} characters")
+        if q.top_k > self.limits.max_top_k:
+            raise InvalidQuestion("TOP_K_TOO_LARGE", f"top_k must be <= {self.limits.max_top_k}")
+        if q.max_new_tokens > self.limits.max_new_tokens:
+            raise InvalidQuestion("MAX_NEW_TOKENS_TOO_LARGE",
+                                  f"max_new_tokens must be <= {self.limits.max_new_tokens}")
+        if q.temperature is not None and not 0.0 <= q.temperature <= 2.0:
+            raise InvalidQuestion("BAD_TEMPERATURE", "temperature must be within [0, 2]")
+
+    async def _prepare(self, q: Question, sw: Stopwatch
+                       ) -> tuple[Answer | None, RenderedPrompt | None, list[Passage], Verdict]:
+        """Everything before generation; returns a finished Answer when the input is blocked."""
+        with sw.stage("input_safety"):
+            verdict = await self.guard.check(q.text, "input")
+        if verdict.verdict is Verdict.BLOCK:
+            return Answer(REFUSAL_INPUT, [], None, None, Verdict.BLOCK, Verdict.ALLOW,
+                          blocked=True), None, [], Verdict.BLOCK
+        # A question with PII is answered from its redacted form: PII never reaches the model.
+        text = verdict.redacted_text if verdict.verdict is Verdict.REDACT else q.text
+        passages: list[Passage] = []
+        if q.rag:
+            with sw.stage("retrieval"):
+                passages = await self.retriever.retrieve(text, q.top_k)
+        with sw.stage("prompt"):
+            prompt = await self.prompts.render(q.prompt_name, q.prompt_label, text, passages)
+        return None, prompt, passages, verdict.verdict
+
+    async def answer(self, q: Question) -> Answer:
+        self.validate(q)
+        sw = Stopwatch()
+        blocked, prompt, passages, in_verdict = await self._prepare(q, sw)
+        if blocked is not None or prompt is None:
+            assert blocked is not None
+            return await self._finish(q, blocked, sw, streamed=False)
+        with sw.stage("model"):
+            model = await self.models.resolve(q.model_alias)
+        key = CacheKey(q.tenant, model.label, prompt.label, q.text, q.rag, q.top_k,
+                       q.max_new_tokens, tuple(p.chunk_id for p in passages))
+        hit = self.cache.get(key) if q.use_cache and q.temperature is None else None
+        if hit is not None:
+            return await self._finish(q, dataclasses.replace(hit, cached=True), sw, False)
+        with sw.stage("generation"):
+            gen = await self.generator.generate(prompt, model, q.max_new_tokens, q.temperature,
+                                                q.seed)
+        sw_ttft = sw.stages["generation"]
+        answer = await self._check_output(gen, passages, model, prompt, in_verdict, sw)
+        answer.time_to_first_token_ms = sw_ttft
+        if not answer.blocked and q.temperature is None:
+            self.cache.put(key, answer)
+        return await self._finish(q, answer, sw, streamed=False)
+
+    async def stream(self, q: Question) -> AsyncIterator[str | Answer]:
+        """Yields answer text pieces, then the final Answer.
+
+        The output safety check needs the whole text, so streamed pieces are the raw model
+        output; the final Answer carries the checked (possibly redacted or refused) text, and a
+        client must show that one.
+        """
+        self.validate(q)
+        sw = Stopwatch()
+        blocked, prompt, passages, in_verdict = await self._prepare(q, sw)
+        if blocked is not None or prompt is None:
+            assert blocked is not None
+            yield await self._finish(q, blocked, sw, streamed=True)
+            return
+        with sw.stage("model"):
+            model = await self.models.resolve(q.model_alias)
+        gen: Generation | None = None
+        ttft = 0.0
+        t0 = time.perf_counter()
+        async for piece in self.generator.stream(prompt, model, q.max_new_tokens, q.temperature,
+                                                 q.seed):
+            if isinstance(piece, Generation):
+                gen = piece
+            else:
+                if not ttft:
+                    ttft = (time.perf_counter() - t0) * 1000
+                yield piece
+        sw.stages["generation"] = (time.perf_counter() - t0) * 1000
+        assert gen is not None, "generator stream must end with a Generation"
+        answer = await self._check_output(gen, passages, model, prompt, in_verdict, sw)
+        answer.time_to_first_token_ms = ttft
+        yield await self._finish(q, answer, sw, streamed=True)
+
+    async def _check_output(self, gen: Generation, passages: list[Passage], model: object,
+                            prompt: RenderedPrompt, in_verdict: Verdict, sw: Stopwatch) -> Answer:
+        with sw.stage("output_safety"):
+            out = await self.guard.check(gen.text, "output")
+        text = {Verdict.ALLOW: gen.text, Verdict.REDACT: out.redacted_text,
+                Verdict.BLOCK: REFUSAL_OUTPUT}[out.verdict]
+        return Answer(
+            text=text,
+            passages=[] if out.verdict is Verdict.BLOCK else cited(gen.text, passages),
+            model=model,  # type: ignore[arg-type]
+            prompt=prompt,
+            input_safety=in_verdict,
+            output_safety=out.verdict,
+            blocked=out.verdict is Verdict.BLOCK,
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=gen.completion_tokens,
+            finish_reason=gen.finish_reason,
+        )
+
+    async def _finish(self, q: Question, answer: Answer, sw: Stopwatch, streamed: bool) -> Answer:
+        answer = dataclasses.replace(answer, stages_ms=dict(sw.stages))
+        answer.stages_ms["total"] = sw.elapsed_ms()
+        try:
+            await self.sink.completed(q, answer, streamed)
+        except Exception:  # observability must not fail an answer that is ready
+            log.warning("could not publish inference-completed", exc_info=True)
+        return answer

@@ -1,0 +1,52 @@
+"""What the inference pipeline needs from the rest of the platform."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from llmops_inference.domain.model import (
+    Answer,
+    Generation,
+    ModelRef,
+    Passage,
+    Question,
+    RenderedPrompt,
+    SafetyResult,
+)
+
+
+class Retriever(Protocol):
+    async def retrieve(self, question: str, top_k: int) -> list[Passage]: ...
+
+
+class PromptRenderer(Protocol):
+    async def render(
+        self, name: str, label: str, question: str, passages: Sequence[Passage]
+    ) -> RenderedPrompt: ...
+
+
+class ModelResolver(Protocol):
+    async def resolve(self, alias: str) -> ModelRef: ...
+
+    def invalidate(self, model_name: str | None = None) -> None: ...
+
+
+class Guard(Protocol):
+    async def check(self, text: str, direction: str) -> SafetyResult: ...
+
+    async def redact(self, text: str) -> str: ...
+
+
+class Generator(Protocol):
+    async def generate(self, prompt: RenderedPrompt, model: ModelRef, max_new_tokens: int,
+                       temperature: float | None, seed: int | None) -> Generation: ...
+
+    def stream(self, prompt: RenderedPrompt, model: ModelRef, max_new_tokens: int,
+               temperature: float | None, seed: int | None) -> AsyncIterator[str | Generation]:
+        """Yields text pieces, then one final Generation with the token counts."""
+        ...
+
+
+class CompletionSink(Protocol):
+    async def completed(self, question: Question, answer: Answer, streamed: bool) -> None: ...

@@ -1,0 +1,38 @@
+"""Inference settings (prefix LLMOPS_INFERENCE_); the generation backend is any TGI-API server."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, SecretStr
+
+from llmops_kit.settings import ServiceSettings, service_config
+
+
+class TgiBackend(BaseModel):
+    """The local generation server by default; a TGI / vLLM / SGLang endpoint in production."""
+
+    url: str = "http://127.0.0.1:8090"
+    token: SecretStr | None = None
+    timeout_seconds: float = Field(default=60.0, gt=0)
+    attempts: int = Field(default=3, ge=1)
+    backoff_seconds: float = Field(default=0.5, ge=0)
+
+
+class Settings(ServiceSettings):
+    model_config = service_config("LLMOPS_INFERENCE_")
+
+    service_name: str = "inference"
+    grpc_port: int = 50066
+    generation: TgiBackend = Field(default_factory=TgiBackend)
+    vector_store_address: str = "127.0.0.1:50063"
+    registry_address: str = "127.0.0.1:50065"
+    safety_address: str = "127.0.0.1:50064"
+    dependency_timeout_seconds: float = Field(default=10.0, gt=0)
+    default_model_alias: str = "production"
+    default_model_name: str = "smollm2-135m-instruct"
+    default_prompt_name: str = "rag-answer"
+    default_prompt_label: str = "production"
+    default_top_k: int = Field(default=4, ge=1, le=20)
+    default_max_new_tokens: int = Field(default=256, ge=1)
+    cache_entries: int = Field(default=1024, ge=0)
+    cache_ttl_seconds: float = Field(default=600.0, gt=0)
+    consumer_group: str = "inference"
