@@ -1,0 +1,1 @@
+"""Safety service: toxicity, PII detection and redaction, prompt-injection detection."""

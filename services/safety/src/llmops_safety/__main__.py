@@ -1,0 +1,24 @@
+"""`python -m llmops_safety`: settings -> logging -> bootstrap -> serve until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from llmops_kit.logging import configure_logging
+from llmops_safety.bootstrap import serve
+from llmops_safety.settings import Settings
+
+
+def main() -> None:
+    # Detoxify weights are local files; never let transformers reach for the hub.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # transformers' progress bars would interleave raw text with the JSON log lines.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    settings = Settings()
+    configure_logging(settings.service_name, settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

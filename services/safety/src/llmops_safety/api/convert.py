@@ -1,0 +1,40 @@
+"""Domain values <-> protobuf, shared by the gRPC servicer and the event publisher."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from llmops.safety.v1 import safety_pb2
+from llmops_safety.domain.model import Direction, Finding, Verdict
+from llmops_safety.domain.policy import DirectionPolicy, TenantPolicy
+
+DIRECTION_FROM_PB = {
+    safety_pb2.DIRECTION_INPUT: Direction.INPUT,
+    safety_pb2.DIRECTION_OUTPUT: Direction.OUTPUT,
+}
+DIRECTION_TO_PB = {v: k for k, v in DIRECTION_FROM_PB.items()}
+VERDICT_TO_PB = {
+    Verdict.ALLOW: safety_pb2.VERDICT_ALLOW,
+    Verdict.REDACT: safety_pb2.VERDICT_REDACT,
+    Verdict.BLOCK: safety_pb2.VERDICT_BLOCK,
+}
+
+
+def findings_pb(findings: Iterable[Finding]) -> list[safety_pb2.Finding]:
+    return [safety_pb2.Finding(category=f.category, start=f.start, end=f.end, score=f.score,
+                               rule=f.rule) for f in findings]
+
+
+def direction_policy_pb(policy: DirectionPolicy) -> safety_pb2.DirectionPolicy:
+    msg = safety_pb2.DirectionPolicy(redact_categories=sorted(policy.redact),
+                                     block_categories=sorted(policy.block))
+    if policy.toxicity_block is not None:
+        msg.toxicity_block_threshold = policy.toxicity_block
+    if policy.injection_block is not None:
+        msg.injection_block_threshold = policy.injection_block
+    return msg
+
+
+def tenant_policy_pb(policy: TenantPolicy) -> safety_pb2.TenantPolicy:
+    return safety_pb2.TenantPolicy(input=direction_policy_pb(policy.input),
+                                   output=direction_policy_pb(policy.output))

@@ -1,0 +1,69 @@
+"""Composition root: loads the toxicity model, builds the bus, the publisher and gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from llmops.safety.v1 import safety_pb2_grpc
+from llmops_kit import events
+from llmops_kit.app import ServiceApp
+from llmops_kit.grpc_server import GrpcServer
+from llmops_kit.kafka import EventBus
+from llmops_safety.adapters.toxicity import load_toxicity_model
+from llmops_safety.api.events import BackgroundPublisher
+from llmops_safety.api.grpc import SERVICE_FULL_NAME, SafetyServicer
+from llmops_safety.domain.engine import SafetyEngine
+from llmops_safety.domain.service import SafetyService
+from llmops_safety.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TOPICS = (events.SAFETY_VERDICT_ISSUED.topic,)
+
+
+class DrainingBus(EventBus):
+    """The kit's bus, but verdict events still in flight get a chance to land before it stops
+    (ServiceApp stops gRPC, then the bus)."""
+
+    publisher: BackgroundPublisher | None = None
+
+    async def stop(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.drain()
+        await super().stop()
+
+
+def build_service(settings: Settings, engine: SafetyEngine,
+                  publisher: BackgroundPublisher) -> SafetyService:
+    return SafetyService(engine, settings.policies.book(), publisher,
+                         max_text_chars=settings.max_text_chars,
+                         excerpt_chars=settings.event_excerpt_chars)
+
+
+def build_grpc(settings: Settings, service: SafetyService,
+               publisher: BackgroundPublisher | None = None) -> GrpcServer:
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
+    stats = publisher.stats if publisher is not None else None
+    server.add(safety_pb2_grpc.add_SafetyServiceServicer_to_server,
+               SafetyServicer(service, stats), [SERVICE_FULL_NAME])
+    return server
+
+
+def build_publisher(settings: Settings, bus: EventBus) -> BackgroundPublisher:
+    return BackgroundPublisher(bus, timeout=settings.events_publish_timeout_seconds,
+                               max_in_flight=settings.events_max_in_flight)
+
+
+async def build(settings: Settings) -> ServiceApp:
+    model = await asyncio.to_thread(load_toxicity_model, settings.detoxify)
+    engine = SafetyEngine(model)
+    bus = DrainingBus(settings.kafka, client_id=settings.service_name)
+    publisher = build_publisher(settings, bus)
+    bus.publisher = publisher
+    service = build_service(settings, engine, publisher)
+    return ServiceApp(settings, bus, build_grpc(settings, service, publisher), TOPICS)
+
+
+async def serve(settings: Settings) -> None:
+    await (await build(settings)).serve()

@@ -1,0 +1,72 @@
+"""All checks over one text, then the policy: the synchronous core the service and bench call."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from llmops_safety.domain.injection import detect_injection
+from llmops_safety.domain.model import TOXICITY, Analysis, CheckResult, Finding
+from llmops_safety.domain.policy import DirectionPolicy, decide
+from llmops_safety.domain.redaction import apply_redactions, detect_pii
+from llmops_safety.domain.toxicity import lexicon_score, mask_benign, segments
+from llmops_safety.ports import ToxicityModel
+
+# Classes that mean "toxic". Detoxify's unbiased checkpoint also has identity *mentions*
+# ("female", "muslim", ...): those say who a text is about, not that it is toxic.
+TOXIC_CLASSES = frozenset({
+    "toxicity", "severe_toxicity", "obscene", "threat", "insult", "identity_attack",
+    "identity_hate", "sexual_explicit",
+})
+# A model segment at or above this score is listed as a finding (the verdict uses the policy).
+MODEL_FINDING_THRESHOLD = 0.5
+
+
+class SafetyEngine:
+    def __init__(self, toxicity: ToxicityModel, today: date | None = None) -> None:
+        self.toxicity = toxicity
+        self.today = today
+
+    @property
+    def backend(self) -> str:
+        return self.toxicity.name
+
+    def _model(self, text: str) -> tuple[float, dict[str, float], list[Finding]]:
+        spans = segments(text)
+        if not spans:
+            return 0.0, {}, []
+        masked = mask_benign(text)
+        per_segment = self.toxicity.score([masked[a:b] for a, b in spans])
+        classes: dict[str, float] = {}
+        findings: list[Finding] = []
+        best = 0.0
+        for (a, b), probs in zip(spans, per_segment, strict=True):
+            for name, p in probs.items():
+                classes[name] = max(classes.get(name, 0.0), p)
+            score = max((p for n, p in probs.items() if n in TOXIC_CLASSES), default=0.0)
+            best = max(best, score)
+            if score >= MODEL_FINDING_THRESHOLD:
+                findings.append(Finding(a, b, TOXICITY, round(score, 4), f"model.{self.backend}"))
+        return best, classes, findings
+
+    def analyse(self, text: str) -> Analysis:
+        pii = detect_pii(text, self.today)
+        injection, injection_findings = detect_injection(text)
+        lexicon, lexicon_findings = lexicon_score(text)
+        model, classes, model_findings = self._model(text)
+        scores = {
+            "toxicity": round(max(model, lexicon), 4),
+            "toxicity.model": round(model, 4),
+            "toxicity.lexicon": lexicon,
+            "prompt_injection": injection,
+            "pii": 1.0 if pii else 0.0,
+        }
+        scores.update({f"toxicity.{n}": round(p, 4) for n, p in classes.items() if n != "toxicity"})
+        findings = sorted([*pii, *injection_findings, *lexicon_findings, *model_findings])
+        return Analysis(tuple(findings), scores, self.backend)
+
+    def check(self, text: str, policy: DirectionPolicy) -> CheckResult:
+        analysis = self.analyse(text)
+        verdict, reasons = decide(analysis, policy)
+        hidden = policy.redact | policy.block
+        redacted = apply_redactions(text, (f for f in analysis.pii if f.category in hidden))
+        return CheckResult(verdict, analysis, redacted, reasons)
