@@ -14,6 +14,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 
 from llmops.ingestion.v1 import ingestion_pb2
+from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2
 from llmops_cli import stack
 from llmops_cli.client import (
@@ -147,6 +148,24 @@ async def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_safety_check(args: argparse.Namespace) -> int:
+    md = metadata(api_key_for(args.tenant, args.api_key))
+    direction = {"input": safety_pb2.DIRECTION_INPUT, "output": safety_pb2.DIRECTION_OUTPUT}
+    async with grpc.aio.insecure_channel(
+            os.environ.get("LLMOPS_SAFETY_ADDR", "127.0.0.1:50064")) as ch:
+        resp = await safety_pb2_grpc.SafetyServiceStub(ch).CheckText(
+            safety_pb2.CheckTextRequest(text=args.text, direction=direction[args.direction]),
+            metadata=md, timeout=30)
+    data = MessageToDict(resp, preserving_proto_field_name=True)
+    verdict = safety_pb2.Verdict.Name(resp.verdict).removeprefix("VERDICT_").lower()
+    lines = [f"verdict: {verdict} (toxicity backend: {resp.toxicity_backend})"]
+    lines += [f"  {f.category} [{f.start}:{f.end}] score {f.score:.2f}" for f in resp.findings]
+    if resp.redacted_text != args.text:
+        lines.append(f"redacted: {resp.redacted_text}")
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llmops", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
@@ -174,6 +193,13 @@ def parser() -> argparse.ArgumentParser:
     se.add_argument("--mode", choices=sorted(SEARCH_MODES), default="hybrid")
     se.add_argument("--filter", action="append", help="key=value (metadata, document_id, ...)")
     se.set_defaults(func=cmd_search)
+    safety = sub.add_parser("safety", help="safety checks").add_subparsers(dest="safety_cmd",
+                                                                           required=True)
+    check = safety.add_parser("check", parents=[common, tenant],
+                              help="check a text for PII, toxicity and prompt injection")
+    check.add_argument("text")
+    check.add_argument("--direction", choices=["input", "output"], default="input")
+    check.set_defaults(func=cmd_safety_check)
     return p
 
 

@@ -42,6 +42,7 @@ SERVICES = (
     ServiceSpec("embedding", "llmops_embedding", 50062),
     ServiceSpec("vector-store", "llmops_vectorstore", 50063),
     ServiceSpec("ingestion", "llmops_ingestion", 50061),
+    ServiceSpec("safety", "llmops_safety", 50064),
 )
 INFRA = ("kafka", "weaviate")
 
