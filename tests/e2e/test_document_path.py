@@ -89,6 +89,20 @@ async def test_other_tenant_sees_nothing(
     assert (await stats(stubs, md_b)).chunk_count == 0
 
 
+async def test_pii_is_redacted_before_indexing(e2e_stack: Stack, stubs: Stubs) -> None:
+    md = e2e_stack.md(KAFKA_TENANT)  # a tenant whose chunk counts no other test asserts
+    doc = ingestion_pb2.Document(
+        document_id="contacts", title="Contacts", content_type=ingestion_pb2.CONTENT_TYPE_TEXT,
+        content=b"On-call escalation: write to oncall.lead@example.com or call 010-9876-5432. "
+                b"The on-call rotation changes every Monday.")
+    await stubs.ingestion.SubmitDocuments(
+        ingestion_pb2.SubmitDocumentsRequest(documents=[doc]), metadata=md)
+    await wait_indexed(stubs, md, ["contacts"])
+    hits = await search(stubs, md, "on-call escalation rotation", k=3, document_id="contacts")
+    assert hits and "[EMAIL]" in hits[0].text and "[PHONE]" in hits[0].text
+    assert "oncall.lead@example.com" not in hits[0].text and "9876" not in hits[0].text
+
+
 async def test_resubmit_replaces_and_delete_removes(e2e_stack: Stack, stubs: Stubs) -> None:
     md = e2e_stack.md(B)
 

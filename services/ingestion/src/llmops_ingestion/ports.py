@@ -16,6 +16,12 @@ class Tokenizer(Protocol):
         ...
 
 
+class Redactor(Protocol):
+    def redact(self, text: str) -> tuple[str, int]:
+        """The text with PII replaced by labels ([EMAIL], ...) and how many were replaced."""
+        ...
+
+
 class DocumentStore(Protocol):
     """Versions and states of documents; the source of truth for GetDocumentStatus."""
 

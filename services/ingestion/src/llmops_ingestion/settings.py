@@ -36,3 +36,5 @@ class Settings(ServiceSettings):
     max_document_bytes: int = Field(default=5 * 1024 * 1024, ge=1)
     max_batch_documents: int = Field(default=256, ge=1)
     consumer_max_records: int = Field(default=16, ge=1)
+    # Replace PII (e-mail, phones, cards, IDs, secrets...) with labels before chunking.
+    redact_pii: bool = True

@@ -127,3 +127,24 @@ def test_batch_validation_names_the_bad_document(service: IngestionService) -> N
     with pytest.raises(InvalidDocument) as err:
         service.prepare_batch([])
     assert err.value.reason == "EMPTY_BATCH"
+
+
+async def test_pii_is_redacted_before_chunks_leave_ingestion(
+    tmp_path: Path, publisher: RecordingPublisher
+) -> None:
+    from llmops_ingestion.adapters.pii import SafetyPiiRedactor
+
+    store = SqlDocumentStore(make_engine(f"sqlite:///{tmp_path}/pii.db"))
+    svc = IngestionService(store, publisher, WordTokenizer(), ChunkingPolicy(50, 10),
+                           Limits(), redactor=SafetyPiiRedactor())
+    text = ("Escalations go to jane.doe@example.com or +82 10-1234-5678. "
+            "Release 3.11.7 ships on 2026-11-25 with order ORD-2024-000123.")
+    incoming = IncomingDocument("acme", "pii-doc", "Notes for jane.doe@example.com", "src",
+                                ContentType.TEXT, text.encode())
+    await svc.submit(svc.prepare(incoming))
+    published, _ = publisher.chunks[0]
+    body = " ".join(c.text for c in published.chunks)
+    assert "jane.doe@example.com" not in body and "1234-5678" not in body
+    assert "[EMAIL]" in body and "[PHONE]" in body
+    assert "3.11.7" in body and "2026-11-25" in body and "ORD-2024-000123" in body
+    assert published.title == "Notes for [EMAIL]"

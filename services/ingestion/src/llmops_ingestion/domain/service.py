@@ -16,7 +16,7 @@ from llmops_ingestion.domain.model import (
     PreparedDocument,
     SubmitOutcome,
 )
-from llmops_ingestion.ports import ChunkPublisher, DocumentStore, Tokenizer
+from llmops_ingestion.ports import ChunkPublisher, DocumentStore, Redactor, Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,9 @@ class IngestionService:
         tokenizer: Tokenizer,
         policy: ChunkingPolicy,
         limits: Limits,
+        redactor: Redactor | None = None,
     ) -> None:
+        self.redactor = redactor
         self.store = store
         self.publisher = publisher
         self.tokenizer = tokenizer
@@ -62,16 +64,21 @@ class IngestionService:
             if not key or len(value) > self.limits.max_metadata_value_chars:
                 raise InvalidDocument("BAD_METADATA", f"metadata key {key[:40]!r} is empty or too long")
         text = extract_text(doc.content, doc.content_type, self.limits.max_document_bytes)
+        title = doc.title
+        if self.redactor is not None:
+            # PII never reaches the bus, the vector store or search results.
+            text, _ = self.redactor.redact(text)
+            title, _ = self.redactor.redact(title)
         chunks, dropped = chunk_document(
             doc.tenant, doc.document_id, 0, text, self.tokenizer, self.policy
         )
         fingerprint = hashlib.sha256(json.dumps(
-            [text, doc.title, doc.source, sorted(doc.metadata.items())], ensure_ascii=False
+            [text, title, doc.source, sorted(doc.metadata.items())], ensure_ascii=False
         ).encode()).hexdigest()
         return PreparedDocument(
             tenant=doc.tenant,
             document_id=doc.document_id,
-            title=doc.title,
+            title=title,
             source=doc.source,
             metadata=dict(doc.metadata),
             fingerprint=fingerprint,
