@@ -170,7 +170,7 @@ cmd_start() {
   cmd_install
   bin=$(pg_bin)
   ensure_os_user
-  mkdir -p "$LOG_DIR" "$RUN"
+  mkdir -p "$LOG_DIR" "$RUN" "$LLMOPS_HOME/data"
   check_reachable
   touch "$LOG"
   ((EUID == 0)) && chown "$POSTGRES_OS_USER:" "$LOG"
@@ -178,10 +178,11 @@ cmd_start() {
   init_cluster "$bin"
   # A crash leaves postmaster.pid behind; postgres itself checks whether that pid is alive and
   # refuses only then, so a stale file needs no cleanup here.
-  log "starting $("$bin/postgres" --version | awk '{print $NF}') on 127.0.0.1:$POSTGRES_PORT, data $DATA"
+  log "starting PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$POSTGRES_PORT, data $DATA"
   # setsid: its own session, so a Ctrl-C aimed at whoever started it (pytest) never reaches it.
+  # 9>&-: the server must not inherit (and hold forever) the lock of this script.
   as_owner setsid -w "$bin/pg_ctl" start -D "$DATA" -l "$LOG" -w -t "$POSTGRES_START_TIMEOUT" \
-    -o "-c listen_addresses=127.0.0.1 -p $POSTGRES_PORT" >/dev/null ||
+    -o "-c listen_addresses=127.0.0.1 -p $POSTGRES_PORT" </dev/null >/dev/null 9>&- ||
     { tail -n 30 "$LOG" >&2; die "pg_ctl start failed"; }
   wait_ready "$POSTGRES_PORT"
   ensure_role_and_db "$POSTGRES_PORT"

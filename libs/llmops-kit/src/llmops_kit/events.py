@@ -64,6 +64,7 @@ MODEL_ALIAS_CHANGED = EventType(topics.MODEL_ALIAS_CHANGED, registry_pb2.ModelAl
 PROMPT_VERSION_CREATED = EventType(
     topics.PROMPT_VERSION_CREATED, registry_pb2.PromptVersionCreated
 )
+PROMPT_LABEL_CHANGED = EventType(topics.PROMPT_LABEL_CHANGED, registry_pb2.PromptLabelChanged)
 INFERENCE_COMPLETED = EventType(topics.INFERENCE_COMPLETED, inference_pb2.InferenceCompleted)
 TRAINING_JOB_REQUESTED = EventType(
     topics.TRAINING_JOB_REQUESTED, trainer_pb2.TrainingJobRequested
@@ -83,6 +84,7 @@ REGISTRY: dict[str, EventType[Message]] = {
         MODEL_VERSION_CREATED,
         MODEL_ALIAS_CHANGED,
         PROMPT_VERSION_CREATED,
+        PROMPT_LABEL_CHANGED,
         INFERENCE_COMPLETED,
         TRAINING_JOB_REQUESTED,
         TRAINING_PROGRESS,

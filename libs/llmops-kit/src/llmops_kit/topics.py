@@ -11,6 +11,7 @@ SAFETY_VERDICT_ISSUED = "llmops.safety.verdict-issued.v1"
 MODEL_VERSION_CREATED = "llmops.registry.model-version-created.v1"
 MODEL_ALIAS_CHANGED = "llmops.registry.alias-changed.v1"
 PROMPT_VERSION_CREATED = "llmops.registry.prompt-version-created.v1"
+PROMPT_LABEL_CHANGED = "llmops.registry.prompt-label-changed.v1"
 INFERENCE_COMPLETED = "llmops.inference.completed.v1"
 TRAINING_JOB_REQUESTED = "llmops.trainer.job-requested.v1"
 TRAINING_PROGRESS = "llmops.trainer.progress.v1"
@@ -26,6 +27,7 @@ ALL = (
     MODEL_VERSION_CREATED,
     MODEL_ALIAS_CHANGED,
     PROMPT_VERSION_CREATED,
+    PROMPT_LABEL_CHANGED,
     INFERENCE_COMPLETED,
     TRAINING_JOB_REQUESTED,
     TRAINING_PROGRESS,

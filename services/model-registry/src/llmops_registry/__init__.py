@@ -1,0 +1,1 @@
+"""Model registry: model and prompt versions, aliases and labels with history, lineage."""

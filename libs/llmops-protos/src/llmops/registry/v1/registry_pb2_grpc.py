@@ -26,7 +26,16 @@ if _version_not_supported:
 
 
 class ModelRegistryServiceStub(object):
-    """Missing associated documentation comment in .proto file."""
+    """Model and prompt versions with movable aliases/labels and their full history.
+
+    Models and prompts are platform-global (one `production` alias per model for every tenant);
+    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
+    RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
+    ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
+    PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
+    (WRITE_NOT_ALLOWED).
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -44,10 +53,25 @@ class ModelRegistryServiceStub(object):
                 request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.GetModelVersionRequest.SerializeToString,
                 response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.FromString,
                 _registered_method=True)
+        self.ListModelVersions = channel.unary_unary(
+                '/llmops.registry.v1.ModelRegistryService/ListModelVersions',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelVersionsRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelVersionsResponse.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/llmops.registry.v1.ModelRegistryService/ListModels',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
         self.SetAlias = channel.unary_unary(
                 '/llmops.registry.v1.ModelRegistryService/SetAlias',
                 request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.SerializeToString,
                 response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetAliasResponse.FromString,
+                _registered_method=True)
+        self.DeleteAlias = channel.unary_unary(
+                '/llmops.registry.v1.ModelRegistryService/DeleteAlias',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasResponse.FromString,
                 _registered_method=True)
         self.GetAliasHistory = channel.unary_unary(
                 '/llmops.registry.v1.ModelRegistryService/GetAliasHistory',
@@ -64,43 +88,139 @@ class ModelRegistryServiceStub(object):
                 request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.GetPromptVersionRequest.SerializeToString,
                 response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.PromptVersion.FromString,
                 _registered_method=True)
+        self.ListPromptVersions = channel.unary_unary(
+                '/llmops.registry.v1.ModelRegistryService/ListPromptVersions',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptVersionsRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptVersionsResponse.FromString,
+                _registered_method=True)
+        self.ListPrompts = channel.unary_unary(
+                '/llmops.registry.v1.ModelRegistryService/ListPrompts',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptsRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptsResponse.FromString,
+                _registered_method=True)
+        self.SetPromptLabel = channel.unary_unary(
+                '/llmops.registry.v1.ModelRegistryService/SetPromptLabel',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetPromptLabelRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetPromptLabelResponse.FromString,
+                _registered_method=True)
+        self.GetPromptLabelHistory = channel.unary_unary(
+                '/llmops.registry.v1.ModelRegistryService/GetPromptLabelHistory',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.GetPromptLabelHistoryRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.GetPromptLabelHistoryResponse.FromString,
+                _registered_method=True)
+        self.RenderPrompt = channel.unary_unary(
+                '/llmops.registry.v1.ModelRegistryService/RenderPrompt',
+                request_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.RenderPromptRequest.SerializeToString,
+                response_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.RenderPromptResponse.FromString,
+                _registered_method=True)
 
 
 class ModelRegistryServiceServicer(object):
-    """Missing associated documentation comment in .proto file."""
+    """Model and prompt versions with movable aliases/labels and their full history.
+
+    Models and prompts are platform-global (one `production` alias per model for every tenant);
+    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
+    RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
+    ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
+    PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
+    (WRITE_NOT_ALLOWED).
+    """
 
     def RegisterModelVersion(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Registers the next version (1, 2, ...) of a model; the model is created by its first version.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetModelVersion(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One version by number or alias; neither: the newest version. Alias `latest` is the newest.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModelVersions(self, request, context):
+        """Versions of one model, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Models by name, with their newest version and aliases.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def SetAlias(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Points an alias at a version (creating or moving it); recorded in the alias history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAlias(self, request, context):
+        """Removes an alias; recorded in the history with to_version 0.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetAliasHistory(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Every change of one alias (or of all aliases of a model), newest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CreatePromptVersion(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Stores the next immutable version of a prompt template (Jinja2, sandboxed, strict).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetPromptVersion(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One version by number or label; neither: the newest version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPromptVersions(self, request, context):
+        """Versions of one prompt, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPrompts(self, request, context):
+        """Prompts by name, with their newest version and labels.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPromptLabel(self, request, context):
+        """Moves a label (any but `latest`, which follows the newest version by itself).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPromptLabelHistory(self, request, context):
+        """Every change of one label (or of all labels of a prompt), newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenderPrompt(self, request, context):
+        """Renders a prompt version with the caller's variables; neither version nor label: `production`.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -118,10 +238,25 @@ def add_ModelRegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.GetModelVersionRequest.FromString,
                     response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ModelVersion.SerializeToString,
             ),
+            'ListModelVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModelVersions,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelVersionsRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelVersionsResponse.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelsRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelsResponse.SerializeToString,
+            ),
             'SetAlias': grpc.unary_unary_rpc_method_handler(
                     servicer.SetAlias,
                     request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.FromString,
                     response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetAliasResponse.SerializeToString,
+            ),
+            'DeleteAlias': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAlias,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasResponse.SerializeToString,
             ),
             'GetAliasHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetAliasHistory,
@@ -138,6 +273,31 @@ def add_ModelRegistryServiceServicer_to_server(servicer, server):
                     request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.GetPromptVersionRequest.FromString,
                     response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.PromptVersion.SerializeToString,
             ),
+            'ListPromptVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPromptVersions,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptVersionsRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptVersionsResponse.SerializeToString,
+            ),
+            'ListPrompts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPrompts,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptsRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptsResponse.SerializeToString,
+            ),
+            'SetPromptLabel': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPromptLabel,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetPromptLabelRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.SetPromptLabelResponse.SerializeToString,
+            ),
+            'GetPromptLabelHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPromptLabelHistory,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.GetPromptLabelHistoryRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.GetPromptLabelHistoryResponse.SerializeToString,
+            ),
+            'RenderPrompt': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenderPrompt,
+                    request_deserializer=llmops_dot_registry_dot_v1_dot_registry__pb2.RenderPromptRequest.FromString,
+                    response_serializer=llmops_dot_registry_dot_v1_dot_registry__pb2.RenderPromptResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'llmops.registry.v1.ModelRegistryService', rpc_method_handlers)
@@ -147,7 +307,16 @@ def add_ModelRegistryServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ModelRegistryService(object):
-    """Missing associated documentation comment in .proto file."""
+    """Model and prompt versions with movable aliases/labels and their full history.
+
+    Models and prompts are platform-global (one `production` alias per model for every tenant);
+    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
+    RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
+    ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
+    PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
+    (WRITE_NOT_ALLOWED).
+    """
 
     @staticmethod
     def RegisterModelVersion(request,
@@ -204,6 +373,60 @@ class ModelRegistryService(object):
             _registered_method=True)
 
     @staticmethod
+    def ListModelVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.ModelRegistryService/ListModelVersions',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelVersionsRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.ModelRegistryService/ListModels',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelsRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def SetAlias(request,
             target,
             options=(),
@@ -220,6 +443,33 @@ class ModelRegistryService(object):
             '/llmops.registry.v1.ModelRegistryService/SetAlias',
             llmops_dot_registry_dot_v1_dot_registry__pb2.SetAliasRequest.SerializeToString,
             llmops_dot_registry_dot_v1_dot_registry__pb2.SetAliasResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAlias(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.ModelRegistryService/DeleteAlias',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.DeleteAliasResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -301,6 +551,141 @@ class ModelRegistryService(object):
             '/llmops.registry.v1.ModelRegistryService/GetPromptVersion',
             llmops_dot_registry_dot_v1_dot_registry__pb2.GetPromptVersionRequest.SerializeToString,
             llmops_dot_registry_dot_v1_dot_registry__pb2.PromptVersion.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPromptVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.ModelRegistryService/ListPromptVersions',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptVersionsRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPrompts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.ModelRegistryService/ListPrompts',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptsRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.ListPromptsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPromptLabel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.ModelRegistryService/SetPromptLabel',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.SetPromptLabelRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.SetPromptLabelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPromptLabelHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.ModelRegistryService/GetPromptLabelHistory',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.GetPromptLabelHistoryRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.GetPromptLabelHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderPrompt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.registry.v1.ModelRegistryService/RenderPrompt',
+            llmops_dot_registry_dot_v1_dot_registry__pb2.RenderPromptRequest.SerializeToString,
+            llmops_dot_registry_dot_v1_dot_registry__pb2.RenderPromptResponse.FromString,
             options,
             channel_credentials,
             insecure,

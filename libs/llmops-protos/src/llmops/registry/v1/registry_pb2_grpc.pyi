@@ -27,68 +27,215 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ModelRegistryServiceStub:
+    """Model and prompt versions with movable aliases/labels and their full history.
+
+    Models and prompts are platform-global (one `production` alias per model for every tenant);
+    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
+    RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
+    ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
+    PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
+    (WRITE_NOT_ALLOWED).
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ModelRegistryServiceAsyncStub: ...
     RegisterModelVersion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RegisterModelVersionRequest, _registry_pb2.ModelVersion]
+    """Registers the next version (1, 2, ...) of a model; the model is created by its first version."""
     GetModelVersion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetModelVersionRequest, _registry_pb2.ModelVersion]
+    """One version by number or alias; neither: the newest version. Alias `latest` is the newest."""
+    ListModelVersions: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListModelVersionsRequest, _registry_pb2.ListModelVersionsResponse]
+    """Versions of one model, newest first."""
+    ListModels: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListModelsRequest, _registry_pb2.ListModelsResponse]
+    """Models by name, with their newest version and aliases."""
     SetAlias: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetAliasRequest, _registry_pb2.SetAliasResponse]
+    """Points an alias at a version (creating or moving it); recorded in the alias history."""
+    DeleteAlias: _grpc.UnaryUnaryMultiCallable[_registry_pb2.DeleteAliasRequest, _registry_pb2.DeleteAliasResponse]
+    """Removes an alias; recorded in the history with to_version 0."""
     GetAliasHistory: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetAliasHistoryRequest, _registry_pb2.GetAliasHistoryResponse]
+    """Every change of one alias (or of all aliases of a model), newest first."""
     CreatePromptVersion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreatePromptVersionRequest, _registry_pb2.PromptVersion]
+    """Stores the next immutable version of a prompt template (Jinja2, sandboxed, strict)."""
     GetPromptVersion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetPromptVersionRequest, _registry_pb2.PromptVersion]
+    """One version by number or label; neither: the newest version."""
+    ListPromptVersions: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListPromptVersionsRequest, _registry_pb2.ListPromptVersionsResponse]
+    """Versions of one prompt, newest first."""
+    ListPrompts: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListPromptsRequest, _registry_pb2.ListPromptsResponse]
+    """Prompts by name, with their newest version and labels."""
+    SetPromptLabel: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetPromptLabelRequest, _registry_pb2.SetPromptLabelResponse]
+    """Moves a label (any but `latest`, which follows the newest version by itself)."""
+    GetPromptLabelHistory: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetPromptLabelHistoryRequest, _registry_pb2.GetPromptLabelHistoryResponse]
+    """Every change of one label (or of all labels of a prompt), newest first."""
+    RenderPrompt: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RenderPromptRequest, _registry_pb2.RenderPromptResponse]
+    """Renders a prompt version with the caller's variables; neither version nor label: `production`."""
 
 @_typing.type_check_only
 class ModelRegistryServiceAsyncStub(ModelRegistryServiceStub):
+    """Model and prompt versions with movable aliases/labels and their full history.
+
+    Models and prompts are platform-global (one `production` alias per model for every tenant);
+    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
+    RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
+    ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
+    PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
+    (WRITE_NOT_ALLOWED).
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     RegisterModelVersion: _aio.UnaryUnaryMultiCallable[_registry_pb2.RegisterModelVersionRequest, _registry_pb2.ModelVersion]  # type: ignore[assignment]
+    """Registers the next version (1, 2, ...) of a model; the model is created by its first version."""
     GetModelVersion: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetModelVersionRequest, _registry_pb2.ModelVersion]  # type: ignore[assignment]
+    """One version by number or alias; neither: the newest version. Alias `latest` is the newest."""
+    ListModelVersions: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListModelVersionsRequest, _registry_pb2.ListModelVersionsResponse]  # type: ignore[assignment]
+    """Versions of one model, newest first."""
+    ListModels: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListModelsRequest, _registry_pb2.ListModelsResponse]  # type: ignore[assignment]
+    """Models by name, with their newest version and aliases."""
     SetAlias: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetAliasRequest, _registry_pb2.SetAliasResponse]  # type: ignore[assignment]
+    """Points an alias at a version (creating or moving it); recorded in the alias history."""
+    DeleteAlias: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteAliasRequest, _registry_pb2.DeleteAliasResponse]  # type: ignore[assignment]
+    """Removes an alias; recorded in the history with to_version 0."""
     GetAliasHistory: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetAliasHistoryRequest, _registry_pb2.GetAliasHistoryResponse]  # type: ignore[assignment]
+    """Every change of one alias (or of all aliases of a model), newest first."""
     CreatePromptVersion: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreatePromptVersionRequest, _registry_pb2.PromptVersion]  # type: ignore[assignment]
+    """Stores the next immutable version of a prompt template (Jinja2, sandboxed, strict)."""
     GetPromptVersion: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPromptVersionRequest, _registry_pb2.PromptVersion]  # type: ignore[assignment]
+    """One version by number or label; neither: the newest version."""
+    ListPromptVersions: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListPromptVersionsRequest, _registry_pb2.ListPromptVersionsResponse]  # type: ignore[assignment]
+    """Versions of one prompt, newest first."""
+    ListPrompts: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListPromptsRequest, _registry_pb2.ListPromptsResponse]  # type: ignore[assignment]
+    """Prompts by name, with their newest version and labels."""
+    SetPromptLabel: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetPromptLabelRequest, _registry_pb2.SetPromptLabelResponse]  # type: ignore[assignment]
+    """Moves a label (any but `latest`, which follows the newest version by itself)."""
+    GetPromptLabelHistory: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPromptLabelHistoryRequest, _registry_pb2.GetPromptLabelHistoryResponse]  # type: ignore[assignment]
+    """Every change of one label (or of all labels of a prompt), newest first."""
+    RenderPrompt: _aio.UnaryUnaryMultiCallable[_registry_pb2.RenderPromptRequest, _registry_pb2.RenderPromptResponse]  # type: ignore[assignment]
+    """Renders a prompt version with the caller's variables; neither version nor label: `production`."""
 
 class ModelRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Model and prompt versions with movable aliases/labels and their full history.
+
+    Models and prompts are platform-global (one `production` alias per model for every tenant);
+    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
+    RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
+    ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
+    PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
+    (WRITE_NOT_ALLOWED).
+    """
+
     @_abc_1.abstractmethod
     def RegisterModelVersion(
         self,
         request: _registry_pb2.RegisterModelVersionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_registry_pb2.ModelVersion, _abc.Awaitable[_registry_pb2.ModelVersion]]: ...
+    ) -> _typing.Union[_registry_pb2.ModelVersion, _abc.Awaitable[_registry_pb2.ModelVersion]]:
+        """Registers the next version (1, 2, ...) of a model; the model is created by its first version."""
 
     @_abc_1.abstractmethod
     def GetModelVersion(
         self,
         request: _registry_pb2.GetModelVersionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_registry_pb2.ModelVersion, _abc.Awaitable[_registry_pb2.ModelVersion]]: ...
+    ) -> _typing.Union[_registry_pb2.ModelVersion, _abc.Awaitable[_registry_pb2.ModelVersion]]:
+        """One version by number or alias; neither: the newest version. Alias `latest` is the newest."""
+
+    @_abc_1.abstractmethod
+    def ListModelVersions(
+        self,
+        request: _registry_pb2.ListModelVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListModelVersionsResponse, _abc.Awaitable[_registry_pb2.ListModelVersionsResponse]]:
+        """Versions of one model, newest first."""
+
+    @_abc_1.abstractmethod
+    def ListModels(
+        self,
+        request: _registry_pb2.ListModelsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListModelsResponse, _abc.Awaitable[_registry_pb2.ListModelsResponse]]:
+        """Models by name, with their newest version and aliases."""
 
     @_abc_1.abstractmethod
     def SetAlias(
         self,
         request: _registry_pb2.SetAliasRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_registry_pb2.SetAliasResponse, _abc.Awaitable[_registry_pb2.SetAliasResponse]]: ...
+    ) -> _typing.Union[_registry_pb2.SetAliasResponse, _abc.Awaitable[_registry_pb2.SetAliasResponse]]:
+        """Points an alias at a version (creating or moving it); recorded in the alias history."""
+
+    @_abc_1.abstractmethod
+    def DeleteAlias(
+        self,
+        request: _registry_pb2.DeleteAliasRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.DeleteAliasResponse, _abc.Awaitable[_registry_pb2.DeleteAliasResponse]]:
+        """Removes an alias; recorded in the history with to_version 0."""
 
     @_abc_1.abstractmethod
     def GetAliasHistory(
         self,
         request: _registry_pb2.GetAliasHistoryRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_registry_pb2.GetAliasHistoryResponse, _abc.Awaitable[_registry_pb2.GetAliasHistoryResponse]]: ...
+    ) -> _typing.Union[_registry_pb2.GetAliasHistoryResponse, _abc.Awaitable[_registry_pb2.GetAliasHistoryResponse]]:
+        """Every change of one alias (or of all aliases of a model), newest first."""
 
     @_abc_1.abstractmethod
     def CreatePromptVersion(
         self,
         request: _registry_pb2.CreatePromptVersionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_registry_pb2.PromptVersion, _abc.Awaitable[_registry_pb2.PromptVersion]]: ...
+    ) -> _typing.Union[_registry_pb2.PromptVersion, _abc.Awaitable[_registry_pb2.PromptVersion]]:
+        """Stores the next immutable version of a prompt template (Jinja2, sandboxed, strict)."""
 
     @_abc_1.abstractmethod
     def GetPromptVersion(
         self,
         request: _registry_pb2.GetPromptVersionRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_registry_pb2.PromptVersion, _abc.Awaitable[_registry_pb2.PromptVersion]]: ...
+    ) -> _typing.Union[_registry_pb2.PromptVersion, _abc.Awaitable[_registry_pb2.PromptVersion]]:
+        """One version by number or label; neither: the newest version."""
+
+    @_abc_1.abstractmethod
+    def ListPromptVersions(
+        self,
+        request: _registry_pb2.ListPromptVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListPromptVersionsResponse, _abc.Awaitable[_registry_pb2.ListPromptVersionsResponse]]:
+        """Versions of one prompt, newest first."""
+
+    @_abc_1.abstractmethod
+    def ListPrompts(
+        self,
+        request: _registry_pb2.ListPromptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListPromptsResponse, _abc.Awaitable[_registry_pb2.ListPromptsResponse]]:
+        """Prompts by name, with their newest version and labels."""
+
+    @_abc_1.abstractmethod
+    def SetPromptLabel(
+        self,
+        request: _registry_pb2.SetPromptLabelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.SetPromptLabelResponse, _abc.Awaitable[_registry_pb2.SetPromptLabelResponse]]:
+        """Moves a label (any but `latest`, which follows the newest version by itself)."""
+
+    @_abc_1.abstractmethod
+    def GetPromptLabelHistory(
+        self,
+        request: _registry_pb2.GetPromptLabelHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.GetPromptLabelHistoryResponse, _abc.Awaitable[_registry_pb2.GetPromptLabelHistoryResponse]]:
+        """Every change of one label (or of all labels of a prompt), newest first."""
+
+    @_abc_1.abstractmethod
+    def RenderPrompt(
+        self,
+        request: _registry_pb2.RenderPromptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.RenderPromptResponse, _abc.Awaitable[_registry_pb2.RenderPromptResponse]]:
+        """Renders a prompt version with the caller's variables; neither version nor label: `production`."""
 
 def add_ModelRegistryServiceServicer_to_server(servicer: ModelRegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

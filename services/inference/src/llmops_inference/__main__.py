@@ -1,0 +1,22 @@
+"""`python -m llmops_inference`: Settings -> logging -> bootstrap -> serve until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from llmops_inference.bootstrap import serve
+from llmops_inference.settings import Settings
+from llmops_kit.logging import configure_logging
+
+
+def main() -> None:
+    # huggingface_hub refuses every call, even to a local TGI server, when HF_HUB_OFFLINE is set.
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    settings = Settings()
+    configure_logging(settings.service_name, settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

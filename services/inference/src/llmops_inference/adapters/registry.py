@@ -1,0 +1,84 @@
+"""Model versions and prompts from the model-registry service.
+
+Alias resolutions are cached; a ModelAliasChanged event (api/events.py) invalidates them, so
+promoting a new version switches the model without restarting anything. The TTL bounds how
+stale a resolution can get if an event is missed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import grpc
+
+from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
+from llmops_inference.adapters.retrieval import forwarded_metadata
+from llmops_inference.domain.model import ModelRef, Passage, RenderedPrompt
+from llmops_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+
+
+def _raise(exc: grpc.aio.AioRpcError, what: str) -> None:
+    detail = exc.details() or ""
+    reason = next((v for k, v in exc.trailing_metadata() or () if k == "x-error-reason"), "")
+    if exc.code() == grpc.StatusCode.NOT_FOUND:
+        raise NotFound(reason or "NOT_FOUND", f"{what}: {detail}") from exc
+    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+        raise InvalidArgument(reason or "INVALID_ARGUMENT", f"{what}: {detail}") from exc
+    raise Unavailable("REGISTRY_UNAVAILABLE", f"{what}: {exc.code().name}: {detail}") from exc
+
+
+def model_ref(mv: registry_pb2.ModelVersion) -> ModelRef:
+    adapter = mv.metadata.get("adapter_id") or (
+        f"{mv.name}-v{mv.version}" if mv.format == "peft-lora" else None)
+    return ModelRef(mv.name, mv.version, adapter)
+
+
+class RegistryClient:
+    def __init__(self, address: str, timeout_seconds: float, model_name: str,
+                 ttl_seconds: float = 30.0) -> None:
+        self.channel = grpc.aio.insecure_channel(address)
+        self.stub = registry_pb2_grpc.ModelRegistryServiceStub(self.channel)
+        self.timeout = timeout_seconds
+        self.model_name = model_name
+        self.ttl = ttl_seconds
+        self._models: dict[str, tuple[float, ModelRef]] = {}
+
+    async def resolve(self, alias: str) -> ModelRef:
+        cached = self._models.get(alias)
+        if cached and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        try:
+            mv = await self.stub.GetModelVersion(
+                registry_pb2.GetModelVersionRequest(name=self.model_name, alias=alias),
+                metadata=forwarded_metadata(), timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc, f"model {self.model_name}@{alias}")
+            raise
+        ref = model_ref(mv)
+        self._models[alias] = (time.monotonic(), ref)
+        return ref
+
+    def invalidate(self, model_name: str | None = None) -> None:
+        if model_name is None or model_name == self.model_name:
+            self._models.clear()
+
+    async def render(self, name: str, label: str, question: str, passages: Sequence[Passage]
+                     ) -> RenderedPrompt:
+        req = registry_pb2.RenderPromptRequest(
+            name=name, label=label, variables={"question": question},
+            documents=[registry_pb2.PromptDocument(id=str(p.marker), text=p.text, title=p.title,
+                                                   source=p.document_id, score=p.score)
+                       for p in passages])
+        try:
+            resp = await self.stub.RenderPrompt(req, metadata=forwarded_metadata(),
+                                                timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            _raise(exc, f"prompt {name}@{label}")
+            raise
+        if not resp.text.strip():
+            raise FailedPrecondition("EMPTY_PROMPT", f"prompt {name}@{label} rendered empty")
+        return RenderedPrompt(resp.name or name, resp.version, "", resp.text)
+
+    async def close(self) -> None:
+        await self.channel.close()

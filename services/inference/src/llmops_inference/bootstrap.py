@@ -1,0 +1,46 @@
+"""Composition root of the inference service."""
+
+from __future__ import annotations
+
+from llmops.inference.v1 import inference_pb2_grpc
+from llmops_inference.adapters.registry import RegistryClient
+from llmops_inference.adapters.retrieval import VectorStoreRetriever
+from llmops_inference.adapters.safety import SafetyGuard
+from llmops_inference.adapters.tgi import TgiGenerator
+from llmops_inference.api import events as event_api
+from llmops_inference.api.grpc import SERVICE_FULL_NAME, InferenceServicer
+from llmops_inference.domain.cache import AnswerCache
+from llmops_inference.domain.pipeline import AnswerService, Limits
+from llmops_inference.settings import Settings
+from llmops_kit import events
+from llmops_kit.app import ServiceApp
+from llmops_kit.grpc_server import GrpcServer
+from llmops_kit.kafka import EventBus
+
+TOPICS = (events.INFERENCE_COMPLETED.topic, events.MODEL_ALIAS_CHANGED.topic)
+
+
+async def build(settings: Settings) -> ServiceApp:
+    timeout = settings.dependency_timeout_seconds
+    bus = EventBus(settings.kafka, client_id=settings.service_name)
+    registry = RegistryClient(settings.registry_address, timeout, settings.default_model_name)
+    guard = SafetyGuard(settings.safety_address, timeout)
+    retriever = VectorStoreRetriever(settings.vector_store_address, timeout)
+    gen = settings.generation
+    generator = TgiGenerator(gen.url, gen.timeout_seconds, gen.attempts, gen.backoff_seconds,
+                             gen.token.get_secret_value() if gen.token else None)
+    service = AnswerService(
+        retriever, registry, registry, guard, generator,
+        event_api.BusCompletionSink(bus, guard),
+        AnswerCache(settings.cache_entries, settings.cache_ttl_seconds), Limits(),
+    )
+    event_api.register(bus, registry, settings.consumer_group)
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
+    server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server,
+               InferenceServicer(service, settings), [SERVICE_FULL_NAME])
+    return ServiceApp(settings, bus, server, TOPICS,
+                      closers=[registry.close, guard.close, retriever.close, generator.close])
+
+
+async def serve(settings: Settings) -> None:
+    await (await build(settings)).serve()

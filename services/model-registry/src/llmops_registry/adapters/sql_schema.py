@@ -1,0 +1,184 @@
+"""The registry's tables (SQLAlchemy 2, same schema on SQLite and Postgres).
+
+Models and prompts have the same shape: a head row (name, version counter), immutable versions,
+movable pointers (model aliases, prompt labels) and an append-only pointer history whose ids are
+the `sequence` of each change. The outbox holds one row per event, written in the same
+transaction as the change it announces. Created with create_all at start; schema changes
+will need migrations (Alembic) once a deployed schema must evolve.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAME = String(128)
+POINTER = String(63)
+TENANT = String(128)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class _Head:
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(NAME, unique=True)
+    latest_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(TENANT)
+
+
+class _Pointer:
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(TENANT)
+
+
+class _History:
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    from_version: Mapped[int] = mapped_column(Integer)
+    to_version: Mapped[int] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(TENANT)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ModelRow(_Head, Base):
+    __tablename__ = "models"
+
+
+class ModelVersionRow(Base):
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column("model_id", ForeignKey("models.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    artifact_uri: Mapped[str] = mapped_column(Text)
+    base_model: Mapped[str] = mapped_column(String(256), default="")
+    format: Mapped[str] = mapped_column(String(32), default="")
+    meta: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
+    parent_name: Mapped[str] = mapped_column(NAME, default="")
+    parent_version: Mapped[int] = mapped_column(Integer, default=0)
+    training_job_id: Mapped[str] = mapped_column(String(256), default="")
+    dataset_uri: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(TENANT)
+
+
+class ModelAliasRow(_Pointer, Base):
+    __tablename__ = "model_aliases"
+    owner_id: Mapped[int] = mapped_column("model_id", ForeignKey("models.id"), primary_key=True)
+    name: Mapped[str] = mapped_column("alias", POINTER, primary_key=True)
+
+
+class ModelAliasHistoryRow(_History, Base):
+    __tablename__ = "model_alias_history"
+    __table_args__ = (Index("ix_model_alias_history_owner", "model_id", "alias", "id"),)
+    owner_id: Mapped[int] = mapped_column("model_id", ForeignKey("models.id"))
+    name: Mapped[str] = mapped_column("alias", POINTER)
+
+
+class PromptRow(_Head, Base):
+    __tablename__ = "prompts"
+
+
+class PromptVersionRow(Base):
+    __tablename__ = "prompt_versions"
+    __table_args__ = (UniqueConstraint("prompt_id", "version"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner_id: Mapped[int] = mapped_column("prompt_id", ForeignKey("prompts.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    template: Mapped[str] = mapped_column(Text)
+    variables: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(TENANT)
+
+
+class PromptLabelRow(_Pointer, Base):
+    __tablename__ = "prompt_labels"
+    owner_id: Mapped[int] = mapped_column("prompt_id", ForeignKey("prompts.id"), primary_key=True)
+    name: Mapped[str] = mapped_column("label", POINTER, primary_key=True)
+
+
+class PromptLabelHistoryRow(_History, Base):
+    __tablename__ = "prompt_label_history"
+    __table_args__ = (Index("ix_prompt_label_history_owner", "prompt_id", "label", "id"),)
+    owner_id: Mapped[int] = mapped_column("prompt_id", ForeignKey("prompts.id"))
+    name: Mapped[str] = mapped_column("label", POINTER)
+
+
+class OutboxRow(Base):
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # Which event, and the id of the row (version or history entry) it announces.
+    kind: Mapped[str] = mapped_column(String(32))
+    ref_id: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    tenant: Mapped[str] = mapped_column(TENANT)
+    trace_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+
+
+WRITE = {"sqlite_begin": "IMMEDIATE"}
+
+
+def _sqlite_connect(dbapi_conn: Any, _: Any) -> None:
+    # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is always DEFERRED).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    # WAL lets replicas on one host share the file; busy_timeout waits for the writer.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Writers take the write lock at BEGIN (execution option sqlite_begin=IMMEDIATE): a
+    # deferred transaction that reads, then writes, fails with "database is locked" instead of
+    # waiting when another writer got there first.
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def create_schema(engine: Engine) -> None:
+    """Creates missing tables. Two replicas starting on an empty Postgres can race (both see a
+    table missing, all but one CREATE fail); the next attempt finds the tables in place."""
+    writer = engine.execution_options(**WRITE)  # SQLite: hold the write lock from the start
+    for attempt in range(3):
+        try:
+            Base.metadata.create_all(writer)
+            return
+        except (IntegrityError, ProgrammingError):
+            if attempt == 2:
+                raise

@@ -1,0 +1,118 @@
+"""Interfaces the registry's use cases need; adapters implement them.
+
+Every write of the store also records its event in the outbox, in the same transaction, so an
+acknowledged change is never without its event (the relay publishes it afterwards).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from llmops_registry.domain.model import (
+    Actor,
+    ModelVersion,
+    NewModelVersion,
+    NewPromptVersion,
+    OutboxEntry,
+    PointerChange,
+    PointerMove,
+    PromptVersion,
+    Summary,
+)
+
+
+class ModelStore(Protocol):
+    async def create_model_version(
+        self, new: NewModelVersion, actor: Actor, aliases: Sequence[str] = (),
+        *, only_if_absent: bool = False,
+    ) -> ModelVersion | None:
+        """Stores the model's next version (1 for a new model) and points `aliases` at it.
+
+        PARENT_NOT_FOUND if the lineage names a version that does not exist. With
+        only_if_absent, does nothing (returns None) when the model already has versions:
+        how the shipped base model is seeded exactly once, even by replicas starting together.
+        """
+        ...
+
+    async def get_model_version(
+        self, name: str, version: int | None = None, alias: str | None = None
+    ) -> ModelVersion:
+        """By number, by alias (`latest`: the newest), or the newest when neither is given.
+
+        MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND.
+        """
+        ...
+
+    async def list_model_versions(
+        self, name: str, limit: int, before_version: int | None = None
+    ) -> list[ModelVersion]:
+        """Newest first; MODEL_NOT_FOUND for an unknown model."""
+        ...
+
+    async def list_models(self, limit: int, after_name: str | None = None) -> list[Summary]: ...
+
+    async def set_alias(
+        self, name: str, alias: str, version: int, reason: str, actor: Actor
+    ) -> PointerMove:
+        """No-op (changed=False, nothing recorded) when the alias already points there."""
+        ...
+
+    async def delete_alias(self, name: str, alias: str, reason: str, actor: Actor) -> int:
+        """Returns the version it pointed at; ALIAS_NOT_FOUND if it does not exist."""
+        ...
+
+    async def alias_history(
+        self, name: str, alias: str | None, limit: int, before_sequence: int | None = None
+    ) -> list[PointerChange]:
+        """Newest first."""
+        ...
+
+
+class PromptStore(Protocol):
+    async def create_prompt_version(
+        self, new: NewPromptVersion, actor: Actor, labels: Sequence[str] = (),
+        *, only_if_absent: bool = False,
+    ) -> PromptVersion | None:
+        """Stores the next version, moves `latest` and `labels` to it (each move in history)."""
+        ...
+
+    async def get_prompt_version(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> PromptVersion:
+        """PROMPT_NOT_FOUND, PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND."""
+        ...
+
+    async def list_prompt_versions(
+        self, name: str, limit: int, before_version: int | None = None
+    ) -> list[PromptVersion]: ...
+
+    async def list_prompts(self, limit: int, after_name: str | None = None) -> list[Summary]: ...
+
+    async def set_prompt_label(
+        self, name: str, label: str, version: int, reason: str, actor: Actor
+    ) -> PointerMove: ...
+
+    async def label_history(
+        self, name: str, label: str | None, limit: int, before_sequence: int | None = None
+    ) -> list[PointerChange]: ...
+
+
+class Outbox(Protocol):
+    async def pending_events(self, limit: int) -> list[OutboxEntry]:
+        """Unpublished events, oldest first, with what they announce loaded."""
+        ...
+
+    async def mark_published(self, ids: Sequence[int]) -> None: ...
+
+    async def mark_failed(self, entry_id: int, error: str) -> None: ...
+
+
+class RegistryStore(ModelStore, PromptStore, Outbox, Protocol):
+    pass
+
+
+class EventPublisher(Protocol):
+    async def publish(self, entry: OutboxEntry) -> None:
+        """Publishes one event and returns once the bus acknowledged it."""
+        ...

