@@ -43,6 +43,8 @@ SERVICES = (
     ServiceSpec("vector-store", "llmops_vectorstore", 50063),
     ServiceSpec("ingestion", "llmops_ingestion", 50061),
     ServiceSpec("safety", "llmops_safety", 50064),
+    ServiceSpec("model-registry", "llmops_registry", 50065),
+    ServiceSpec("inference", "llmops_inference", 50066),
 )
 INFRA = ("kafka", "weaviate")
 

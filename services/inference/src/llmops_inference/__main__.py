@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 
-from llmops_inference.bootstrap import serve
-from llmops_inference.settings import Settings
-from llmops_kit.logging import configure_logging
-
 
 def main() -> None:
-    # huggingface_hub refuses every call, even to a local TGI server, when HF_HUB_OFFLINE is set.
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import, and then refuses every call, even to
+    # a local TGI server. This process never downloads anything; drop it before the import.
     os.environ.pop("HF_HUB_OFFLINE", None)
+    from llmops_inference.bootstrap import serve
+    from llmops_inference.settings import Settings
+    from llmops_kit.logging import configure_logging
+
     settings = Settings()
     configure_logging(settings.service_name, settings.log_level)
     asyncio.run(serve(settings))
