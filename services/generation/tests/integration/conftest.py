@@ -1,0 +1,98 @@
+"""One real generation server per test session: `python -m llmops_generation` with SmolLM2.
+
+It runs as a subprocess, as in production, with HF_HUB_OFFLINE=1 in its own environment (the
+huggingface_hub client under test must not have it; see the client tests). It runs in
+float32: there left-padded batching gives bit-identical greedy output, which the concurrency
+test asserts (bfloat16, the speed default, may drift after a few tokens; see the README).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llmops_generation.bootstrap import default_spec
+from llmops_generation.settings import Settings
+
+REPO = Path(__file__).resolve().parents[4]
+STARTUP_TIMEOUT_S = 300  # a cold start converts the GGUF file once (~20 s on 2 cores)
+
+# Small limits keep every generation short; the contract tests rely on them.
+SERVER_ENV = {
+    "LLMOPS_GENERATION_DTYPE": "float32",
+    "LLMOPS_GENERATION_MAX_INPUT_TOKENS": "256",
+    "LLMOPS_GENERATION_MAX_TOTAL_TOKENS": "320",
+    "LLMOPS_GENERATION_DEFAULT_MAX_NEW_TOKENS": "8",
+    "LLMOPS_GENERATION_MAX_BATCH_SIZE": "8",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def llmops_home() -> Path:
+    return Path(os.environ.get("LLMOPS_HOME", REPO / ".llmops"))
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("generation") / "server.log"
+    env = {
+        **os.environ,
+        **SERVER_ENV,
+        "LLMOPS_GENERATION_PORT": str(port),
+        "LLMOPS_HOME": str(llmops_home()),
+        "HF_HUB_OFFLINE": "1",
+    }
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "llmops_generation"], env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"generation server exited ({proc.returncode}):\n{log_path.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"generation server not healthy in {STARTUP_TIMEOUT_S}s:\n{log_path.read_text()[-4000:]}"
+                )
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="session")
+def model_dir(server_url: str) -> Path:
+    """The plain transformers folder the server converted the GGUF file into."""
+    from llmops_generation.adapters.loader import TransformersLoader
+
+    settings = Settings(llmops_home=llmops_home())
+    return TransformersLoader(settings.models_dir).model_dir(default_spec(settings))
+
+
+@pytest.fixture
+async def http(server_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server_url, timeout=120) as client:
+        yield client

@@ -1,0 +1,105 @@
+"""Model versions at run time: a LoRA adapter and a second full model, loaded and unloaded live."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+PROMPT = "The capital of France is"
+
+
+@pytest.fixture(scope="module")
+def lora_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random LoRA on q_proj/v_proj (non-zero init, so it changes the output)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    config = LoraConfig(
+        r=8,
+        lora_alpha=32,
+        target_modules=["q_proj", "v_proj"],
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
+    out = tmp_path_factory.mktemp("adapters") / "lora-v2"
+    get_peft_model(base, config).save_pretrained(out)
+    return out
+
+
+async def generate(http, adapter_id: str | None = None, inputs: str = PROMPT) -> str:
+    parameters: dict[str, object] = {"max_new_tokens": 10}
+    if adapter_id:
+        parameters["adapter_id"] = adapter_id
+    response = await http.post("/generate", json={"inputs": inputs, "parameters": parameters})
+    assert response.status_code == 200, response.text
+    return str(response.json()["generated_text"])
+
+
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
+async def test_lora_adapter_changes_output_and_unloads(http, lora_dir: Path) -> None:
+    base = await generate(http)
+    created = await http.post(
+        "/admin/adapters", json={"adapter_id": "smollm2-lora-v2", "path": str(lora_dir)}
+    )
+    assert created.status_code == 201, created.text
+    try:
+        listed = (await http.get("/admin/adapters")).json()["adapters"]
+        assert [a["adapter_id"] for a in listed] == ["smollm2-lora-v2"]
+
+        tuned = await generate(http, "smollm2-lora-v2")
+        assert tuned != base
+        # Adapter and base requests share a batch; each row keeps its own weights.
+        mixed = await asyncio.gather(*(generate(http, a) for a in ["smollm2-lora-v2", None] * 3))
+        assert mixed == [tuned, base] * 3
+
+        chat = await http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "smollm2-lora-v2",
+                "messages": [{"role": "user", "content": "Hi"}],
+                "max_tokens": 4,
+            },
+        )
+        assert chat.status_code == 200 and chat.json()["model"] == "smollm2-lora-v2"
+    finally:
+        deleted = await http.delete("/admin/adapters/smollm2-lora-v2")
+    assert deleted.status_code == 200
+    gone = await http.post(
+        "/generate", json={"inputs": PROMPT, "parameters": {"adapter_id": "smollm2-lora-v2"}}
+    )
+    assert gone.status_code == 422 and gone.json()["error_type"] == "validation"
+    assert await generate(http) == base
+    assert (await http.get("/admin/adapters")).json()["adapters"] == []
+
+
+async def test_second_full_model_loads_serves_and_unloads(http, model_dir: Path) -> None:
+    base = await generate(http)
+    created = await http.post("/admin/models", json={"model_id": "smollm2-copy", "path": str(model_dir)})
+    assert created.status_code == 201, created.text
+    assert created.json()["dtype"] == "float32"  # the server's setting
+    try:
+        models = {m["model_id"]: m["default"] for m in (await http.get("/admin/models")).json()["models"]}
+        assert models == {"HuggingFaceTB/SmolLM2-135M-Instruct": True, "smollm2-copy": False}
+        # Same weights, its own batcher: the same greedy output, requests in parallel on both.
+        both = await asyncio.gather(generate(http, "smollm2-copy"), generate(http))
+        assert both == [base, base]
+    finally:
+        deleted = await http.delete("/admin/models/smollm2-copy")
+    assert deleted.status_code == 200
+    gone = await http.post("/generate", json={"inputs": PROMPT, "parameters": {"adapter_id": "smollm2-copy"}})
+    assert gone.status_code == 422
+    default = await http.delete("/admin/models/HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert default.status_code == 409 and default.json()["error_type"] == "conflict"
+
+
+async def test_bad_adapter_path_is_rejected(http, tmp_path: Path) -> None:
+    response = await http.post("/admin/adapters", json={"adapter_id": "x", "path": str(tmp_path)})
+    assert response.status_code == 422
+    assert "adapter_config.json" in response.json()["error"]
