@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from llmops_kit.context import bound, new_trace_id
+from llmops_kit.context import bound, current_api_key, current_trace_id, new_trace_id
 from llmops_kit.errors import DomainError, InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,20 @@ TRACE_ID_HEADER = "x-trace-id"
 REASON_TRAILER = "x-error-reason"
 OPEN_SERVICES = ("grpc.health.v1.Health", "grpc.reflection.")
 Parser = Callable[[bytes], Any] | None
+
+
+def error_reason(exc: Any) -> str | None:
+    """The stable reason a platform service put in the `x-error-reason` trailer of a failure."""
+    return next((v for k, v in exc.trailing_metadata() or () if k == REASON_TRAILER), None)
+
+
+def caller_metadata(api_key: str | None = None) -> tuple[tuple[str, str], ...]:
+    """Metadata for a call made on the current caller's behalf: its trace id and API key."""
+    md = [(TRACE_ID_HEADER, current_trace_id() or "")]
+    key = api_key or current_api_key()
+    if key:
+        md.append((API_KEY_HEADER, key))
+    return tuple(md)
 
 
 def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:

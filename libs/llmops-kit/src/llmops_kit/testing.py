@@ -10,11 +10,13 @@ import os
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from llmops_kit.grpc_server import error_reason
 from llmops_kit.settings import KafkaSettings
+
+__all__ = ["REPO", "error_reason", "infra_script"]
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -52,6 +54,3 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
-def error_reason(exc: Any) -> str | None:
-    """The `x-error-reason` trailer of a failed gRPC call (see llmops_kit.grpc_server)."""
-    return next((v for k, v in exc.trailing_metadata() or () if k == "x-error-reason"), None)

@@ -13,14 +13,14 @@ from collections.abc import Sequence
 import grpc
 
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
-from llmops_inference.adapters.retrieval import forwarded_metadata
 from llmops_inference.domain.model import ModelRef, Passage, RenderedPrompt
 from llmops_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from llmops_kit.grpc_server import caller_metadata, error_reason
 
 
 def _raise(exc: grpc.aio.AioRpcError, what: str) -> None:
     detail = exc.details() or ""
-    reason = next((v for k, v in exc.trailing_metadata() or () if k == "x-error-reason"), "")
+    reason = error_reason(exc) or ""
     if exc.code() == grpc.StatusCode.NOT_FOUND:
         raise NotFound(reason or "NOT_FOUND", f"{what}: {detail}") from exc
     if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
@@ -51,7 +51,7 @@ class RegistryClient:
         try:
             mv = await self.stub.GetModelVersion(
                 registry_pb2.GetModelVersionRequest(name=self.model_name, alias=alias),
-                metadata=forwarded_metadata(), timeout=self.timeout)
+                metadata=caller_metadata(), timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
             _raise(exc, f"model {self.model_name}@{alias}")
             raise
@@ -71,7 +71,7 @@ class RegistryClient:
                                                    source=p.document_id, score=p.score)
                        for p in passages])
         try:
-            resp = await self.stub.RenderPrompt(req, metadata=forwarded_metadata(),
+            resp = await self.stub.RenderPrompt(req, metadata=caller_metadata(),
                                                 timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
             _raise(exc, f"prompt {name}@{label}")

@@ -6,17 +6,8 @@ import grpc
 
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
 from llmops_inference.domain.model import Passage
-from llmops_kit.context import current_api_key, current_trace_id
 from llmops_kit.errors import Unavailable
-from llmops_kit.grpc_server import API_KEY_HEADER, TRACE_ID_HEADER
-
-
-def forwarded_metadata() -> tuple[tuple[str, str], ...]:
-    md = [(TRACE_ID_HEADER, current_trace_id() or "")]
-    key = current_api_key()
-    if key:
-        md.append((API_KEY_HEADER, key))
-    return tuple(md)
+from llmops_kit.grpc_server import caller_metadata
 
 
 class VectorStoreRetriever:
@@ -30,7 +21,7 @@ class VectorStoreRetriever:
             resp = await self.stub.Search(
                 vectorstore_pb2.SearchRequest(query=question, top_k=top_k,
                                               mode=vectorstore_pb2.SEARCH_MODE_HYBRID),
-                metadata=forwarded_metadata(), timeout=self.timeout)
+                metadata=caller_metadata(), timeout=self.timeout)
         except grpc.aio.AioRpcError as exc:
             raise Unavailable("RETRIEVAL_UNAVAILABLE",
                               f"vector-store: {exc.code().name}: {exc.details()}") from exc

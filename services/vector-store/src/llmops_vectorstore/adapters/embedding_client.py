@@ -7,9 +7,8 @@ import logging
 import grpc
 
 from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
-from llmops_kit.context import current_api_key, current_trace_id
 from llmops_kit.errors import InvalidArgument, Unavailable
-from llmops_kit.grpc_server import API_KEY_HEADER, REASON_TRAILER, TRACE_ID_HEADER
+from llmops_kit.grpc_server import caller_metadata, error_reason
 from llmops_vectorstore.settings import EmbeddingClientSettings
 
 log = logging.getLogger(__name__)
@@ -33,15 +32,9 @@ class EmbeddingClient:
             await self._channel.close()
             self._channel = self._stub = None
 
-    def _metadata(self) -> list[tuple[str, str]]:
-        key = (
-            self.settings.api_key.get_secret_value() if self.settings.api_key
-            else current_api_key()
-        )
-        md = [(TRACE_ID_HEADER, current_trace_id() or "")]
-        if key:
-            md.append((API_KEY_HEADER, key))
-        return md
+    def _metadata(self) -> tuple[tuple[str, str], ...]:
+        key = self.settings.api_key
+        return caller_metadata(key.get_secret_value() if key else None)
 
     async def embed_query(self, text: str) -> list[float]:
         stub = self._connect()
@@ -52,7 +45,7 @@ class EmbeddingClient:
                 timeout=self.settings.timeout_seconds,
             )
         except grpc.aio.AioRpcError as exc:
-            reason = _reason(exc)
+            reason = error_reason(exc)
             if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
                 # The query itself is bad (e.g. too long for the model's limits): caller's fault.
                 raise InvalidArgument(reason or "BAD_QUERY", exc.details() or "") from exc
@@ -69,9 +62,3 @@ class EmbeddingClient:
             )
         return list(response.vectors[0].values)
 
-
-def _reason(exc: grpc.aio.AioRpcError) -> str | None:
-    for key, value in exc.trailing_metadata() or ():
-        if key == REASON_TRAILER:
-            return str(value)
-    return None
