@@ -23,10 +23,10 @@ async def ensure_stack() -> None:
     for name in stack.INFRA:
         await asyncio.to_thread(stack.infra, name, "start")
     for spec in stack.SERVICES:
-        if await stack.health(spec.port) != "SERVING":
+        if await stack.health(spec.port, protocol=spec.protocol) != "SERVING":
             stack.start_service(spec)
     for spec in stack.SERVICES:
-        if not await stack.wait_healthy(spec.port, 240):
+        if not await stack.wait_healthy(spec.port, 240, spec.protocol):
             raise SystemExit(f"{spec.name} is not healthy; see .llmops/logs/{spec.name}.log")
 
 

@@ -9,7 +9,8 @@
 #            $LLMOPS_HOME/weaviate/bin/weaviate-server. A cold build takes
 #            ~3 minutes on 2 cores; Go's build cache (~/.cache/go-build,
 #            ~/go/pkg/mod) makes later builds of the same version take ~10 s.
-#   start    install if needed, run in the background, wait for readiness
+#   start    install if needed, run in the background, wait for readiness; a running
+#            server that stays unready for WEAVIATE_READY_GRACE seconds is restarted
 #   stop     SIGTERM, wait up to 30 s, then SIGKILL (idempotent)
 #   status   "weaviate: running pid N port P" (exit 0) or "weaviate: stopped" (exit 3)
 #   health   exit 0 iff GET /v1/.well-known/ready answers 200
@@ -27,6 +28,7 @@
 #   WEAVIATE_GOMAXPROCS      CPU cap (default: cores-1, at least 1)
 #   WEAVIATE_GOMEMLIMIT      Go soft memory limit, e.g. 2GiB (default: unset)
 #   WEAVIATE_START_TIMEOUT   seconds to wait for readiness (default: 90)
+#   WEAVIATE_READY_GRACE     seconds a running but unready server gets before a restart (30)
 #   WEAVIATE_ENABLE_MODULES  ENABLE_MODULES passed to the server (default: empty)
 #   WEAVIATE_LOG_LEVEL       server LOG_LEVEL (default: info)
 #   WEAVIATE_RAFT_TIMEOUTS_MULTIPLIER  (default: 1; Weaviate's own default is 5)
@@ -147,21 +149,26 @@ ready_code() {
   curl -s -o /dev/null -m 3 -w '%{http_code}' "http://127.0.0.1:$1/v1/.well-known/ready" 2>/dev/null || true
 }
 
+# wait_ready PID PORT [TIMEOUT]: 0 once ready; 1 if the process exits or the time runs out.
+# The verdict is printed after the log tail too, so callers that keep only the end see it.
 wait_ready() {
-  local pid=$1 port=$2 deadline=$((SECONDS + WEAVIATE_START_TIMEOUT))
+  local pid=$1 port=$2 timeout=${3:-$WEAVIATE_START_TIMEOUT} code=""
+  local deadline=$((SECONDS + timeout))
   while ((SECONDS < deadline)); do
-    [[ $(ready_code "$port") == 200 ]] && return 0
+    code=$(ready_code "$port")
+    [[ $code == 200 ]] && return 0
     if ! kill -0 "$pid" 2>/dev/null; then
       log "process $pid exited during startup; last log lines ($LOG_FILE):"
       tail -n 40 "$LOG_FILE" >&2 || true
+      log "process $pid exited during startup (see above)"
       rm -f "$PID_FILE"
       return 1
     fi
     sleep 1
   done
-  log "not ready after ${WEAVIATE_START_TIMEOUT}s (pid $pid still running; '$0 stop' to kill it)."
   log "last log lines ($LOG_FILE):"
   tail -n 40 "$LOG_FILE" >&2 || true
+  log "pid $pid not ready after ${timeout}s (last /v1/.well-known/ready answer: ${code:-none})"
   return 1
 }
 
@@ -178,8 +185,11 @@ cmd_start() {
   if pid=$(running_pid); then
     port=$(running_port "$pid")
     log "already running (pid $pid, port $port)"
-    wait_ready "$pid" "$port"
-    return
+    # A server that stopped answering (e.g. starved of CPU until raft lost its leader) is
+    # restarted rather than reported broken: its data is on disk.
+    wait_ready "$pid" "$port" "${WEAVIATE_READY_GRACE:-30}" && return 0
+    log "pid $pid is running but not ready: restarting it"
+    cmd_stop
   fi
   rm -f "$PID_FILE"
   command -v curl >/dev/null || die "curl is required"

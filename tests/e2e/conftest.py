@@ -5,6 +5,7 @@ services as separate processes, driven over gRPC and by an external Kafka produc
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,8 +13,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from e2e_support import TENANTS, Stack, Stubs
+from e2e_support import STRICT_TENANT, TENANTS, Stack, Stubs
+from llmops.inference.v1 import inference_pb2_grpc
 from llmops.ingestion.v1 import ingestion_pb2_grpc
+from llmops.registry.v1 import registry_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2_grpc
 from llmops_cli import stack
 from llmops_kit.settings import KafkaSettings
@@ -41,9 +44,47 @@ def e2e_stack(kafka: KafkaSettings, weaviate_server: dict, tmp_path_factory: pyt
     s.stop_all()
 
 
-async def _wait_all(s: Stack) -> None:
-    for name in ("embedding", "vector-store", "ingestion"):
+async def _wait_all(s: Stack, names: tuple[str, ...] = ("embedding", "vector-store", "ingestion")
+                    ) -> None:
+    for name in names:
         await s.wait(name)
+
+
+# Output policy of the strict tenant: any PII in an answer blocks it (the default redacts).
+STRICT_POLICIES = {"tenants": {STRICT_TENANT: {"output": {"block": ["pii.*"]}}}}
+ANSWER_SERVICES = ("safety", "model-registry", "generation", "inference")
+
+
+@pytest.fixture(scope="session")
+def answer_stack(e2e_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The document path plus safety, model-registry, the generation server and inference."""
+    data: Path = tmp_path_factory.mktemp("answer")
+    e2e_stack.env.update({
+        "LLMOPS_REGISTRY_DATABASE_URL": f"sqlite:///{data}/registry.db",
+        "LLMOPS_SAFETY_POLICIES": json.dumps(STRICT_POLICIES),
+        # Bit-identical greedy output whatever else is batched with it.
+        "LLMOPS_GENERATION_DTYPE": "float32",
+        "LLMOPS_INFERENCE_CACHE_TTL_SECONDS": "600",
+    })
+    for name in ANSWER_SERVICES:
+        e2e_stack.start(name)
+    asyncio.run(_wait_all(e2e_stack, ANSWER_SERVICES))
+    yield e2e_stack
+    for name in ANSWER_SERVICES:
+        stack.stop_service(name)
+        e2e_stack.running.discard(f"{name}:0")
+
+
+@pytest.fixture
+async def inference(answer_stack: Stack) -> AsyncIterator[inference_pb2_grpc.InferenceServiceStub]:
+    async with grpc.aio.insecure_channel("127.0.0.1:50066") as ch:
+        yield inference_pb2_grpc.InferenceServiceStub(ch)
+
+
+@pytest.fixture
+async def registry(answer_stack: Stack) -> AsyncIterator[registry_pb2_grpc.ModelRegistryServiceStub]:
+    async with grpc.aio.insecure_channel("127.0.0.1:50065") as ch:
+        yield registry_pb2_grpc.ModelRegistryServiceStub(ch)
 
 
 @pytest.fixture

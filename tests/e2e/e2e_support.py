@@ -32,8 +32,8 @@ class Stack:
         self.running.add(f"{name}:{replica}")
 
     async def wait(self, name: str, replica: int = 0, timeout: float = 180) -> None:
-        port = self.spec(name).port + 100 * replica
-        if not await stack.wait_healthy(port, timeout):
+        spec = self.spec(name)
+        if not await stack.wait_healthy(spec.port + 100 * replica, timeout, spec.protocol):
             log = stack.llmops_home() / "logs" / f"{name}{'-' + str(replica) if replica else ''}.log"
             tail = log.read_text(errors="replace")[-4000:] if log.exists() else "(no log)"
             pytest.fail(f"{name} replica {replica} not healthy; log tail:\n{tail}")
@@ -56,7 +56,8 @@ def tenant_name(label: str) -> str:
     return f"e2e{RUN_ID}{label}"
 
 
-TENANTS = [tenant_name(x) for x in ("a", "b", "faults", "kafka", "bench")]
+STRICT_TENANT = tenant_name("strict")
+TENANTS = [tenant_name(x) for x in ("a", "b", "faults", "kafka", "bench", "ask", "strict")]
 
 
 @dataclass

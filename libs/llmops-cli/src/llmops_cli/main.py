@@ -47,7 +47,7 @@ async def cmd_up(args: argparse.Namespace) -> int:
     report = {}
     for spec in stack.SERVICES:
         pid = stack.start_service(spec)
-        ok = await stack.wait_healthy(spec.port, timeout=args.timeout)
+        ok = await stack.wait_healthy(spec.port, timeout=args.timeout, protocol=spec.protocol)
         report[spec.name] = {"pid": pid, "port": spec.port, "healthy": ok}
         if not ok:
             log = stack.llmops_home() / "logs" / f"{spec.name}.log"
@@ -76,7 +76,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
         report[name] = {"running": res.returncode == 0, "detail": res.stdout.strip()}
     for spec in stack.SERVICES:
         pid = stack.service_pid(spec.name)
-        report[spec.name] = {"pid": pid, "port": spec.port, "health": await stack.health(spec.port)}
+        state = await stack.health(spec.port, protocol=spec.protocol)
+        report[spec.name] = {"pid": pid, "port": spec.port, "health": state}
     lines = [v["detail"] if v.get("detail") else f"{n}: {v.get('health')}"
              for n, v in report.items()]
     _emit(args, report, "\n".join(lines))

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +38,16 @@ class ServiceSpec:
     name: str
     module: str
     port: int
+    # "grpc": the standard gRPC health service; "http": GET /health answers 200 (TGI's API).
+    protocol: str = "grpc"
+    # Its settings' env prefix, when it is not LLMOPS_<NAME without dashes>_.
+    env_prefix: str = ""
+
+    @property
+    def port_variable(self) -> str:
+        """The service's own port setting, which wins over anything shared."""
+        prefix = self.env_prefix or "LLMOPS_" + self.name.upper().replace("-", "") + "_"
+        return prefix + ("GRPC_PORT" if self.protocol == "grpc" else "PORT")
 
 
 SERVICES = (
@@ -43,7 +55,8 @@ SERVICES = (
     ServiceSpec("vector-store", "llmops_vectorstore", 50063),
     ServiceSpec("ingestion", "llmops_ingestion", 50061),
     ServiceSpec("safety", "llmops_safety", 50064),
-    ServiceSpec("model-registry", "llmops_registry", 50065),
+    ServiceSpec("model-registry", "llmops_registry", 50065, env_prefix="LLMOPS_REGISTRY_"),
+    ServiceSpec("generation", "llmops_generation", 8090, protocol="http"),
     ServiceSpec("inference", "llmops_inference", 50066),
 )
 INFRA = ("kafka", "weaviate")
@@ -93,9 +106,7 @@ def start_service(spec: ServiceSpec, replica: int = 0, env: dict[str, str] | Non
     log = open(home / "logs" / f"{spec.name}{suffix}.log", "ab")  # noqa: SIM115
     child_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                  **(env or {})}
-    # Each service reads its own prefix first; LLMOPS_<SVC>_GRPC_PORT wins over the shared one.
-    prefix = "LLMOPS_" + spec.name.upper().replace("-", "") + "_"
-    child_env[prefix + "GRPC_PORT"] = str(spec.port + 100 * replica)
+    child_env[spec.port_variable] = str(spec.port + 100 * replica)
     proc = subprocess.Popen(
         [sys.executable, "-m", spec.module], cwd=repo_root(), env=child_env,
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -120,7 +131,9 @@ def stop_service(name: str, replica: int = 0, kill: bool = False, timeout: float
     _pid_file(name, replica).unlink(missing_ok=True)
 
 
-async def health(port: int, timeout: float = 1.0) -> str:
+async def health(port: int, timeout: float = 1.0, protocol: str = "grpc") -> str:
+    if protocol == "http":
+        return await _http_health(port, timeout)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
             stub = health_pb2_grpc.HealthStub(ch)
@@ -130,10 +143,25 @@ async def health(port: int, timeout: float = 1.0) -> str:
         return "UNREACHABLE" if exc.code() == grpc.StatusCode.UNAVAILABLE else exc.code().name
 
 
-async def wait_healthy(port: int, timeout: float = 120.0) -> bool:
+def _get_status(url: str, timeout: float) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (OSError, ValueError):
+        return 0
+
+
+async def _http_health(port: int, timeout: float) -> str:
+    code = await asyncio.to_thread(_get_status, f"http://127.0.0.1:{port}/health", timeout)
+    return {0: "UNREACHABLE", 200: "SERVING"}.get(code, "NOT_SERVING")
+
+
+async def wait_healthy(port: int, timeout: float = 120.0, protocol: str = "grpc") -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await health(port) == "SERVING":
+        if await health(port, protocol=protocol) == "SERVING":
             return True
         await asyncio.sleep(0.5)
     return False

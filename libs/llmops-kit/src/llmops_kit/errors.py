@@ -42,6 +42,12 @@ class Unavailable(DomainError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class DeadlineExceeded(DomainError):
+    """The caller's deadline passed before the work could finish."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 class PoisonMessage(Exception):
     """An event that can never be processed; it goes to the dead-letter topic with `reason`."""
 

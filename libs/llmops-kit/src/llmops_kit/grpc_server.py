@@ -110,7 +110,8 @@ class TenantAuth(grpc.aio.ServerInterceptor):
             if tenant is None:
                 await self._deny(context, md)
             request = await self._parse(parse, raw, context)
-            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id(), md.get(API_KEY_HEADER)):
+            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id(), md.get(API_KEY_HEADER),
+                       context.time_remaining()):
                 try:
                     return await behavior(request, context)
                 except DomainError as exc:
@@ -126,7 +127,8 @@ class TenantAuth(grpc.aio.ServerInterceptor):
             if tenant is None:
                 await self._deny(context, md)
             request = await self._parse(parse, raw, context)
-            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id(), md.get(API_KEY_HEADER)):
+            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id(), md.get(API_KEY_HEADER),
+                       context.time_remaining()):
                 try:
                     async for item in behavior(request, context):
                         yield item

@@ -25,7 +25,8 @@ async def build(settings: Settings) -> ServiceApp:
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     registry = RegistryClient(settings.registry_address, timeout, settings.default_model_name)
     guard = SafetyGuard(settings.safety_address, timeout)
-    retriever = VectorStoreRetriever(settings.vector_store_address, timeout)
+    retriever = VectorStoreRetriever(settings.embedding_address, settings.vector_store_address,
+                                     timeout)
     gen = settings.generation
     generator = TgiGenerator(gen.url, gen.timeout_seconds, gen.attempts, gen.backoff_seconds,
                              gen.token.get_secret_value() if gen.token else None)

@@ -17,7 +17,12 @@ from llmops_inference.domain.model import (
 
 
 class Retriever(Protocol):
-    async def retrieve(self, question: str, top_k: int) -> list[Passage]: ...
+    """Two calls, so the answer's latency shows embedding and search apart."""
+
+    async def embed(self, question: str) -> list[float]: ...
+
+    async def search(self, question: str, vector: Sequence[float], top_k: int
+                     ) -> list[Passage]: ...
 
 
 class PromptRenderer(Protocol):

@@ -23,6 +23,7 @@ class Settings(ServiceSettings):
     service_name: str = "inference"
     grpc_port: int = 50066
     generation: TgiBackend = Field(default_factory=TgiBackend)
+    embedding_address: str = "127.0.0.1:50062"
     vector_store_address: str = "127.0.0.1:50063"
     registry_address: str = "127.0.0.1:50065"
     safety_address: str = "127.0.0.1:50064"

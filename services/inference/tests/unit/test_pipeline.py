@@ -23,6 +23,7 @@ from llmops_inference.domain.pipeline import (
     REFUSAL_OUTPUT,
     AnswerService,
     Limits,
+    Segmenter,
     cited,
 )
 
@@ -36,8 +37,12 @@ class FakeRetriever:
     def __init__(self) -> None:
         self.queries: list[str] = []
 
-    async def retrieve(self, question: str, top_k: int) -> list[Passage]:
+    async def embed(self, question: str) -> list[float]:
         self.queries.append(question)
+        return [float(len(question)), 1.0]
+
+    async def search(self, question: str, vector: Sequence[float], top_k: int) -> list[Passage]:
+        assert list(vector) == [float(len(question)), 1.0], "search must use the question's vector"
         return PASSAGES[:top_k]
 
 
@@ -127,7 +132,7 @@ async def test_grounded_answer_cites_only_what_it_used() -> None:
     assert ans.prompt is not None and ans.prompt.label == "rag-answer@3"
     assert "[1] 25 days of vacation" in gen.calls[0][0].user
     assert (ans.prompt_tokens, ans.completion_tokens) == (42, 7)
-    assert {"input_safety", "retrieval", "prompt", "model", "generation", "output_safety",
+    assert {"input_safety", "embedding", "retrieval", "prompt", "model", "generation", "output_safety",
             "total"} <= set(ans.stages_ms)
     assert sink.events[0][1] is not None and sink.events[0][2] is False
 
@@ -185,9 +190,41 @@ async def test_stream_yields_pieces_then_the_checked_answer() -> None:
     svc, _, sink, _, _ = make()
     items = [x async for x in svc.stream(q())]
     pieces, final = items[:-1], items[-1]
-    assert all(isinstance(p, str) for p in pieces) and "".join(pieces).strip() == final.text
+    assert all(isinstance(p, str) for p in pieces) and "".join(pieces) == final.text
+    assert final.text.strip() == "You get 25 days [1]."
     assert isinstance(final, Answer) and final.passages[0].chunk_id == "c1"
     assert final.time_to_first_token_ms > 0 and sink.events[0][2] is True
+    assert {"generation", "output_safety"} <= set(final.stages_ms)
+
+
+async def test_stream_shows_only_checked_segments_and_redacts_them() -> None:
+    svc, _, sink, _, _ = make(reply="Write to bob@example.com today. Or call us.")
+    items = [x async for x in svc.stream(q())]
+    pieces, final = items[:-1], items[-1]
+    assert isinstance(final, Answer)
+    # Whole sentences, each already checked: the raw address never reaches the client.
+    assert pieces == ["Write to [EMAIL] today. ", "Or call us. "]
+    assert final.text == "Write to [EMAIL] today. Or call us. "
+    assert final.output_safety is Verdict.REDACT and not final.blocked
+    assert "bob@example.com" not in sink.events[0][1].text
+
+
+async def test_stream_stops_at_a_blocked_segment() -> None:
+    svc, _, _, _, _ = make(reply="First part is fine. Then BOOM goes the answer. Never shown.")
+    items = [x async for x in svc.stream(q())]
+    pieces, final = items[:-1], items[-1]
+    assert pieces == ["First part is fine. "]
+    assert isinstance(final, Answer) and final.blocked and final.text == REFUSAL_OUTPUT
+    assert final.output_safety is Verdict.BLOCK and final.passages == []
+
+
+def test_segmenter_cuts_at_sentences_and_long_runs() -> None:
+    seg = Segmenter(max_chars=20)
+    assert seg.feed("Hello wor") == []
+    assert seg.feed("ld. How") == ["Hello world. "]
+    assert seg.feed(" are you doing on this fine day") == ["How are you doing on this fine "]
+    assert seg.flush() == ["day"] and seg.flush() == []
+    assert Segmenter(200).feed("1.5 million, v2.0 is out.\nNext") == ["1.5 million, v2.0 is out.\n"]
 
 
 async def test_rag_off_skips_retrieval() -> None:

@@ -14,6 +14,7 @@ import grpc
 
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
 from llmops_inference.domain.model import ModelRef, Passage, RenderedPrompt
+from llmops_kit.context import time_left
 from llmops_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from llmops_kit.grpc_server import caller_metadata, error_reason
 
@@ -51,7 +52,7 @@ class RegistryClient:
         try:
             mv = await self.stub.GetModelVersion(
                 registry_pb2.GetModelVersionRequest(name=self.model_name, alias=alias),
-                metadata=caller_metadata(), timeout=self.timeout)
+                metadata=caller_metadata(), timeout=time_left(self.timeout))
         except grpc.aio.AioRpcError as exc:
             _raise(exc, f"model {self.model_name}@{alias}")
             raise
@@ -72,7 +73,7 @@ class RegistryClient:
                        for p in passages])
         try:
             resp = await self.stub.RenderPrompt(req, metadata=caller_metadata(),
-                                                timeout=self.timeout)
+                                                timeout=time_left(self.timeout))
         except grpc.aio.AioRpcError as exc:
             _raise(exc, f"prompt {name}@{label}")
             raise

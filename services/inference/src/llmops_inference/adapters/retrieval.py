@@ -1,27 +1,45 @@
-"""Retrieval through the vector-store service, as the calling tenant (its key is forwarded)."""
+"""Retrieval as the calling tenant (its key is forwarded): the embedding service turns the
+question into a vector, the vector-store searches with it (hybrid: the text feeds BM25)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
+from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
 from llmops_inference.domain.model import Passage
+from llmops_kit.context import time_left
 from llmops_kit.errors import Unavailable
 from llmops_kit.grpc_server import caller_metadata
 
 
 class VectorStoreRetriever:
-    def __init__(self, address: str, timeout_seconds: float) -> None:
-        self.channel = grpc.aio.insecure_channel(address)
-        self.stub = vectorstore_pb2_grpc.VectorStoreServiceStub(self.channel)
+    def __init__(self, embedding_address: str, vector_store_address: str,
+                 timeout_seconds: float) -> None:
+        self.channels = [grpc.aio.insecure_channel(embedding_address),
+                         grpc.aio.insecure_channel(vector_store_address)]
+        self.embedder = embedding_pb2_grpc.EmbeddingServiceStub(self.channels[0])
+        self.store = vectorstore_pb2_grpc.VectorStoreServiceStub(self.channels[1])
         self.timeout = timeout_seconds
 
-    async def retrieve(self, question: str, top_k: int) -> list[Passage]:
+    async def embed(self, question: str) -> list[float]:
         try:
-            resp = await self.stub.Search(
-                vectorstore_pb2.SearchRequest(query=question, top_k=top_k,
+            resp = await self.embedder.Embed(embedding_pb2.EmbedRequest(texts=[question]),
+                                             metadata=caller_metadata(), timeout=time_left(self.timeout))
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable("EMBEDDING_UNAVAILABLE",
+                              f"embedding: {exc.code().name}: {exc.details()}") from exc
+        return list(resp.vectors[0].values)
+
+    async def search(self, question: str, vector: Sequence[float], top_k: int
+                     ) -> list[Passage]:
+        try:
+            resp = await self.store.Search(
+                vectorstore_pb2.SearchRequest(query=question, vector=vector, top_k=top_k,
                                               mode=vectorstore_pb2.SEARCH_MODE_HYBRID),
-                metadata=caller_metadata(), timeout=self.timeout)
+                metadata=caller_metadata(), timeout=time_left(self.timeout))
         except grpc.aio.AioRpcError as exc:
             raise Unavailable("RETRIEVAL_UNAVAILABLE",
                               f"vector-store: {exc.code().name}: {exc.details()}") from exc
@@ -30,4 +48,5 @@ class VectorStoreRetriever:
                 for i, h in enumerate(resp.hits)]
 
     async def close(self) -> None:
-        await self.channel.close()
+        for channel in self.channels:
+            await channel.close()

@@ -6,6 +6,7 @@ import grpc
 
 from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
 from llmops_inference.domain.model import SafetyResult, Verdict
+from llmops_kit.context import time_left
 from llmops_kit.errors import Unavailable
 from llmops_kit.grpc_server import caller_metadata
 
@@ -27,7 +28,7 @@ class SafetyGuard:
         try:
             resp = await self.stub.CheckText(
                 safety_pb2.CheckTextRequest(text=text, direction=_DIRECTIONS[direction]),
-                metadata=caller_metadata(), timeout=self.timeout)
+                metadata=caller_metadata(), timeout=time_left(self.timeout))
         except grpc.aio.AioRpcError as exc:
             # Fail closed: an answer is never served unchecked.
             raise Unavailable("SAFETY_UNAVAILABLE",
@@ -43,7 +44,7 @@ class SafetyGuard:
             return text
         try:
             resp = await self.stub.Redact(safety_pb2.RedactRequest(text=text),
-                                          metadata=caller_metadata(), timeout=self.timeout)
+                                          metadata=caller_metadata(), timeout=time_left(self.timeout))
         except grpc.aio.AioRpcError as exc:
             raise Unavailable("SAFETY_UNAVAILABLE", f"safety: {exc.code().name}") from exc
         return resp.redacted_text

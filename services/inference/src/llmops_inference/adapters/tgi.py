@@ -16,6 +16,7 @@ from huggingface_hub import AsyncInferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 
 from llmops_inference.domain.model import Generation, ModelRef, RenderedPrompt
+from llmops_kit.context import time_left
 from llmops_kit.errors import InvalidArgument, Unavailable
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class TgiGenerator:
         self.url = url.rstrip("/")
         self.attempts = attempts
         self.backoff = backoff_seconds
+        self.timeout = timeout_seconds
         self.client = AsyncInferenceClient(base_url=self.url, timeout=timeout_seconds,
                                            api_key=token or "-")
 
@@ -52,10 +54,13 @@ class TgiGenerator:
         return kw
 
     async def _retrying(self, call: Any) -> Any:
+        """Calls with retries and backoff, each attempt bounded by the caller's deadline."""
         delay = self.backoff
         for attempt in range(1, self.attempts + 1):
+            budget = time_left(self.timeout)  # DeadlineExceeded once the caller gave up
             try:
-                return await call()
+                async with asyncio.timeout(budget):
+                    return await call()
             except HfHubHTTPError as exc:
                 status = _status(exc)
                 if status is not None and 400 <= status < 500:
@@ -65,12 +70,14 @@ class TgiGenerator:
             except (TimeoutError, OSError, Exception) as exc:  # connection refused, ...
                 last = exc
             if attempt < self.attempts:
+                if time_left(self.timeout) <= delay:
+                    break  # the caller's deadline leaves no room for another attempt
                 log.warning("generation backend failed (attempt %d/%d), retrying in %.1fs: %s",
                             attempt, self.attempts, delay, last)
                 await asyncio.sleep(delay)
                 delay *= 2
         raise Unavailable("GENERATION_UNAVAILABLE",
-                          f"generation backend {self.url} failed {self.attempts} times: {last}")
+                          f"generation backend {self.url} failed after {attempt} attempt(s): {last}")
 
     async def generate(self, prompt: RenderedPrompt, model: ModelRef, max_new_tokens: int,
                        temperature: float | None, seed: int | None) -> Generation:

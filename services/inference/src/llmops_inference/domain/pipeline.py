@@ -36,11 +36,53 @@ REFUSAL_OUTPUT = "I can't share that answer."
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 
 
+_SEVERITY = {Verdict.ALLOW: 0, Verdict.REDACT: 1, Verdict.BLOCK: 2}
+_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f\n]\s")
+
+
 @dataclass(frozen=True)
 class Limits:
     max_question_chars: int = 4_000
     max_top_k: int = 20
     max_new_tokens: int = 1_024
+    # A streamed segment is checked once it ends a sentence or reaches this many characters.
+    segment_chars: int = 200
+
+
+class Segmenter:
+    """Cuts a token stream into sentence-sized segments for the output safety check.
+
+    A segment ends after sentence punctuation followed by whitespace, or at the last space once
+    `max_chars` accumulate; PII patterns do not cross either kind of cut.
+    """
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.buffer = ""
+
+    def feed(self, piece: str) -> list[str]:
+        self.buffer += piece
+        out: list[str] = []
+        while True:
+            m = _SENTENCE_END.search(self.buffer)
+            if m is not None:
+                cut = m.end()
+            elif len(self.buffer) >= self.max_chars and " " in self.buffer[1:]:
+                cut = self.buffer.rindex(" ") + 1
+            else:
+                return out
+            out.append(self.buffer[:cut])
+            self.buffer = self.buffer[cut:]
+
+    def flush(self) -> list[str]:
+        rest, self.buffer = self.buffer, ""
+        return [rest] if rest else []
+
+
+async def _aclose(stream: object) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
 
 
 def cited(answer: str, passages: list[Passage]) -> list[Passage]:
@@ -115,8 +157,10 @@ class AnswerService:
         text = verdict.redacted_text if verdict.verdict is Verdict.REDACT else q.text
         passages: list[Passage] = []
         if q.rag:
+            with sw.stage("embedding"):
+                vector = await self.retriever.embed(text)
             with sw.stage("retrieval"):
-                passages = await self.retriever.retrieve(text, q.top_k)
+                passages = await self.retriever.search(text, vector, q.top_k)
         with sw.stage("prompt"):
             prompt = await self.prompts.render(q.prompt_name, q.prompt_label, text, passages)
         return None, prompt, passages, verdict.verdict
@@ -146,11 +190,13 @@ class AnswerService:
         return await self._finish(q, answer, sw, streamed=False)
 
     async def stream(self, q: Question) -> AsyncIterator[str | Answer]:
-        """Yields answer text pieces, then the final Answer.
+        """Yields checked answer text pieces, then the final Answer.
 
-        The output safety check needs the whole text, so streamed pieces are the raw model
-        output; the final Answer carries the checked (possibly redacted or refused) text, and a
-        client must show that one.
+        Nothing unchecked reaches the client: the model's tokens are held back until a sentence
+        (or `segment_chars` of text) is complete, that segment goes through the output check,
+        and only its allowed or redacted form is yielded. A blocked segment ends generation and
+        the final Answer is the refusal. Time to first token is therefore time to the first
+        checked segment.
         """
         self.validate(q)
         sw = Stopwatch()
@@ -164,17 +210,45 @@ class AnswerService:
         gen: Generation | None = None
         ttft = 0.0
         t0 = time.perf_counter()
-        async for piece in self.generator.stream(prompt, model, q.max_new_tokens, q.temperature,
-                                                 q.seed):
-            if isinstance(piece, Generation):
-                gen = piece
-            else:
-                if not ttft:
-                    ttft = (time.perf_counter() - t0) * 1000
-                yield piece
-        sw.stages["generation"] = (time.perf_counter() - t0) * 1000
-        assert gen is not None, "generator stream must end with a Generation"
-        answer = await self._check_output(gen, passages, model, prompt, in_verdict, sw)
+        segments = Segmenter(self.limits.segment_chars)
+        shown: list[str] = []
+        worst = Verdict.ALLOW
+        check_ms = 0.0
+        pieces = self.generator.stream(prompt, model, q.max_new_tokens, q.temperature, q.seed)
+        try:
+            async for piece in pieces:
+                if isinstance(piece, Generation):
+                    gen = piece
+                    ready = segments.flush()
+                else:
+                    ready = segments.feed(piece)
+                for segment in ready:
+                    c0 = time.perf_counter()
+                    out = await self.guard.check(segment, "output")
+                    check_ms += (time.perf_counter() - c0) * 1000
+                    worst = max(worst, out.verdict, key=_SEVERITY.__getitem__)
+                    if out.verdict is Verdict.BLOCK:
+                        break
+                    text = out.redacted_text if out.verdict is Verdict.REDACT else segment
+                    if not ttft:
+                        ttft = (time.perf_counter() - t0) * 1000
+                    shown.append(text)
+                    yield text
+                if worst is Verdict.BLOCK:
+                    break
+        finally:
+            await _aclose(pieces)
+        sw.stages["generation"] = (time.perf_counter() - t0) * 1000 - check_ms
+        sw.stages["output_safety"] = check_ms
+        if worst is Verdict.BLOCK:
+            answer = Answer(REFUSAL_OUTPUT, [], model, prompt, in_verdict, Verdict.BLOCK, True)
+        else:
+            assert gen is not None, "generator stream must end with a Generation"
+            answer = Answer(
+                text="".join(shown), passages=cited(gen.text, passages), model=model,
+                prompt=prompt, input_safety=in_verdict, output_safety=worst, blocked=False,
+                prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
+                finish_reason=gen.finish_reason)
         answer.time_to_first_token_ms = ttft
         yield await self._finish(q, answer, sw, streamed=True)
 
