@@ -33,8 +33,13 @@ SERVICE_DIRS = sorted(p.parent.name for p in SERVICES_DIR.glob("*/Dockerfile"))
 
 # The in-network Kafka listener, which every platform service must use.
 KAFKA_IN_NETWORK = "kafka:19092"
-# Infrastructure each service needs healthy before it starts, beyond Kafka.
-EXTRA_DEPENDENCIES = {"vector-store": {"weaviate"}}
+# What each service needs healthy before it starts, beyond Kafka.
+EXTRA_DEPENDENCIES = {
+    "vector-store": {"weaviate"},
+    "inference": {"vector-store", "model-registry", "safety", "generation"},
+}
+# The one index every image that installs torch takes it from (see the embedding Dockerfile).
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 # ------------------------------------------------------------------ helpers
@@ -177,7 +182,8 @@ def test_compose_file_is_valid() -> None:
 
 
 def test_there_are_service_dockerfiles() -> None:
-    assert {"ingestion", "embedding", "vector-store"} <= set(SERVICE_DIRS)
+    assert {"ingestion", "embedding", "vector-store", "model-registry", "generation",
+            "safety", "inference"} <= set(SERVICE_DIRS)
 
 
 @pytest.mark.parametrize("service", SERVICE_DIRS)
@@ -264,6 +270,86 @@ def test_vector_store_reaches_weaviate_and_embedding(compose: dict[str, Any],
     assert {weaviate.http_port, weaviate.grpc_port} <= container_ports(
         compose["services"]["weaviate"])
     assert settings.embedding.address == f"embedding:{default_grpc_port('embedding')}"
+
+
+def test_inference_reaches_its_dependencies(compose: dict[str, Any],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = container_settings(compose, "inference", monkeypatch)
+    assert settings.vector_store_address == f"vector-store:{default_port('vector-store')}"
+    assert settings.registry_address == f"model-registry:{default_port('model-registry')}"
+    assert settings.safety_address == f"safety:{default_port('safety')}"
+    assert settings.generation.url == f"http://generation:{default_port('generation')}"
+    # Any other gRPC dependency added to the settings must be wired too: the 127.0.0.1
+    # defaults point at the container itself.
+    depends_on = compose["services"]["inference"].get("depends_on", {})
+    for field in [f for f in type(settings).model_fields if f.endswith("_address")]:
+        host, _, port = str(getattr(settings, field)).rpartition(":")
+        assert host in compose["services"], f"inference {field}={host}:{port}"
+        assert int(port) in container_ports(compose["services"][host]), (field, port)
+        assert host in depends_on, f"inference does not depend on {host}"
+    # huggingface_hub, once it has read HF_HUB_OFFLINE=1, refuses calls to the generation
+    # server too, so the image must not set it.
+    assert "HF_HUB_OFFLINE" not in dockerfile("inference").env()
+
+
+def test_safety_starts_on_the_model_inside_the_image(compose: dict[str, Any],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Detoxify needs weights mounted into the container; without them the service must fall
+    # back to alt-profanity-check rather than fail (or reach for the hub).
+    settings = container_settings(compose, "safety", monkeypatch)
+    assert not settings.detoxify.configured
+    assert settings.policies.book() is not None
+    assert dockerfile("safety").env().get("HF_HUB_OFFLINE") == "1"
+
+
+@cache
+def locked_closure(service: str) -> tuple[frozenset[str], frozenset[str]]:
+    """What uv.lock installs for this service: (third-party names, workspace member paths)."""
+    exe = shutil.which("uv")
+    if exe is None:
+        pytest.fail("uv is not on PATH")
+    result = subprocess.run(
+        [exe, "export", "--frozen", "--no-dev", "--package", pyproject_name(service),
+         "--no-hashes", "--no-header", "--no-annotate"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines()
+             if line and not line.startswith((" ", "#"))]
+    members = frozenset(line.removeprefix("-e ./") for line in lines if line.startswith("-e ./"))
+    names = frozenset(re.split(r"[=<>~!; \[]", line, maxsplit=1)[0].lower()
+                      for line in lines if not line.startswith("-e "))
+    return names, members
+
+
+def build_stage_text(image: Dockerfile) -> str:
+    return " ".join(args for _, args in image.instructions[:-len(image.final_stage)])
+
+
+@pytest.mark.parametrize("service", SERVICE_DIRS)
+def test_image_copies_every_workspace_package_it_installs(service: str) -> None:
+    # The final `uv sync --no-editable` builds each workspace member in the closure from its
+    # sources; one that was not copied fails the build ("Distribution not found").
+    image = dockerfile(service)
+    copied = {args.split()[0].rstrip("/") for args in image.args("COPY", final=False)}
+    _, members = locked_closure(service)
+    assert f"services/{service}" in members
+    assert members <= copied, f"{image.path}: does not COPY {sorted(members - copied)}"
+
+
+@pytest.mark.parametrize("service", SERVICE_DIRS)
+def test_images_with_torch_install_it_cpu_only(service: str) -> None:
+    image = dockerfile(service)
+    build_stage = build_stage_text(image)
+    names, _ = locked_closure(service)
+    if "torch" not in names:
+        assert "TORCH_INDEX_URL" not in build_stage, f"{image.path}: torch not in its lock"
+        return
+    # The PyPI wheel would pull several GB of CUDA libraries that a CPU service never loads.
+    assert f"TORCH_INDEX_URL={TORCH_CPU_INDEX}" in image.args("ARG", final=False), image.path
+    assert '--index-url "$TORCH_INDEX_URL"' in build_stage, image.path
+    assert "--no-install-package=" in build_stage, f"{image.path}: CUDA packages not skipped"
+    assert "torch.version.cuda is None" in build_stage, f"{image.path}: no CPU-only check"
 
 
 def test_ingestion_keeps_its_database_on_a_volume(compose: dict[str, Any],

@@ -75,13 +75,13 @@ def answer_stack(e2e_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
         e2e_stack.running.discard(f"{name}:0")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def inference(answer_stack: Stack) -> AsyncIterator[inference_pb2_grpc.InferenceServiceStub]:
     async with grpc.aio.insecure_channel("127.0.0.1:50066") as ch:
         yield inference_pb2_grpc.InferenceServiceStub(ch)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def registry(answer_stack: Stack) -> AsyncIterator[registry_pb2_grpc.ModelRegistryServiceStub]:
     async with grpc.aio.insecure_channel("127.0.0.1:50065") as ch:
         yield registry_pb2_grpc.ModelRegistryServiceStub(ch)

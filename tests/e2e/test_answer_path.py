@@ -9,16 +9,19 @@ import asyncio
 import json
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from e2e_support import RUN_ID, STRICT_TENANT, Stack, Stubs, tenant_name, wait_indexed
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
-from llmops.ingestion.v1 import ingestion_pb2
+from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
+from llmops.vectorstore.v1 import vectorstore_pb2_grpc
 from llmops_cli import stack
 from llmops_cli.client import collect, document_for
 from llmops_kit import events, topics
@@ -33,9 +36,9 @@ REFUSAL_INPUT = "I can't help with that request."
 REFUSAL_OUTPUT = "I can't share that answer."
 LEAKED = "help.desk@example.org"
 # A prompt that makes the model repeat an address: the output check must catch it.
-ECHO_TEMPLATE = ('Repeat the following sentence exactly, and nothing else.\n'
-                 f'Sentence: "For help, write to {LEAKED} today."\n'
-                 'Request: {{ question }}\nRepeated sentence:')
+ECHO_TEMPLATE = ('{{ question }} Text: "For help, write to ' + LEAKED + ' today." '
+                 'Answer with the address only.')
+ECHO_QUESTION = "What is the e-mail address in this text?"
 Inference = inference_pb2_grpc.InferenceServiceStub
 Registry = registry_pb2_grpc.ModelRegistryServiceStub
 
@@ -46,9 +49,13 @@ def ask(question: str, **kw: object) -> inference_pb2.GenerateRequest:
 
 
 @pytest.fixture(scope="module")
-async def corpus(answer_stack: Stack, stubs: Stubs) -> list[str]:
+async def corpus(answer_stack: Stack) -> AsyncIterator[list[str]]:
     """The sample corpus ingested for the asking tenants, indexed."""
     ids: list[str] = []
+    ing = grpc.aio.insecure_channel("127.0.0.1:50061")
+    vs = grpc.aio.insecure_channel("127.0.0.1:50063")
+    stubs = Stubs(ingestion_pb2_grpc.IngestionServiceStub(ing),
+                  vectorstore_pb2_grpc.VectorStoreServiceStub(vs))
     for tenant in (ASK, STRICT_TENANT):
         req = ingestion_pb2.SubmitDocumentsRequest(
             documents=[document_for(p, d) for p, d in collect([str(CORPUS)])])
@@ -56,7 +63,9 @@ async def corpus(answer_stack: Stack, stubs: Stubs) -> list[str]:
                                                      timeout=60)
         ids = [r.document_id for r in resp.results]
         await wait_indexed(stubs, answer_stack.md(tenant), ids)
-    return ids
+    yield ids
+    await ing.close()
+    await vs.close()
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +150,7 @@ async def test_prompt_injection_is_blocked_before_the_model(
 async def test_pii_in_an_answer_is_redacted_or_blocked_as_each_tenant_decides(
     inference: Inference, answer_stack: Stack, echo_prompt: str
 ) -> None:
-    req = ask("Go.", prompt_name=echo_prompt, rag=False, no_cache=True)
+    req = ask(ECHO_QUESTION, prompt_name=echo_prompt, rag=False, no_cache=True)
     pieces = [item.token async for item in inference.GenerateStream(
         req, metadata=answer_stack.md(ASK), timeout=120) if not item.HasField("final")]
     resp = await inference.Generate(req, metadata=answer_stack.md(ASK), timeout=120)
@@ -161,13 +170,10 @@ async def test_completed_events_carry_stages_and_no_raw_pii(
 ) -> None:
     consumer = AIOKafkaConsumer(topics.INFERENCE_COMPLETED,
                                 bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="latest", enable_auto_commit=False)
+                                auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
-        await consumer.seek_to_end()
-        for _ in consumer.assignment():  # resolve positions before asking
-            pass
-        await asyncio.sleep(0.5)
+        # From the start of the topic: the tenant is this run's own, so no race with assignment.
         question = "I am jane.roe@example.com; how many vacation days do I get?"
         resp = await inference.Generate(ask(question, no_cache=True),
                                         metadata=answer_stack.md(ASK), timeout=120)
@@ -179,7 +185,7 @@ async def test_completed_events_carry_stages_and_no_raw_pii(
             for records in batch.values():
                 for rec in records:
                     ev = events.decode(events.INFERENCE_COMPLETED, rec.value)
-                    if ev.envelope.tenant == ASK and "[EMAIL]" in ev.redacted_question:
+                    if ev.envelope.tenant_id == ASK and "[EMAIL]" in ev.redacted_question:
                         found = ev
     finally:
         await consumer.stop()
@@ -187,8 +193,9 @@ async def test_completed_events_carry_stages_and_no_raw_pii(
     assert "jane.roe@example.com" not in found.redacted_question
     assert found.input_safety == inference_pb2.SAFETY_OUTCOME_REDACT
     assert found.model_version == f"{MODEL}@1" and found.prompt_version == "rag-answer@1"
-    assert {c.chunk_id for c in resp.citations} <= set(found.retrieved_chunk_ids) or \
-        list(found.retrieved_chunk_ids) == [c.chunk_id for c in resp.citations]
+    # All four retrieved chunks, of which the answer's citations are a part.
+    assert len(found.retrieved_chunk_ids) == 4
+    assert {c.chunk_id for c in resp.citations} <= set(found.retrieved_chunk_ids)
     assert {s.stage for s in found.stages} >= {"embedding", "retrieval", "generation"}
     assert found.completion_tokens == resp.completion_tokens and found.total_ms > 0
     assert found.time_to_first_token_ms > 0
@@ -295,3 +302,51 @@ async def test_generation_backend_down_is_unavailable_then_recovers(
     resp = await inference.Generate(ask("What is the meal allowance?", no_cache=True),
                                     metadata=answer_stack.md(ASK), timeout=120)
     assert resp.answer.strip() and not resp.blocked
+
+
+@pytest.fixture(scope="module")
+def lora_dir(answer_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fine-tuned version stand-in: a random LoRA (non-zero init) on the served base model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from llmops_generation.adapters.loader import cache_name
+    from llmops_generation.settings import Settings
+
+    base_dir = stack.llmops_home() / "models" / cache_name(Settings().model_id)
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    config = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"],
+                        init_lora_weights=False, task_type="CAUSAL_LM")
+    out = tmp_path_factory.mktemp("lora") / "smollm2-lora"
+    get_peft_model(base, config).save_pretrained(out)
+    return out
+
+
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
+async def test_a_lora_version_is_served_as_soon_as_an_alias_points_at_it(
+    inference: Inference, registry: Registry, answer_stack: Stack, corpus: list[str],
+    lora_dir: Path
+) -> None:
+    md = answer_stack.md(ASK)
+    base = await inference.Generate(ask("Where do I request time off?", no_cache=True),
+                                    metadata=md, timeout=120)
+    lora = await registry.RegisterModelVersion(registry_pb2.RegisterModelVersionRequest(
+        name=MODEL, artifact_uri=f"file://{lora_dir}", base_model=MODEL, format="peft-lora",
+        metadata={"trained_on": "e2e"}), metadata=md)
+    await registry.SetAlias(registry_pb2.SetAliasRequest(
+        name=MODEL, alias="staging", version=lora.version, reason="e2e canary"), metadata=md)
+    pid = stack.service_pid("generation")
+    tuned = await inference.Generate(
+        ask("Where do I request time off?", model_alias="staging", no_cache=True),
+        metadata=md, timeout=120)
+    assert tuned.model_version == f"{MODEL}@{lora.version}"
+    assert tuned.answer != base.answer  # the adapter's weights were used
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:8090") as http:
+        adapters = (await http.get("/admin/adapters")).json()["adapters"]
+    assert f"{MODEL}-v{lora.version}" in {a["adapter_id"] for a in adapters}
+    assert stack.service_pid("generation") == pid  # loaded live, no restart
+    again = await inference.Generate(ask("Where do I request time off?", no_cache=True),
+                                     metadata=md, timeout=120)
+    assert again.model_version == f"{MODEL}@1" and again.answer == base.answer

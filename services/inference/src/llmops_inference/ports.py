@@ -44,6 +44,10 @@ class Guard(Protocol):
 
 
 class Generator(Protocol):
+    async def prepare(self, model: ModelRef) -> None:
+        """Makes sure the backend serves `model` (e.g. loads its LoRA adapter); idempotent."""
+        ...
+
     async def generate(self, prompt: RenderedPrompt, model: ModelRef, max_new_tokens: int,
                        temperature: float | None, seed: int | None) -> Generation: ...
 

@@ -85,6 +85,10 @@ class FakeGenerator:
     def __init__(self, reply: str = "You get 25 days [1].") -> None:
         self.reply = reply
         self.calls: list[tuple[RenderedPrompt, ModelRef]] = []
+        self.prepared: list[str] = []
+
+    async def prepare(self, model: ModelRef) -> None:
+        self.prepared.append(model.label)
 
     async def generate(self, prompt: RenderedPrompt, model: ModelRef, max_new_tokens: int,
                        temperature: float | None, seed: int | None) -> Generation:
@@ -127,7 +131,7 @@ async def test_grounded_answer_cites_only_what_it_used() -> None:
     svc, gen, sink, _, _ = make()
     ans = await svc.answer(q())
     assert ans.text == "You get 25 days [1]."
-    assert [p.chunk_id for p in ans.passages] == ["c1"]
+    assert [p.chunk_id for p in ans.passages] == ["c1"] and ans.retrieved == ["c1", "c2"]
     assert ans.model is not None and ans.model.label == "smollm2@1"
     assert ans.prompt is not None and ans.prompt.label == "rag-answer@3"
     assert "[1] 25 days of vacation" in gen.calls[0][0].user
@@ -175,6 +179,7 @@ async def test_repeated_request_is_served_from_cache_per_model_version() -> None
     third = await svc.answer(q())
     assert not third.cached and len(gen.calls) == 2
     assert gen.calls[1][1].adapter_id == "lora-v2"
+    assert gen.prepared == ["smollm2@1", "smollm2@1", "smollm2@2"]  # before every generation
     await svc.answer(q(use_cache=False))
     assert len(gen.calls) == 3
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -9,10 +10,10 @@ import httpx
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
-from llmops_inference.adapters.tgi import TgiGenerator
+from llmops_inference.adapters.tgi import AdapterLoader, TgiGenerator
 from llmops_inference.domain.model import ModelRef, RenderedPrompt
 from llmops_kit.context import bound
-from llmops_kit.errors import DeadlineExceeded, InvalidArgument, Unavailable
+from llmops_kit.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, Unavailable
 
 pytestmark = pytest.mark.unit
 
@@ -83,3 +84,60 @@ async def test_the_callers_deadline_bounds_the_attempts() -> None:
     with bound("acme", "t", None, time_remaining=-1.0), pytest.raises(DeadlineExceeded):
         await gen.generate(PROMPT, MODEL, 32, None, None)
     assert len(script.calls) == 1
+
+
+def loader_with(handler: Any) -> AdapterLoader:
+    loader = AdapterLoader("http://gen", 5)
+    loader.http = httpx.AsyncClient(base_url="http://gen", transport=httpx.MockTransport(handler))
+    return loader
+
+
+LORA = ModelRef("smollm2", 3, "smollm2-v3", "file:///models/smollm2/v3")
+
+
+async def test_a_lora_version_is_loaded_once_on_first_use() -> None:
+    seen: list[tuple[str, str]] = []
+    served: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path))
+        if request.method == "POST":
+            body = json.loads(request.content)
+            served.append(body)
+            return httpx.Response(201, json=body)
+        return httpx.Response(200, json={"adapters": [{"adapter_id": a["adapter_id"]}
+                                                      for a in served]})
+
+    loader = loader_with(handler)
+    await loader.prepare(ModelRef("smollm2", 1))  # the base model: nothing to load
+    await loader.prepare(LORA)
+    await loader.prepare(LORA)
+    assert served == [{"adapter_id": "smollm2-v3", "path": "/models/smollm2/v3"}]
+    assert seen == [("GET", "/admin/adapters"), ("POST", "/admin/adapters")]
+    loader.forget()  # e.g. the backend restarted
+    await loader.prepare(LORA)
+    assert seen[-1] == ("GET", "/admin/adapters") and len(served) == 1
+
+
+async def test_a_backend_without_the_admin_route_keeps_its_own_adapters() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(404)
+
+    loader = loader_with(handler)
+    await loader.prepare(LORA)
+    await loader.prepare(LORA)
+    assert calls == ["/admin/adapters"] and not loader.supported
+
+
+async def test_an_adapter_the_server_refuses_is_a_failed_precondition() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(422, json={"error": "no adapter_config.json"})
+        return httpx.Response(200, json={"adapters": []})
+
+    with pytest.raises(FailedPrecondition) as err:
+        await loader_with(handler).prepare(LORA)
+    assert err.value.reason == "ADAPTER_NOT_SERVED" and "adapter_config.json" in err.value.message

@@ -32,7 +32,7 @@ def _raise(exc: grpc.aio.AioRpcError, what: str) -> None:
 def model_ref(mv: registry_pb2.ModelVersion) -> ModelRef:
     adapter = mv.metadata.get("adapter_id") or (
         f"{mv.name}-v{mv.version}" if mv.format == "peft-lora" else None)
-    return ModelRef(mv.name, mv.version, adapter)
+    return ModelRef(mv.name, mv.version, adapter, mv.artifact_uri if adapter else "")
 
 
 class RegistryClient:

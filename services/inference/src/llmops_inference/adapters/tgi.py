@@ -12,12 +12,13 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 from huggingface_hub import AsyncInferenceClient
 from huggingface_hub.errors import HfHubHTTPError
 
 from llmops_inference.domain.model import Generation, ModelRef, RenderedPrompt
 from llmops_kit.context import time_left
-from llmops_kit.errors import InvalidArgument, Unavailable
+from llmops_kit.errors import FailedPrecondition, InvalidArgument, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ class TgiGenerator:
         self.timeout = timeout_seconds
         self.client = AsyncInferenceClient(base_url=self.url, timeout=timeout_seconds,
                                            api_key=token or "-")
+        self.adapters = AdapterLoader(self.url, timeout_seconds, token)
+
+    async def prepare(self, model: ModelRef) -> None:
+        await self.adapters.prepare(model)
 
     def _kwargs(self, model: ModelRef, max_new_tokens: int, temperature: float | None,
                 seed: int | None) -> dict[str, Any]:
@@ -65,6 +70,8 @@ class TgiGenerator:
                 status = _status(exc)
                 if status is not None and 400 <= status < 500:
                     # The backend refused the request itself (e.g. prompt too long): no retry.
+                    # If it lost its adapters (a restart), the next request loads them again.
+                    self.adapters.forget()
                     raise InvalidArgument("GENERATION_REJECTED", str(exc)[:500]) from exc
                 last: BaseException = exc
             except (TimeoutError, OSError, Exception) as exc:  # connection refused, ...
@@ -122,3 +129,65 @@ class TgiGenerator:
         close = getattr(self.client, "close", None)
         if close is not None:
             await close()
+        await self.adapters.close()
+
+
+class AdapterLoader:
+    """Loads a LoRA version's adapter into the project's generation server on first use.
+
+    A registry alias moved to a `peft-lora` version is served at once: the first request for it
+    posts the artifact to the server's /admin/adapters, later ones find it loaded. A TGI, vLLM or
+    other backend without that route is expected to have its adapters configured at its start
+    (TGI's LORA_ADAPTERS); the loader notices the missing route once and stops trying.
+    """
+
+    def __init__(self, url: str, timeout_seconds: float, token: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_seconds,
+                                      headers=headers)
+        self.loaded: set[str] = set()
+        self.supported = True
+        self._lock = asyncio.Lock()
+
+    async def prepare(self, model: ModelRef) -> None:
+        adapter = model.adapter_id
+        if not adapter or adapter in self.loaded or not self.supported:
+            return
+        async with self._lock:
+            if adapter in self.loaded:
+                return
+            try:
+                listed = await self.http.get("/admin/adapters", timeout=time_left(10.0))
+                if listed.status_code == 404:
+                    log.info("generation backend has no /admin/adapters; adapters are its own")
+                    self.supported = False
+                    return
+                listed.raise_for_status()
+                if adapter not in {a["adapter_id"] for a in listed.json()["adapters"]}:
+                    await self._load(model)
+            except httpx.HTTPError as exc:
+                raise Unavailable("GENERATION_UNAVAILABLE",
+                                  f"could not load adapter {adapter}: {exc}") from exc
+            self.loaded.add(adapter)
+
+    async def _load(self, model: ModelRef) -> None:
+        path = model.artifact_uri.removeprefix("file://")
+        if not path:
+            raise FailedPrecondition("ADAPTER_NOT_SERVED",
+                                     f"{model.label} is a LoRA version without an artifact path")
+        resp = await self.http.post("/admin/adapters", json={"adapter_id": model.adapter_id,
+                                                             "path": path},
+                                    timeout=time_left(120.0))
+        if resp.status_code >= 400:
+            raise FailedPrecondition(
+                "ADAPTER_NOT_SERVED",
+                f"generation server refused adapter {model.adapter_id} from {path}: "
+                f"{resp.status_code} {resp.text[:300]}")
+        log.info("loaded adapter %s for %s from %s", model.adapter_id, model.label, path)
+
+    def forget(self) -> None:
+        """After the backend restarts, adapters must be checked again."""
+        self.loaded.clear()
+
+    async def close(self) -> None:
+        await self.http.aclose()

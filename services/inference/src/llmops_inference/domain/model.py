@@ -52,6 +52,8 @@ class ModelRef:
     version: int
     # TGI adapter id (LoRA) or None for the server's base model.
     adapter_id: str | None = None
+    # Where the adapter's weights are, for a backend that loads adapters on demand.
+    artifact_uri: str = ""
 
     @property
     def label(self) -> str:
@@ -93,3 +95,5 @@ class Answer:
     cached: bool = False
     stages_ms: dict[str, float] = field(default_factory=dict)
     time_to_first_token_ms: float = 0.0
+    # Every chunk retrieved for the prompt (passages holds only the cited ones).
+    retrieved: list[str] = field(default_factory=list)

@@ -174,6 +174,7 @@ class AnswerService:
             return await self._finish(q, blocked, sw, streamed=False)
         with sw.stage("model"):
             model = await self.models.resolve(q.model_alias)
+            await self.generator.prepare(model)
         key = CacheKey(q.tenant, model.label, prompt.label, q.text, q.rag, q.top_k,
                        q.max_new_tokens, tuple(p.chunk_id for p in passages))
         hit = self.cache.get(key) if q.use_cache and q.temperature is None else None
@@ -207,6 +208,7 @@ class AnswerService:
             return
         with sw.stage("model"):
             model = await self.models.resolve(q.model_alias)
+            await self.generator.prepare(model)
         gen: Generation | None = None
         ttft = 0.0
         t0 = time.perf_counter()
@@ -241,14 +243,15 @@ class AnswerService:
         sw.stages["generation"] = (time.perf_counter() - t0) * 1000 - check_ms
         sw.stages["output_safety"] = check_ms
         if worst is Verdict.BLOCK:
-            answer = Answer(REFUSAL_OUTPUT, [], model, prompt, in_verdict, Verdict.BLOCK, True)
+            answer = Answer(REFUSAL_OUTPUT, [], model, prompt, in_verdict, Verdict.BLOCK, True,
+                            retrieved=[p.chunk_id for p in passages])
         else:
             assert gen is not None, "generator stream must end with a Generation"
             answer = Answer(
                 text="".join(shown), passages=cited(gen.text, passages), model=model,
                 prompt=prompt, input_safety=in_verdict, output_safety=worst, blocked=False,
                 prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
-                finish_reason=gen.finish_reason)
+                finish_reason=gen.finish_reason, retrieved=[p.chunk_id for p in passages])
         answer.time_to_first_token_ms = ttft
         yield await self._finish(q, answer, sw, streamed=True)
 
@@ -269,6 +272,7 @@ class AnswerService:
             prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens,
             finish_reason=gen.finish_reason,
+            retrieved=[p.chunk_id for p in passages],
         )
 
     async def _finish(self, q: Question, answer: Answer, sw: Stopwatch, streamed: bool) -> Answer:
