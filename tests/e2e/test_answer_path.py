@@ -81,7 +81,7 @@ async def echo_prompt(registry: Registry, answer_stack: Stack) -> str:
 @pytest.mark.parametrize(("question", "document"), [
     ("How many days of paid vacation does a full-time employee get per year?",
      "vacation-policy.md"),
-    ("My laptop was stolen. What should I do?", "security-handbook.md"),
+    ("My laptop was stolen, who do I tell?", "security-handbook.md"),
     ("What is the daily meal allowance on business trips?", "expense-policy.html"),
 ])
 async def test_answers_cite_the_document_that_holds_the_answer(
@@ -90,9 +90,13 @@ async def test_answers_cite_the_document_that_holds_the_answer(
     resp = await inference.Generate(ask(question, no_cache=True),
                                     metadata=answer_stack.md(ASK), timeout=120)
     assert resp.answer.strip() and not resp.blocked
+    # The prompt's first source is the document that answers; the citations (what the answer
+    # rests on, by its markers or by what it shares with each source) are among the sources.
+    assert [s.marker for s in resp.sources] == [1, 2, 3, 4]
+    assert resp.sources[0].document_id == document and resp.sources[0].excerpt
     assert resp.citations, "a grounded answer carries citations"
-    assert document in {c.document_id for c in resp.citations}
-    assert all(c.document_id in corpus and c.chunk_id and c.marker >= 1 for c in resp.citations)
+    assert {c.chunk_id for c in resp.citations} <= {s.chunk_id for s in resp.sources}
+    assert all(c.document_id in corpus and c.marker >= 1 for c in resp.citations)
     assert (resp.model_version, resp.prompt_version) == (f"{MODEL}@1", "rag-answer@1")
     assert resp.input_safety == resp.output_safety == inference_pb2.SAFETY_OUTCOME_ALLOW
     assert resp.prompt_tokens > 100 and 0 < resp.completion_tokens <= 48
@@ -118,7 +122,7 @@ async def test_stream_sends_checked_text_then_the_final_answer(
     assert len(finals) == 1 and len(pieces) >= 1
     final = finals[0]
     assert "".join(pieces) == final.answer and final.answer.strip()
-    assert "vacation-policy.md" in {c.document_id for c in final.citations}
+    assert final.sources[0].document_id == "vacation-policy.md" and final.citations
     assert final.model_version == f"{MODEL}@1" and final.completion_tokens > 0
 
 
@@ -193,8 +197,8 @@ async def test_completed_events_carry_stages_and_no_raw_pii(
     assert "jane.roe@example.com" not in found.redacted_question
     assert found.input_safety == inference_pb2.SAFETY_OUTCOME_REDACT
     assert found.model_version == f"{MODEL}@1" and found.prompt_version == "rag-answer@1"
-    # All four retrieved chunks, of which the answer's citations are a part.
-    assert len(found.retrieved_chunk_ids) == 4
+    # All four retrieved chunks, in rank order; the answer's citations are among them.
+    assert list(found.retrieved_chunk_ids) == [s.chunk_id for s in resp.sources]
     assert {c.chunk_id for c in resp.citations} <= set(found.retrieved_chunk_ids)
     assert {s.stage for s in found.stages} >= {"embedding", "retrieval", "generation"}
     assert found.completion_tokens == resp.completion_tokens and found.total_ms > 0
@@ -245,7 +249,7 @@ async def test_cli_ask_prints_the_answer_with_citations(
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["answer"].strip() and data["model_version"] == f"{MODEL}@1"
-    assert "vacation-policy.md" in {c["document_id"] for c in data["citations"]}
+    assert data["sources"][0]["document_id"] == "vacation-policy.md" and data["citations"]
 
 
 async def test_promoting_a_new_version_switches_the_model_without_a_restart(

@@ -170,20 +170,45 @@ async def cmd_safety_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _outcome(value: int) -> str:
+    return inference_pb2.SafetyOutcome.Name(value).removeprefix("SAFETY_OUTCOME_").lower()  # type: ignore[arg-type]
+
+
 async def cmd_ask(args: argparse.Namespace) -> int:
     md = metadata(api_key_for(args.tenant, args.api_key))
     req = inference_pb2.GenerateRequest(question=args.text, model_alias=args.model,
                                         rag=not args.no_rag, top_k=args.k,
-                                        max_new_tokens=args.max_new_tokens)
+                                        max_new_tokens=args.max_new_tokens, no_cache=args.no_cache)
+    if args.prompt:
+        req.prompt_name, _, label = args.prompt.partition("@")
+        req.prompt_label = label
     async with grpc.aio.insecure_channel(
             os.environ.get("LLMOPS_INFERENCE_ADDR", "127.0.0.1:50066")) as ch:
-        resp = await inference_pb2_grpc.InferenceServiceStub(ch).Generate(
-            req, metadata=md, timeout=args.timeout)
-    lines = [resp.answer, ""]
-    lines += [f"[{c.marker}] {c.document_id} ({c.chunk_id[:8]}, score {c.score:.3f})"
-              for c in resp.citations]
-    lines.append(f"model {resp.model_version}, prompt {resp.prompt_version}, "
-                 f"{resp.completion_tokens} tokens" + (", cached" if resp.cached else ""))
+        stub = inference_pb2_grpc.InferenceServiceStub(ch)
+        if args.stream:
+            resp = inference_pb2.GenerateResponse()
+            async for item in stub.GenerateStream(req, metadata=md, timeout=args.timeout):
+                if item.HasField("final"):
+                    resp = item.final
+                elif not args.json:
+                    print(item.token, end="", flush=True)
+            if not args.json:
+                print()
+        else:
+            resp = await stub.Generate(req, metadata=md, timeout=args.timeout)
+    lines = [] if args.stream else [resp.answer]
+    lines.append("")
+    lines += [f"[{c.marker}] {c.document_id}" + (f" ({c.title})" if c.title else "")
+              + f"  chunk {c.chunk_id[:8]}, score {c.score:.3f}" for c in resp.citations]
+    stages = {s.stage: s.milliseconds for s in resp.stages}
+    if resp.blocked:
+        where = "input" if resp.input_safety == inference_pb2.SAFETY_OUTCOME_BLOCK else "output"
+        lines.append(f"blocked by the {where} safety check, {stages.get('total', 0):.0f} ms")
+    else:
+        safety = (f"input {_outcome(resp.input_safety)}, output {_outcome(resp.output_safety)}")
+        lines.append(f"model {resp.model_version}, prompt {resp.prompt_version}, "
+                     f"{resp.completion_tokens} tokens, {stages.get('total', 0):.0f} ms, {safety}"
+                     + (", cached" if resp.cached else ""))
     _emit(args, MessageToDict(resp, preserving_proto_field_name=True), "\n".join(lines))
     return 0
 
@@ -255,6 +280,10 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--no-rag", action="store_true")
     ask.add_argument("--max-new-tokens", type=int, default=128)
     ask.add_argument("--timeout", type=float, default=120)
+    ask.add_argument("--stream", action="store_true", help="print checked text as it arrives")
+    ask.add_argument("--no-cache", action="store_true", help="skip the answer cache")
+    ask.add_argument("--prompt", default="", help="registry prompt as NAME or NAME@LABEL "
+                                                  "(default rag-answer@production)")
     ask.set_defaults(func=cmd_ask)
     prompts = sub.add_parser("prompts", help="prompt templates in the registry").add_subparsers(
         dest="prompts_cmd", required=True)

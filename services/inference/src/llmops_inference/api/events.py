@@ -30,7 +30,7 @@ class BusCompletionSink:
             time_to_first_token_ms=answer.time_to_first_token_ms,
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
-            retrieved_chunk_ids=answer.retrieved,
+            retrieved_chunk_ids=[p.chunk_id for p in answer.retrieved],
             redacted_question=await self.guard.redact(question.text),
             redacted_answer=await self.guard.redact(answer.text),
             input_safety=OUTCOME[answer.input_safety],

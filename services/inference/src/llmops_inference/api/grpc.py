@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
-from llmops_inference.domain.model import Answer, Question, Verdict
+from llmops_inference.domain.model import Answer, Passage, Question, Verdict
 from llmops_inference.domain.pipeline import AnswerService
 from llmops_inference.settings import Settings
 from llmops_kit.context import current_tenant
@@ -40,12 +40,17 @@ def to_question(req: inference_pb2.GenerateRequest, settings: Settings) -> Quest
     )
 
 
+def to_citation(p: Passage) -> inference_pb2.Citation:
+    return inference_pb2.Citation(document_id=p.document_id, chunk_id=p.chunk_id, score=p.score,
+                                  marker=p.marker, title=p.title,
+                                  excerpt=" ".join(p.text.split())[:300])
+
+
 def to_response(a: Answer) -> inference_pb2.GenerateResponse:
     return inference_pb2.GenerateResponse(
         answer=a.text,
-        citations=[inference_pb2.Citation(
-            document_id=p.document_id, chunk_id=p.chunk_id, score=p.score, marker=p.marker,
-            title=p.title, excerpt=" ".join(p.text.split())[:300]) for p in a.passages],
+        citations=[to_citation(p) for p in a.passages],
+        sources=[to_citation(p) for p in a.retrieved],
         model_version=a.model.label if a.model else "",
         prompt_version=a.prompt.label if a.prompt else "",
         input_safety=OUTCOME[a.input_safety],

@@ -95,5 +95,5 @@ class Answer:
     cached: bool = False
     stages_ms: dict[str, float] = field(default_factory=dict)
     time_to_first_token_ms: float = 0.0
-    # Every chunk retrieved for the prompt (passages holds only the cited ones).
-    retrieved: list[str] = field(default_factory=list)
+    # Every passage retrieved for the prompt, in rank order (passages: the cited ones).
+    retrieved: list[Passage] = field(default_factory=list)

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 REFUSAL_INPUT = "I can't help with that request."
 REFUSAL_OUTPUT = "I can't share that answer."
 _MARKER = re.compile(r"\[(\d{1,2})\]")
+_WORD = re.compile(r"\w+")
+# Words too common to say which passage an answer came from.
+_STOPWORDS = frozenset("""a an and are as at be by can do does for from has have how i if in is it
+its my of on or our the their there this to was what when where which who will with you your
+""".split())
 
 
 _SEVERITY = {Verdict.ALLOW: 0, Verdict.REDACT: 1, Verdict.BLOCK: 2}
@@ -85,12 +90,29 @@ async def _aclose(stream: object) -> None:
         await close()
 
 
+def _terms(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
+
+
 def cited(answer: str, passages: list[Passage]) -> list[Passage]:
-    """Passages the answer cites with [n] markers; all retrieved ones when it cites none."""
+    """The passages an answer rests on.
+
+    Those it cites with [n] markers when it does. Small models often cite nothing (or markers
+    that do not exist); then the answer is attributed by overlap: the passages holding at least
+    half as many of the answer's words and numbers as the best one, in retrieval order. An
+    answer that shares nothing with any passage cites the top-ranked one.
+    """
     by_marker = {p.marker: p for p in passages}
     picked = [by_marker[n] for n in dict.fromkeys(int(m) for m in _MARKER.findall(answer))
               if n in by_marker]
-    return picked or passages
+    if picked or not passages:
+        return picked
+    terms = _terms(_MARKER.sub(" ", answer))
+    overlap = [len(terms & _terms(p.text)) for p in passages]
+    best = max(overlap)
+    if best == 0:
+        return passages[:1]
+    return [p for p, n in zip(passages, overlap, strict=True) if 2 * n >= best]
 
 
 class Stopwatch:
@@ -244,14 +266,14 @@ class AnswerService:
         sw.stages["output_safety"] = check_ms
         if worst is Verdict.BLOCK:
             answer = Answer(REFUSAL_OUTPUT, [], model, prompt, in_verdict, Verdict.BLOCK, True,
-                            retrieved=[p.chunk_id for p in passages])
+                            retrieved=passages)
         else:
             assert gen is not None, "generator stream must end with a Generation"
             answer = Answer(
                 text="".join(shown), passages=cited(gen.text, passages), model=model,
                 prompt=prompt, input_safety=in_verdict, output_safety=worst, blocked=False,
                 prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
-                finish_reason=gen.finish_reason, retrieved=[p.chunk_id for p in passages])
+                finish_reason=gen.finish_reason, retrieved=passages)
         answer.time_to_first_token_ms = ttft
         yield await self._finish(q, answer, sw, streamed=True)
 
@@ -272,7 +294,7 @@ class AnswerService:
             prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens,
             finish_reason=gen.finish_reason,
-            retrieved=[p.chunk_id for p in passages],
+            retrieved=passages,
         )
 
     async def _finish(self, q: Question, answer: Answer, sw: Stopwatch, streamed: bool) -> Answer:

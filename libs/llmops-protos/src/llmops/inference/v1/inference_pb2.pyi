@@ -176,6 +176,7 @@ class GenerateResponse(_message.Message):
     STAGES_FIELD_NUMBER: _builtins.int
     CACHED_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
+    SOURCES_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     model_version: _builtins.str
     """"<model name>@<version>"; empty when the input was blocked before generation."""
@@ -193,6 +194,12 @@ class GenerateResponse(_message.Message):
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Citation]: ...
     @_builtins.property
     def stages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StageLatency]: ...
+    @_builtins.property
+    def sources(self) -> _containers.RepeatedCompositeFieldContainer[Global___Citation]:
+        """Every retrieved passage in rank order, as the prompt gave them to the model; `citations`
+        are the ones the answer rests on.
+        """
+
     def __init__(
         self,
         *,
@@ -208,10 +215,11 @@ class GenerateResponse(_message.Message):
         stages: _abc.Iterable[Global___StageLatency] | None = ...,
         cached: _builtins.bool = ...,
         finish_reason: _builtins.str = ...,
+        sources: _abc.Iterable[Global___Citation] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "blocked", b"blocked", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "finish_reason", b"finish_reason", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "stages", b"stages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "blocked", b"blocked", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "finish_reason", b"finish_reason", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "sources", b"sources", "stages", b"stages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,160 @@
+"""End-to-end answer latency by stage, and the platform's overhead over the generation server.
+
+For each question the benchmark times, alternately and on the same warm stack:
+
+- platform: `Generate` on the inference service (embed, search, render the registry's prompt,
+  input check, generation, output check, citations; answer cache off);
+- direct: the generation server's chat completion, called with exactly the prompt the platform
+  renders (built once beforehand with the inference service's own retrieval and registry code)
+  and the same greedy settings, so both generate the same tokens.
+
+It prints p50/p95 of both, the p50 of every stage, and the overhead at p50
+(platform / direct - 1; target under 15%). Pairs whose token counts differ are reported.
+
+    uv run python bench/answer_latency.py [--rounds 3] [--max-new-tokens 64] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import grpc
+from bench_common import API_KEY, MD, TENANT, ensure_stack, percentile
+
+os.environ.pop("HF_HUB_OFFLINE", None)  # huggingface_hub refuses even a local server otherwise
+from huggingface_hub import AsyncInferenceClient
+
+from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
+from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from llmops_cli.client import collect, document_for
+from llmops_inference.adapters.registry import RegistryClient
+from llmops_inference.adapters.retrieval import VectorStoreRetriever
+from llmops_kit.context import bound
+
+CORPUS = Path(__file__).resolve().parents[1] / "samples" / "corpus"
+QUESTIONS = [
+    "How many days of paid vacation does a full-time employee get?",
+    "How many unused vacation days can be carried over?",
+    "What should I do if my laptop is stolen?",
+    "What is the daily meal allowance on business trips?",
+    "How often must passwords be changed?",
+    "How long is customer data retained?",
+]
+
+
+async def ingest_corpus() -> None:
+    async with grpc.aio.insecure_channel("127.0.0.1:50061") as ch:
+        stub = ingestion_pb2_grpc.IngestionServiceStub(ch)
+        docs = [document_for(p, d) for p, d in collect([str(CORPUS)])]
+        await stub.SubmitDocuments(ingestion_pb2.SubmitDocumentsRequest(documents=docs),
+                                   metadata=MD, timeout=60)
+        deadline = time.monotonic() + 120
+        for doc in docs:
+            while True:
+                st = await stub.GetDocumentStatus(
+                    ingestion_pb2.GetDocumentStatusRequest(document_id=doc.document_id),
+                    metadata=MD)
+                if st.state == ingestion_pb2.DOCUMENT_STATE_INDEXED:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{doc.document_id} not indexed after 120 s")
+                await asyncio.sleep(0.2)
+
+
+async def rendered_prompts(top_k: int) -> dict[str, str]:
+    """The platform's own prompt for each question, from its own retrieval and registry code."""
+    retriever = VectorStoreRetriever("127.0.0.1:50062", "127.0.0.1:50063", 30)
+    registry = RegistryClient("127.0.0.1:50065", 30, "smollm2-135m-instruct")
+    out = {}
+    with bound(TENANT, None, API_KEY):
+        for q in QUESTIONS:
+            passages = await retriever.search(q, await retriever.embed(q), top_k)
+            out[q] = (await registry.render("rag-answer", "production", q, passages)).user
+    await retriever.close()
+    await registry.close()
+    return out
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--top-k", type=int, default=4)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    await ensure_stack()
+    await ingest_corpus()
+    prompts = await rendered_prompts(args.top_k)
+    tgi = AsyncInferenceClient(base_url="http://127.0.0.1:8090", timeout=300)
+    platform: list[float] = []
+    direct: list[float] = []
+    ratios: list[float] = []
+    stages: dict[str, list[float]] = defaultdict(list)
+    mismatched: list[str] = []
+    async with grpc.aio.insecure_channel("127.0.0.1:50066") as ch:
+        stub = inference_pb2_grpc.InferenceServiceStub(ch)
+        req = {q: inference_pb2.GenerateRequest(question=q, top_k=args.top_k, no_cache=True,
+                                                max_new_tokens=args.max_new_tokens)
+               for q in QUESTIONS}
+        for q in QUESTIONS[:2]:  # warm-up: first requests pay one-off costs on both paths
+            await stub.Generate(req[q], metadata=MD, timeout=300)
+        for r in range(args.rounds):
+            for i, q in enumerate(QUESTIONS):
+                order = ("platform", "direct") if (r + i) % 2 == 0 else ("direct", "platform")
+                took: dict[str, float] = {}
+                tokens: dict[str, int] = {}
+                for path in order:
+                    t0 = time.perf_counter()
+                    if path == "platform":
+                        resp = await stub.Generate(req[q], metadata=MD, timeout=300)
+                        tokens[path] = resp.completion_tokens
+                        for s in resp.stages:
+                            stages[s.stage].append(s.milliseconds)
+                    else:
+                        out = await tgi.chat_completion(
+                            [{"role": "user", "content": prompts[q]}],
+                            max_tokens=args.max_new_tokens, temperature=0.0)
+                        tokens[path] = int(out.usage.completion_tokens)
+                    took[path] = (time.perf_counter() - t0) * 1000
+                if tokens["platform"] != tokens["direct"]:
+                    mismatched.append(f"{q!r}: {tokens}")
+                platform.append(took["platform"])
+                direct.append(took["direct"])
+                ratios.append(took["platform"] / took["direct"])
+    p50_platform, p50_direct = statistics.median(platform), statistics.median(direct)
+    result = {
+        "requests": len(platform),
+        "max_new_tokens": args.max_new_tokens,
+        "platform_ms": {"p50": p50_platform, "p95": percentile(platform, 95)},
+        "direct_ms": {"p50": p50_direct, "p95": percentile(direct, 95)},
+        "overhead_at_p50": p50_platform / p50_direct - 1,
+        "median_pair_overhead": statistics.median(ratios) - 1,
+        "stage_p50_ms": {k: statistics.median(v) for k, v in sorted(stages.items())},
+        "token_count_mismatches": mismatched,
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{len(platform)} answers per path, max_new_tokens={args.max_new_tokens}, "
+          f"top_k={args.top_k}, answer cache off")
+    print(f"platform (inference Generate): p50 {p50_platform:8.1f} ms  "
+          f"p95 {result['platform_ms']['p95']:8.1f} ms")
+    print(f"direct (generation server)   : p50 {p50_direct:8.1f} ms  "
+          f"p95 {result['direct_ms']['p95']:8.1f} ms")
+    print(f"overhead at p50: {result['overhead_at_p50']:+.1%}  "
+          f"(median of paired ratios {result['median_pair_overhead']:+.1%}; target < 15%)")
+    print("stage p50 (ms): " + ", ".join(f"{k} {v:.1f}"
+                                         for k, v in result["stage_p50_ms"].items()))
+    if mismatched:
+        print(f"token counts differed in {len(mismatched)} pairs: {mismatched[:3]}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
