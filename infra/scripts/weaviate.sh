@@ -168,6 +168,9 @@ wait_ready() {
   done
   log "last log lines ($LOG_FILE):"
   tail -n 40 "$LOG_FILE" >&2 || true
+  # What a hung server looked like: its state, memory and CPU, and the machine's memory.
+  ps -o pid,stat,rss,pcpu,etime -p "$pid" >&2 2>/dev/null || true
+  free -m >&2 2>/dev/null || true
   log "pid $pid not ready after ${timeout}s (last /v1/.well-known/ready answer: ${code:-none})"
   return 1
 }
