@@ -64,6 +64,7 @@ test-e2e: setup infra-up
 bench: setup infra-up
 	$(RUN) python bench/ingest_throughput.py
 	$(RUN) python bench/ingest_latency.py
+	$(RUN) python bench/answer_latency.py
 
 clean: down
 	rm -rf .llmops
