@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,10 +15,9 @@ from google.protobuf.json_format import MessageToDict
 
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
 from llmops.ingestion.v1 import ingestion_pb2
-from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
 from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2
-from llmops_cli import stack
+from llmops_cli import registry_cmds, stack
 from llmops_cli.client import (
     SEARCH_MODES,
     Clients,
@@ -213,32 +211,6 @@ async def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_prompts(args: argparse.Namespace) -> int:
-    md = metadata(api_key_for(args.tenant, args.api_key))
-    async with grpc.aio.insecure_channel(
-            os.environ.get("LLMOPS_REGISTRY_ADDR", "127.0.0.1:50065")) as ch:
-        stub = registry_pb2_grpc.ModelRegistryServiceStub(ch)
-        if args.prompts_cmd == "list":
-            lst = await stub.ListPrompts(registry_pb2.ListPromptsRequest(), metadata=md)
-            data = MessageToDict(lst, preserving_proto_field_name=True)
-            text = json.dumps(data, indent=2, ensure_ascii=False)
-        elif args.prompts_cmd == "show":
-            pv = await stub.GetPromptVersion(
-                registry_pb2.GetPromptVersionRequest(name=args.name, label=args.label),
-                metadata=md)
-            data = MessageToDict(pv, preserving_proto_field_name=True)
-            text = f"{pv.name} v{pv.version} labels={list(pv.labels)}\n{pv.template}"
-        else:
-            template = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
-            pv = await stub.CreatePromptVersion(registry_pb2.CreatePromptVersionRequest(
-                name=args.name, template=template,
-                labels=args.set_label or []), metadata=md)
-            data = MessageToDict(pv, preserving_proto_field_name=True)
-            text = f"created {pv.name} v{pv.version} labels={list(pv.labels)}"
-    _emit(args, data, text)
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llmops", description=__doc__)
     common = argparse.ArgumentParser(add_help=False)
@@ -285,18 +257,7 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--prompt", default="", help="registry prompt as NAME or NAME@LABEL "
                                                   "(default rag-answer@production)")
     ask.set_defaults(func=cmd_ask)
-    prompts = sub.add_parser("prompts", help="prompt templates in the registry").add_subparsers(
-        dest="prompts_cmd", required=True)
-    prompts.add_parser("list", parents=[common, tenant]).set_defaults(func=cmd_prompts)
-    show = prompts.add_parser("show", parents=[common, tenant])
-    show.add_argument("name")
-    show.add_argument("--label", default="production")
-    show.set_defaults(func=cmd_prompts)
-    create = prompts.add_parser("create", parents=[common, tenant])
-    create.add_argument("name")
-    create.add_argument("file", help="Jinja2 template file")
-    create.add_argument("--set-label", action="append")
-    create.set_defaults(func=cmd_prompts)
+    registry_cmds.add_commands(sub, [common, tenant])
     return p
 
 
