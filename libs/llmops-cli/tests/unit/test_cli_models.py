@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
-from llmops_cli.main import main
+from llmops_cli.testing import fake_service, run
 
 pytestmark = pytest.mark.unit
 
@@ -97,21 +96,9 @@ class FakeRegistry(registry_pb2_grpc.ModelRegistryServiceServicer):
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRegistry]:
     fake = FakeRegistry()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    monkeypatch.setenv("LLMOPS_REGISTRY_ADDR", f"127.0.0.1:{port}")
-    monkeypatch.setenv("LLMOPS_API_KEYS", "k-acme=acme")
-    monkeypatch.delenv("LLMOPS_API_KEY", raising=False)
-    yield fake
-    server.stop(None)
-
-
-def run(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    return int(exit_.value.code or 0)
+    with fake_service(registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server, fake,
+                      "LLMOPS_REGISTRY_ADDR", monkeypatch):
+        yield fake
 
 
 def test_list_pages_through_every_model(

@@ -9,14 +9,12 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from concurrent import futures
 
-import grpc
 import pytest
 
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
 from llmops_cli import stack
-from llmops_cli.main import main
+from llmops_cli.testing import fake_service, run
 
 pytestmark = pytest.mark.unit
 
@@ -114,20 +112,9 @@ class FakeInference(inference_pb2_grpc.InferenceServiceServicer):
 @pytest.fixture
 def inference_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeInference]:
     fake = FakeInference()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    inference_pb2_grpc.add_InferenceServiceServicer_to_server(fake, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    monkeypatch.setenv("LLMOPS_INFERENCE_ADDR", f"127.0.0.1:{port}")
-    monkeypatch.setenv("LLMOPS_API_KEYS", "k-acme=acme")
-    yield fake
-    server.stop(None)
-
-
-def run(argv: list[str]) -> int:
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    return int(exit_.value.code or 0)
+    with fake_service(inference_pb2_grpc.add_InferenceServiceServicer_to_server, fake,
+                      "LLMOPS_INFERENCE_ADDR", monkeypatch):
+        yield fake
 
 
 def test_ask_prints_answer_citations_and_versions(
