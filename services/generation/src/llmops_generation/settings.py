@@ -49,10 +49,12 @@ class Settings(ServiceSettings):
     torch_threads: int | None = Field(default=None, ge=1)
 
     max_batch_size: int = Field(default=8, ge=1)
-    max_batch_prefill_tokens: int = Field(default=4096, ge=1)
+    max_batch_prefill_tokens: int = Field(default=6144, ge=1)
     max_concurrent_requests: int = Field(default=128, ge=1)
-    max_input_tokens: int = Field(default=1024, ge=1)
-    max_total_tokens: int = Field(default=2048, ge=2)
+    # TGI 3 defaults: 4095 input tokens, 4096 in total; the RAG prompt with 20 chunks of 200
+    # tokens needs about 4,500, so the window is sized for that (SmolLM2 takes 8192).
+    max_input_tokens: int = Field(default=6144, ge=1)
+    max_total_tokens: int = Field(default=7168, ge=2)
     # Used when a request sets no max_new_tokens (TGI would use all of max_total_tokens,
     # which on a CPU means minutes).
     default_max_new_tokens: int = Field(default=256, ge=1)
