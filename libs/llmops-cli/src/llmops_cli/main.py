@@ -42,11 +42,14 @@ def _clients() -> Clients:
 async def cmd_up(args: argparse.Namespace) -> int:
     for name in stack.INFRA:
         stack.infra(name, "start")
+    # All at once: they load their models in parallel and need each other only per request.
+    pids = {spec.name: stack.start_service(spec) for spec in stack.SERVICES}
+    healthy = await asyncio.gather(*(
+        stack.wait_healthy(spec.port, timeout=args.timeout, protocol=spec.protocol)
+        for spec in stack.SERVICES))
     report = {}
-    for spec in stack.SERVICES:
-        pid = stack.start_service(spec)
-        ok = await stack.wait_healthy(spec.port, timeout=args.timeout, protocol=spec.protocol)
-        report[spec.name] = {"pid": pid, "port": spec.port, "healthy": ok}
+    for spec, ok in zip(stack.SERVICES, healthy, strict=True):
+        report[spec.name] = {"pid": pids[spec.name], "port": spec.port, "healthy": ok}
         if not ok:
             log = stack.llmops_home() / "logs" / f"{spec.name}.log"
             _emit(args, report, f"{spec.name} did not become healthy; see {log}")
