@@ -187,3 +187,28 @@ async def test_a_client_that_hangs_up_frees_its_batch_slot(http) -> None:
             break
         await asyncio.sleep(0.05)
     assert models[0]["running"] == 0
+
+
+@pytest.mark.parametrize(("route", "payload"), [
+    ("/generate", {"inputs": "1, 2, 3, 4, 5, 6,",
+                   "parameters": {"max_new_tokens": 200}}),
+    ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Write a long story."}],
+                              "max_tokens": 200}),
+])
+async def test_a_client_that_hangs_up_frees_its_batch_slot(
+    http: httpx.AsyncClient, server_url: str, route: str, payload: dict
+) -> None:
+    async def running() -> int:
+        models = (await http.get("/admin/models")).json()["models"]
+        return sum(m["running"] + m["waiting"] for m in models)
+
+    assert await running() == 0
+    async with httpx.AsyncClient(base_url=server_url) as impatient:
+        with pytest.raises(httpx.ReadTimeout):
+            await impatient.post(route, json=payload, timeout=0.5)
+    # 200 tokens take several seconds here; the sequence must leave well before that.
+    for _ in range(20):
+        if await running() == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert await running() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -49,13 +50,35 @@ def error_response(exc: GenerationServiceError, *, stream: bool = False) -> Resp
     return JSONResponse(body, status_code=exc.http_status)
 
 
-async def _collect(handle: SequenceHandle, timer: RequestTimer) -> Completion:
+# How often a non-streaming request checks that its client is still there.
+DISCONNECT_POLL_SECONDS = 0.25
+# nginx's "client closed request": nobody reads it, but logs and metrics show what happened.
+CLIENT_CLOSED = 499
+
+
+async def _collect(request: Request, handle: SequenceHandle, timer: RequestTimer
+                   ) -> Completion | None:
+    """The whole completion, or None when the client hung up first.
+
+    A server does not cancel a plain (non-streaming) handler when its client goes away, so the
+    sequence would keep its batch slot until max_new_tokens; a caller whose deadline passed
+    (the inference service, any TGI client with a timeout) must free it at once.
+    """
+    task = asyncio.ensure_future(handle.collect())
     try:
-        completion = await handle.collect()
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_SECONDS)
+            if done:
+                completion = task.result()
+                break
+            if await request.is_disconnected():
+                timer.failed("client_closed")
+                return None
     except GenerationServiceError as exc:
         timer.failed(exc.error_type)
         raise
     finally:
+        task.cancel()
         handle.cancel()
     assert completion.finish is not None
     timer.succeeded(completion.finish.input_length, completion.finish.generated_tokens)
@@ -69,14 +92,16 @@ def _start(request: Request, body: GenerateRequest, *, stream: bool) -> tuple[Ta
     return target, service.submit(target, input_ids, body.parameters.raw(), stream=stream)
 
 
-async def _generate(request: Request, body: GenerateRequest, route: str) -> dict[str, Any]:
+async def _generate(request: Request, body: GenerateRequest, route: str) -> dict[str, Any] | None:
     timer = _metrics(request).track(route)
     try:
         _, handle = _start(request, body, stream=False)
     except GenerationServiceError as exc:
         timer.failed(exc.error_type)
         raise
-    completion = await _collect(handle, timer)
+    completion = await _collect(request, handle, timer)
+    if completion is None:
+        return None
     prefix = body.inputs if body.parameters.return_full_text else ""
     return responses.generate(completion, with_details=body.parameters.details, prefix=prefix)
 
@@ -117,8 +142,9 @@ async def _stream_response(
 
 
 @router.post("/generate")
-async def generate(request: Request, body: GenerateRequest) -> dict[str, Any]:
-    return await _generate(request, body, "generate")
+async def generate(request: Request, body: GenerateRequest) -> Any:
+    out = await _generate(request, body, "generate")
+    return Response(status_code=CLIENT_CLOSED) if out is None else out
 
 
 @router.post("/generate_stream")
@@ -131,7 +157,8 @@ async def compat_generate(request: Request, body: CompatGenerateRequest) -> Any:
     """TGI's compatibility route, which huggingface_hub's text_generation posts to."""
     if body.stream:
         return await _stream_response(request, body, "compat_generate", sse_errors=False)
-    return [await _generate(request, body, "compat_generate")]
+    out = await _generate(request, body, "compat_generate")
+    return Response(status_code=CLIENT_CLOSED) if out is None else [out]
 
 
 @router.post("/v1/chat/completions")
@@ -154,7 +181,9 @@ async def chat_completions(request: Request, body: ChatRequest) -> Any:
     }
     with_logprobs = bool(body.logprobs)
     if not body.stream:
-        completion = await _collect(handle, timer)
+        completion = await _collect(request, handle, timer)
+        if completion is None:
+            return Response(status_code=CLIENT_CLOSED)
         return responses.chat_completion(completion, logprobs=with_logprobs, **meta)
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return StreamingResponse(
