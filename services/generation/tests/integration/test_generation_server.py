@@ -195,7 +195,7 @@ async def test_a_client_that_hangs_up_frees_its_batch_slot(http) -> None:
     ("/v1/chat/completions", {"messages": [{"role": "user", "content": "Write a long story."}],
                               "max_tokens": 200}),
 ])
-async def test_a_client_that_hangs_up_frees_its_batch_slot(
+async def test_a_waiting_client_that_hangs_up_frees_its_batch_slot(
     http: httpx.AsyncClient, server_url: str, route: str, payload: dict
 ) -> None:
     async def running() -> int:

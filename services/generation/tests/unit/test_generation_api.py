@@ -69,6 +69,10 @@ def test_sampling_reports_its_seed(client) -> None:
         ({"inputs": "q", "parameters": {"details": "yes"}}, "parameters.details"),
         ({"inputs": "q", "parameters": {"temperature": -1}}, "`temperature` must be strictly positive"),
         ({"inputs": "q", "parameters": {"adapter_id": "nope"}}, "adapter 'nope' is not loaded"),
+        ({"inputs": "q", "parameters": {"grammar": {"type": "regex", "value": "a+"}}},
+         "`grammar` is not supported"),
+        ({"inputs": "q", "parameters": {"grammar": {"type": "regex", "value": 5}}},
+         "parameters.grammar.regex.value"),
     ],
 )
 def test_invalid_requests_get_tgi_error_shape(client, payload, fragment) -> None:
@@ -178,6 +182,15 @@ def test_chat_errors(client, messages, error_type) -> None:
     response = client.post("/v1/chat/completions", json={"messages": messages})
     assert response.status_code == 422
     assert response.json()["error_type"] == error_type
+
+
+def test_tokenize_refuses_a_malformed_grammar_like_every_route(client) -> None:
+    bad = {"inputs": "hi", "parameters": {"grammar": {"type": "json_schema", "value": {}}}}
+    response = client.post("/tokenize", json=bad)
+    assert response.status_code == 422 and response.json()["error_type"] == "validation"
+    good = {"inputs": "hi", "parameters": {"grammar": {"type": "json_schema",
+                                                      "value": {"schema": {"type": "object"}}}}}
+    assert client.post("/tokenize", json=good).status_code == 200
 
 
 def test_tokenize_info_health_metrics(client) -> None:

@@ -23,6 +23,32 @@ class _Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
+class JsonGrammar(_Strict):
+    type: Literal["json"]
+    value: Any
+
+
+class RegexGrammar(_Strict):
+    type: Literal["regex"]
+    value: str
+
+
+class JsonSchemaConfig(_Strict):
+    name: str | None = None
+    # `schema` shadows a BaseModel attribute, hence the alias.
+    json_schema: Any = Field(alias="schema")
+
+
+class JsonSchemaGrammar(_Strict):
+    type: Literal["json_schema"]
+    value: JsonSchemaConfig
+
+
+# TGI's GrammarType: the contract's discriminated union, so a malformed grammar is a 422 on
+# every route (even /tokenize), while a well-formed one reaches validation, which refuses it.
+Grammar = Annotated[JsonGrammar | RegexGrammar | JsonSchemaGrammar, Field(discriminator="type")]
+
+
 class GenerateParameters(_Strict):
     adapter_id: str | None = None
     best_of: AnyInt32 | None = None
@@ -31,7 +57,7 @@ class GenerateParameters(_Strict):
     details: bool = True
     do_sample: bool = False
     frequency_penalty: float | None = None
-    grammar: dict[str, Any] | None = None
+    grammar: Grammar | None = None
     max_new_tokens: Int32 | None = None
     repetition_penalty: float | None = None
     return_full_text: bool | None = None
@@ -80,7 +106,7 @@ class GenerateParameters(_Strict):
             top_n_tokens=self.top_n_tokens,
             best_of=self.best_of,
             watermark=self.watermark,
-            grammar=self.grammar,
+            grammar=self.grammar.model_dump(by_alias=True) if self.grammar else None,
             decoder_input_details=self.decoder_input_details,
             adapter_id=self.adapter_id,
         )
