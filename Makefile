@@ -26,7 +26,7 @@ check-protos: setup
 
 lint: setup check-protos
 	$(RUN) ruff check .
-	$(RUN) mypy libs/llmops-kit/src libs/llmops-cli/src services/*/src
+	$(RUN) mypy libs/llmops-kit/src libs/llmops-cli/src libs/llmops-pii/src services/*/src
 	cd protos && $(RUN) buf lint
 
 infra-up: setup

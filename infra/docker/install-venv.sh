@@ -29,13 +29,12 @@ python=$UV_PROJECT_ENVIRONMENT/bin/python
 # CPU-only torch, decided here from the lock rather than by a build arg, so that no image can
 # forget it. uv.lock pins torch from PyPI, and on Linux that wheel brings CUDA: cuda-toolkit,
 # nvidia-cudnn/nccl/nvshmem... and triton, several GB that a CPU service never loads. So when
-# the closure holds torch (directly, or through a member such as llmops-safety, which
-# ingestion uses for its PII detectors), both steps skip torch and the CUDA packages, the deps
-# step takes torch at the *locked version* from the CPU wheel index, and --inexact keeps it
-# through the syncs. The permanent fix: a [[tool.uv.index]] (explicit = true) for the CPU
-# index plus a [tool.uv.sources] torch entry, then re-lock. After that, the plain
-# `uv sync --frozen` installs CPU torch and this workaround, which the lock does not hash-pin,
-# can go.
+# the closure holds torch (directly, or through another workspace member), both steps skip
+# torch and the CUDA packages, the deps step takes torch at the *locked version* from the CPU
+# wheel index, and --inexact keeps it through the syncs. The permanent fix: a
+# [[tool.uv.index]] (explicit = true) for the CPU index plus a [tool.uv.sources] torch entry,
+# then re-lock. After that, the plain `uv sync --frozen` installs CPU torch and this
+# workaround, which the lock does not hash-pin, can go.
 torch_index=${TORCH_INDEX_URL:-https://download.pytorch.org/whl/cpu}
 requirements=$(uv export --frozen --no-dev --package "$package" --no-emit-workspace \
   --no-hashes --no-header --no-annotate)

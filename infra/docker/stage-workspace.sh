@@ -12,7 +12,7 @@
 #              Dockerfile and docker-extra.sh, which the venv does not depend on
 #
 # The members come from `uv export`, so a dependency on another member (ingestion uses
-# llmops-safety) is copied without anyone listing it.
+# llmops-pii) is copied without anyone listing it.
 set -euo pipefail
 context=${1:?usage: stage-workspace.sh CONTEXT OUT}
 out=${2:?usage: stage-workspace.sh CONTEXT OUT}

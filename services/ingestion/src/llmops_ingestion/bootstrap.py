@@ -6,7 +6,7 @@ from pathlib import Path
 
 from llmops.ingestion.v1 import ingestion_pb2_grpc
 from llmops_ingestion.adapters.bus_publisher import BusChunkPublisher
-from llmops_ingestion.adapters.pii import SafetyPiiRedactor
+from llmops_ingestion.adapters.pii import PiiRedactor
 from llmops_ingestion.adapters.sql_store import SqlDocumentStore, make_engine
 from llmops_ingestion.adapters.tokenizers import (
     HuggingFaceTokenizer,
@@ -58,7 +58,7 @@ async def build(settings: Settings) -> ServiceApp:
             max_document_bytes=settings.max_document_bytes,
             max_batch_documents=settings.max_batch_documents,
         ),
-        redactor=SafetyPiiRedactor() if settings.redact_pii else None,
+        redactor=PiiRedactor() if settings.redact_pii else None,
     )
     event_api.register(bus, service, settings.consumer_max_records)
     server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())

@@ -132,11 +132,11 @@ def test_batch_validation_names_the_bad_document(service: IngestionService) -> N
 async def test_pii_is_redacted_before_chunks_leave_ingestion(
     tmp_path: Path, publisher: RecordingPublisher
 ) -> None:
-    from llmops_ingestion.adapters.pii import SafetyPiiRedactor
+    from llmops_ingestion.adapters.pii import PiiRedactor
 
     store = SqlDocumentStore(make_engine(f"sqlite:///{tmp_path}/pii.db"))
     svc = IngestionService(store, publisher, WordTokenizer(), ChunkingPolicy(50, 10),
-                           Limits(), redactor=SafetyPiiRedactor())
+                           Limits(), redactor=PiiRedactor())
     text = ("Escalations go to jane.doe@example.com or +82 10-1234-5678. "
             "Release 3.11.7 ships on 2026-11-25 with order ORD-2024-000123.")
     incoming = IncomingDocument("acme", "pii-doc", "Notes for jane.doe@example.com", "src",

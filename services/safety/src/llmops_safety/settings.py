@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llmops_kit.settings import ServiceSettings, service_config
-from llmops_safety.domain.model import PII_CATEGORIES
+from llmops_pii import PII_CATEGORIES
 from llmops_safety.domain.policy import DirectionPolicy, PolicyBook, TenantPolicy
 
 

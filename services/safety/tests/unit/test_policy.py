@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from llmops_safety.domain.model import PII_CATEGORIES, Analysis, Direction, Finding, Verdict
+from llmops_pii import PII_CATEGORIES, Finding
+from llmops_safety.domain.model import Analysis, Direction, Verdict
 from llmops_safety.domain.policy import DirectionPolicy, TenantPolicy, decide
 from llmops_safety.settings import PoliciesSettings, Settings
 

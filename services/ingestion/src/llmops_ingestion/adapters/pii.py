@@ -1,11 +1,12 @@
-"""PII redaction before indexing, with the safety service's own detectors (in process)."""
+"""PII redaction before indexing, in process, with llmops_pii (the detectors the safety
+service uses too, without its models)."""
 
 from __future__ import annotations
 
-from llmops_safety.domain.redaction import redact_pii
+from llmops_pii import redact_pii
 
 
-class SafetyPiiRedactor:
+class PiiRedactor:
     """E-mail, phones, cards, IBAN, SSN, Korean RRN, IPs, API keys and secrets -> [LABEL]."""
 
     def redact(self, text: str) -> tuple[str, int]:

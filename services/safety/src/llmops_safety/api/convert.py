@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from llmops.safety.v1 import safety_pb2
-from llmops_safety.domain.model import Direction, Finding, Verdict
+from llmops_pii import Finding
+from llmops_safety.domain.model import Direction, Verdict
 from llmops_safety.domain.policy import DirectionPolicy, TenantPolicy
 
 DIRECTION_FROM_PB = {

@@ -1,2 +1,2 @@
 """Detection logic and policy. Everything but service.py is stdlib-only (no protobuf, no I/O);
-redaction.py is the in-process PII library."""
+PII and secret detection and redaction come from llmops_pii."""

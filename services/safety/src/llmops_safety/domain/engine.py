@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
+from llmops_pii import Finding, apply_redactions, detect_pii
 from llmops_safety.domain.injection import detect_injection
-from llmops_safety.domain.model import TOXICITY, Analysis, CheckResult, Finding
+from llmops_safety.domain.model import TOXICITY, Analysis, CheckResult
 from llmops_safety.domain.policy import DirectionPolicy, decide
-from llmops_safety.domain.redaction import apply_redactions, detect_pii
 from llmops_safety.domain.toxicity import lexicon_score, mask_benign, segments
 from llmops_safety.ports import ToxicityModel
 

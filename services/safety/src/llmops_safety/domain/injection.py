@@ -19,7 +19,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from llmops_safety.domain.model import PROMPT_INJECTION, Finding
+from llmops_pii import Finding
+from llmops_safety.domain.model import PROMPT_INJECTION
 
 _S = r"[^.!?\n]"  # within one sentence
 _QUAL = r"(?:previous|prior|above|earlier|preceding|foregoing|initial|original|system|all|any|your|every)"

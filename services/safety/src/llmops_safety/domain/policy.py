@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from llmops_safety.domain.model import PII_CATEGORIES, Analysis, Direction, Verdict
+from llmops_pii import PII_CATEGORIES
+from llmops_safety.domain.model import Analysis, Direction, Verdict
 
 
 @dataclass(frozen=True)

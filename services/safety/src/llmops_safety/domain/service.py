@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llmops_kit.errors import InvalidArgument
+from llmops_pii import PII_CATEGORIES, Redaction, apply_redactions, redact_pii
 from llmops_safety.domain.engine import SafetyEngine
-from llmops_safety.domain.model import PII_CATEGORIES, CheckResult, Direction, Redaction
+from llmops_safety.domain.model import CheckResult, Direction
 from llmops_safety.domain.policy import PolicyBook, TenantPolicy
-from llmops_safety.domain.redaction import apply_redactions, redact_pii
 from llmops_safety.ports import VerdictPublisher
 
 

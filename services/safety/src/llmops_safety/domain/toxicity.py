@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from llmops_safety.domain.model import TOXICITY, Finding
+from llmops_pii import Finding
+from llmops_safety.domain.model import TOXICITY
 
 _INSULT_EN = (r"(?:idiots?|morons?|imbeciles?|cretins?|losers?|clowns?|fools?|dumbass(?:es)?|jerks?"
               r"|scum|trash|garbage|worthless|pathetic|useless|incompetent|stupid|dumb|brainless"

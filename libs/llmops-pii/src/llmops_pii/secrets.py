@@ -13,8 +13,8 @@ import json
 import re
 from collections.abc import Iterator
 
-from llmops_safety.domain.model import Finding
-from llmops_safety.domain.validators import char_classes, shannon_entropy
+from llmops_pii.model import Finding
+from llmops_pii.validators import char_classes, shannon_entropy
 
 _TOKEN_END = r"(?![A-Za-z0-9_\-])"
 

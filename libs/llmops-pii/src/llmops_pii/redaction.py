@@ -1,23 +1,13 @@
-"""The in-process PII library: find and redact PII and secrets with no service and no model.
-
-Pure Python (stdlib only), so ingestion can import it to redact documents before indexing:
-
-    from llmops_safety.domain.redaction import detect_pii, redact_pii
-    result = redact_pii("mail me at kim@example.com")
-    result.text      # "mail me at [EMAIL]"
-    result.findings  # (Finding(start=11, end=26, category="pii.email", ...),)
-
-Spans are Python str indices into the original text (code points).
-"""
+"""Detection and redaction over all detectors: PII and secrets, overlaps resolved."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from datetime import date
 
-from llmops_safety.domain.model import LABELS, PII_CATEGORIES, Finding, Redaction
-from llmops_safety.domain.pii import detect_pii_only, resolve_overlaps
-from llmops_safety.domain.secrets import detect_secrets
+from llmops_pii.detectors import detect_pii_only, resolve_overlaps
+from llmops_pii.model import LABELS, PII_CATEGORIES, Finding, Redaction
+from llmops_pii.secrets import detect_secrets
 
 
 def detect_pii(text: str, today: date | None = None) -> list[Finding]:

@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import date
 
-from llmops_safety.domain import validators as v
-from llmops_safety.domain.model import Finding
+from llmops_pii import validators as v
+from llmops_pii.model import Finding
 
 # Not glued to a longer alphanumeric run, a dash-joined id (ORD-2024-...), or a dotted version.
 _L = r"(?<![0-9A-Za-z\-.+_])"
