@@ -10,6 +10,8 @@ import httpx
 import pytest
 from huggingface_hub.errors import HfHubHTTPError
 
+from llmops.registry.v1 import registry_pb2
+from llmops_inference.adapters.registry import model_ref
 from llmops_inference.adapters.tgi import AdapterLoader, TgiGenerator
 from llmops_inference.domain.model import ModelRef, RenderedPrompt
 from llmops_kit.context import bound
@@ -110,6 +112,7 @@ async def test_a_lora_version_is_loaded_once_on_first_use() -> None:
 
     loader = loader_with(handler)
     await loader.prepare(ModelRef("smollm2", 1))  # the base model: nothing to load
+    await loader.prepare(ModelRef("smollm2", 2, "smollm2-full-v2"))  # served already, no weights
     await loader.prepare(LORA)
     await loader.prepare(LORA)
     assert served == [{"adapter_id": "smollm2-v3", "path": "/models/smollm2/v3"}]
@@ -141,3 +144,18 @@ async def test_an_adapter_the_server_refuses_is_a_failed_precondition() -> None:
     with pytest.raises(FailedPrecondition) as err:
         await loader_with(handler).prepare(LORA)
     assert err.value.reason == "ADAPTER_NOT_SERVED" and "adapter_config.json" in err.value.message
+
+
+def version(fmt: str, **metadata: str) -> registry_pb2.ModelVersion:
+    return registry_pb2.ModelVersion(name="smollm2", version=4, format=fmt,
+                                     artifact_uri="file:///models/v4", metadata=metadata)
+
+
+def test_how_each_kind_of_version_is_addressed() -> None:
+    assert model_ref(version("peft-lora")) == ModelRef("smollm2", 4, "smollm2-v4",
+                                                       "file:///models/v4")
+    assert model_ref(version("peft-lora", adapter_id="support-v4")).adapter_id == "support-v4"
+    # A full model: the base model, or the id under which the server already serves it.
+    assert model_ref(version("gguf")) == ModelRef("smollm2", 4)
+    assert model_ref(version("hf", adapter_id="smollm2-ft")) == ModelRef("smollm2", 4,
+                                                                         "smollm2-ft")

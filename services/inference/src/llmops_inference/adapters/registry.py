@@ -30,9 +30,16 @@ def _raise(exc: grpc.aio.AioRpcError, what: str) -> None:
 
 
 def model_ref(mv: registry_pb2.ModelVersion) -> ModelRef:
-    adapter = mv.metadata.get("adapter_id") or (
-        f"{mv.name}-v{mv.version}" if mv.format == "peft-lora" else None)
-    return ModelRef(mv.name, mv.version, adapter, mv.artifact_uri if adapter else "")
+    """How the generation backend addresses a version.
+
+    A `peft-lora` version is a TGI adapter (`adapter_id` metadata, else `<name>-v<version>`)
+    that may be loaded on demand from its artifact. Any other version is the server's base
+    model, unless its `adapter_id` metadata names a model the server already serves (a full
+    model loaded with the generation server's POST /admin/models, or a TGI LORA_ADAPTERS id).
+    """
+    lora = mv.format == "peft-lora"
+    adapter = mv.metadata.get("adapter_id") or (f"{mv.name}-v{mv.version}" if lora else None)
+    return ModelRef(mv.name, mv.version, adapter, mv.artifact_uri if lora else "")
 
 
 class RegistryClient:

@@ -151,7 +151,8 @@ class AdapterLoader:
 
     async def prepare(self, model: ModelRef) -> None:
         adapter = model.adapter_id
-        if not adapter or adapter in self.loaded or not self.supported:
+        # Only LoRA versions come with weights to load; other ids name what the server serves.
+        if not adapter or not model.artifact_uri or adapter in self.loaded or not self.supported:
             return
         async with self._lock:
             if adapter in self.loaded:
@@ -172,9 +173,6 @@ class AdapterLoader:
 
     async def _load(self, model: ModelRef) -> None:
         path = model.artifact_uri.removeprefix("file://")
-        if not path:
-            raise FailedPrecondition("ADAPTER_NOT_SERVED",
-                                     f"{model.label} is a LoRA version without an artifact path")
         resp = await self.http.post("/admin/adapters", json={"adapter_id": model.adapter_id,
                                                              "path": path},
                                     timeout=time_left(120.0))

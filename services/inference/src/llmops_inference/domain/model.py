@@ -52,7 +52,7 @@ class ModelRef:
     version: int
     # TGI adapter id (LoRA) or None for the server's base model.
     adapter_id: str | None = None
-    # Where the adapter's weights are, for a backend that loads adapters on demand.
+    # A LoRA version's weights, for a backend that loads adapters on demand; "" otherwise.
     artifact_uri: str = ""
 
     @property
