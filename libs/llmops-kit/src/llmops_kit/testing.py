@@ -6,17 +6,20 @@ Infrastructure fixtures start the real thing through the project's infra scripts
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from llmops_kit.grpc_server import error_reason
 from llmops_kit.settings import KafkaSettings
 
-__all__ = ["REPO", "error_reason", "infra_script"]
+__all__ = ["REPO", "error_reason", "infra_script", "read_topic"]
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -54,3 +57,19 @@ def unique() -> str:
     return uuid.uuid4().hex[:10]
 
 
+
+
+async def read_topic(kafka: KafkaSettings, topic: str, n: int, timeout: float = 60) -> list[Any]:
+    """The records of `topic` from its start, once there are `n` of them or `timeout` passed."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    got: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(got) < n and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                got.extend(records)
+        return got
+    finally:
+        await consumer.stop()

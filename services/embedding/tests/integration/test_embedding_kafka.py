@@ -5,13 +5,10 @@ Topics are unique per test run so other sessions' traffic never reaches this con
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from llmops.embedding.v1 import events_pb2 as embedding_events
 from llmops.ingestion.v1 import events_pb2 as ingestion_events
@@ -20,23 +17,10 @@ from llmops_embedding.domain.embedding import EmbeddingService
 from llmops_kit import events
 from llmops_kit.kafka import HEADER_DLQ_REASON, EventBus, ensure_topics
 from llmops_kit.settings import KafkaSettings
+from llmops_kit.testing import read_topic
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-
-async def read(kafka: KafkaSettings, topic: str, n: int, timeout: float = 60) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    got: list[Any] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < n and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                got.extend(records)
-        return got
-    finally:
-        await consumer.stop()
 
 
 def chunks_created(tenant: str, doc: str, texts: list[str]) -> ingestion_events.ChunksCreated:
@@ -50,8 +34,9 @@ def chunks_created(tenant: str, doc: str, texts: list[str]) -> ingestion_events.
     )
 
 
-async def test_chunks_become_vectors_and_empty_ones_are_dead_lettered(st_embedder):
-    kafka = KafkaSettings(bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+async def test_chunks_become_vectors_and_empty_ones_are_dead_lettered(
+    st_embedder, kafka: KafkaSettings
+) -> None:
     run = uuid.uuid4().hex[:10]
     source = events.EventType(f"llmops.test-{run}.chunks-created.v1",
                               ingestion_events.ChunksCreated)
@@ -79,8 +64,8 @@ async def test_chunks_become_vectors_and_empty_ones_are_dead_lettered(st_embedde
 
     await bus.start()
     try:
-        out = await read(kafka, sink.topic, 2)
-        dlq = await read(kafka, source.topic + ".dlq", 1)
+        out = await read_topic(kafka, sink.topic, 2)
+        dlq = await read_topic(kafka, source.topic + ".dlq", 1)
     finally:
         await bus.stop()
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from llmops.safety.v1 import safety_pb2
 from llmops_kit import events
 from llmops_kit.kafka import EventBus
 from llmops_kit.settings import KafkaSettings
+from llmops_kit.testing import read_topic
 from llmops_safety.api.events import BackgroundPublisher
 from llmops_safety.bootstrap import build_service
 from llmops_safety.domain.engine import SafetyEngine
@@ -23,20 +22,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 ACME = (("x-api-key", "dev-key-acme"),)
 
 
-async def read(kafka: KafkaSettings, topic: str, n: int, timeout: float = 30) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    got: list = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < n and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                got.extend(records)
-        return got
-    finally:
-        await consumer.stop()
-
 
 async def test_check_text_publishes_a_verdict_without_raw_pii(safety_server, safety_stub, kafka):
     trace = uuid.uuid4().hex
@@ -45,7 +30,7 @@ async def test_check_text_publishes_a_verdict_without_raw_pii(safety_server, saf
         safety_pb2.CheckTextRequest(text=text, direction=safety_pb2.DIRECTION_INPUT),
         metadata=(*ACME, ("x-trace-id", trace)))
     assert response.verdict == safety_pb2.VERDICT_BLOCK
-    records = [r for r in await read(kafka, safety_server.topic, 50, timeout=15)
+    records = [r for r in await read_topic(kafka, safety_server.topic, 50, timeout=15)
                if dict(r.headers).get("x-trace-id") == trace.encode()]
     assert len(records) == 1
     (record,) = records

@@ -1,4 +1,5 @@
-"""Real Weaviate for integration tests: started by `bash infra/scripts/weaviate.sh start`.
+"""Real Weaviate for integration tests: started by `bash infra/scripts/weaviate.sh start`
+(the kit's `weaviate_server` fixture).
 
 Unreachable Weaviate fails the tests (never skips). Every session writes to its own
 collections (unique names), removed afterwards, so parallel sessions do not collide.
@@ -49,7 +50,8 @@ async def drop_store(store: WeaviateStore) -> None:
 
 
 @pytest.fixture(scope="session")
-async def weaviate_store() -> AsyncIterator[WeaviateStore]:
+async def weaviate_store(weaviate_server: dict) -> AsyncIterator[WeaviateStore]:
+    # weaviate_server (llmops_kit.testing) starts the local server through infra/scripts.
     store = await open_store("Test")
     try:
         yield store

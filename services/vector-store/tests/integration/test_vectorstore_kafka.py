@@ -6,12 +6,11 @@ Topics are unique per test run so other sessions' traffic never reaches this con
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from llmops.embedding.v1 import events_pb2 as embedding_events
 from llmops.ingestion.v1 import events_pb2 as ingestion_events
@@ -19,6 +18,7 @@ from llmops.vectorstore.v1 import events_pb2 as vectorstore_events
 from llmops_kit import events
 from llmops_kit.kafka import HEADER_DLQ_REASON, EventBus, ensure_topics
 from llmops_kit.settings import KafkaSettings
+from llmops_kit.testing import read_topic
 from llmops_vectorstore.api.events import IndexingHandlers, register
 from llmops_vectorstore.domain.indexing import Indexer
 
@@ -26,20 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 DIMS = 8
 
-
-async def read(kafka: KafkaSettings, topic: str, n: int, timeout: float = 60) -> list[Any]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None)
-    await consumer.start()
-    got: list[Any] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < n and asyncio.get_running_loop().time() < deadline:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                got.extend(records)
-        return got
-    finally:
-        await consumer.stop()
 
 
 def vectors(tenant: str, doc: str, version: int, n: int, dims: int = DIMS) -> Any:
@@ -66,8 +52,7 @@ async def wait_for(predicate: Any, timeout: float = 30) -> None:
         await asyncio.sleep(0.2)
 
 
-async def test_index_announce_delete(weaviate_store, tenant):
-    kafka = KafkaSettings(bootstrap_servers=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+async def test_index_announce_delete(weaviate_store, tenant, kafka: KafkaSettings) -> None:
     run = uuid.uuid4().hex[:10]
     src = events.EventType(f"llmops.test-{run}.chunk-vectors.v1", embedding_events.ChunkVectors)
     dels = events.EventType(f"llmops.test-{run}.document-deleted.v1",
@@ -94,8 +79,8 @@ async def test_index_announce_delete(weaviate_store, tenant):
         await send(src.topic, vectors(tenant, "bad", 1, 2, dims=3), "bad")
         await send(src.topic, vectors(tenant, "d2", 1, 2), "d2")
         await bus.start()
-        indexed = await read(kafka, sink.topic, 3)
-        dlq = await read(kafka, src.topic + ".dlq", 1)
+        indexed = await read_topic(kafka, sink.topic, 3)
+        dlq = await read_topic(kafka, src.topic + ".dlq", 1)
         stats = await weaviate_store.stats(tenant)
         assert (stats.chunk_count, stats.document_count) == (5, 2)
 
