@@ -24,6 +24,8 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -35,8 +37,6 @@ os.environ.pop("HF_HUB_OFFLINE", None)  # huggingface_hub refuses even a local s
 from huggingface_hub import AsyncInferenceClient
 
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
-from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
-from llmops_cli.client import collect, document_for
 from llmops_inference.adapters.registry import RegistryClient
 from llmops_inference.adapters.retrieval import VectorStoreRetriever
 from llmops_kit.context import bound
@@ -53,22 +53,12 @@ QUESTIONS = [
 
 
 async def ingest_corpus() -> None:
-    async with grpc.aio.insecure_channel("127.0.0.1:50061") as ch:
-        stub = ingestion_pb2_grpc.IngestionServiceStub(ch)
-        docs = [document_for(p, d) for p, d in collect([str(CORPUS)])]
-        await stub.SubmitDocuments(ingestion_pb2.SubmitDocumentsRequest(documents=docs),
-                                   metadata=MD, timeout=60)
-        deadline = time.monotonic() + 120
-        for doc in docs:
-            while True:
-                st = await stub.GetDocumentStatus(
-                    ingestion_pb2.GetDocumentStatusRequest(document_id=doc.document_id),
-                    metadata=MD)
-                if st.state == ingestion_pb2.DOCUMENT_STATE_INDEXED:
-                    break
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"{doc.document_id} not indexed after 120 s")
-                await asyncio.sleep(0.2)
+    """`llmops ingest samples/corpus --wait` for the benchmark's tenant."""
+    await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", "from llmops_cli.main import main; main()", "ingest", str(CORPUS),
+         "--tenant", TENANT, "--wait", "--timeout", "120"],
+        check=True, capture_output=True)
 
 
 async def rendered_prompts(top_k: int) -> dict[str, str]:

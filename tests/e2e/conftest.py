@@ -87,7 +87,7 @@ async def registry(answer_stack: Stack) -> AsyncIterator[registry_pb2_grpc.Model
         yield registry_pb2_grpc.ModelRegistryServiceStub(ch)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 async def stubs(e2e_stack: Stack) -> AsyncIterator[Stubs]:
     ing = grpc.aio.insecure_channel("127.0.0.1:50061")
     vs = grpc.aio.insecure_channel("127.0.0.1:50063")

@@ -9,7 +9,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -19,9 +18,8 @@ from aiokafka import AIOKafkaConsumer
 
 from e2e_support import RUN_ID, STRICT_TENANT, Stack, Stubs, tenant_name, wait_indexed
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
-from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
+from llmops.ingestion.v1 import ingestion_pb2
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
-from llmops.vectorstore.v1 import vectorstore_pb2_grpc
 from llmops_cli import stack
 from llmops_cli.client import collect, document_for
 from llmops_kit import events, topics
@@ -49,13 +47,9 @@ def ask(question: str, **kw: object) -> inference_pb2.GenerateRequest:
 
 
 @pytest.fixture(scope="module")
-async def corpus(answer_stack: Stack) -> AsyncIterator[list[str]]:
+async def corpus(answer_stack: Stack, stubs: Stubs) -> list[str]:
     """The sample corpus ingested for the asking tenants, indexed."""
     ids: list[str] = []
-    ing = grpc.aio.insecure_channel("127.0.0.1:50061")
-    vs = grpc.aio.insecure_channel("127.0.0.1:50063")
-    stubs = Stubs(ingestion_pb2_grpc.IngestionServiceStub(ing),
-                  vectorstore_pb2_grpc.VectorStoreServiceStub(vs))
     for tenant in (ASK, STRICT_TENANT):
         req = ingestion_pb2.SubmitDocumentsRequest(
             documents=[document_for(p, d) for p, d in collect([str(CORPUS)])])
@@ -63,9 +57,7 @@ async def corpus(answer_stack: Stack) -> AsyncIterator[list[str]]:
                                                      timeout=60)
         ids = [r.document_id for r in resp.results]
         await wait_indexed(stubs, answer_stack.md(tenant), ids)
-    yield ids
-    await ing.close()
-    await vs.close()
+    return ids
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +244,18 @@ async def test_cli_ask_prints_the_answer_with_citations(
     assert data["sources"][0]["document_id"] == "vacation-policy.md" and data["citations"]
 
 
+async def serving(inference: Inference, md: tuple, version: str, within: float = 20) -> str:
+    """Asks until an answer comes from `version` or `within` seconds pass; the version that
+    produced the last answer."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        resp = await inference.Generate(ask("Where do I request time off?", max_new_tokens=8),
+                                        metadata=md, timeout=120)
+        if resp.model_version == version or asyncio.get_running_loop().time() > deadline:
+            return resp.model_version
+        await asyncio.sleep(0.5)
+
+
 async def test_promoting_a_new_version_switches_the_model_without_a_restart(
     inference: Inference, registry: Registry, answer_stack: Stack, corpus: list[str]
 ) -> None:
@@ -265,29 +269,14 @@ async def test_promoting_a_new_version_switches_the_model_without_a_restart(
     await registry.SetAlias(registry_pb2.SetAliasRequest(
         name=MODEL, alias="production", version=v2.version, reason="e2e promotion"), metadata=md)
     try:
-        seen = ""
-        deadline = asyncio.get_running_loop().time() + 20
-        while asyncio.get_running_loop().time() < deadline:
-            resp = await inference.Generate(ask("Where do I request time off?", max_new_tokens=8),
-                                            metadata=md, timeout=120)
-            seen = resp.model_version
-            if seen == f"{MODEL}@{v2.version}":
-                break
-            await asyncio.sleep(0.5)
-        assert seen == f"{MODEL}@{v2.version}"
+        expected = f"{MODEL}@{v2.version}"
+        assert await serving(inference, md, expected) == expected
         assert stack.service_pid("inference") == inference_pid  # no restart
     finally:
         await registry.SetAlias(registry_pb2.SetAliasRequest(
             name=MODEL, alias="production", version=v1.version, reason="e2e rollback"),
             metadata=md)
-    deadline = asyncio.get_running_loop().time() + 20
-    while asyncio.get_running_loop().time() < deadline:
-        resp = await inference.Generate(ask("Where do I request time off?", max_new_tokens=8),
-                                        metadata=md, timeout=120)
-        if resp.model_version == f"{MODEL}@{v1.version}":
-            break
-        await asyncio.sleep(0.5)
-    assert resp.model_version == f"{MODEL}@{v1.version}"
+    assert await serving(inference, md, f"{MODEL}@{v1.version}") == f"{MODEL}@{v1.version}"
 
 
 async def test_generation_backend_down_is_unavailable_then_recovers(

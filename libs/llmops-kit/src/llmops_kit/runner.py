@@ -1,13 +1,19 @@
-"""Runs a service until SIGTERM/SIGINT, then drains: gRPC first, then the bus."""
+"""Running a service: its entry point, and serving until SIGTERM/SIGINT, then draining (gRPC
+first, then the bus)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from llmops_kit.logging import configure_logging
+from llmops_kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+S = TypeVar("S", bound=ServiceSettings)
 
 
 async def run_until_signalled(
@@ -23,3 +29,10 @@ async def run_until_signalled(
     log.info("shutting down")
     await stop()
     log.info("stopped")
+
+
+def run_service(settings_type: Callable[[], S], serve: Callable[[S], Coroutine[Any, Any, None]]) -> None:
+    """A service's `main()`: settings from the environment, JSON logging, serve until stopped."""
+    settings = settings_type()
+    configure_logging(settings.service_name, settings.log_level)
+    asyncio.run(serve(settings))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 
@@ -12,11 +11,9 @@ def main() -> None:
     os.environ.pop("HF_HUB_OFFLINE", None)
     from llmops_inference.bootstrap import serve
     from llmops_inference.settings import Settings
-    from llmops_kit.logging import configure_logging
+    from llmops_kit.runner import run_service
 
-    settings = Settings()
-    configure_logging(settings.service_name, settings.log_level)
-    asyncio.run(serve(settings))
+    run_service(Settings, serve)
 
 
 if __name__ == "__main__":

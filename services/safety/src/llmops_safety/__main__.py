@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 
-from llmops_kit.logging import configure_logging
+from llmops_kit.runner import run_service
 from llmops_safety.bootstrap import serve
 from llmops_safety.settings import Settings
 
@@ -15,9 +14,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     # transformers' progress bars would interleave raw text with the JSON log lines.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    settings = Settings()
-    configure_logging(settings.service_name, settings.log_level)
-    asyncio.run(serve(settings))
+    run_service(Settings, serve)
 
 
 if __name__ == "__main__":

@@ -106,6 +106,14 @@ async def _generate(request: Request, body: GenerateRequest, route: str) -> dict
     return responses.generate(completion, with_details=body.parameters.details, prefix=prefix)
 
 
+def _error_event(event: ErrorEvent, timer: RequestTimer) -> str:
+    """The SSE event that ends a stream whose generation failed after it started."""
+    exc = event.error
+    kind = exc.error_type if isinstance(exc, GenerationServiceError) else "generation"
+    timer.failed(kind)
+    return responses.sse({"error": str(exc), "error_type": kind})
+
+
 async def _token_stream(
     body: GenerateRequest, handle: SequenceHandle, timer: RequestTimer
 ) -> AsyncIterator[str]:
@@ -113,10 +121,7 @@ async def _token_stream(
     try:
         async for event in handle.events():
             if isinstance(event, ErrorEvent):
-                exc = event.error
-                kind = exc.error_type if isinstance(exc, GenerationServiceError) else "generation"
-                timer.failed(kind)
-                yield responses.sse({"error": str(exc), "error_type": kind})
+                yield _error_event(event, timer)
                 return
             timer.first_token()
             yield responses.sse(
@@ -204,10 +209,7 @@ async def _chat_stream(
     try:
         async for event in handle.events():
             if isinstance(event, ErrorEvent):
-                exc = event.error
-                kind = exc.error_type if isinstance(exc, GenerationServiceError) else "generation"
-                timer.failed(kind)
-                yield responses.sse({"error": str(exc), "error_type": kind})
+                yield _error_event(event, timer)
                 return
             timer.first_token()
             logprobs = [responses.chat_logprob(event)] if with_logprobs else None

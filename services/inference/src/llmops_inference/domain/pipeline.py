@@ -15,6 +15,7 @@ from llmops_inference.domain.errors import InvalidQuestion
 from llmops_inference.domain.model import (
     Answer,
     Generation,
+    ModelRef,
     Passage,
     Question,
     RenderedPrompt,
@@ -132,6 +133,33 @@ class Stopwatch:
         return (time.perf_counter() - self.start) * 1000
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """What generation needs, once the input passed its check."""
+
+    prompt: RenderedPrompt
+    passages: list[Passage]
+    input_safety: Verdict
+    model: ModelRef
+
+    def answered(self, gen: Generation | None, text: str, verdict: Verdict) -> Answer:
+        """The Answer for generated `text` (already redacted if needed) and its output verdict."""
+        blocked = verdict is Verdict.BLOCK
+        return Answer(
+            text=REFUSAL_OUTPUT if blocked else text,
+            passages=[] if blocked or gen is None else cited(gen.text, self.passages),
+            model=self.model,
+            prompt=self.prompt,
+            input_safety=self.input_safety,
+            output_safety=verdict,
+            blocked=blocked,
+            prompt_tokens=gen.prompt_tokens if gen else 0,
+            completion_tokens=gen.completion_tokens if gen else 0,
+            finish_reason=gen.finish_reason if gen else "",
+            retrieved=self.passages,
+        )
+
+
 class AnswerService:
     def __init__(
         self,
@@ -167,14 +195,13 @@ class AnswerService:
         if q.temperature is not None and not 0.0 <= q.temperature <= 2.0:
             raise InvalidQuestion("BAD_TEMPERATURE", "temperature must be within [0, 2]")
 
-    async def _prepare(self, q: Question, sw: Stopwatch
-                       ) -> tuple[Answer | None, RenderedPrompt | None, list[Passage], Verdict]:
-        """Everything before generation; returns a finished Answer when the input is blocked."""
+    async def _prepare(self, q: Question, sw: Stopwatch) -> Answer | _Ready:
+        """Everything before generation; a finished Answer when the input is blocked."""
         with sw.stage("input_safety"):
             verdict = await self.guard.check(q.text, "input")
         if verdict.verdict is Verdict.BLOCK:
             return Answer(REFUSAL_INPUT, [], None, None, Verdict.BLOCK, Verdict.ALLOW,
-                          blocked=True), None, [], Verdict.BLOCK
+                          blocked=True)
         # A question with PII is answered from its redacted form: PII never reaches the model.
         text = verdict.redacted_text if verdict.verdict is Verdict.REDACT else q.text
         passages: list[Passage] = []
@@ -185,29 +212,30 @@ class AnswerService:
                 passages = await self.retriever.search(text, vector, q.top_k)
         with sw.stage("prompt"):
             prompt = await self.prompts.render(q.prompt_name, q.prompt_label, text, passages)
-        return None, prompt, passages, verdict.verdict
+        with sw.stage("model"):
+            model = await self.models.resolve(q.model_alias)
+            await self.generator.prepare(model)
+        return _Ready(prompt, passages, verdict.verdict, model)
 
     async def answer(self, q: Question) -> Answer:
         self.validate(q)
         sw = Stopwatch()
-        blocked, prompt, passages, in_verdict = await self._prepare(q, sw)
-        if blocked is not None or prompt is None:
-            assert blocked is not None
-            return await self._finish(q, blocked, sw, streamed=False)
-        with sw.stage("model"):
-            model = await self.models.resolve(q.model_alias)
-            await self.generator.prepare(model)
-        key = CacheKey(q.tenant, model.label, prompt.label, q.text, q.rag, q.top_k,
-                       q.max_new_tokens, tuple(p.chunk_id for p in passages))
+        ready = await self._prepare(q, sw)
+        if isinstance(ready, Answer):
+            return await self._finish(q, ready, sw, streamed=False)
+        key = CacheKey(q.tenant, ready.model.label, ready.prompt.label, q.text, q.rag, q.top_k,
+                       q.max_new_tokens, tuple(p.chunk_id for p in ready.passages))
         hit = self.cache.get(key) if q.use_cache and q.temperature is None else None
         if hit is not None:
             return await self._finish(q, dataclasses.replace(hit, cached=True), sw, False)
         with sw.stage("generation"):
-            gen = await self.generator.generate(prompt, model, q.max_new_tokens, q.temperature,
-                                                q.seed)
-        sw_ttft = sw.stages["generation"]
-        answer = await self._check_output(gen, passages, model, prompt, in_verdict, sw)
-        answer.time_to_first_token_ms = sw_ttft
+            gen = await self.generator.generate(ready.prompt, ready.model, q.max_new_tokens,
+                                                q.temperature, q.seed)
+        with sw.stage("output_safety"):
+            out = await self.guard.check(gen.text, "output")
+        text = out.redacted_text if out.verdict is Verdict.REDACT else gen.text
+        answer = ready.answered(gen, text, out.verdict)
+        answer.time_to_first_token_ms = sw.stages["generation"]
         if not answer.blocked and q.temperature is None:
             self.cache.put(key, answer)
         return await self._finish(q, answer, sw, streamed=False)
@@ -223,14 +251,10 @@ class AnswerService:
         """
         self.validate(q)
         sw = Stopwatch()
-        blocked, prompt, passages, in_verdict = await self._prepare(q, sw)
-        if blocked is not None or prompt is None:
-            assert blocked is not None
-            yield await self._finish(q, blocked, sw, streamed=True)
+        ready = await self._prepare(q, sw)
+        if isinstance(ready, Answer):
+            yield await self._finish(q, ready, sw, streamed=True)
             return
-        with sw.stage("model"):
-            model = await self.models.resolve(q.model_alias)
-            await self.generator.prepare(model)
         gen: Generation | None = None
         ttft = 0.0
         t0 = time.perf_counter()
@@ -238,15 +262,16 @@ class AnswerService:
         shown: list[str] = []
         worst = Verdict.ALLOW
         check_ms = 0.0
-        pieces = self.generator.stream(prompt, model, q.max_new_tokens, q.temperature, q.seed)
+        pieces = self.generator.stream(ready.prompt, ready.model, q.max_new_tokens,
+                                       q.temperature, q.seed)
         try:
             async for piece in pieces:
                 if isinstance(piece, Generation):
                     gen = piece
-                    ready = segments.flush()
+                    ready_segments = segments.flush()
                 else:
-                    ready = segments.feed(piece)
-                for segment in ready:
+                    ready_segments = segments.feed(piece)
+                for segment in ready_segments:
                     c0 = time.perf_counter()
                     out = await self.guard.check(segment, "output")
                     check_ms += (time.perf_counter() - c0) * 1000
@@ -264,38 +289,10 @@ class AnswerService:
             await _aclose(pieces)
         sw.stages["generation"] = (time.perf_counter() - t0) * 1000 - check_ms
         sw.stages["output_safety"] = check_ms
-        if worst is Verdict.BLOCK:
-            answer = Answer(REFUSAL_OUTPUT, [], model, prompt, in_verdict, Verdict.BLOCK, True,
-                            retrieved=passages)
-        else:
-            assert gen is not None, "generator stream must end with a Generation"
-            answer = Answer(
-                text="".join(shown), passages=cited(gen.text, passages), model=model,
-                prompt=prompt, input_safety=in_verdict, output_safety=worst, blocked=False,
-                prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens,
-                finish_reason=gen.finish_reason, retrieved=passages)
+        assert gen is not None or worst is Verdict.BLOCK, "a stream must end with a Generation"
+        answer = ready.answered(gen, "".join(shown), worst)
         answer.time_to_first_token_ms = ttft
         yield await self._finish(q, answer, sw, streamed=True)
-
-    async def _check_output(self, gen: Generation, passages: list[Passage], model: object,
-                            prompt: RenderedPrompt, in_verdict: Verdict, sw: Stopwatch) -> Answer:
-        with sw.stage("output_safety"):
-            out = await self.guard.check(gen.text, "output")
-        text = {Verdict.ALLOW: gen.text, Verdict.REDACT: out.redacted_text,
-                Verdict.BLOCK: REFUSAL_OUTPUT}[out.verdict]
-        return Answer(
-            text=text,
-            passages=[] if out.verdict is Verdict.BLOCK else cited(gen.text, passages),
-            model=model,  # type: ignore[arg-type]
-            prompt=prompt,
-            input_safety=in_verdict,
-            output_safety=out.verdict,
-            blocked=out.verdict is Verdict.BLOCK,
-            prompt_tokens=gen.prompt_tokens,
-            completion_tokens=gen.completion_tokens,
-            finish_reason=gen.finish_reason,
-            retrieved=passages,
-        )
 
     async def _finish(self, q: Question, answer: Answer, sw: Stopwatch, streamed: bool) -> Answer:
         answer = dataclasses.replace(answer, stages_ms=dict(sw.stages))
