@@ -11,13 +11,15 @@ Health checking and reflection stay open so probes and grpcurl need no key.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from llmops_kit.auth import Principal, Role, principal_var
 from llmops_kit.context import bound, current_api_key, current_trace_id, new_trace_id
 from llmops_kit.errors import DomainError, InvalidArgument
 
@@ -46,6 +48,15 @@ def caller_metadata(api_key: str | None = None) -> tuple[tuple[str, str], ...]:
 
 def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
+@contextmanager
+def _as(principal: Principal) -> Iterator[None]:
+    token = principal_var.set(principal)
+    try:
+        yield
+    finally:
+        principal_var.reset(token)
 
 
 class TenantAuth(grpc.aio.ServerInterceptor):
@@ -78,9 +89,14 @@ class TenantAuth(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    def _tenant(self, md: dict[str, str]) -> str | None:
+    def _principal(self, md: dict[str, str]) -> Principal | None:
         key = md.get(API_KEY_HEADER)
-        return self.api_keys.get(key) if key else None
+        owner = self.api_keys.get(key) if key else None
+        if owner is None:
+            return None
+        # `tenant` or `tenant:role`; a key without a role administers its own tenant.
+        tenant, _, role = owner.partition(":")
+        return Principal(tenant, Role(role) if role else Role.MAINTAINER)
 
     async def _deny(self, context: grpc.aio.ServicerContext, md: dict[str, str]) -> None:
         reason = "MISSING_API_KEY" if API_KEY_HEADER not in md else "INVALID_API_KEY"
@@ -106,12 +122,14 @@ class TenantAuth(grpc.aio.ServerInterceptor):
     def _wrap_unary(self, behavior: Callable[..., Any], parse: Parser) -> Callable[..., Any]:
         async def wrapper(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             md = _metadata(context)
-            tenant = self._tenant(md)
-            if tenant is None:
+            principal = self._principal(md)
+            if principal is None:
                 await self._deny(context, md)
+                return
             request = await self._parse(parse, raw, context)
-            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id(), md.get(API_KEY_HEADER),
-                       context.time_remaining()):
+            with bound(principal.tenant, md.get(TRACE_ID_HEADER) or new_trace_id(),
+                       md.get(API_KEY_HEADER), context.time_remaining()), \
+                    _as(principal):
                 try:
                     return await behavior(request, context)
                 except DomainError as exc:
@@ -123,12 +141,14 @@ class TenantAuth(grpc.aio.ServerInterceptor):
     def _wrap_stream(self, behavior: Callable[..., Any], parse: Parser) -> Callable[..., Any]:
         async def wrapper(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             md = _metadata(context)
-            tenant = self._tenant(md)
-            if tenant is None:
+            principal = self._principal(md)
+            if principal is None:
                 await self._deny(context, md)
+                return
             request = await self._parse(parse, raw, context)
-            with bound(tenant, md.get(TRACE_ID_HEADER) or new_trace_id(), md.get(API_KEY_HEADER),
-                       context.time_remaining()):
+            with bound(principal.tenant, md.get(TRACE_ID_HEADER) or new_trace_id(),
+                       md.get(API_KEY_HEADER), context.time_remaining()), \
+                    _as(principal):
                 try:
                     async for item in behavior(request, context):
                         yield item

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Local-development keys; production sets LLMOPS_API_KEYS to its own.
 DEV_API_KEYS = "dev-key-default=default,dev-key-acme=acme,dev-key-globex=globex"
+# The platform admin key of the development mode (LLMOPS_DEV_MODE=true) only.
+DEV_ADMIN_KEY = "dev-admin-key"
 
 
 def parse_api_keys(raw: str) -> dict[str, str]:
@@ -56,6 +58,16 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("api_keys", "LLMOPS_API_KEYS"),
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    dev_mode: bool = Field(
+        default=False,
+        description="development mode: the well-known dev keys are accepted",
+        validation_alias=AliasChoices("dev_mode", "LLMOPS_DEV_MODE"),
+    )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="bootstrap platform admin key",
+        validation_alias=AliasChoices("admin_key", "LLMOPS_ADMIN_KEY"),
+    )
 
     @field_validator("api_keys")
     @classmethod
