@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from llmops.ingestion.v1 import ingestion_pb2_grpc
 from llmops_ingestion.adapters.bus_publisher import BusChunkPublisher
 from llmops_ingestion.adapters.pii import PiiRedactor
@@ -40,14 +38,8 @@ def build_tokenizer(settings: Settings) -> Tokenizer:
     return WordTokenizer()
 
 
-def _ensure_sqlite_dir(url: str) -> None:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-
-
 async def build(settings: Settings) -> ServiceApp:
     """Must run inside the event loop: grpc.aio binds its server to the running loop."""
-    _ensure_sqlite_dir(settings.database_url)
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     service = IngestionService(
         store=SqlDocumentStore(make_engine(settings.database_url)),

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    DateTime,
-    Integer,
-    String,
-    create_engine,
-    event,
-    func,
-    select,
-)
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Boolean, DateTime, Integer, String, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from llmops_ingestion.domain.model import DocumentRecord, DocumentState, PreparedDocument
+from llmops_kit import db
 
 
 class Base(DeclarativeBase):
@@ -53,26 +42,18 @@ class IndexedBatchRow(Base):
     chunks: Mapped[int] = mapped_column(Integer)
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL lets two replicas on one host share the file; busy_timeout waits instead of failing.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.close()
-
-
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    Base.metadata.create_all(engine)
+    engine = db.make_engine(url)
+    db.create_schema(Base.metadata, engine)
     return engine
 
 
 class SqlDocumentStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Read-then-write transactions: BEGIN IMMEDIATE on SQLite (which ignores FOR UPDATE),
+        # row locks on Postgres.
+        self._writer = db.writer(engine)
 
     def _record(self, row: DocumentRow, session: Session) -> DocumentRecord:
         indexed = session.scalar(
@@ -109,7 +90,7 @@ class SqlDocumentStore:
 
     def _begin(self, doc: PreparedDocument) -> tuple[DocumentRecord, bool]:
         now = datetime.now(UTC)
-        with Session(self.engine) as s, s.begin():
+        with Session(self._writer) as s, s.begin():
             row = s.get(DocumentRow, (doc.tenant, doc.document_id), with_for_update=True)
             if row is None:
                 row = DocumentRow(tenant=doc.tenant, document_id=doc.document_id, version=1)
@@ -142,7 +123,7 @@ class SqlDocumentStore:
         await asyncio.to_thread(self._mark_published, tenant, document_id, version)
 
     def _mark_deleted(self, tenant: str, document_id: str, up_to_version: int) -> int:
-        with Session(self.engine) as s, s.begin():
+        with Session(self._writer) as s, s.begin():
             row = s.get(DocumentRow, (tenant, document_id), with_for_update=True)
             if row is None:
                 return up_to_version
@@ -159,10 +140,8 @@ class SqlDocumentStore:
     ) -> None:
         values = {"tenant": tenant, "document_id": document_id, "version": version,
                   "batch_index": batch_index, "chunks": chunks}
-        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(IndexedBatchRow).values(**values).on_conflict_do_nothing()
         with Session(self.engine) as s, s.begin():
-            s.execute(stmt)
+            s.execute(db.insert_ignore(self.engine, IndexedBatchRow, values))
 
     async def record_indexed(
         self, tenant: str, document_id: str, version: int, batch_index: int, chunks: int

@@ -10,7 +10,6 @@ will need migrations (Alembic) once a deployed schema must evolve.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -21,12 +20,14 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from llmops_kit import db
+from llmops_kit.db import make_engine
+
+__all__ = ["Base", "create_schema", "make_engine"]
 
 NAME = String(128)
 POINTER = String(63)
@@ -140,45 +141,5 @@ class OutboxRow(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
 
 
-WRITE = {"sqlite_begin": "IMMEDIATE"}
-
-
-def _sqlite_connect(dbapi_conn: Any, _: Any) -> None:
-    # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own is always DEFERRED).
-    dbapi_conn.isolation_level = None
-    cur = dbapi_conn.cursor()
-    # WAL lets replicas on one host share the file; busy_timeout waits for the writer.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def _sqlite_begin(conn: Any) -> None:
-    # Writers take the write lock at BEGIN (execution option sqlite_begin=IMMEDIATE): a
-    # deferred transaction that reads, then writes, fails with "database is locked" instead of
-    # waiting when another writer got there first.
-    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-    conn.exec_driver_sql(f"BEGIN {mode}")
-
-
-def make_engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", _sqlite_begin)
-    return engine
-
-
 def create_schema(engine: Engine) -> None:
-    """Creates missing tables. Two replicas starting on an empty Postgres can race (both see a
-    table missing, all but one CREATE fail); the next attempt finds the tables in place."""
-    writer = engine.execution_options(**WRITE)  # SQLite: hold the write lock from the start
-    for attempt in range(3):
-        try:
-            Base.metadata.create_all(writer)
-            return
-        except (IntegrityError, ProgrammingError):
-            if attempt == 2:
-                raise
+    db.create_schema(Base.metadata, engine)

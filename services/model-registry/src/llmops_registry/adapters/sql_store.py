@@ -14,9 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from llmops_kit import db
 from llmops_registry.adapters import sql_family as f
 from llmops_registry.adapters.sql_family import MODELS, PROMPTS, Family
-from llmops_registry.adapters.sql_schema import WRITE, OutboxRow
+from llmops_registry.adapters.sql_schema import OutboxRow
 from llmops_registry.domain.errors import Missing
 from llmops_registry.domain.model import (
     LATEST,
@@ -59,7 +60,7 @@ def _prompt(row: Any, name: str, labels: tuple[str, ...]) -> PromptVersion:
 class SqlRegistryStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._writer = engine.execution_options(**WRITE)
+        self._writer = db.writer(engine)
 
     def _read(self) -> Session:
         return Session(self.engine)
