@@ -15,6 +15,7 @@ from typing import Generic, TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
+from llmops.admin.v1 import admin_pb2
 from llmops.common.v1 import envelope_pb2
 from llmops.embedding.v1 import events_pb2 as embedding_events
 from llmops.inference.v1 import inference_pb2
@@ -71,6 +72,7 @@ TRAINING_JOB_REQUESTED = EventType(
 )
 TRAINING_PROGRESS = EventType(topics.TRAINING_PROGRESS, trainer_pb2.TrainingProgress)
 DRIFT_DETECTED = EventType(topics.DRIFT_DETECTED, observability_pb2.DriftDetected)
+TENANT_DELETED = EventType(topics.TENANT_DELETED, admin_pb2.TenantDeleted)
 
 REGISTRY: dict[str, EventType[Message]] = {
     et.topic: et  # type: ignore[misc]
@@ -89,6 +91,7 @@ REGISTRY: dict[str, EventType[Message]] = {
         TRAINING_JOB_REQUESTED,
         TRAINING_PROGRESS,
         DRIFT_DETECTED,
+        TENANT_DELETED,
     )
 }
 

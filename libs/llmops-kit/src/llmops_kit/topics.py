@@ -16,6 +16,7 @@ INFERENCE_COMPLETED = "llmops.inference.completed.v1"
 TRAINING_JOB_REQUESTED = "llmops.trainer.job-requested.v1"
 TRAINING_PROGRESS = "llmops.trainer.progress.v1"
 DRIFT_DETECTED = "llmops.observability.drift-detected.v1"
+TENANT_DELETED = "llmops.admin.tenant-deleted.v1"
 
 ALL = (
     DOCUMENT_SUBMITTED,
@@ -32,6 +33,7 @@ ALL = (
     TRAINING_JOB_REQUESTED,
     TRAINING_PROGRESS,
     DRIFT_DETECTED,
+    TENANT_DELETED,
 )
 
 
