@@ -1,92 +1,63 @@
-"""Crashes and restarts under load: every chunk ends up in Weaviate exactly once."""
+"""Crashes, slow hops and outages under load: each fault provably hits work in flight, and
+afterwards ingestion's store and Weaviate hold exactly the expected chunks, each once."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 
+import grpc
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from e2e_support import Stack, Stubs, stats, tenant_name, wait_indexed
-from llmops.ingestion.v1 import events_pb2, ingestion_pb2
-from llmops.vectorstore.v1 import vectorstore_pb2
+from e2e_support import Stack, Stubs, stats, tenant_name
+from fault_support import (
+    TopicWatch,
+    assert_exactly_once,
+    document,
+    document_counts,
+    produce,
+    producer_quota,
+)
+from llmops_cli import stack
 from llmops_kit import events, topics
 from llmops_kit.settings import KafkaSettings
 from llmops_kit.testing import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 TENANT = tenant_name("faults")
-WORDS = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
-    "uniform", "victor", "whiskey", "xray", "yankee", "zulu",
-]
 
 
-def document(doc_id: str, paragraphs: int) -> ingestion_pb2.Document:
-    """~160 tokens per paragraph, so about one 200-token chunk per paragraph; a marker every
-    20 words keeps every chunk distinct (nothing is dropped as a duplicate)."""
-    tag = doc_id.replace("-", "")
-    paras = []
-    for p in range(paragraphs):
-        words = [WORDS[(p * 7 + i) % len(WORDS)] for i in range(140)]
-        for i in range(0, 140, 20):
-            words[i] = f"{tag}x{p}x{i}"
-        paras.append(" ".join(words) + ".")
-    return ingestion_pb2.Document(document_id=doc_id, title=doc_id, source="fault-test",
-                                  content_type=ingestion_pb2.CONTENT_TYPE_TEXT,
-                                  content="\n\n".join(paras).encode())
+async def in_flight(stubs: Stubs, md: tuple, ids: list[str]) -> tuple[int, int]:
+    """(documents not yet INDEXED, chunks already confirmed) over `ids`, from ingestion."""
+    counts = await document_counts(stubs, md, ids)
+    pending = sum(1 for total, done in counts.values() if total == 0 or done < total)
+    return pending, sum(done for _, done in counts.values())
 
 
-async def produce(kafka: KafkaSettings, docs: list[ingestion_pb2.Document]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
-                                max_request_size=8 * 1024 * 1024)
-    await producer.start()
-    try:
-        await asyncio.gather(*(
-            producer.send_and_wait(
-                topics.DOCUMENT_SUBMITTED,
-                events_pb2.DocumentSubmitted(
-                    envelope=events.make_envelope("fault-test", tenant=TENANT), document=d,
-                ).SerializeToString(),
-                key=events.document_key(TENANT, d.document_id))
-            for d in docs))
-    finally:
-        await producer.stop()
-
-
-async def expected_chunks(stubs: Stubs, md: tuple, ids: list[str]) -> int:
-    states = await wait_indexed(stubs, md, ids, timeout=420)
-    return sum(s.chunk_count for s in states.values())
-
-
-async def assert_exactly_once(stubs: Stubs, md: tuple, ids: list[str], baseline: int) -> None:
-    """`baseline`: the tenant's chunk count before these documents were produced."""
-    total = await expected_chunks(stubs, md, ids)
-    assert total > 0
-    got = (await stats(stubs, md)).chunk_count - baseline
-    assert got == total, f"Weaviate holds {got} new chunks for {total} expected"
-    # Each document's chunks are all there, each once, all of the current version.
-    for doc_id in ids[:3]:
-        hits = await stubs.vector_store.Search(
-            vectorstore_pb2.SearchRequest(
-                query="alpha bravo", top_k=100,
-                mode=vectorstore_pb2.SEARCH_MODE_KEYWORD,
-                filters=[vectorstore_pb2.MetadataFilter(key="document_id", equals=doc_id)]),
-            metadata=md)
-        assert len({h.chunk_id for h in hits.hits}) == len(hits.hits)
-
-
-async def kill_when_progressing(stack: Stack, stubs: Stubs, md: tuple, name: str,
-                                at_least: int) -> None:
-    """SIGKILLs `name` once the vector store holds at least `at_least` chunks (mid-flight)."""
-    for _ in range(600):
-        if (await stats(stubs, md)).chunk_count >= at_least:
+async def kill_mid_flight(stack_: Stack, stubs: Stubs, md: tuple, name: str, ids: list[str],
+                          base: int, at_least: int) -> int:
+    """SIGKILLs `name` once Weaviate holds `at_least` of the new chunks while documents are
+    still pending; returns the chunks indexed at the kill (the caller proves work was left)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 120
+    progress = 0
+    while loop.time() < deadline:
+        progress = (await stats(stubs, md)).chunk_count - base
+        if progress >= at_least:
             break
-        await asyncio.sleep(0.1)
-    stack.kill(name)
+        await asyncio.sleep(0.05)
+    assert progress >= at_least, f"{name}: only {progress} chunks indexed in 120 s; no load"
+    stack_.kill(name)
+    pending, confirmed = await in_flight(stubs, md, ids) if name != "ingestion" else (-1, -1)
+    print(f"\nkilled {name}: {progress} chunks in Weaviate, "
+          f"{'?' if pending < 0 else pending} of {len(ids)} documents not yet indexed, "
+          f"{'?' if confirmed < 0 else confirmed} chunks confirmed to ingestion")
+    if pending >= 0:
+        assert pending > 0, f"{name} was killed after all work was done; nothing was in flight"
+    return progress
 
 
 async def test_sigkill_each_service_mid_ingest(
@@ -95,16 +66,64 @@ async def test_sigkill_each_service_mid_ingest(
     md = e2e_stack.md(TENANT)
     baseline = base = (await stats(stubs, md)).chunk_count
     all_ids: list[str] = []
+    rounds: list[tuple[str, list[str], int]] = []
     for round_no, victim in enumerate(("embedding", "vector-store", "ingestion")):
         docs = [document(f"r{round_no}-doc-{i}", 25) for i in range(28)]  # ~700 chunks
-        all_ids += [d.document_id for d in docs]
-        await produce(kafka, docs)
-        await kill_when_progressing(e2e_stack, stubs, md, victim, base + 100)
+        ids = [d.document_id for d in docs]
+        all_ids += ids
+        await produce(kafka, TENANT, docs)
+        at_kill = await kill_mid_flight(e2e_stack, stubs, md, victim, ids, base, 100)
+        rounds.append((victim, ids, at_kill))
         await asyncio.sleep(1.0)
         e2e_stack.start(victim)
         await e2e_stack.wait(victim)
+        if victim == "ingestion":  # now it can answer: the kill left work behind
+            pending, _ = await in_flight(stubs, md, ids)
+            print(f"ingestion back: {pending} of {len(ids)} documents still to index")
         base = (await stats(stubs, md)).chunk_count
     await assert_exactly_once(stubs, md, all_ids, baseline)
+    for victim, ids, at_kill in rounds:  # the kill hit work in flight: chunks were still to come
+        total = sum(c for c, _ in (await document_counts(stubs, md, ids)).values())
+        print(f"{victim}: {at_kill} of {total} chunks were indexed when it was killed")
+        assert at_kill < total
+
+
+async def test_sigkill_ingestion_while_publishing_a_documents_chunks(
+    e2e_stack: Stack, stubs: Stubs, kafka: KafkaSettings
+) -> None:
+    """A broker quota slows ingestion's producer down, so the kill lands between a document's
+    chunk events: some are on the topic, the rest are not. The restarted ingestion re-publishes
+    the document (its DocumentSubmitted offset was never committed) with the same event ids."""
+    md = e2e_stack.md(TENANT)
+    before = (await stats(stubs, md)).chunk_count
+    doc = document("mid-publish", 95)  # ~95 chunks: two ChunksCreated events of up to 64
+    key = events.document_key(TENANT, doc.document_id)
+    watch = TopicWatch(kafka, topics.CHUNKS_CREATED)
+    await watch.start()
+    await asyncio.to_thread(producer_quota, kafka, "ingestion", 16 * 1024)
+    try:
+        await produce(kafka, TENANT, [doc])
+        seen: list = []
+        for _ in range(600):
+            seen = watch.keyed(key)
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+        assert seen, "ingestion published nothing for the document in 12 s"
+        e2e_stack.kill("ingestion")
+        await asyncio.sleep(1.0)
+        published = {r.offset for r in watch.keyed(key)}
+        total = events.CHUNKS_CREATED.message.FromString(seen[0].value).batch_count
+        print(f"\nkilled ingestion with {len(published)} of {total} chunk events of "
+              f"{doc.document_id} on the topic")
+        assert 0 < len(published) < total, "the kill did not land mid-publish"
+    finally:
+        await asyncio.to_thread(producer_quota, kafka, "ingestion", None)
+        await watch.stop()
+    e2e_stack.start("ingestion")
+    await e2e_stack.wait("ingestion")
+    n = await assert_exactly_once(stubs, md, [doc.document_id], before)
+    assert n >= 90
 
 
 def infra(name: str, action: str) -> None:
@@ -112,22 +131,58 @@ def infra(name: str, action: str) -> None:
                    check=True, timeout=300)
 
 
-@pytest.mark.parametrize("dependency", ["kafka", "weaviate"])
-async def test_dependency_restart_under_load(
-    e2e_stack: Stack, stubs: Stubs, kafka: KafkaSettings, dependency: str
+def rewinds(service: str) -> int:
+    """How many times `service` rewound a batch for redelivery (its log says so)."""
+    log = stack.llmops_home() / "logs" / f"{service}.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return len(re.findall(r"rewinding for redelivery", text))
+
+
+async def health(port: int) -> int:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        try:
+            reply = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(), timeout=3)
+        except grpc.aio.AioRpcError:
+            return -1
+        return int(reply.status)
+
+
+@pytest.mark.parametrize(("dependency", "watched"), [("kafka", "embedding"),
+                                                     ("weaviate", "vector-store")])
+async def test_dependency_down_longer_than_the_retry_window(
+    e2e_stack: Stack, stubs: Stubs, kafka: KafkaSettings, dependency: str, watched: str
 ) -> None:
+    """The outage outlasts the consumers' retry window (LLMOPS_KAFKA_RETRY_WINDOW_SECONDS in
+    the e2e stack), so batches are rewound and redelivered; none is skipped or dead-lettered."""
     md = e2e_stack.md(TENANT)
-    docs = [document(f"{dependency}-restart-{i}", 20) for i in range(20)]
+    docs = [document(f"{dependency}-outage-{i}", 20) for i in range(20)]
+    ids = [d.document_id for d in docs]
     before = (await stats(stubs, md)).chunk_count
-    await produce(kafka, docs)
-    for _ in range(300):
+    rewound_before = rewinds(watched)
+    await produce(kafka, TENANT, docs)
+    for _ in range(600):
         if (await stats(stubs, md)).chunk_count > before + 50:
             break
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
+    pending, _ = await in_flight(stubs, md, ids)
+    print(f"\nstopping {dependency}: {pending} of {len(ids)} documents not yet indexed")
+    assert pending > 0, "all work was done before the outage"
     await asyncio.to_thread(infra, dependency, "stop")
-    await asyncio.sleep(3)
-    await asyncio.to_thread(infra, dependency, "start")
-    await assert_exactly_once(stubs, md, [d.document_id for d in docs], before)
+    try:
+        window = float(e2e_stack.env["LLMOPS_KAFKA_RETRY_WINDOW_SECONDS"])
+        await asyncio.sleep(window + 6)
+        if dependency == "weaviate":
+            status = await health(e2e_stack.spec("vector-store").port)
+            assert status == health_pb2.HealthCheckResponse.NOT_SERVING, (
+                f"vector-store health during the Weaviate outage: {status}")
+    finally:
+        await asyncio.to_thread(infra, dependency, "start")
+    await assert_exactly_once(stubs, md, ids, before)
+    assert rewinds(watched) > rewound_before, f"{watched} never rewound a batch"
+    if dependency == "weaviate":
+        status = await health(e2e_stack.spec("vector-store").port)
+        assert status == health_pb2.HealthCheckResponse.SERVING
 
 
 async def test_two_replicas_share_the_work(
@@ -152,7 +207,7 @@ async def test_two_replicas_share_the_work(
         md = e2e_stack.md(TENANT)
         docs = [document(f"replicas-{i}", 10) for i in range(16)]
         before = (await stats(stubs, md)).chunk_count
-        await produce(kafka, docs)
+        await produce(kafka, TENANT, docs)
         await assert_exactly_once(stubs, md, [d.document_id for d in docs], before)
     finally:
         e2e_stack.kill("embedding", replica=1)
