@@ -108,10 +108,10 @@ def newest_visible(s: Session, fam: Family, owner: Any, tenant: str) -> int:
     return int(newest or 0)
 
 
-def visible_head(s: Session, fam: Family, name: str, tenant: str) -> Any:
+def visible_head(s: Session, fam: Family, name: str, tenant: str, *, lock: bool = False) -> Any:
     """The head row if `tenant` can see at least one version of it: a name that only another
     tenant has versions of does not exist for this one (nothing about it leaks)."""
-    owner = head(s, fam, name)
+    owner = head(s, fam, name, lock=lock)
     if not newest_visible(s, fam, owner, tenant):
         raise Missing(fam.not_found, f"{fam.noun} {name!r} does not exist")
     return owner

@@ -99,7 +99,7 @@ class SqlRegistryStore:
     def _set(self, fam: Family, name: str, pointer: str, version: int, reason: str,
              actor: Actor, scope: str) -> PointerMove:
         with self._write() as s, s.begin():
-            owner = f.head(s, fam, name, lock=True)
+            owner = f.visible_head(s, fam, name, scope, lock=True)
             # A scope may point at what it sees: shared pointers at shared versions only.
             f.version_row(s, fam, owner, version, scope)
             return f.move_pointer(s, fam, owner, scope, pointer, version, reason, actor, f.now())
@@ -175,7 +175,7 @@ class SqlRegistryStore:
 
     def _delete_alias(self, name: str, alias: str, reason: str, actor: Actor, scope: str) -> int:
         with self._write() as s, s.begin():
-            owner = f.head(s, MODELS, name, lock=True)
+            owner = f.visible_head(s, MODELS, name, scope, lock=True)
             if f.pointer_row(s, MODELS, owner.id, scope, alias) is None:
                 raise Missing(MODELS.pointer_not_found,
                               f"model {name!r} has no alias {alias!r} in this scope")
