@@ -1,4 +1,8 @@
-"""`llmops prompts` and `llmops models`: versions, aliases/labels and history in the registry."""
+"""`llmops prompts` and `llmops models`: versions, aliases/labels and history in the registry.
+
+Writes go to the caller's tenant by default (its own versions and aliases, a maintainer key);
+`--shared` writes the platform-wide ones every tenant falls back to (an admin key).
+"""
 
 from __future__ import annotations
 
@@ -77,6 +81,12 @@ def _v(version: int, none: str = "(none)") -> str:
     return f"v{version}" if version else none
 
 
+def _scope(msg: Message) -> str:
+    """` (tenant acme)` for what belongs to one tenant; nothing for what is shared."""
+    tenant = getattr(msg, "tenant_id", "")
+    return f" (tenant {tenant})" if tenant else ""
+
+
 async def cmd_prompts(args: argparse.Namespace) -> int:
     md = _md(args)
     async with _registry() as stub:
@@ -94,9 +104,9 @@ async def cmd_prompts(args: argparse.Namespace) -> int:
             template = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8")
             pv = await stub.CreatePromptVersion(registry_pb2.CreatePromptVersionRequest(
                 name=args.name, template=template,
-                labels=args.set_label or []), metadata=md)
+                labels=args.set_label or [], shared=args.shared), metadata=md)
             data = MessageToDict(pv, preserving_proto_field_name=True)
-            text = f"created {pv.name} v{pv.version} labels={list(pv.labels)}"
+            text = f"created {pv.name} v{pv.version} labels={list(pv.labels)}{_scope(pv)}"
     _emit(args, data, text)
     return 0
 
@@ -167,26 +177,28 @@ async def cmd_models_show(args: argparse.Namespace) -> int:
 async def cmd_models_register(args: argparse.Namespace) -> int:
     req = registry_pb2.RegisterModelVersionRequest(
         name=args.name, artifact_uri=args.artifact, format=args.format,
-        base_model=args.base_model, metadata=dict(args.meta or []))
+        base_model=args.base_model, metadata=dict(args.meta or []), shared=args.shared)
     md = _md(args)
     async with _registry() as stub:
         mv = await stub.RegisterModelVersion(req, metadata=md, timeout=TIMEOUT)
     # A new version serves nothing until an alias points at it: say how.
-    text = (f"registered {mv.name} v{mv.version} ({mv.format}) {mv.artifact_uri}\n"
-            f"promote with: llmops models alias {mv.name} production {mv.version}")
+    text = (f"registered {mv.name} v{mv.version} ({mv.format}) {mv.artifact_uri}{_scope(mv)}\n"
+            f"promote with: llmops models alias {mv.name} production {mv.version}"
+            + (" --shared" if args.shared else ""))
     _emit(args, _dict(mv), text)
     return 0
 
 
 async def cmd_models_alias(args: argparse.Namespace) -> int:
     req = registry_pb2.SetAliasRequest(name=args.name, alias=args.alias, version=args.version,
-                                       reason=args.reason)
+                                       reason=args.reason, shared=args.shared)
     md = _md(args)
     async with _registry() as stub:
         resp = await stub.SetAlias(req, metadata=md, timeout=TIMEOUT)
-    text = (f"{args.alias}: {_v(resp.previous_version)} -> {_v(resp.version)}"
-            + ("" if resp.changed else " (unchanged)"))
-    _emit(args, {"name": args.name, "alias": args.alias, **_dict(resp)}, text)
+    text = (f"{'shared ' if args.shared else ''}{args.alias}: {_v(resp.previous_version)} -> "
+            f"{_v(resp.version)}" + ("" if resp.changed else " (unchanged)"))
+    _emit(args, {"name": args.name, "alias": args.alias, "shared": args.shared,
+                 **_dict(resp)}, text)
     return 0
 
 
@@ -200,7 +212,8 @@ async def cmd_models_history(args: argparse.Namespace) -> int:
     lines = [" ".join(p for p in [
         f"#{c.sequence}", _when(c, "changed_at"),
         f"{c.alias}: {_v(c.from_version)} -> {_v(c.to_version, '(deleted)')}",
-        f"by {c.actor}" if c.actor else "", f"({c.reason})" if c.reason else ""] if p)
+        f"by {c.actor}" if c.actor else "", f"({c.reason})" if c.reason else "",
+        f"[tenant {c.tenant_id}]" if c.tenant_id else ""] if p)
         for c in changes]
     data = {"name": args.name, "alias": args.alias, "changes": [_dict(c) for c in changes]}
     _emit(args, data, "\n".join(lines) or "no changes")
@@ -221,6 +234,10 @@ def _key_value(value: str) -> tuple[str, str]:
     return key, val
 
 
+SHARED_HELP = ("the platform-wide version/alias every tenant without its own falls back to "
+               "(admin key); default: your tenant's own (maintainer key)")
+
+
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                  parents: list[argparse.ArgumentParser]) -> None:
     """Adds `prompts ...` and `models ...`; parents: the shared --json/--tenant options."""
@@ -235,6 +252,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     create.add_argument("name")
     create.add_argument("file", help="Jinja2 template file")
     create.add_argument("--set-label", action="append")
+    create.add_argument("--shared", action="store_true", help=SHARED_HELP)
     create.set_defaults(func=cmd_prompts)
 
     models = sub.add_parser("models", help="model versions and aliases in the registry"
@@ -258,6 +276,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     reg.add_argument("--format", required=True, help="hf, gguf, peft-lora, onnx")
     reg.add_argument("--base-model", default="")
     reg.add_argument("--meta", action="append", type=_key_value, metavar="KEY=VALUE")
+    reg.add_argument("--shared", action="store_true", help=SHARED_HELP)
     reg.set_defaults(func=cmd_models_register)
     alias = models.add_parser("alias", parents=parents,
                               help="point an alias at a version (promote or roll back; "
@@ -266,6 +285,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     alias.add_argument("alias")
     alias.add_argument("version", type=_positive)
     alias.add_argument("--reason", default="", help="recorded in the alias history")
+    alias.add_argument("--shared", action="store_true", help=SHARED_HELP)
     alias.set_defaults(func=cmd_models_alias)
     hist = models.add_parser("history", parents=parents,
                              help="changes of an alias (or of every alias), newest first")

@@ -201,6 +201,7 @@ def test_register_sends_artifact_format_base_model_and_metadata(
     data = json.loads(capsys.readouterr().out)
     assert (data["version"], data["created_by"], data["metadata"]) == (
         3, "acme", {"rank": "8", "note": "a=b"})
+    assert not registry.calls[0][1].shared  # the tenant's own version by default
 
 
 def test_alias_prints_the_move_from_previous_to_new_version(
@@ -226,8 +227,29 @@ def test_alias_prints_the_move_from_previous_to_new_version(
     assert run(["models", "alias", "smollm2", "production", "2", "--tenant", "acme",
                 "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {
-        "name": "smollm2", "alias": "production", "previous_version": 2, "version": 2,
-        "changed": False}
+        "name": "smollm2", "alias": "production", "shared": False, "previous_version": 2,
+        "version": 2, "changed": False}
+    assert not any(call[1].shared for call in registry.calls)
+
+
+def test_shared_flag_writes_the_platform_wide_version_and_alias(
+    registry: FakeRegistry, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert run(["models", "alias", "smollm2", "production", "2", "--shared",
+                "--tenant", "acme"]) == 0
+    assert capsys.readouterr().out == "shared production: v1 -> v2\n"
+    assert registry.calls[0][1].shared
+    assert run(["models", "register", "smollm2", "--artifact", "file:///m", "--format", "hf",
+                "--shared", "--tenant", "acme"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == \
+        "promote with: llmops models alias smollm2 production 3 --shared"
+    assert registry.calls[1][1].shared
+    template = tmp_path / "t.j2"
+    template.write_text("Q: {{ q }}", encoding="utf-8")
+    assert run(["prompts", "create", "p", str(template), "--shared", "--tenant", "acme"]) == 0
+    assert registry.calls[2][0] == "CreatePromptVersion" and registry.calls[2][1].shared
+    assert run(["prompts", "create", "p", str(template), "--tenant", "acme"]) == 0
+    assert not registry.calls[3][1].shared
 
 
 def test_history_lists_changes_newest_first(
@@ -238,14 +260,14 @@ def test_history_lists_changes_newest_first(
                                  actor="acme", reason="rollback: bad answers",
                                  changed_at=CREATED, sequence=9),
         registry_pb2.AliasChange(alias="canary", from_version=2, to_version=0, actor="acme",
-                                 sequence=8),
+                                 sequence=8, tenant_id="acme"),
         registry_pb2.AliasChange(alias="production", from_version=0, to_version=1,
                                  actor="system", sequence=1),
     ]
     assert run(["models", "history", "smollm2", "production", "--tenant", "acme"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "#9 2025-01-02T03:04:05Z production: v2 -> v1 by acme (rollback: bad answers)",
-        "#8 canary: v2 -> (deleted) by acme",
+        "#8 canary: v2 -> (deleted) by acme [tenant acme]",
         "#1 production: (none) -> v1 by system",
     ]
     method, req, md = registry.calls[0]

@@ -34,7 +34,9 @@ class PromptRenderer(Protocol):
 class ModelResolver(Protocol):
     async def resolve(self, alias: str) -> ModelRef: ...
 
-    def invalidate(self, model_name: str | None = None) -> None: ...
+    def invalidate(self, model_name: str | None = None, tenant: str | None = None) -> None:
+        """Forgets cached resolutions of a model (None: any) for one tenant (None: all)."""
+        ...
 
 
 class Guard(Protocol):

@@ -60,7 +60,7 @@ class FakeModels:
     async def resolve(self, alias: str) -> ModelRef:
         return ModelRef("smollm2", self.version, None if self.version == 1 else "lora-v2")
 
-    def invalidate(self, model_name: str | None = None) -> None:
+    def invalidate(self, model_name: str | None = None, tenant: str | None = None) -> None:
         pass
 
 

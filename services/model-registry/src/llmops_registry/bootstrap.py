@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,12 +11,15 @@ from sqlalchemy.engine import Engine
 from llmops.registry.v1 import registry_pb2_grpc
 from llmops_kit import topics
 from llmops_kit.app import ServiceApp
+from llmops_kit.audit import AuditLog
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
+from llmops_registry.adapters.memory_audit import MemoryAuditLog
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
 from llmops_registry.adapters.sql_store import SqlRegistryStore
 from llmops_registry.api.events import BusEventPublisher, RegistryTopics
 from llmops_registry.api.grpc import SERVICE_NAME, RegistryServicer
+from llmops_registry.domain.audit import Auditor
 from llmops_registry.domain.model import Actor
 from llmops_registry.domain.models import ModelRegistry, Policy
 from llmops_registry.domain.outbox import OutboxRelay
@@ -23,6 +27,8 @@ from llmops_registry.domain.prompts import PromptRegistry
 from llmops_registry.domain.seed import SeedModel, seed
 from llmops_registry.domain.validation import Limits
 from llmops_registry.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -34,6 +40,7 @@ class Registry:
     relay: OutboxRelay
     models: ModelRegistry
     prompts: PromptRegistry
+    audit_log: AuditLog
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -44,15 +51,19 @@ def _ensure_sqlite_dir(url: str) -> None:
 def policy(settings: Settings) -> Policy:
     return Policy(
         formats=tuple(settings.formats),
-        write_tenants=frozenset(settings.write_tenants),
         limits=Limits(settings.default_page_size, settings.max_page_size,
                       settings.max_template_chars),
     )
 
 
 async def build_registry(settings: Settings, bus: EventBus,
-                         event_topics: RegistryTopics | None = None) -> Registry:
-    """Opens the database (schema created if missing) and seeds what a fresh registry ships."""
+                         event_topics: RegistryTopics | None = None,
+                         audit_log: AuditLog | None = None) -> Registry:
+    """Opens the database (schema created if missing) and seeds what a fresh registry ships.
+
+    `audit_log` receives every privileged action; without one, entries are kept in memory
+    (lost on restart) until the platform's SQL audit log is passed here.
+    """
     _ensure_sqlite_dir(settings.database_url)
     engine = make_engine(settings.database_url)
     create_schema(engine)
@@ -61,8 +72,12 @@ async def build_registry(settings: Settings, bus: EventBus,
                         flush_timeout=settings.publish_timeout_seconds,
                         interval=settings.outbox_interval_seconds)
     rules = policy(settings)
-    registry = Registry(engine, store, relay, ModelRegistry(store, relay, rules),
-                        PromptRegistry(store, relay, rules))
+    if audit_log is None:
+        log.warning("audit log: in memory only (entries are lost on restart)")
+        audit_log = MemoryAuditLog()
+    auditor = Auditor(audit_log)
+    registry = Registry(engine, store, relay, ModelRegistry(store, relay, rules, auditor),
+                        PromptRegistry(store, relay, rules, auditor), audit_log)
     sm = settings.seed_model
     await seed(registry.models, registry.prompts, Actor(settings.system_actor),
                SeedModel(sm.name, sm.artifact_uri, sm.base_model, sm.format, sm.alias)

@@ -2,6 +2,11 @@
 
 Every write of the store also records its event in the outbox, in the same transaction, so an
 acknowledged change is never without its event (the relay publishes it afterwards).
+
+Scopes: a write takes the `scope` it writes (SHARED, or one tenant); a version it points at or
+derives from must be visible to that scope. A read takes the `tenant` it is made for: it sees
+shared versions and that tenant's own, and a pointer name resolves to the tenant's own pointer if
+there is one, else the shared one. Another tenant's versions are reported as missing.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from llmops_registry.domain.model import (
+    SHARED,
     Actor,
     ModelVersion,
     NewModelVersion,
@@ -25,7 +31,7 @@ from llmops_registry.domain.model import (
 class ModelStore(Protocol):
     async def create_model_version(
         self, new: NewModelVersion, actor: Actor, aliases: Sequence[str] = (),
-        *, only_if_absent: bool = False,
+        *, scope: str = SHARED, only_if_absent: bool = False,
     ) -> ModelVersion | None:
         """Stores the model's next version (1 for a new model) and points `aliases` at it.
 
@@ -36,7 +42,8 @@ class ModelStore(Protocol):
         ...
 
     async def get_model_version(
-        self, name: str, version: int | None = None, alias: str | None = None
+        self, name: str, version: int | None = None, alias: str | None = None,
+        *, tenant: str = SHARED,
     ) -> ModelVersion:
         """By number, by alias (`latest`: the newest), or the newest when neither is given.
 
@@ -45,56 +52,65 @@ class ModelStore(Protocol):
         ...
 
     async def list_model_versions(
-        self, name: str, limit: int, before_version: int | None = None
+        self, name: str, limit: int, before_version: int | None = None, *, tenant: str = SHARED,
     ) -> list[ModelVersion]:
         """Newest first; MODEL_NOT_FOUND for an unknown model."""
         ...
 
-    async def list_models(self, limit: int, after_name: str | None = None) -> list[Summary]: ...
+    async def list_models(self, limit: int, after_name: str | None = None,
+                          *, tenant: str = SHARED) -> list[Summary]: ...
 
     async def set_alias(
-        self, name: str, alias: str, version: int, reason: str, actor: Actor
+        self, name: str, alias: str, version: int, reason: str, actor: Actor,
+        *, scope: str = SHARED,
     ) -> PointerMove:
         """No-op (changed=False, nothing recorded) when the alias already points there."""
         ...
 
-    async def delete_alias(self, name: str, alias: str, reason: str, actor: Actor) -> int:
-        """Returns the version it pointed at; ALIAS_NOT_FOUND if it does not exist."""
+    async def delete_alias(self, name: str, alias: str, reason: str, actor: Actor,
+                           *, scope: str = SHARED) -> int:
+        """Returns the version it pointed at; ALIAS_NOT_FOUND if `scope` has no such alias."""
         ...
 
     async def alias_history(
-        self, name: str, alias: str | None, limit: int, before_sequence: int | None = None
+        self, name: str, alias: str | None, limit: int, before_sequence: int | None = None,
+        *, tenant: str = SHARED,
     ) -> list[PointerChange]:
-        """Newest first."""
+        """Newest first: changes of the shared aliases and of `tenant`'s own."""
         ...
 
 
 class PromptStore(Protocol):
     async def create_prompt_version(
         self, new: NewPromptVersion, actor: Actor, labels: Sequence[str] = (),
-        *, only_if_absent: bool = False,
+        *, scope: str = SHARED, only_if_absent: bool = False,
     ) -> PromptVersion | None:
-        """Stores the next version, moves `latest` and `labels` to it (each move in history)."""
+        """Stores the next version, moves `scope`'s `latest` and `labels` to it (each move in
+        history)."""
         ...
 
     async def get_prompt_version(
-        self, name: str, version: int | None = None, label: str | None = None
+        self, name: str, version: int | None = None, label: str | None = None,
+        *, tenant: str = SHARED,
     ) -> PromptVersion:
         """PROMPT_NOT_FOUND, PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND."""
         ...
 
     async def list_prompt_versions(
-        self, name: str, limit: int, before_version: int | None = None
+        self, name: str, limit: int, before_version: int | None = None, *, tenant: str = SHARED,
     ) -> list[PromptVersion]: ...
 
-    async def list_prompts(self, limit: int, after_name: str | None = None) -> list[Summary]: ...
+    async def list_prompts(self, limit: int, after_name: str | None = None,
+                           *, tenant: str = SHARED) -> list[Summary]: ...
 
     async def set_prompt_label(
-        self, name: str, label: str, version: int, reason: str, actor: Actor
+        self, name: str, label: str, version: int, reason: str, actor: Actor,
+        *, scope: str = SHARED,
     ) -> PointerMove: ...
 
     async def label_history(
-        self, name: str, label: str | None, limit: int, before_sequence: int | None = None
+        self, name: str, label: str | None, limit: int, before_sequence: int | None = None,
+        *, tenant: str = SHARED,
     ) -> list[PointerChange]: ...
 
 

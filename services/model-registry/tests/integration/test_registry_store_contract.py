@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 ACME = Actor("acme", "trace-acme")
 GLOBEX = Actor("globex", "trace-globex")
+ADMIN = Actor("platform", "trace-admin")
 
 
 @pytest.fixture
@@ -259,3 +260,134 @@ async def test_replicas_creating_the_schema_at_once(database_url: str) -> None:
     finally:
         for engine in engines:
             engine.dispose()
+
+
+# ---------------------------------------------------------------------- tenant scopes
+
+
+async def test_a_tenant_pointer_shadows_the_shared_one_for_that_tenant_only(
+    store: SqlRegistryStore,
+) -> None:
+    for _ in range(3):
+        await store.create_model_version(model("m"), ADMIN)
+    await store.set_alias("m", "production", 1, "platform default", ADMIN)
+    own = await store.set_alias("m", "production", 2, "acme canary", ACME, scope="acme")
+    assert (own.previous_version, own.version, own.changed) == (0, 2, True)
+    assert (await store.get_model_version("m", alias="production", tenant="acme")).version == 2
+    assert (await store.get_model_version("m", alias="production", tenant="globex")).version == 1
+    assert (await store.get_model_version("m", alias="production")).version == 1  # shared view
+    # Moving the shared alias changes globex's resolution, not acme's own.
+    await store.set_alias("m", "production", 3, "platform upgrade", ADMIN)
+    assert (await store.get_model_version("m", alias="production", tenant="globex")).version == 3
+    assert (await store.get_model_version("m", alias="production", tenant="acme")).version == 2
+    assert (await store.get_model_version("m", version=2, tenant="acme")).aliases == \
+        ("production",)
+    assert (await store.get_model_version("m", version=3, tenant="acme")).aliases == ()
+    assert (await store.get_model_version("m", version=3, tenant="globex")).aliases == \
+        ("production",)
+    assert [(s.name, s.pointers) for s in await store.list_models(10, tenant="acme")] == \
+        [("m", {"production": 2})]
+    assert [(s.name, s.pointers) for s in await store.list_models(10, tenant="globex")] == \
+        [("m", {"production": 3})]
+    # History: shared changes plus the tenant's own, each with its scope.
+    acme = await store.alias_history("m", "production", 10, tenant="acme")
+    assert [(c.tenant, c.from_version, c.to_version, c.actor) for c in acme] == [
+        ("", 1, 3, "platform"), ("acme", 0, 2, "acme"), ("", 0, 1, "platform")]
+    globex = await store.alias_history("m", None, 10, tenant="globex")
+    assert [c.tenant for c in globex] == ["", ""]
+    # Deleting acme's own alias: acme falls back to the shared one; deleting what a scope does
+    # not have is ALIAS_NOT_FOUND and changes nothing.
+    assert await reason_of(store.delete_alias("m", "production", "", GLOBEX, scope="globex")) == \
+        "ALIAS_NOT_FOUND"
+    assert await store.delete_alias("m", "production", "done", ACME, scope="acme") == 2
+    assert (await store.get_model_version("m", alias="production", tenant="acme")).version == 3
+    # The events name the scope of the change.
+    changes = [e.event for e in await store.pending_events(100)
+               if isinstance(e.event, ModelAliasChangedEvent)]
+    assert [(c.change.tenant, c.change.to_version) for c in changes] == \
+        [("", 1), ("acme", 2), ("", 3), ("acme", 0)]
+    assert changes[1].target and changes[1].target.version == 2
+
+
+async def test_tenant_versions_are_seen_by_their_tenant_only(store: SqlRegistryStore) -> None:
+    await store.create_model_version(model("m"), ADMIN)
+    private = await store.create_model_version(model("m", "file:///acme"), ACME, scope="acme")
+    await store.create_model_version(model("m", "file:///globex"), GLOBEX, scope="globex")
+    assert private and (private.version, private.tenant) == (2, "acme")
+    assert (await store.get_model_version("m", tenant="acme")).version == 2
+    assert (await store.get_model_version("m", alias="latest", tenant="globex")).version == 3
+    assert (await store.get_model_version("m")).version == 1  # shared view: shared only
+    assert await reason_of(store.get_model_version("m", version=2, tenant="globex")) == \
+        "VERSION_NOT_FOUND"
+    assert [v.version for v in await store.list_model_versions("m", 10, tenant="acme")] == [2, 1]
+    assert [s.latest_version for s in await store.list_models(10, tenant="globex")] == [3]
+    # A pointer may name what its scope sees: never another tenant's version, and a shared
+    # pointer never a tenant's.
+    assert await reason_of(store.set_alias("m", "production", 2, "", GLOBEX, scope="globex")) == \
+        "VERSION_NOT_FOUND"
+    assert await reason_of(store.set_alias("m", "production", 2, "", ADMIN)) == \
+        "VERSION_NOT_FOUND"
+    await store.set_alias("m", "production", 2, "", ACME, scope="acme")
+    got = await store.get_model_version("m", alias="production", tenant="acme")
+    assert (got.artifact_uri, got.tenant) == ("file:///acme", "acme")
+    # Lineage: a version may derive only from one its scope sees.
+    child = model("child", lineage=Lineage("m", 2))
+    assert await reason_of(store.create_model_version(child, GLOBEX, scope="globex")) == \
+        "PARENT_NOT_FOUND"
+    assert await store.create_model_version(child, ACME, scope="acme")
+    # A name only acme has versions of is missing for everyone else, in every read.
+    assert await reason_of(store.get_model_version("child", tenant="globex")) == \
+        "MODEL_NOT_FOUND"
+    assert await reason_of(store.list_model_versions("child", 10, tenant="globex")) == \
+        "MODEL_NOT_FOUND"
+    assert await reason_of(store.alias_history("child", None, 10)) == "MODEL_NOT_FOUND"
+    assert [s.name for s in await store.list_models(10, tenant="globex")] == ["m"]
+    created = [e.event for e in await store.pending_events(100)
+               if isinstance(e.event, ModelVersionCreatedEvent)]
+    assert [(c.version.version, c.version.tenant) for c in created][:3] == \
+        [(1, ""), (2, "acme"), (3, "globex")]
+
+
+async def test_tenant_prompt_versions_and_labels_shadow_the_shared_prompt(
+    store: SqlRegistryStore,
+) -> None:
+    await store.create_prompt_version(prompt(template="shared {{ who }}"), ADMIN, ["production"])
+    own = await store.create_prompt_version(prompt(template="acme {{ who }}"), ACME,
+                                            ["production"], scope="acme")
+    assert own and (own.version, own.tenant, own.labels) == (2, "acme", ("latest", "production"))
+    for tenant, version in (("acme", 2), ("globex", 1), ("", 1)):
+        assert (await store.get_prompt_version("p", label="production",
+                                               tenant=tenant)).version == version
+        assert (await store.get_prompt_version("p", label="latest", tenant=tenant)).version == \
+            version
+        assert (await store.get_prompt_version("p", tenant=tenant)).version == version
+    await store.create_prompt_version(prompt(template="v3 {{ who }}"), ADMIN, ["production"])
+    assert (await store.get_prompt_version("p", label="production", tenant="acme")).version == 2
+    assert (await store.get_prompt_version("p", label="production",
+                                           tenant="globex")).version == 3
+    assert await reason_of(store.get_prompt_version("p", 2, tenant="globex")) == \
+        "PROMPT_VERSION_NOT_FOUND"
+    assert [(s.latest_version, s.pointers) for s in await store.list_prompts(10, tenant="acme")] \
+        == [(3, {"latest": 2, "production": 2})]
+    assert [(s.latest_version, s.pointers)
+            for s in await store.list_prompts(10, tenant="globex")] == \
+        [(3, {"latest": 3, "production": 3})]
+    await store.set_prompt_label("p", "production", 3, "adopt v3", ACME, scope="acme")
+    history = await store.label_history("p", "production", 10, tenant="acme")
+    assert [(c.tenant, c.to_version) for c in history] == \
+        [("acme", 3), ("", 3), ("acme", 2), ("", 1)]
+    assert [(c.tenant, c.to_version)
+            for c in await store.label_history("p", "production", 10, tenant="globex")] == \
+        [("", 3), ("", 1)]
+
+
+async def test_a_database_from_before_scopes_is_refused_at_start(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE model_aliases (model_id INTEGER, alias "
+                                 "VARCHAR(63), version INTEGER, PRIMARY KEY (model_id, alias))")
+        with pytest.raises(RuntimeError, match="predates tenant scopes"):
+            create_schema(engine)
+    finally:
+        engine.dispose()

@@ -47,12 +47,11 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMOPS_REGISTRY_SEED_MODEL__NAME", "tiny")
     monkeypatch.setenv("LLMOPS_REGISTRY_SEED_MODEL__ENABLED", "false")
     monkeypatch.setenv("LLMOPS_REGISTRY_FORMATS", '["gguf"]')
-    monkeypatch.setenv("LLMOPS_REGISTRY_WRITE_TENANTS", '["platform"]')
     s = Settings()
     assert s.database_url == "postgresql+psycopg://u@h/db"
     assert (s.seed_model.name, s.seed_model.enabled) == ("tiny", False)
     rules = policy(s)
-    assert rules.formats == ("gguf",) and rules.write_tenants == frozenset({"platform"})
+    assert rules.formats == ("gguf",)
 
 
 def test_a_bad_setting_fails_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:

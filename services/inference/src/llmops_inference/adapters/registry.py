@@ -1,8 +1,11 @@
 """Model versions and prompts from the model-registry service.
 
-Alias resolutions are cached; a ModelAliasChanged event (api/events.py) invalidates them, so
-promoting a new version switches the model without restarting anything. The TTL bounds how
-stale a resolution can get if an event is missed.
+Calls carry the caller's API key, so the registry resolves `model@alias` and `prompt@label` for
+the caller's tenant (its own alias/label if it has one, else the shared one). Alias resolutions
+are cached per (tenant, alias); a ModelAliasChanged event (api/events.py) invalidates the
+entries of the tenant whose alias moved (every tenant's for a shared alias), so promoting a new
+version switches the model without restarting anything, and only for whom it was promoted. The
+TTL bounds how stale a resolution can get if an event is missed.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import grpc
 
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
 from llmops_inference.domain.model import ModelRef, Passage, RenderedPrompt
-from llmops_kit.context import time_left
+from llmops_kit.context import current_tenant, time_left
 from llmops_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from llmops_kit.grpc_server import caller_metadata, error_reason
 
@@ -50,10 +53,11 @@ class RegistryClient:
         self.timeout = timeout_seconds
         self.model_name = model_name
         self.ttl = ttl_seconds
-        self._models: dict[str, tuple[float, ModelRef]] = {}
+        self._models: dict[tuple[str, str], tuple[float, ModelRef]] = {}
 
     async def resolve(self, alias: str) -> ModelRef:
-        cached = self._models.get(alias)
+        key = (current_tenant() or "", alias)
+        cached = self._models.get(key)
         if cached and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
         try:
@@ -64,12 +68,18 @@ class RegistryClient:
             _raise(exc, f"model {self.model_name}@{alias}")
             raise
         ref = model_ref(mv)
-        self._models[alias] = (time.monotonic(), ref)
+        self._models[key] = (time.monotonic(), ref)
         return ref
 
-    def invalidate(self, model_name: str | None = None) -> None:
-        if model_name is None or model_name == self.model_name:
+    def invalidate(self, model_name: str | None = None, tenant: str | None = None) -> None:
+        """Forgets resolutions of `model_name` (None: any) for `tenant` (None: every tenant)."""
+        if model_name is not None and model_name != self.model_name:
+            return
+        if tenant is None:
             self._models.clear()
+        else:
+            for key in [k for k in self._models if k[0] == tenant]:
+                del self._models[key]
 
     async def render(self, name: str, label: str, question: str, passages: Sequence[Passage]
                      ) -> RenderedPrompt:

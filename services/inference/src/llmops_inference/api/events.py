@@ -45,6 +45,7 @@ class BusCompletionSink:
 def register(bus: EventBus, models: ModelResolver, group: str) -> None:
     async def on_alias_changed(batch: Batch[registry_pb2.ModelAliasChanged]) -> None:
         for item in batch.items:
-            models.invalidate(item.event.name)
+            # A tenant's own alias moved: only its resolutions; a shared one: everyone's.
+            models.invalidate(item.event.name, item.event.change.tenant_id or None)
 
     bus.subscribe_batch(events.MODEL_ALIAS_CHANGED, group, on_alias_changed)

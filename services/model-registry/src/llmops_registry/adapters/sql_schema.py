@@ -5,6 +5,9 @@ movable pointers (model aliases, prompt labels) and an append-only pointer histo
 the `sequence` of each change. The outbox holds one row per event, written in the same
 transaction as the change it announces. Created with create_all at start; schema changes
 will need migrations (Alembic) once a deployed schema must evolve.
+
+Scopes: versions, pointers and history rows carry a `tenant` column, "" for shared rows. A
+pointer's key includes it, so a tenant's own `production` and the shared one are two rows.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    inspect,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -46,13 +50,19 @@ class _Head:
     created_by: Mapped[str] = mapped_column(TENANT)
 
 
+class _Scoped:
+    # "" (shared) or the tenant that owns the row.
+    tenant: Mapped[str] = mapped_column(TENANT, default="")
+
+
 class _Pointer:
+    tenant: Mapped[str] = mapped_column(TENANT, primary_key=True, default="")
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_by: Mapped[str] = mapped_column(TENANT)
 
 
-class _History:
+class _History(_Scoped):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     from_version: Mapped[int] = mapped_column(Integer)
     to_version: Mapped[int] = mapped_column(Integer)
@@ -65,7 +75,7 @@ class ModelRow(_Head, Base):
     __tablename__ = "models"
 
 
-class ModelVersionRow(Base):
+class ModelVersionRow(_Scoped, Base):
     __tablename__ = "model_versions"
     __table_args__ = (UniqueConstraint("model_id", "version"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -91,7 +101,7 @@ class ModelAliasRow(_Pointer, Base):
 
 class ModelAliasHistoryRow(_History, Base):
     __tablename__ = "model_alias_history"
-    __table_args__ = (Index("ix_model_alias_history_owner", "model_id", "alias", "id"),)
+    __table_args__ = (Index("ix_model_alias_history_owner", "model_id", "tenant", "alias", "id"),)
     owner_id: Mapped[int] = mapped_column("model_id", ForeignKey("models.id"))
     name: Mapped[str] = mapped_column("alias", POINTER)
 
@@ -100,7 +110,7 @@ class PromptRow(_Head, Base):
     __tablename__ = "prompts"
 
 
-class PromptVersionRow(Base):
+class PromptVersionRow(_Scoped, Base):
     __tablename__ = "prompt_versions"
     __table_args__ = (UniqueConstraint("prompt_id", "version"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -121,7 +131,7 @@ class PromptLabelRow(_Pointer, Base):
 
 class PromptLabelHistoryRow(_History, Base):
     __tablename__ = "prompt_label_history"
-    __table_args__ = (Index("ix_prompt_label_history_owner", "prompt_id", "label", "id"),)
+    __table_args__ = (Index("ix_prompt_label_history_owner", "prompt_id", "tenant", "label", "id"),)
     owner_id: Mapped[int] = mapped_column("prompt_id", ForeignKey("prompts.id"))
     name: Mapped[str] = mapped_column("label", POINTER)
 
@@ -143,3 +153,9 @@ class OutboxRow(Base):
 
 def create_schema(engine: Engine) -> None:
     db.create_schema(Base.metadata, engine)
+    # create_all leaves existing tables as they are: a database from before scopes would fail
+    # on its first query instead of at start-up.
+    if "tenant" not in {c["name"] for c in inspect(engine).get_columns("model_aliases")}:
+        raise RuntimeError(
+            "the registry database predates tenant scopes (model_aliases has no tenant column): "
+            "migrate it or start from an empty database")

@@ -28,6 +28,7 @@ def model_version_pb(mv: ModelVersion) -> pb.ModelVersion:
         name=mv.name, version=mv.version, artifact_uri=mv.artifact_uri,
         base_model=mv.base_model, format=mv.format, metadata=mv.metadata,
         aliases=list(mv.aliases), created_at=_ts(mv.created_at), created_by=mv.created_by,
+        tenant_id=mv.tenant,
         lineage=pb.Lineage(parent_name=lin.parent_name, parent_version=lin.parent_version,
                            training_job_id=lin.training_job_id, dataset_uri=lin.dataset_uri),
     )
@@ -37,20 +38,21 @@ def prompt_version_pb(pv: PromptVersion) -> pb.PromptVersion:
     return pb.PromptVersion(
         name=pv.name, version=pv.version, template=pv.template, labels=list(pv.labels),
         variables=list(pv.variables), created_at=_ts(pv.created_at), created_by=pv.created_by,
-        description=pv.description,
+        description=pv.description, tenant_id=pv.tenant,
     )
 
 
 def alias_change_pb(c: PointerChange) -> pb.AliasChange:
     return pb.AliasChange(alias=c.pointer, from_version=c.from_version, to_version=c.to_version,
                           actor=c.actor, reason=c.reason, changed_at=_ts(c.changed_at),
-                          sequence=c.sequence)
+                          sequence=c.sequence, tenant_id=c.tenant)
 
 
 def label_change_pb(c: PointerChange) -> pb.PromptLabelChange:
     return pb.PromptLabelChange(label=c.pointer, from_version=c.from_version,
                                 to_version=c.to_version, actor=c.actor, reason=c.reason,
-                                changed_at=_ts(c.changed_at), sequence=c.sequence)
+                                changed_at=_ts(c.changed_at), sequence=c.sequence,
+                                tenant_id=c.tenant)
 
 
 def model_summary_pb(s: Summary) -> pb.ModelSummary:

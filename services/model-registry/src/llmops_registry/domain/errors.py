@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llmops_kit.errors import InvalidArgument, NotFound, PermissionDenied
+from llmops_kit.errors import InvalidArgument, NotFound
 
 
 class BadRequest(InvalidArgument):
@@ -12,6 +12,3 @@ class BadRequest(InvalidArgument):
 class Missing(NotFound):
     """A model, prompt, version, alias or label that does not exist (NOT_FOUND)."""
 
-
-class WriteNotAllowed(PermissionDenied):
-    pass

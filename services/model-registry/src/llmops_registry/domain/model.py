@@ -10,14 +10,18 @@ T = TypeVar("T")
 
 LATEST = "latest"        # models: the newest version (virtual); prompts: a label the registry moves
 PRODUCTION = "production"
+# The scope of platform-wide versions and pointers; any other scope is one tenant's id.
+SHARED = ""
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who makes a change: the tenant of the caller's API key, and the request's trace id."""
+    """Who makes a change: the tenant of the caller's API key, the key's public id (for the
+    audit log, never the secret) and the request's trace id."""
 
     tenant: str
     trace_id: str = ""
+    key_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class ModelVersion:
     aliases: tuple[str, ...]
     created_at: datetime
     created_by: str
+    tenant: str = SHARED  # owner: SHARED, or the only tenant that sees it
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class PromptVersion:
     description: str
     created_at: datetime
     created_by: str
+    tenant: str = SHARED
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class PointerChange:
     reason: str
     changed_at: datetime
     sequence: int
+    tenant: str = SHARED  # scope of the pointer: SHARED, or the tenant whose own pointer it is
 
 
 @dataclass(frozen=True)

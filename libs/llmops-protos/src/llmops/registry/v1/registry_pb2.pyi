@@ -87,6 +87,7 @@ class ModelVersion(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
     LINEAGE_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     version: _builtins.int
     artifact_uri: _builtins.str
@@ -96,11 +97,13 @@ class ModelVersion(_message.Message):
     """hf, gguf, peft-lora, onnx (the service's LLMOPS_REGISTRY_FORMATS)."""
     created_by: _builtins.str
     """Tenant of the API key that registered it (`system` for what the service seeds)."""
+    tenant_id: _builtins.str
+    """Owner of the version: empty when shared, else the one tenant that can see it."""
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def aliases(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Aliases currently pointing at this version."""
+        """Aliases currently pointing at this version, as the caller's tenant resolves them."""
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -119,10 +122,11 @@ class ModelVersion(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         created_by: _builtins.str = ...,
         lineage: Global___Lineage | None = ...,
+        tenant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "lineage", b"lineage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "artifact_uri", b"artifact_uri", "base_model", b"base_model", "created_at", b"created_at", "created_by", b"created_by", "format", b"format", "lineage", b"lineage", "metadata", b"metadata", "name", b"name", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aliases", b"aliases", "artifact_uri", b"artifact_uri", "base_model", b"base_model", "created_at", b"created_at", "created_by", b"created_by", "format", b"format", "lineage", b"lineage", "metadata", b"metadata", "name", b"name", "tenant_id", b"tenant_id", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -158,10 +162,13 @@ class RegisterModelVersionRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     LINEAGE_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     artifact_uri: _builtins.str
     base_model: _builtins.str
     format: _builtins.str
+    shared: _builtins.bool
+    """True: a shared version (admin). False: private to the caller's tenant (maintainer)."""
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
@@ -175,10 +182,11 @@ class RegisterModelVersionRequest(_message.Message):
         format: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         lineage: Global___Lineage | None = ...,
+        shared: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["lineage", b"lineage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_uri", b"artifact_uri", "base_model", b"base_model", "format", b"format", "lineage", b"lineage", "metadata", b"metadata", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["artifact_uri", b"artifact_uri", "base_model", b"base_model", "format", b"format", "lineage", b"lineage", "metadata", b"metadata", "name", b"name", "shared", b"shared"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -294,7 +302,7 @@ class ModelSummary(_message.Message):
     created_by: _builtins.str
     @_builtins.property
     def aliases(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
-        """alias -> version"""
+        """alias -> version, as the caller's tenant resolves them."""
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -366,12 +374,17 @@ class SetAliasRequest(_message.Message):
     ALIAS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     alias: _builtins.str
     """[a-z][a-z0-9-]{0,62}; `latest` is reserved."""
     version: _builtins.int
     reason: _builtins.str
     """Why (recorded in the history)."""
+    shared: _builtins.bool
+    """True: the shared alias every tenant without its own falls back to (admin). False: the
+    caller's tenant's own alias (maintainer), which shadows the shared one for that tenant only.
+    """
     def __init__(
         self,
         *,
@@ -379,10 +392,11 @@ class SetAliasRequest(_message.Message):
         alias: _builtins.str = ...,
         version: _builtins.int = ...,
         reason: _builtins.str = ...,
+        shared: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "name", b"name", "reason", b"reason", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "name", b"name", "reason", b"reason", "shared", b"shared", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -422,19 +436,23 @@ class DeleteAliasRequest(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     ALIAS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     alias: _builtins.str
     reason: _builtins.str
+    shared: _builtins.bool
+    """As in SetAliasRequest: the shared alias (admin) or the caller's tenant's own (maintainer)."""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         alias: _builtins.str = ...,
         reason: _builtins.str = ...,
+        shared: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "name", b"name", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "name", b"name", "reason", b"reason", "shared", b"shared"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -470,6 +488,7 @@ class AliasChange(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
     alias: _builtins.str
     from_version: _builtins.int
     """0: the alias was created by this change."""
@@ -481,6 +500,10 @@ class AliasChange(_message.Message):
     sequence: _builtins.int
     """Increases with every change of the registry's history: a consumer that sees a change with a
     sequence lower than one it already applied for the same model and alias drops it.
+    """
+    tenant_id: _builtins.str
+    """Scope of the alias that changed: empty for the shared alias, else the tenant whose own
+    alias it is (only that tenant's resolutions change).
     """
     @_builtins.property
     def changed_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -494,10 +517,11 @@ class AliasChange(_message.Message):
         reason: _builtins.str = ...,
         changed_at: _timestamp_pb2.Timestamp | None = ...,
         sequence: _builtins.int = ...,
+        tenant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "alias", b"alias", "changed_at", b"changed_at", "from_version", b"from_version", "reason", b"reason", "sequence", b"sequence", "to_version", b"to_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "alias", b"alias", "changed_at", b"changed_at", "from_version", b"from_version", "reason", b"reason", "sequence", b"sequence", "tenant_id", b"tenant_id", "to_version", b"to_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -565,14 +589,19 @@ class PromptVersion(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     CREATED_BY_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     version: _builtins.int
     template: _builtins.str
     created_by: _builtins.str
     description: _builtins.str
+    tenant_id: _builtins.str
+    """Owner of the version: empty when shared, else the one tenant that can see it."""
     @_builtins.property
     def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """Labels currently pointing at this version (`latest` on the newest one)."""
+        """Labels currently pointing at this version (`latest` on the newest one), as the caller's
+        tenant resolves them.
+        """
 
     @_builtins.property
     def variables(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -593,10 +622,11 @@ class PromptVersion(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         created_by: _builtins.str = ...,
         description: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "description", b"description", "labels", b"labels", "name", b"name", "template", b"template", "variables", b"variables", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "created_by", b"created_by", "description", b"description", "labels", b"labels", "name", b"name", "template", b"template", "tenant_id", b"tenant_id", "variables", b"variables", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -610,9 +640,14 @@ class CreatePromptVersionRequest(_message.Message):
     TEMPLATE_FIELD_NUMBER: _builtins.int
     LABELS_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     template: _builtins.str
     description: _builtins.str
+    shared: _builtins.bool
+    """True: a shared version with shared labels (admin). False: a version of the caller's tenant
+    (maintainer); its labels, `latest` included, are that tenant's own and shadow the shared ones.
+    """
     @_builtins.property
     def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Labels to point at the new version at once (e.g. `production`); `latest` always moves."""
@@ -624,10 +659,11 @@ class CreatePromptVersionRequest(_message.Message):
         template: _builtins.str = ...,
         labels: _abc.Iterable[_builtins.str] | None = ...,
         description: _builtins.str = ...,
+        shared: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "labels", b"labels", "name", b"name", "template", b"template"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "labels", b"labels", "name", b"name", "shared", b"shared", "template", b"template"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -740,7 +776,7 @@ class PromptSummary(_message.Message):
     created_by: _builtins.str
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
-        """label -> version"""
+        """label -> version, as the caller's tenant resolves them."""
 
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
@@ -812,11 +848,14 @@ class SetPromptLabelRequest(_message.Message):
     LABEL_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    SHARED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     label: _builtins.str
     """[a-z][a-z0-9-]{0,62}; `latest` is maintained by the registry and cannot be set."""
     version: _builtins.int
     reason: _builtins.str
+    shared: _builtins.bool
+    """True: the shared label (admin). False: the caller's tenant's own label (maintainer)."""
     def __init__(
         self,
         *,
@@ -824,10 +863,11 @@ class SetPromptLabelRequest(_message.Message):
         label: _builtins.str = ...,
         version: _builtins.int = ...,
         reason: _builtins.str = ...,
+        shared: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "name", b"name", "reason", b"reason", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["label", b"label", "name", b"name", "reason", b"reason", "shared", b"shared", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -869,12 +909,15 @@ class PromptLabelChange(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     CHANGED_AT_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
     label: _builtins.str
     from_version: _builtins.int
     to_version: _builtins.int
     actor: _builtins.str
     reason: _builtins.str
     sequence: _builtins.int
+    tenant_id: _builtins.str
+    """Scope of the label: empty when shared, else the tenant whose own label it is."""
     @_builtins.property
     def changed_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -887,10 +930,11 @@ class PromptLabelChange(_message.Message):
         reason: _builtins.str = ...,
         changed_at: _timestamp_pb2.Timestamp | None = ...,
         sequence: _builtins.int = ...,
+        tenant_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["changed_at", b"changed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "changed_at", b"changed_at", "from_version", b"from_version", "label", b"label", "reason", b"reason", "sequence", b"sequence", "to_version", b"to_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "changed_at", b"changed_at", "from_version", b"from_version", "label", b"label", "reason", b"reason", "sequence", b"sequence", "tenant_id", b"tenant_id", "to_version", b"to_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -28,13 +28,17 @@ if _version_not_supported:
 class ModelRegistryServiceStub(object):
     """Model and prompt versions with movable aliases/labels and their full history.
 
-    Models and prompts are platform-global (one `production` alias per model for every tenant);
-    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    Scopes: every version, alias and label is either shared (platform-wide, written by an `admin`
+    key with `shared = true`) or owned by one tenant (written by that tenant's `maintainer` key,
+    the default). Reads resolve for the caller's tenant: its own alias/label if it has one, else
+    the shared one; a tenant sees shared versions and its own, never another tenant's. Reads need
+    the `member` role. Every write records the caller's tenant (from its API key) as the actor,
+    and is audited. Errors carry a
     stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
     RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
     ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
     PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
-    (WRITE_NOT_ALLOWED).
+    (ROLE_REQUIRED: a member writing, a maintainer writing a shared version/alias/label).
     """
 
     def __init__(self, channel):
@@ -118,13 +122,17 @@ class ModelRegistryServiceStub(object):
 class ModelRegistryServiceServicer(object):
     """Model and prompt versions with movable aliases/labels and their full history.
 
-    Models and prompts are platform-global (one `production` alias per model for every tenant);
-    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    Scopes: every version, alias and label is either shared (platform-wide, written by an `admin`
+    key with `shared = true`) or owned by one tenant (written by that tenant's `maintainer` key,
+    the default). Reads resolve for the caller's tenant: its own alias/label if it has one, else
+    the shared one; a tenant sees shared versions and its own, never another tenant's. Reads need
+    the `member` role. Every write records the caller's tenant (from its API key) as the actor,
+    and is audited. Errors carry a
     stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
     RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
     ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
     PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
-    (WRITE_NOT_ALLOWED).
+    (ROLE_REQUIRED: a member writing, a maintainer writing a shared version/alias/label).
     """
 
     def RegisterModelVersion(self, request, context):
@@ -170,7 +178,8 @@ class ModelRegistryServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GetAliasHistory(self, request, context):
-        """Every change of one alias (or of all aliases of a model), newest first.
+        """Every change of one alias (or of all aliases of a model), newest first: the shared aliases'
+        changes and the caller's tenant's own (each with its tenant_id), never another tenant's.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -212,7 +221,7 @@ class ModelRegistryServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GetPromptLabelHistory(self, request, context):
-        """Every change of one label (or of all labels of a prompt), newest first.
+        """Every change of one label (or of all labels of a prompt), newest first; scoped as aliases.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -309,13 +318,17 @@ def add_ModelRegistryServiceServicer_to_server(servicer, server):
 class ModelRegistryService(object):
     """Model and prompt versions with movable aliases/labels and their full history.
 
-    Models and prompts are platform-global (one `production` alias per model for every tenant);
-    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    Scopes: every version, alias and label is either shared (platform-wide, written by an `admin`
+    key with `shared = true`) or owned by one tenant (written by that tenant's `maintainer` key,
+    the default). Reads resolve for the caller's tenant: its own alias/label if it has one, else
+    the shared one; a tenant sees shared versions and its own, never another tenant's. Reads need
+    the `member` role. Every write records the caller's tenant (from its API key) as the actor,
+    and is audited. Errors carry a
     stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
     RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
     ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
     PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
-    (WRITE_NOT_ALLOWED).
+    (ROLE_REQUIRED: a member writing, a maintainer writing a shared version/alias/label).
     """
 
     @staticmethod

@@ -29,13 +29,17 @@ GRPC_VERSION: str
 class ModelRegistryServiceStub:
     """Model and prompt versions with movable aliases/labels and their full history.
 
-    Models and prompts are platform-global (one `production` alias per model for every tenant);
-    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    Scopes: every version, alias and label is either shared (platform-wide, written by an `admin`
+    key with `shared = true`) or owned by one tenant (written by that tenant's `maintainer` key,
+    the default). Reads resolve for the caller's tenant: its own alias/label if it has one, else
+    the shared one; a tenant sees shared versions and its own, never another tenant's. Reads need
+    the `member` role. Every write records the caller's tenant (from its API key) as the actor,
+    and is audited. Errors carry a
     stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
     RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
     ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
     PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
-    (WRITE_NOT_ALLOWED).
+    (ROLE_REQUIRED: a member writing, a maintainer writing a shared version/alias/label).
     """
 
     @_typing.overload
@@ -55,7 +59,9 @@ class ModelRegistryServiceStub:
     DeleteAlias: _grpc.UnaryUnaryMultiCallable[_registry_pb2.DeleteAliasRequest, _registry_pb2.DeleteAliasResponse]
     """Removes an alias; recorded in the history with to_version 0."""
     GetAliasHistory: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetAliasHistoryRequest, _registry_pb2.GetAliasHistoryResponse]
-    """Every change of one alias (or of all aliases of a model), newest first."""
+    """Every change of one alias (or of all aliases of a model), newest first: the shared aliases'
+    changes and the caller's tenant's own (each with its tenant_id), never another tenant's.
+    """
     CreatePromptVersion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.CreatePromptVersionRequest, _registry_pb2.PromptVersion]
     """Stores the next immutable version of a prompt template (Jinja2, sandboxed, strict)."""
     GetPromptVersion: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetPromptVersionRequest, _registry_pb2.PromptVersion]
@@ -67,7 +73,7 @@ class ModelRegistryServiceStub:
     SetPromptLabel: _grpc.UnaryUnaryMultiCallable[_registry_pb2.SetPromptLabelRequest, _registry_pb2.SetPromptLabelResponse]
     """Moves a label (any but `latest`, which follows the newest version by itself)."""
     GetPromptLabelHistory: _grpc.UnaryUnaryMultiCallable[_registry_pb2.GetPromptLabelHistoryRequest, _registry_pb2.GetPromptLabelHistoryResponse]
-    """Every change of one label (or of all labels of a prompt), newest first."""
+    """Every change of one label (or of all labels of a prompt), newest first; scoped as aliases."""
     RenderPrompt: _grpc.UnaryUnaryMultiCallable[_registry_pb2.RenderPromptRequest, _registry_pb2.RenderPromptResponse]
     """Renders a prompt version with the caller's variables; neither version nor label: `production`."""
 
@@ -75,13 +81,17 @@ class ModelRegistryServiceStub:
 class ModelRegistryServiceAsyncStub(ModelRegistryServiceStub):
     """Model and prompt versions with movable aliases/labels and their full history.
 
-    Models and prompts are platform-global (one `production` alias per model for every tenant);
-    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    Scopes: every version, alias and label is either shared (platform-wide, written by an `admin`
+    key with `shared = true`) or owned by one tenant (written by that tenant's `maintainer` key,
+    the default). Reads resolve for the caller's tenant: its own alias/label if it has one, else
+    the shared one; a tenant sees shared versions and its own, never another tenant's. Reads need
+    the `member` role. Every write records the caller's tenant (from its API key) as the actor,
+    and is audited. Errors carry a
     stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
     RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
     ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
     PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
-    (WRITE_NOT_ALLOWED).
+    (ROLE_REQUIRED: a member writing, a maintainer writing a shared version/alias/label).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -98,7 +108,9 @@ class ModelRegistryServiceAsyncStub(ModelRegistryServiceStub):
     DeleteAlias: _aio.UnaryUnaryMultiCallable[_registry_pb2.DeleteAliasRequest, _registry_pb2.DeleteAliasResponse]  # type: ignore[assignment]
     """Removes an alias; recorded in the history with to_version 0."""
     GetAliasHistory: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetAliasHistoryRequest, _registry_pb2.GetAliasHistoryResponse]  # type: ignore[assignment]
-    """Every change of one alias (or of all aliases of a model), newest first."""
+    """Every change of one alias (or of all aliases of a model), newest first: the shared aliases'
+    changes and the caller's tenant's own (each with its tenant_id), never another tenant's.
+    """
     CreatePromptVersion: _aio.UnaryUnaryMultiCallable[_registry_pb2.CreatePromptVersionRequest, _registry_pb2.PromptVersion]  # type: ignore[assignment]
     """Stores the next immutable version of a prompt template (Jinja2, sandboxed, strict)."""
     GetPromptVersion: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPromptVersionRequest, _registry_pb2.PromptVersion]  # type: ignore[assignment]
@@ -110,20 +122,24 @@ class ModelRegistryServiceAsyncStub(ModelRegistryServiceStub):
     SetPromptLabel: _aio.UnaryUnaryMultiCallable[_registry_pb2.SetPromptLabelRequest, _registry_pb2.SetPromptLabelResponse]  # type: ignore[assignment]
     """Moves a label (any but `latest`, which follows the newest version by itself)."""
     GetPromptLabelHistory: _aio.UnaryUnaryMultiCallable[_registry_pb2.GetPromptLabelHistoryRequest, _registry_pb2.GetPromptLabelHistoryResponse]  # type: ignore[assignment]
-    """Every change of one label (or of all labels of a prompt), newest first."""
+    """Every change of one label (or of all labels of a prompt), newest first; scoped as aliases."""
     RenderPrompt: _aio.UnaryUnaryMultiCallable[_registry_pb2.RenderPromptRequest, _registry_pb2.RenderPromptResponse]  # type: ignore[assignment]
     """Renders a prompt version with the caller's variables; neither version nor label: `production`."""
 
 class ModelRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Model and prompt versions with movable aliases/labels and their full history.
 
-    Models and prompts are platform-global (one `production` alias per model for every tenant);
-    every write records the caller's tenant (from its API key) as the actor. Errors carry a
+    Scopes: every version, alias and label is either shared (platform-wide, written by an `admin`
+    key with `shared = true`) or owned by one tenant (written by that tenant's `maintainer` key,
+    the default). Reads resolve for the caller's tenant: its own alias/label if it has one, else
+    the shared one; a tenant sees shared versions and its own, never another tenant's. Reads need
+    the `member` role. Every write records the caller's tenant (from its API key) as the actor,
+    and is audited. Errors carry a
     stable reason in the `x-error-reason` trailer: INVALID_ARGUMENT (BAD_MODEL_NAME, BAD_ALIAS,
     RESERVED_ALIAS, BAD_FORMAT, BAD_ARTIFACT_URI, BAD_PAGE_TOKEN, BAD_TEMPLATE, MISSING_VARIABLE,
     ...), NOT_FOUND (MODEL_NOT_FOUND, VERSION_NOT_FOUND, ALIAS_NOT_FOUND, PROMPT_NOT_FOUND,
     PROMPT_VERSION_NOT_FOUND, LABEL_NOT_FOUND, PARENT_NOT_FOUND), PERMISSION_DENIED
-    (WRITE_NOT_ALLOWED).
+    (ROLE_REQUIRED: a member writing, a maintainer writing a shared version/alias/label).
     """
 
     @_abc_1.abstractmethod
@@ -180,7 +196,9 @@ class ModelRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.GetAliasHistoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.GetAliasHistoryResponse, _abc.Awaitable[_registry_pb2.GetAliasHistoryResponse]]:
-        """Every change of one alias (or of all aliases of a model), newest first."""
+        """Every change of one alias (or of all aliases of a model), newest first: the shared aliases'
+        changes and the caller's tenant's own (each with its tenant_id), never another tenant's.
+        """
 
     @_abc_1.abstractmethod
     def CreatePromptVersion(
@@ -228,7 +246,7 @@ class ModelRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _registry_pb2.GetPromptLabelHistoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_registry_pb2.GetPromptLabelHistoryResponse, _abc.Awaitable[_registry_pb2.GetPromptLabelHistoryResponse]]:
-        """Every change of one label (or of all labels of a prompt), newest first."""
+        """Every change of one label (or of all labels of a prompt), newest first; scoped as aliases."""
 
     @_abc_1.abstractmethod
     def RenderPrompt(
