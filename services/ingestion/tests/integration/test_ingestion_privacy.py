@@ -77,7 +77,7 @@ def document(doc_id: str) -> ingestion_pb2.Document:
         title="Escalations: call 010-1234-5678",
         source="https://wiki.example.com/u/jane.doe@example.com/escalations",
         content_type=ingestion_pb2.CONTENT_TYPE_TEXT,
-        content="Card 4111 1111 1111 1111 is on file; ask the on-call lead.".encode(),
+        content=b"Card 4111 1111 1111 1111 is on file; ask the on-call lead.",
         metadata={"owner": "jane.doe@example.com", "iban": "DE89 3704 0044 0532 0130 00",
                   "rrn": "900101-1234567", "team": "hr"},
     )
