@@ -226,3 +226,11 @@ def test_bad_id_errors_do_not_echo_the_id(service: IngestionService) -> None:
     with pytest.raises(InvalidDocument) as err:
         service.prepare(doc("kim lee@example.com", "x"))
     assert err.value.reason == "BAD_DOCUMENT_ID" and "lee@example.com" not in err.value.message
+
+
+async def test_not_found_errors_do_not_echo_the_id(service: IngestionService) -> None:
+    # An id stored before ids with PII were refused can still be looked up and deleted.
+    for call in (service.status, service.delete):
+        with pytest.raises(DocumentNotFound) as err:
+            await call("acme", "lee@example.com")
+        assert err.value.message == "no such document in this tenant"

@@ -160,7 +160,7 @@ class IngestionService:
         validate_id(document_id)
         record = await self.store.get(tenant, document_id)
         if record is None:
-            raise DocumentNotFound("DOCUMENT_NOT_FOUND", f"no document {document_id!r}")
+            raise DocumentNotFound("DOCUMENT_NOT_FOUND", "no such document in this tenant")
         version = await self.store.mark_deleted(tenant, document_id, record.version)
         await self.publisher.publish_deleted(tenant, document_id, version)
         return version
@@ -173,7 +173,7 @@ class IngestionService:
         validate_id(document_id)
         record = await self.store.get(tenant, document_id)
         if record is None:
-            raise DocumentNotFound("DOCUMENT_NOT_FOUND", f"no document {document_id!r}")
+            raise DocumentNotFound("DOCUMENT_NOT_FOUND", "no such document in this tenant")
         return record
 
     async def on_indexed(
