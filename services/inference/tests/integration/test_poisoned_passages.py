@@ -69,7 +69,7 @@ class Models:
     async def resolve(self, alias: str) -> ModelRef:
         return ModelRef("smollm2", 1)
 
-    def invalidate(self, model_name: str | None = None) -> None: ...
+    def invalidate(self, model_name: str | None = None, tenant: str | None = None) -> None: ...
 
 
 class Generator:
