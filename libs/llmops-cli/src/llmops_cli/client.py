@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import grpc
 
@@ -38,29 +39,48 @@ def metadata(api_key: str) -> tuple[tuple[str, str], ...]:
     return (("x-api-key", api_key), ("x-trace-id", uuid.uuid4().hex))
 
 
-def collect(paths: list[str]) -> list[tuple[Path, str]]:
-    """Files to ingest with their document ids (path relative to the argument's folder)."""
-    out: list[tuple[Path, str]] = []
+@dataclass(frozen=True)
+class IngestFile:
+    path: Path
+    # Relative to the folder named (or the file's name): the same wherever the folder lives.
+    document_id: str
+    # The folder's own name, then the path inside it ("corpus/a.md"); never an absolute path,
+    # which would publish the user's home directory (and often their name) with every chunk.
+    source: str
+
+
+def files_to_ingest(paths: list[str]) -> list[IngestFile]:
+    """Files to ingest, with ids and sources relative to what the user named."""
+    out: list[IngestFile] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
+            # resolve(): "." and ".." have no name of their own.
+            prefix = PurePosixPath(path.resolve().name)
             for file in sorted(p for p in path.rglob("*") if p.is_file()):
                 if file.suffix.lower() in CONTENT_TYPES:
-                    out.append((file, file.relative_to(path).as_posix()))
+                    rel = file.relative_to(path).as_posix()
+                    out.append(IngestFile(file, rel, (prefix / rel).as_posix()))
         elif path.is_file():
-            out.append((path, path.name))
+            out.append(IngestFile(path, path.name, path.name))
         else:
             raise SystemExit(f"no such file or directory: {raw}")
     return out
 
 
-def document_for(path: Path, document_id: str) -> ingestion_pb2.Document:
+def collect(paths: list[str]) -> list[tuple[Path, str]]:
+    """Files to ingest with their document ids (path relative to the argument's folder)."""
+    return [(f.path, f.document_id) for f in files_to_ingest(paths)]
+
+
+def document_for(path: Path, document_id: str, source: str | None = None) -> ingestion_pb2.Document:
+    """`source` defaults to the document id (relative): the local path is never sent."""
     content = path.read_bytes()
     title = path.stem.replace("-", " ").replace("_", " ")
     return ingestion_pb2.Document(
         document_id=document_id,
         title=title,
-        source=str(path),
+        source=document_id if source is None else source,
         content_type=CONTENT_TYPES.get(path.suffix.lower(), ingestion_pb2.CONTENT_TYPE_TEXT),
         content=content,
         metadata={"filename": path.name, "extension": path.suffix.lower().lstrip(".")},

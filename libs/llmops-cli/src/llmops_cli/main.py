@@ -22,8 +22,8 @@ from llmops_cli.client import (
     SEARCH_MODES,
     Clients,
     api_key_for,
-    collect,
     document_for,
+    files_to_ingest,
     metadata,
 )
 
@@ -103,7 +103,7 @@ async def _wait_indexed(c: Clients, md: Any, ids: list[str], timeout: float) -> 
 
 
 async def cmd_ingest(args: argparse.Namespace) -> int:
-    files = collect(args.paths)
+    files = files_to_ingest(args.paths)
     if not files:
         print("nothing to ingest (supported: .txt .md .markdown .html .htm)", file=sys.stderr)
         return 2
@@ -113,7 +113,7 @@ async def cmd_ingest(args: argparse.Namespace) -> int:
         results: list[dict[str, Any]] = []
         for i in range(0, len(files), 64):
             req = ingestion_pb2.SubmitDocumentsRequest(
-                documents=[document_for(p, d) for p, d in files[i:i + 64]])
+                documents=[document_for(f.path, f.document_id, f.source) for f in files[i:i + 64]])
             resp = await c.ingestion.SubmitDocuments(req, metadata=md, timeout=120)
             results.extend(MessageToDict(r, preserving_proto_field_name=True,
                                          always_print_fields_with_no_presence=True)

@@ -120,14 +120,12 @@ def _rrns(text: str, today: date | None) -> Iterator[Finding]:
 
 
 def _rrn_bare_ok(text: str, start: int, digits: str) -> bool:
-    """13 bare digits are only an RRN with a passing check digit or a keyword right before:
-    without the dash, a valid date alone is too weak a signal."""
+    """13 bare digits are only an RRN with a keyword right before or a passing (pre-2020)
+    check digit: without the dash, a valid date alone is too weak a signal (order numbers,
+    timestamps). Written with its dash, the format and a valid date are enough."""
     if _RRN_KEYWORD.search(text[max(0, start - 20):start]):
         return True
-    born_2020s = digits[6] in "3478" and int(digits[:2]) >= 20
-    total = sum(int(d) * w for d, w in zip(digits[:12], (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5),
-                                           strict=True))
-    return not born_2020s and int(digits[12]) == (11 - total % 11) % 10
+    return v.kr_rrn_checksum_ok(digits)
 
 
 def _intl_phone_ok(digits: str) -> bool:

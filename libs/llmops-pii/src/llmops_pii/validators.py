@@ -71,18 +71,18 @@ def us_ssn_ok(area: str, group: str, serial: str) -> bool:
     return (area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000")
 
 
-# Numbers issued from 2020-10 on no longer encode a region or a check digit.
-RRN_CHECKSUM_UNTIL = date(2020, 10, 1)
+# Gender/century digit -> birth century: 1-4 citizens, 5-8 foreign residents (odd: male).
 _RRN_CENTURY = {"1": 1900, "2": 1900, "5": 1900, "6": 1900, "3": 2000, "4": 2000, "7": 2000,
                 "8": 2000}
 _RRN_WEIGHTS = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
 
 
 def kr_rrn_ok(digits13: str, today: date | None = None) -> bool:
-    """YYMMDD + gender digit 1-8 with a real birth date; the check digit only where it applies.
+    """YYMMDD + gender digit 1-8 with a real, past birth date. The check digit is not required.
 
-    Gender digits 5-8 are foreign residents, whose check digit historically used
-    (13 - sum % 11) % 10; either form is accepted for them.
+    Numbers issued since October 2020 (newborns, foreigners, and anyone re-issued a number,
+    whatever their birth year) encode no region and carry no valid check digit, so the birth
+    date alone cannot tell which rule applies: a failing checksum never clears a number.
     """
     century = _RRN_CENTURY.get(digits13[6])
     if century is None:
@@ -91,10 +91,12 @@ def kr_rrn_ok(digits13: str, today: date | None = None) -> bool:
         born = date(century + int(digits13[:2]), int(digits13[2:4]), int(digits13[4:6]))
     except ValueError:
         return False
-    if born > (today or date.today()):
-        return False
-    if born >= RRN_CHECKSUM_UNTIL:
-        return True
+    return born <= (today or date.today())
+
+
+def kr_rrn_checksum_ok(digits13: str) -> bool:
+    """The pre-2020-10 check digit: (11 - sum % 11) % 10, or (13 - sum % 11) % 10 for the
+    foreign-resident numbers (gender digits 5-8) that used it."""
     total = sum(int(d) * w for d, w in zip(digits13[:12], _RRN_WEIGHTS, strict=True))
     check = int(digits13[12])
     if check == (11 - total % 11) % 10:

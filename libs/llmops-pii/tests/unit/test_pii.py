@@ -88,7 +88,8 @@ HARD_NEGATIVES: list[str] = [
     "Not phones: 123-456-7890, 555-1234, 011-123-45, 02-11-2026, +1 123 456 7890.",
     "Not cards: 4111 1111 1111 1112, 1234 5678 9012 3456, 0000 0000 0000 0000.",
     "Not SSNs: 000-12-3456, 666-12-3456, 900-12-3456, 123-00-4567, 123-45-0000.",
-    "주민번호 형식이지만 잘못됨: 991332-1234567, 900101-9234567, 900101-1234567.",
+    "주민번호 형식이지만 잘못됨: 991332-1234567, 900101-9234567, 900229-1234567, 900101-0234567.",
+    "Bare digits with a date but no keyword and a failing check digit: 9001011234567.",
     "Not IPs: 256.1.1.1, 10.0.1, 1.2.3.4.5, 010.001.001.001, a[1::2], std::vector, 00:1A:2B:3C:4D:5E.",
     "Not IBANs: DE89 3704 0044 0532 0130 01 and XX12 3456 7890 1234.",
     "Placeholders: api_key=<your-key>, password=changeme, token=${API_TOKEN}, secret=xxxxxxxxxx.",
@@ -171,14 +172,45 @@ def test_ssn_ranges(ssn: tuple[str, str, str], ok: bool) -> None:
 
 
 def test_kr_rrn_rules() -> None:
-    assert v.kr_rrn_ok("9001011234568", TODAY)  # checksum ok
-    assert not v.kr_rrn_ok("9001011234567", TODAY)  # checksum fails, born before 2020-10
+    assert v.kr_rrn_ok("9001011234568", TODAY)  # checksum ok: still detected
     assert v.kr_rrn_ok("2110153123456", TODAY)  # born 2021: no checksum to fail
-    assert v.kr_rrn_ok("2010013999999", TODAY)  # born 2020-10-01 exactly: post-reform
-    assert not v.kr_rrn_ok("2009303999999", TODAY)  # 2020-09-30: checksum still applies
+    assert v.kr_rrn_ok("2010013999999", TODAY)  # born 2020-10-01 exactly
     assert not v.kr_rrn_ok("9002301234568", TODAY)  # 30 February
     assert not v.kr_rrn_ok("9001019234567", TODAY)  # gender digit 9
+    assert not v.kr_rrn_ok("9001010234567", TODAY)  # gender digit 0
     assert not v.kr_rrn_ok("2712313123456", TODAY)  # born in the future
+    assert v.kr_rrn_checksum_ok("9001011234568") and not v.kr_rrn_checksum_ok("9001011234567")
+
+
+# Numbers issued since 2020-10 (to anyone, whatever their birth year) have no valid check digit:
+# the format, a real birth date and a gender/century digit 1-8 are enough.
+@pytest.mark.parametrize(("rrn", "found"), [
+    # 20th century: gender 1/2 citizens, 5/6 foreign residents; failing and passing checksums.
+    ("900101-1234567", True), ("900101-1234568", True), ("751231-2000001", True),
+    ("000229-2345678", False),  # 1900-02-29 does not exist (2000-02-29 needs digit 3/4)
+    ("850505-5123456", True), ("991231-6999999", True),
+    # 21st century: 3/4 citizens, 7/8 foreign residents.
+    ("000229-3345678", True), ("200930-3999999", True), ("201001-4000000", True),
+    ("240615-7123456", True), ("251124-8654321", True),
+    # Impossible dates, either era.
+    ("900230-1234567", False), ("901301-1234567", False), ("900100-1234567", False),
+    ("010229-3123456", False), ("200431-4123456", False), ("990229-5123456", False),
+    # Gender/century digit outside 1-8 (9/0 were born in the 1800s: not living residents).
+    ("900101-9234567", False), ("900101-0234567", False),
+    # Born after "today" (2026-11-25).
+    ("261126-3123456", False), ("271231-4123456", False),
+])
+def test_kr_rrn_by_format_date_and_gender_digit(rrn: str, found: bool) -> None:
+    text = f"등록번호 {rrn} 확인"
+    got = [(f.category, text[f.start:f.end]) for f in detect_pii(text, TODAY)]
+    assert got == ([("pii.kr_rrn", rrn)] if found else [])
+    assert v.kr_rrn_ok(rrn.replace("-", ""), TODAY) is found
+
+
+def test_bare_kr_rrn_needs_a_keyword_or_a_passing_check_digit() -> None:
+    assert [f.category for f in detect_pii("주민등록번호 9001011234567", TODAY)] == ["pii.kr_rrn"]
+    assert [f.category for f in detect_pii("ref 9001011234568 ok", TODAY)] == ["pii.kr_rrn"]
+    assert detect_pii("ref 9001011234567 ok", TODAY) == []
 
 
 def test_entropy_separates_keys_from_words() -> None:

@@ -21,6 +21,10 @@ class Redactor(Protocol):
         """The text with PII replaced by labels ([EMAIL], ...) and how many were replaced."""
         ...
 
+    def categories(self, text: str) -> tuple[str, ...]:
+        """The PII categories found in `text` (sorted, each once); empty when there is none."""
+        ...
+
 
 class DocumentStore(Protocol):
     """Versions and states of documents; the source of truth for GetDocumentStatus."""

@@ -148,3 +148,89 @@ async def test_pii_is_redacted_before_chunks_leave_ingestion(
     assert "[EMAIL]" in body and "[PHONE]" in body
     assert "3.11.7" in body and "2026-11-25" in body and "ORD-2024-000123" in body
     assert published.title == "Notes for [EMAIL]"
+
+
+@pytest.fixture
+def redacting(tmp_path: Path, publisher: RecordingPublisher) -> IngestionService:
+    from llmops_ingestion.adapters.pii import PiiRedactor
+
+    store = SqlDocumentStore(make_engine(f"sqlite:///{tmp_path}/redacting.db"))
+    return IngestionService(store, publisher, WordTokenizer(), ChunkingPolicy(50, 10),
+                            Limits(max_batch_documents=4), redactor=PiiRedactor())
+
+
+async def test_every_stored_and_published_field_is_redacted(
+    redacting: IngestionService, publisher: RecordingPublisher
+) -> None:
+    incoming = IncomingDocument(
+        "acme", "hr/escalations.md", "Escalations: call 010-1234-5678",
+        "https://wiki.example.com/u/jane.doe@example.com/escalations",
+        ContentType.TEXT, b"Ask for the on-call lead.",
+        {"owner": "jane.doe@example.com", "card": "4111 1111 1111 1111", "team": "hr",
+         "iban": "DE89 3704 0044 0532 0130 00", "rrn": "900101-1234567"},
+    )
+    await redacting.submit(redacting.prepare(incoming))
+    published, _ = publisher.chunks[0]
+    assert published.title == "Escalations: call [PHONE]"
+    assert published.source == "https://wiki.example.com/u/[EMAIL]/escalations"
+    assert published.metadata == {"owner": "[EMAIL]", "card": "[CREDIT_CARD]", "team": "hr",
+                                  "iban": "[IBAN]", "rrn": "[KR_RRN]"}
+    # What the SQL store keeps (GetDocumentStatus reads it back) is the redacted form too.
+    stored = await redacting.status("acme", "hr/escalations.md")
+    assert (stored.title, stored.source) == (published.title, published.source)
+
+
+@pytest.mark.parametrize(("doc_id", "category"), [
+    ("jane.doe@example.com/notes.md", "pii.email"),
+    ("calls/010-1234-5678.txt", "pii.phone"),
+    ("kyc/900101-1234567", "pii.kr_rrn"),
+    ("cards/4111-1111-1111-1111", "pii.credit_card"),
+    ("hosts/10.0.0.12", "pii.ip_address"),
+])
+def test_a_document_id_with_pii_is_refused_without_echoing_it(
+    redacting: IngestionService, doc_id: str, category: str
+) -> None:
+    with pytest.raises(InvalidDocument) as err:
+        redacting.prepare(doc(doc_id, "body"))
+    assert err.value.reason == "DOCUMENT_ID_CONTAINS_PII"
+    assert err.value.message == (f"document_id contains personal data ({category}); "
+                                 "use an opaque id")
+    with pytest.raises(InvalidDocument) as err:
+        redacting.prepare_batch([doc("fine", "body"), doc(doc_id, "body")])
+    assert err.value.reason == "DOCUMENT_ID_CONTAINS_PII"
+    assert err.value.message.startswith("documents[1] (") and doc_id not in err.value.message
+
+
+def test_ids_and_keys_without_pii_pass_and_metadata_keys_with_pii_are_refused(
+    redacting: IngestionService
+) -> None:
+    # Dates, versions and order numbers in ids are not PII.
+    for ok in ("reports/2026-11-25.md", "release-3.11.7/notes", "ORD-2024-000123"):
+        assert redacting.prepare(doc(ok, "body")).document_id == ok
+    bad = IncomingDocument("acme", "d", "t", "s", ContentType.TEXT, b"body",
+                           {"team": "hr", "kim@example.com": "owner"})
+    with pytest.raises(InvalidDocument) as err:
+        redacting.prepare(bad)
+    assert err.value.reason == "METADATA_KEY_CONTAINS_PII"
+    assert "kim@example.com" not in err.value.message and "#1" in err.value.message
+
+
+def test_without_a_redactor_fields_pass_through(service: IngestionService) -> None:
+    prepared = service.prepare(IncomingDocument(
+        "acme", "a@b.io", "t a@b.io", "s a@b.io", ContentType.TEXT, b"x", {"k": "a@b.io"}))
+    assert (prepared.title, prepared.source, prepared.metadata) == (
+        "t a@b.io", "s a@b.io", {"k": "a@b.io"})
+
+
+def test_bad_id_errors_do_not_echo_the_id(service: IngestionService) -> None:
+    with pytest.raises(InvalidDocument) as err:
+        service.prepare(doc("kim lee@example.com", "x"))
+    assert err.value.reason == "BAD_DOCUMENT_ID" and "lee@example.com" not in err.value.message
+
+
+async def test_not_found_errors_do_not_echo_the_id(service: IngestionService) -> None:
+    # An id stored before ids with PII were refused can still be looked up and deleted.
+    for call in (service.status, service.delete):
+        with pytest.raises(DocumentNotFound) as err:
+            await call("acme", "lee@example.com")
+        assert err.value.message == "no such document in this tenant"

@@ -8,19 +8,22 @@ level only names what it changes; the rest comes from the level below (built-in 
      "tenants": {"acme": {"input": {"injection_block": 0.5, "block": ["pii.kr_rrn"]}}}}
 
 Fields per direction: toxicity_block, injection_block (null = never block), redact, block
-(lists of PII categories; "pii.*" means all of them).
+(lists of PII categories; "pii.*" means all of them), injection_action ("drop" or "neutralise":
+what a text at or above injection_block gets; meant for `context`, the retrieved passages,
+where it defaults to "drop"). Directions: input, output, context.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llmops_kit.settings import ServiceSettings, service_config
 from llmops_pii import PII_CATEGORIES
+from llmops_safety.domain.model import InjectionAction
 from llmops_safety.domain.policy import DirectionPolicy, PolicyBook, TenantPolicy
 
 
@@ -43,6 +46,7 @@ class DirectionOverride(BaseModel):
     injection_block: float | None = Field(default=None, ge=0.0, le=1.0)
     redact: list[str] = Field(default_factory=list)
     block: list[str] = Field(default_factory=list)
+    injection_action: Literal["drop", "neutralise"] = "drop"
 
     @field_validator("redact", "block")
     @classmethod
@@ -54,6 +58,8 @@ class DirectionOverride(BaseModel):
         for key in ("redact", "block"):
             if key in changes:
                 changes[key] = frozenset(changes[key])
+        if "injection_action" in changes:
+            changes["injection_action"] = InjectionAction(changes["injection_action"])
         # A category moved to `block` leaves `redact` (and vice versa) unless both are given.
         if "block" in changes and "redact" not in changes:
             changes["redact"] = base.redact - changes["block"]
@@ -67,11 +73,13 @@ class PolicyOverride(BaseModel):
 
     input: DirectionOverride | None = None
     output: DirectionOverride | None = None
+    context: DirectionOverride | None = None
 
     def apply(self, base: TenantPolicy) -> TenantPolicy:
         return TenantPolicy(
             input=self.input.apply(base.input) if self.input else base.input,
             output=self.output.apply(base.output) if self.output else base.output,
+            context=self.context.apply(base.context) if self.context else base.context,
         )
 
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import grpc
 
 from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
-from llmops_inference.domain.model import SafetyResult, Verdict
+from llmops_inference.domain.model import InjectionAction, SafetyResult, Verdict
 from llmops_kit.context import time_left
 from llmops_kit.errors import Unavailable
 from llmops_kit.grpc_server import caller_metadata
 
-_DIRECTIONS = {"input": safety_pb2.DIRECTION_INPUT, "output": safety_pb2.DIRECTION_OUTPUT}
+_DIRECTIONS = {"input": safety_pb2.DIRECTION_INPUT, "output": safety_pb2.DIRECTION_OUTPUT,
+               "context": safety_pb2.DIRECTION_CONTEXT}
+_ACTIONS = {
+    safety_pb2.INJECTION_ACTION_DROP: InjectionAction.DROPPED,
+    safety_pb2.INJECTION_ACTION_NEUTRALISE: InjectionAction.NEUTRALISED,
+}
 _VERDICTS = {
     safety_pb2.VERDICT_ALLOW: Verdict.ALLOW,
     safety_pb2.VERDICT_REDACT: Verdict.REDACT,
@@ -37,6 +42,10 @@ class SafetyGuard:
             verdict=_VERDICTS.get(resp.verdict, Verdict.BLOCK),
             redacted_text=resp.redacted_text or text,
             categories=tuple(sorted({f.category for f in resp.findings})),
+            replacements=tuple((f.start, f.end, f.replacement) for f in resp.findings
+                               if f.replacement),
+            injection_action=_ACTIONS.get(resp.injection_action),
+            injection_score=resp.scores.get("prompt_injection", 0.0),
         )
 
     async def redact(self, text: str) -> str:

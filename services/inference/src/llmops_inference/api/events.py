@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llmops.inference.v1 import inference_pb2
 from llmops.registry.v1 import registry_pb2
-from llmops_inference.api.grpc import OUTCOME
+from llmops_inference.api.grpc import OUTCOME, to_guarded
 from llmops_inference.domain.model import Answer, Question
 from llmops_inference.ports import Guard, ModelResolver
 from llmops_kit import events
@@ -38,6 +38,7 @@ class BusCompletionSink:
             cached=answer.cached,
             streamed=streamed,
             total_ms=answer.stages_ms.get("total", 0.0),
+            guarded_passages=[to_guarded(g) for g in answer.guarded],
         )
         await self.bus.publish(events.INFERENCE_COMPLETED, event, question.tenant.encode())
 

@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator
 import grpc
 
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
-from llmops_inference.domain.model import Answer, Passage, Question, Verdict
+from llmops_inference.domain.model import (
+    Answer,
+    GuardedPassage,
+    InjectionAction,
+    Passage,
+    Question,
+    Verdict,
+)
 from llmops_inference.domain.pipeline import AnswerService
 from llmops_inference.settings import Settings
 from llmops_kit.context import current_tenant
@@ -40,6 +47,18 @@ def to_question(req: inference_pb2.GenerateRequest, settings: Settings) -> Quest
     )
 
 
+PASSAGE_ACTION = {
+    InjectionAction.DROPPED: inference_pb2.PASSAGE_ACTION_DROPPED,
+    InjectionAction.NEUTRALISED: inference_pb2.PASSAGE_ACTION_NEUTRALISED,
+}
+
+
+def to_guarded(g: GuardedPassage) -> inference_pb2.GuardedPassage:
+    return inference_pb2.GuardedPassage(document_id=g.document_id, chunk_id=g.chunk_id,
+                                        action=PASSAGE_ACTION[g.action],
+                                        injection_score=g.injection_score)
+
+
 def to_citation(p: Passage) -> inference_pb2.Citation:
     return inference_pb2.Citation(document_id=p.document_id, chunk_id=p.chunk_id, score=p.score,
                                   marker=p.marker, title=p.title,
@@ -61,6 +80,7 @@ def to_response(a: Answer) -> inference_pb2.GenerateResponse:
         stages=[inference_pb2.StageLatency(stage=k, milliseconds=v) for k, v in a.stages_ms.items()],
         cached=a.cached,
         finish_reason=a.finish_reason,
+        guarded_passages=[to_guarded(g) for g in a.guarded],
     )
 
 

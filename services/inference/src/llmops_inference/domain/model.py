@@ -37,11 +37,34 @@ class Passage:
     score: float
 
 
+class InjectionAction(enum.Enum):
+    """What the tenant's policy did with a passage that tries to instruct the model."""
+
+    DROPPED = "dropped"
+    NEUTRALISED = "neutralised"
+
+
 @dataclass(frozen=True)
 class SafetyResult:
     verdict: Verdict
     redacted_text: str
     categories: tuple[str, ...] = ()
+    # (start, end, label): each span of the checked text that redacted_text replaced. Lets the
+    # stream release a redacted prefix of a text that was checked as a whole.
+    replacements: tuple[tuple[int, int, str], ...] = ()
+    # Context passages only: set when the passage tried to instruct the model.
+    injection_action: InjectionAction | None = None
+    injection_score: float = 0.0
+
+
+@dataclass(frozen=True)
+class GuardedPassage:
+    """A retrieved passage dropped or neutralised as indirect prompt injection."""
+
+    document_id: str
+    chunk_id: str
+    action: InjectionAction
+    injection_score: float
 
 
 @dataclass(frozen=True)
@@ -97,3 +120,5 @@ class Answer:
     time_to_first_token_ms: float = 0.0
     # Every passage retrieved for the prompt, in rank order (passages: the cited ones).
     retrieved: list[Passage] = field(default_factory=list)
+    # Retrieved passages that tried to instruct the model, and what was done with them.
+    guarded: list[GuardedPassage] = field(default_factory=list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -15,12 +16,14 @@ from llmops_inference.domain.errors import InvalidQuestion
 from llmops_inference.domain.model import (
     Answer,
     Generation,
+    GuardedPassage,
     ModelRef,
     Passage,
     Question,
     RenderedPrompt,
     Verdict,
 )
+from llmops_inference.domain.streaming import OutputWindow, Segmenter
 from llmops_inference.ports import (
     CompletionSink,
     Generator,
@@ -43,7 +46,6 @@ its my of on or our the their there this to was what when where which who will w
 
 
 _SEVERITY = {Verdict.ALLOW: 0, Verdict.REDACT: 1, Verdict.BLOCK: 2}
-_SENTENCE_END = re.compile(r"[.!?\u3002\uff01\uff1f\n]\s")
 
 
 @dataclass(frozen=True)
@@ -53,36 +55,9 @@ class Limits:
     max_new_tokens: int = 1_024
     # A streamed segment is checked once it ends a sentence or reaches this many characters.
     segment_chars: int = 200
-
-
-class Segmenter:
-    """Cuts a token stream into sentence-sized segments for the output safety check.
-
-    A segment ends after sentence punctuation followed by whitespace, or at the last space once
-    `max_chars` accumulate; PII patterns do not cross either kind of cut.
-    """
-
-    def __init__(self, max_chars: int) -> None:
-        self.max_chars = max_chars
-        self.buffer = ""
-
-    def feed(self, piece: str) -> list[str]:
-        self.buffer += piece
-        out: list[str] = []
-        while True:
-            m = _SENTENCE_END.search(self.buffer)
-            if m is not None:
-                cut = m.end()
-            elif len(self.buffer) >= self.max_chars and " " in self.buffer[1:]:
-                cut = self.buffer.rindex(" ") + 1
-            else:
-                return out
-            out.append(self.buffer[:cut])
-            self.buffer = self.buffer[cut:]
-
-    def flush(self) -> list[str]:
-        rest, self.buffer = self.buffer, ""
-        return [rest] if rest else []
+    # The tail of each checked text not shown until it is checked again with what follows:
+    # PII up to this long (an IBAN is at most 42 with spaces) cannot slip through a cut.
+    holdback_chars: int = 48
 
 
 async def _aclose(stream: object) -> None:
@@ -141,6 +116,7 @@ class _Ready:
     passages: list[Passage]
     input_safety: Verdict
     model: ModelRef
+    guarded: list[GuardedPassage]
 
     def answered(self, gen: Generation | None, text: str, verdict: Verdict) -> Answer:
         """The Answer for generated `text` (already redacted if needed) and its output verdict."""
@@ -157,6 +133,7 @@ class _Ready:
             completion_tokens=gen.completion_tokens if gen else 0,
             finish_reason=gen.finish_reason if gen else "",
             retrieved=self.passages,
+            guarded=self.guarded,
         )
 
 
@@ -205,17 +182,41 @@ class AnswerService:
         # A question with PII is answered from its redacted form: PII never reaches the model.
         text = verdict.redacted_text if verdict.verdict is Verdict.REDACT else q.text
         passages: list[Passage] = []
+        guarded: list[GuardedPassage] = []
         if q.rag:
             with sw.stage("embedding"):
                 vector = await self.retriever.embed(text)
             with sw.stage("retrieval"):
                 passages = await self.retriever.search(text, vector, q.top_k)
+            with sw.stage("context_safety"):
+                passages, guarded = await self._guard_passages(passages)
         with sw.stage("prompt"):
             prompt = await self.prompts.render(q.prompt_name, q.prompt_label, text, passages)
         with sw.stage("model"):
             model = await self.models.resolve(q.model_alias)
             await self.generator.prepare(model)
-        return _Ready(prompt, passages, verdict.verdict, model)
+        return _Ready(prompt, passages, verdict.verdict, model, guarded)
+
+    async def _guard_passages(self, passages: list[Passage]
+                              ) -> tuple[list[Passage], list[GuardedPassage]]:
+        """Indirect prompt injection: every retrieved passage is checked (direction "context")
+        before it enters the prompt. One that tries to instruct the model is dropped or
+        neutralised, as the tenant's safety policy says; the rest are renumbered [1..n]."""
+        results = await asyncio.gather(*(self.guard.check(p.text, "context") for p in passages))
+        kept: list[Passage] = []
+        guarded: list[GuardedPassage] = []
+        for p, r in zip(passages, results, strict=True):
+            if r.injection_action is not None:
+                guarded.append(GuardedPassage(p.document_id, p.chunk_id, r.injection_action,
+                                              r.injection_score))
+            if r.verdict is Verdict.BLOCK:
+                continue
+            text = r.redacted_text if r.verdict is Verdict.REDACT else p.text
+            kept.append(dataclasses.replace(p, marker=len(kept) + 1, text=text))
+        if guarded:
+            log.warning("retrieved passages tried to instruct the model: %s", ", ".join(
+                f"{g.chunk_id} {g.action.value}" for g in guarded))
+        return kept, guarded
 
     async def answer(self, q: Question) -> Answer:
         self.validate(q)
@@ -244,10 +245,11 @@ class AnswerService:
         """Yields checked answer text pieces, then the final Answer.
 
         Nothing unchecked reaches the client: the model's tokens are held back until a sentence
-        (or `segment_chars` of text) is complete, that segment goes through the output check,
-        and only its allowed or redacted form is yielded. A blocked segment ends generation and
-        the final Answer is the refusal. Time to first token is therefore time to the first
-        checked segment.
+        (or `segment_chars` of text) is complete, that segment goes through the output check
+        together with the previous segment's held-back tail (`holdback_chars`, so PII split by
+        the cut is seen whole), and only the allowed or redacted text before the new tail is
+        yielded. A blocked segment ends generation and the final Answer is the refusal. Time to
+        first token is therefore time to the first released text.
         """
         self.validate(q)
         sw = Stopwatch()
@@ -259,6 +261,7 @@ class AnswerService:
         ttft = 0.0
         t0 = time.perf_counter()
         segments = Segmenter(self.limits.segment_chars)
+        window = OutputWindow(self.guard, self.limits.holdback_chars)
         shown: list[str] = []
         worst = Verdict.ALLOW
         check_ms = 0.0
@@ -268,17 +271,18 @@ class AnswerService:
             async for piece in pieces:
                 if isinstance(piece, Generation):
                     gen = piece
-                    ready_segments = segments.flush()
+                    ready_segments = [("".join(segments.flush()), True)]
                 else:
-                    ready_segments = segments.feed(piece)
-                for segment in ready_segments:
+                    ready_segments = [(s, False) for s in segments.feed(piece)]
+                for segment, final in ready_segments:
                     c0 = time.perf_counter()
-                    out = await self.guard.check(segment, "output")
+                    text, verdict = await window.push(segment, final)
                     check_ms += (time.perf_counter() - c0) * 1000
-                    worst = max(worst, out.verdict, key=_SEVERITY.__getitem__)
-                    if out.verdict is Verdict.BLOCK:
+                    worst = max(worst, verdict, key=_SEVERITY.__getitem__)
+                    if verdict is Verdict.BLOCK:
                         break
-                    text = out.redacted_text if out.verdict is Verdict.REDACT else segment
+                    if not text:
+                        continue
                     if not ttft:
                         ttft = (time.perf_counter() - t0) * 1000
                     shown.append(text)

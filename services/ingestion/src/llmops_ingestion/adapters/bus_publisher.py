@@ -11,9 +11,13 @@ PRODUCER = "ingestion"
 
 
 class BusChunkPublisher:
-    def __init__(self, bus: EventBus, chunks_per_event: int) -> None:
+    def __init__(
+        self, bus: EventBus, chunks_per_event: int,
+        chunks_created: events.EventType[events_pb2.ChunksCreated] = events.CHUNKS_CREATED,
+    ) -> None:
         self.bus = bus
         self.chunks_per_event = chunks_per_event
+        self.chunks_created = chunks_created
 
     async def publish_chunks(self, doc: PreparedDocument, version: int) -> None:
         ref = events_pb2.DocumentRef(
@@ -47,7 +51,7 @@ class BusChunkPublisher:
                 batch_index=i,
                 batch_count=len(batches),
             )))
-        await self.bus.publish_many(events.CHUNKS_CREATED, out)
+        await self.bus.publish_many(self.chunks_created, out)
 
     async def publish_deleted(self, tenant: str, document_id: str, up_to_version: int) -> None:
         await self.bus.publish(

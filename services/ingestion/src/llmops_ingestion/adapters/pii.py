@@ -3,7 +3,7 @@ service uses too, without its models)."""
 
 from __future__ import annotations
 
-from llmops_pii import redact_pii
+from llmops_pii import detect_pii, redact_pii
 
 
 class PiiRedactor:
@@ -12,3 +12,6 @@ class PiiRedactor:
     def redact(self, text: str) -> tuple[str, int]:
         result = redact_pii(text)
         return result.text, len(result.findings)
+
+    def categories(self, text: str) -> tuple[str, ...]:
+        return tuple(sorted({f.category for f in detect_pii(text)}))

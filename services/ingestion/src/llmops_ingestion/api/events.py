@@ -13,7 +13,13 @@ from llmops_kit.errors import PoisonMessage
 from llmops_kit.kafka import Batch, EventBus
 
 
-def register(bus: EventBus, service: IngestionService, max_records: int) -> None:
+def register(
+    bus: EventBus, service: IngestionService, max_records: int,
+    submitted: events.EventType[events_pb2.DocumentSubmitted] = events.DOCUMENT_SUBMITTED,
+    group: str = "ingestion",
+) -> None:
+    """`submitted` and `group` are the platform's; tests pass their own to stay isolated."""
+
     async def on_submitted(batch: Batch[events_pb2.DocumentSubmitted]) -> None:
         for item in batch.items:
             env = item.event.envelope
@@ -40,7 +46,7 @@ def register(bus: EventBus, service: IngestionService, max_records: int) -> None
                 len(ev.chunk_ids),
             )
 
-    bus.subscribe_batch(events.DOCUMENT_SUBMITTED, "ingestion", on_submitted,
+    bus.subscribe_batch(submitted, group, on_submitted,
                         max_records=max_records)
     bus.subscribe_batch(events.DOCUMENT_DELETED, "ingestion-deletes", on_deleted)
     bus.subscribe_batch(events.CHUNKS_INDEXED, "ingestion-status", on_indexed, max_records=256)

@@ -26,7 +26,9 @@ def validate_id(document_id: str) -> None:
     if not _ID.match(document_id):
         raise InvalidDocument(
             "BAD_DOCUMENT_ID",
-            f"document_id {document_id[:80]!r} must be 1-256 chars of letters, digits and ._:/@+-",
+            # The id itself is not echoed: errors end up in DLQ headers and logs.
+            f"document_id ({len(document_id)} chars) must be 1-256 chars of letters, digits "
+            "and ._:/@+-",
         )
 
 

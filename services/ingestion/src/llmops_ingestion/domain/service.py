@@ -54,8 +54,7 @@ class IngestionService:
         version 0 here and re-keyed in `submit` once the store has chosen the version.
         """
         validate_id(doc.document_id)
-        if len(doc.title) > self.limits.max_title_chars:
-            raise InvalidDocument("TITLE_TOO_LONG", f"title exceeds {self.limits.max_title_chars}")
+        self._refuse_pii_identifiers(doc)
         if len(doc.metadata) > self.limits.max_metadata_entries:
             raise InvalidDocument(
                 "TOO_MUCH_METADATA", f"more than {self.limits.max_metadata_entries} metadata keys"
@@ -64,27 +63,58 @@ class IngestionService:
             if not key or len(value) > self.limits.max_metadata_value_chars:
                 raise InvalidDocument("BAD_METADATA", f"metadata key {key[:40]!r} is empty or too long")
         text = extract_text(doc.content, doc.content_type, self.limits.max_document_bytes)
-        title = doc.title
+        title, source, metadata = doc.title, doc.source, dict(doc.metadata)
         if self.redactor is not None:
-            # PII never reaches the bus, the vector store or search results.
-            text, _ = self.redactor.redact(text)
-            title, _ = self.redactor.redact(title)
+            # PII never reaches the store, the bus, the vector store or search results: every
+            # free-text field is redacted here, for the gRPC and the Kafka path alike.
+            redact = self.redactor.redact
+            text, title, source = redact(text)[0], redact(title)[0], redact(source)[0]
+            metadata = {key: redact(value)[0] for key, value in metadata.items()}
+        # Checked after redaction: the stored title is what must fit.
+        if len(title) > self.limits.max_title_chars:
+            raise InvalidDocument("TITLE_TOO_LONG", f"title exceeds {self.limits.max_title_chars}")
         chunks, dropped = chunk_document(
             doc.tenant, doc.document_id, 0, text, self.tokenizer, self.policy
         )
         fingerprint = hashlib.sha256(json.dumps(
-            [text, title, doc.source, sorted(doc.metadata.items())], ensure_ascii=False
+            [text, title, source, sorted(metadata.items())], ensure_ascii=False
         ).encode()).hexdigest()
         return PreparedDocument(
             tenant=doc.tenant,
             document_id=doc.document_id,
             title=title,
-            source=doc.source,
-            metadata=dict(doc.metadata),
+            source=source,
+            metadata=metadata,
             fingerprint=fingerprint,
             chunks=chunks,
             duplicates_dropped=dropped,
         )
+
+    def _refuse_pii_identifiers(self, doc: IncomingDocument) -> None:
+        """Identifiers are refused rather than redacted: the document id keys the store, the
+        chunk ids, the bus and every later delete, and two ids (or metadata keys) redacted to
+        the same label would collide. Neither the id nor the PII is echoed in the error."""
+        if self.redactor is None:
+            return
+        found = self.redactor.categories(doc.document_id)
+        if found:
+            raise InvalidDocument(
+                "DOCUMENT_ID_CONTAINS_PII",
+                f"document_id contains personal data ({', '.join(found)}); use an opaque id",
+            )
+        for i, key in enumerate(doc.metadata):
+            found = self.redactor.categories(key)
+            if found:
+                raise InvalidDocument(
+                    "METADATA_KEY_CONTAINS_PII",
+                    f"metadata key #{i} contains personal data ({', '.join(found)}); keys are "
+                    "field names, put the data in a value (values are redacted)",
+                )
+
+    def _label(self, doc: IncomingDocument) -> str:
+        """The document as error messages name it: its id, redacted, shortened."""
+        label = doc.document_id[:80]
+        return self.redactor.redact(label)[0] if self.redactor is not None else label
 
     def prepare_batch(self, docs: list[IncomingDocument]) -> list[PreparedDocument]:
         """All-or-nothing validation of a batch; the error names the offending index."""
@@ -104,7 +134,7 @@ class IngestionService:
                 prepared.append(self.prepare(doc))
             except InvalidDocument as exc:
                 raise InvalidDocument(
-                    exc.reason, f"documents[{i}] ({doc.document_id[:80]!r}): {exc.message}"
+                    exc.reason, f"documents[{i}] ({self._label(doc)!r}): {exc.message}"
                 ) from exc
         return prepared
 
@@ -130,7 +160,7 @@ class IngestionService:
         validate_id(document_id)
         record = await self.store.get(tenant, document_id)
         if record is None:
-            raise DocumentNotFound("DOCUMENT_NOT_FOUND", f"no document {document_id!r}")
+            raise DocumentNotFound("DOCUMENT_NOT_FOUND", "no such document in this tenant")
         version = await self.store.mark_deleted(tenant, document_id, record.version)
         await self.publisher.publish_deleted(tenant, document_id, version)
         return version
@@ -143,7 +173,7 @@ class IngestionService:
         validate_id(document_id)
         record = await self.store.get(tenant, document_id)
         if record is None:
-            raise DocumentNotFound("DOCUMENT_NOT_FOUND", f"no document {document_id!r}")
+            raise DocumentNotFound("DOCUMENT_NOT_FOUND", "no such document in this tenant")
         return record
 
     async def on_indexed(

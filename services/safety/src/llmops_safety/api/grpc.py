@@ -13,7 +13,13 @@ import grpc
 from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
 from llmops_kit.context import current_tenant
 from llmops_kit.errors import InvalidArgument, Unauthenticated
-from llmops_safety.api.convert import DIRECTION_FROM_PB, VERDICT_TO_PB, findings_pb, tenant_policy_pb
+from llmops_safety.api.convert import (
+    DIRECTION_FROM_PB,
+    INJECTION_ACTION_TO_PB,
+    VERDICT_TO_PB,
+    findings_pb,
+    tenant_policy_pb,
+)
 from llmops_safety.domain.model import ALL_CATEGORIES
 from llmops_safety.domain.service import SafetyService
 
@@ -38,16 +44,20 @@ class SafetyServicer(safety_pb2_grpc.SafetyServiceServicer):  # type: ignore[mis
     ) -> safety_pb2.CheckTextResponse:
         direction = DIRECTION_FROM_PB.get(request.direction)
         if direction is None:
-            raise InvalidArgument("DIRECTION_REQUIRED",
-                                  "direction must be DIRECTION_INPUT or DIRECTION_OUTPUT")
+            raise InvalidArgument(
+                "DIRECTION_REQUIRED",
+                "direction must be DIRECTION_INPUT, DIRECTION_OUTPUT or DIRECTION_CONTEXT")
         result = await self.service.check_text(_tenant(), request.text, direction)
         return safety_pb2.CheckTextResponse(
             verdict=VERDICT_TO_PB[result.verdict],
             scores=result.analysis.scores,
-            findings=findings_pb(result.analysis.findings),
+            findings=findings_pb(result.analysis.findings, result.replacements),
             redacted_text=result.redacted_text,
             toxicity_backend=result.analysis.toxicity_backend,
             reasons=list(result.reasons),
+            injection_action=(INJECTION_ACTION_TO_PB[result.injection_action]
+                              if result.injection_action
+                              else safety_pb2.INJECTION_ACTION_UNSPECIFIED),
         )
 
     async def Redact(self, request: Any, context: grpc.aio.ServicerContext) -> safety_pb2.RedactResponse:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from llmops_pii import Finding, apply_redactions, detect_pii
+from llmops_pii import LABELS, Finding, detect_pii
 from llmops_safety.domain.injection import detect_injection
-from llmops_safety.domain.model import TOXICITY, Analysis, CheckResult
-from llmops_safety.domain.policy import DirectionPolicy, decide
+from llmops_safety.domain.model import (
+    NEUTRALISED_LABEL,
+    PROMPT_INJECTION,
+    TOXICITY,
+    Analysis,
+    CheckResult,
+    InjectionAction,
+)
+from llmops_safety.domain.policy import DirectionPolicy, decide, injection_triggered
 from llmops_safety.domain.toxicity import lexicon_score, mask_benign, segments
 from llmops_safety.ports import ToxicityModel
 
@@ -68,5 +75,36 @@ class SafetyEngine:
         analysis = self.analyse(text)
         verdict, reasons = decide(analysis, policy)
         hidden = policy.redact | policy.block
-        redacted = apply_redactions(text, (f for f in analysis.pii if f.category in hidden))
-        return CheckResult(verdict, analysis, redacted, reasons)
+        action = policy.injection_action if injection_triggered(analysis, policy) else None
+        # Neutralised instructions first: a PII finding inside one goes with it.
+        removed = (_merge([f for f in analysis.findings if f.category == PROMPT_INJECTION])
+                   if action is InjectionAction.NEUTRALISE else [])
+        replacements = {
+            f: LABELS[f.category] for f in analysis.pii
+            if f.category in hidden and all(f.end <= s or f.start >= e for s, e in removed)
+        }
+        spans = [(s, e, NEUTRALISED_LABEL) for s, e in removed]
+        spans += [(f.start, f.end, label) for f, label in replacements.items()]
+        return CheckResult(verdict, analysis, _replace(text, spans), reasons, replacements, action)
+
+
+def _merge(findings: list[Finding]) -> list[tuple[int, int]]:
+    """Overlapping spans (several rules matching one instruction) as one span each."""
+    merged: list[tuple[int, int]] = []
+    for f in sorted(findings):
+        if merged and f.start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], f.end))
+        else:
+            merged.append((f.start, f.end))
+    return merged
+
+
+def _replace(text: str, spans: list[tuple[int, int, str]]) -> str:
+    out: list[str] = []
+    pos = 0
+    for start, end, label in sorted(spans):
+        out.append(text[pos:start])
+        out.append(label)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)

@@ -19,6 +19,17 @@ ALL_CATEGORIES: tuple[str, ...] = (*PII_CATEGORIES, TOXICITY, PROMPT_INJECTION)
 class Direction(enum.Enum):
     INPUT = "input"
     OUTPUT = "output"
+    # A retrieved passage about to enter a prompt (indirect prompt injection).
+    CONTEXT = "context"
+
+
+class InjectionAction(enum.Enum):
+    """What a text whose prompt-injection score reaches the threshold gets."""
+
+    DROP = "drop"  # verdict BLOCK: the caller leaves the text out
+    NEUTRALISE = "neutralise"  # verdict REDACT: instruction-like spans replaced
+
+NEUTRALISED_LABEL = "[INSTRUCTION REMOVED]"
 
 
 class Verdict(enum.Enum):
@@ -46,3 +57,7 @@ class CheckResult:
     analysis: Analysis
     redacted_text: str
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    # Each PII finding hidden in redacted_text, with the label that replaced it.
+    replacements: dict[Finding, str] = field(default_factory=dict)
+    # Set when the prompt-injection score reached the threshold: what the policy did.
+    injection_action: InjectionAction | None = None

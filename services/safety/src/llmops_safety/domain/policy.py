@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from llmops_pii import PII_CATEGORIES
-from llmops_safety.domain.model import Analysis, Direction, Verdict
+from llmops_safety.domain.model import Analysis, Direction, InjectionAction, Verdict
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,8 @@ class DirectionPolicy:
     injection_block: float | None = 0.7
     redact: frozenset[str] = frozenset(PII_CATEGORIES)
     block: frozenset[str] = frozenset()
+    # At or above injection_block: drop (BLOCK) or neutralise (REDACT, instructions removed).
+    injection_action: InjectionAction = InjectionAction.DROP
 
     def __post_init__(self) -> None:
         overlap = self.redact & self.block
@@ -34,8 +36,15 @@ class TenantPolicy:
         redact=frozenset(PII_CATEGORIES) - {"pii.api_key", "pii.secret"},
         block=frozenset({"pii.api_key", "pii.secret"}),
     ))
+    # Retrieved passages: a document that tries to instruct the model is an attack (indirect
+    # prompt injection); rude words in a document are not, so toxicity only scores.
+    context: DirectionPolicy = field(default_factory=lambda: DirectionPolicy(
+        toxicity_block=None, injection_block=0.7,
+    ))
 
     def for_direction(self, direction: Direction) -> DirectionPolicy:
+        if direction is Direction.CONTEXT:
+            return self.context
         return self.input if direction is Direction.INPUT else self.output
 
 
@@ -53,6 +62,11 @@ class PolicyBook:
         return self.default, "default"
 
 
+def injection_triggered(analysis: Analysis, policy: DirectionPolicy) -> bool:
+    inj = analysis.scores.get("prompt_injection", 0.0)
+    return policy.injection_block is not None and inj >= policy.injection_block
+
+
 def decide(analysis: Analysis, policy: DirectionPolicy) -> tuple[Verdict, tuple[str, ...]]:
     """BLOCK beats REDACT beats ALLOW; every reason that applies is listed."""
     blocks: list[str] = []
@@ -60,9 +74,13 @@ def decide(analysis: Analysis, policy: DirectionPolicy) -> tuple[Verdict, tuple[
     tox = analysis.scores.get("toxicity", 0.0)
     if policy.toxicity_block is not None and tox >= policy.toxicity_block:
         blocks.append(f"toxicity {tox:.2f} >= {policy.toxicity_block:.2f}")
-    inj = analysis.scores.get("prompt_injection", 0.0)
-    if policy.injection_block is not None and inj >= policy.injection_block:
-        blocks.append(f"prompt_injection {inj:.2f} >= {policy.injection_block:.2f}")
+    if injection_triggered(analysis, policy):
+        inj = analysis.scores["prompt_injection"]
+        reason = f"prompt_injection {inj:.2f} >= {policy.injection_block:.2f}"
+        if policy.injection_action is InjectionAction.NEUTRALISE:
+            redacts.append(f"{reason} neutralised")
+        else:
+            blocks.append(reason)
     found = sorted({f.category for f in analysis.pii})
     blocks.extend(f"{c} blocked" for c in found if c in policy.block)
     redacts.extend(f"{c} redacted" for c in found if c in policy.redact)

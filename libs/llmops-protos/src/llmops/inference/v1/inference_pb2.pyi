@@ -39,6 +39,27 @@ SAFETY_OUTCOME_REDACT: SafetyOutcome.ValueType  # 2
 SAFETY_OUTCOME_BLOCK: SafetyOutcome.ValueType  # 3
 Global___SafetyOutcome: _TypeAlias = SafetyOutcome  # noqa: Y015
 
+class _PassageAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PassageActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PassageAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PASSAGE_ACTION_UNSPECIFIED: _PassageAction.ValueType  # 0
+    PASSAGE_ACTION_DROPPED: _PassageAction.ValueType  # 1
+    """Left out of the prompt."""
+    PASSAGE_ACTION_NEUTRALISED: _PassageAction.ValueType  # 2
+    """Kept, with its instruction-like spans removed."""
+
+class PassageAction(_PassageAction, metaclass=_PassageActionEnumTypeWrapper): ...
+
+PASSAGE_ACTION_UNSPECIFIED: PassageAction.ValueType  # 0
+PASSAGE_ACTION_DROPPED: PassageAction.ValueType  # 1
+"""Left out of the prompt."""
+PASSAGE_ACTION_NEUTRALISED: PassageAction.ValueType  # 2
+"""Kept, with its instruction-like spans removed."""
+Global___PassageAction: _TypeAlias = PassageAction  # noqa: Y015
+
 @_typing.final
 class GenerateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -139,6 +160,39 @@ class Citation(_message.Message):
 Global___Citation: _TypeAlias = Citation  # noqa: Y015
 
 @_typing.final
+class GuardedPassage(_message.Message):
+    """A retrieved passage that tried to instruct the model (indirect prompt injection), and what
+    the tenant's safety policy did with it before the prompt was rendered.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    CHUNK_ID_FIELD_NUMBER: _builtins.int
+    ACTION_FIELD_NUMBER: _builtins.int
+    INJECTION_SCORE_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    chunk_id: _builtins.str
+    action: Global___PassageAction.ValueType
+    injection_score: _builtins.float
+    """The passage's prompt-injection score in [0, 1]."""
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        chunk_id: _builtins.str = ...,
+        action: Global___PassageAction.ValueType = ...,
+        injection_score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "chunk_id", b"chunk_id", "document_id", b"document_id", "injection_score", b"injection_score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GuardedPassage: _TypeAlias = GuardedPassage  # noqa: Y015
+
+@_typing.final
 class StageLatency(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -177,6 +231,7 @@ class GenerateResponse(_message.Message):
     CACHED_FIELD_NUMBER: _builtins.int
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     SOURCES_FIELD_NUMBER: _builtins.int
+    GUARDED_PASSAGES_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     model_version: _builtins.str
     """"<model name>@<version>"; empty when the input was blocked before generation."""
@@ -200,6 +255,10 @@ class GenerateResponse(_message.Message):
         are the ones the answer rests on.
         """
 
+    @_builtins.property
+    def guarded_passages(self) -> _containers.RepeatedCompositeFieldContainer[Global___GuardedPassage]:
+        """Retrieved passages dropped or neutralised as prompt injection (not in `sources`' text)."""
+
     def __init__(
         self,
         *,
@@ -216,10 +275,11 @@ class GenerateResponse(_message.Message):
         cached: _builtins.bool = ...,
         finish_reason: _builtins.str = ...,
         sources: _abc.Iterable[Global___Citation] | None = ...,
+        guarded_passages: _abc.Iterable[Global___GuardedPassage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "blocked", b"blocked", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "finish_reason", b"finish_reason", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "sources", b"sources", "stages", b"stages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "blocked", b"blocked", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "finish_reason", b"finish_reason", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "sources", b"sources", "stages", b"stages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -271,6 +331,7 @@ class InferenceCompleted(_message.Message):
     CACHED_FIELD_NUMBER: _builtins.int
     STREAMED_FIELD_NUMBER: _builtins.int
     TOTAL_MS_FIELD_NUMBER: _builtins.int
+    GUARDED_PASSAGES_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     prompt_version: _builtins.str
     time_to_first_token_ms: _builtins.float
@@ -290,6 +351,10 @@ class InferenceCompleted(_message.Message):
     def stages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StageLatency]: ...
     @_builtins.property
     def retrieved_chunk_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def guarded_passages(self) -> _containers.RepeatedCompositeFieldContainer[Global___GuardedPassage]:
+        """Retrieved passages dropped or neutralised as prompt injection."""
+
     def __init__(
         self,
         *,
@@ -308,10 +373,11 @@ class InferenceCompleted(_message.Message):
         cached: _builtins.bool = ...,
         streamed: _builtins.bool = ...,
         total_ms: _builtins.float = ...,
+        guarded_passages: _abc.Iterable[Global___GuardedPassage] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "completion_tokens", b"completion_tokens", "envelope", b"envelope", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "redacted_answer", b"redacted_answer", "redacted_question", b"redacted_question", "retrieved_chunk_ids", b"retrieved_chunk_ids", "stages", b"stages", "streamed", b"streamed", "time_to_first_token_ms", b"time_to_first_token_ms", "total_ms", b"total_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "completion_tokens", b"completion_tokens", "envelope", b"envelope", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "redacted_answer", b"redacted_answer", "redacted_question", b"redacted_question", "retrieved_chunk_ids", b"retrieved_chunk_ids", "stages", b"stages", "streamed", b"streamed", "time_to_first_token_ms", b"time_to_first_token_ms", "total_ms", b"total_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

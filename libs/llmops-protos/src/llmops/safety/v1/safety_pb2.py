@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from llmops.common.v1 import envelope_pb2 as llmops_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dllmops/safety/v1/safety.proto\x12\x10llmops.safety.v1\x1a\x1fllmops/common/v1/envelope.proto\"T\n\x07\x46inding\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\r\x12\x0b\n\x03\x65nd\x18\x03 \x01(\r\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x0c\n\x04rule\x18\x05 \x01(\t\"P\n\x10\x43heckTextRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12.\n\tdirection\x18\x02 \x01(\x0e\x32\x1b.llmops.safety.v1.Direction\"\x9e\x02\n\x11\x43heckTextResponse\x12*\n\x07verdict\x18\x01 \x01(\x0e\x32\x19.llmops.safety.v1.Verdict\x12?\n\x06scores\x18\x02 \x03(\x0b\x32/.llmops.safety.v1.CheckTextResponse.ScoresEntry\x12+\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x19.llmops.safety.v1.Finding\x12\x15\n\rredacted_text\x18\x04 \x01(\t\x12\x18\n\x10toxicity_backend\x18\x05 \x01(\t\x12\x0f\n\x07reasons\x18\x06 \x03(\t\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"1\n\rRedactRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x12\n\ncategories\x18\x02 \x03(\t\"T\n\x0eRedactResponse\x12\x15\n\rredacted_text\x18\x01 \x01(\t\x12+\n\x08\x66indings\x18\x02 \x03(\x0b\x32\x19.llmops.safety.v1.Finding\"\x10\n\x0eGetInfoRequest\"\xd0\x01\n\x0f\x44irectionPolicy\x12%\n\x18toxicity_block_threshold\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12&\n\x19injection_block_threshold\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x19\n\x11redact_categories\x18\x03 \x03(\t\x12\x18\n\x10\x62lock_categories\x18\x04 \x03(\tB\x1b\n\x19_toxicity_block_thresholdB\x1c\n\x1a_injection_block_threshold\"s\n\x0cTenantPolicy\x12\x30\n\x05input\x18\x01 \x01(\x0b\x32!.llmops.safety.v1.DirectionPolicy\x12\x31\n\x06output\x18\x02 \x01(\x0b\x32!.llmops.safety.v1.DirectionPolicy\"\x80\x02\n\x0fGetInfoResponse\x12\x18\n\x10toxicity_backend\x18\x01 \x01(\t\x12\x1f\n\x17toxicity_backend_detail\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12.\n\x06policy\x18\x04 \x01(\x0b\x32\x1e.llmops.safety.v1.TenantPolicy\x12\x15\n\rpolicy_source\x18\x05 \x01(\t\x12\x12\n\ncategories\x18\x06 \x03(\t\x12\x18\n\x10\x65vents_published\x18\x07 \x01(\x04\x12\x15\n\revents_failed\x18\x08 \x01(\x04\x12\x16\n\x0e\x65vents_dropped\x18\t \x01(\x04\"\x97\x03\n\x13SafetyVerdictIssued\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12.\n\tdirection\x18\x02 \x01(\x0e\x32\x1b.llmops.safety.v1.Direction\x12*\n\x07verdict\x18\x03 \x01(\x0e\x32\x19.llmops.safety.v1.Verdict\x12\x41\n\x06scores\x18\x04 \x03(\x0b\x32\x31.llmops.safety.v1.SafetyVerdictIssued.ScoresEntry\x12+\n\x08\x66indings\x18\x05 \x03(\x0b\x32\x19.llmops.safety.v1.Finding\x12\x18\n\x10toxicity_backend\x18\x06 \x01(\t\x12\x0f\n\x07reasons\x18\x07 \x03(\t\x12\x12\n\ntext_chars\x18\x08 \x01(\r\x12\x18\n\x10redacted_excerpt\x18\t \x01(\t\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01*Q\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44IRECTION_INPUT\x10\x01\x12\x14\n\x10\x44IRECTION_OUTPUT\x10\x02*\\\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n\rVERDICT_ALLOW\x10\x01\x12\x12\n\x0eVERDICT_REDACT\x10\x02\x12\x11\n\rVERDICT_BLOCK\x10\x03\x32\x82\x02\n\rSafetyService\x12T\n\tCheckText\x12\".llmops.safety.v1.CheckTextRequest\x1a#.llmops.safety.v1.CheckTextResponse\x12K\n\x06Redact\x12\x1f.llmops.safety.v1.RedactRequest\x1a .llmops.safety.v1.RedactResponse\x12N\n\x07GetInfo\x12 .llmops.safety.v1.GetInfoRequest\x1a!.llmops.safety.v1.GetInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dllmops/safety/v1/safety.proto\x12\x10llmops.safety.v1\x1a\x1fllmops/common/v1/envelope.proto\"i\n\x07\x46inding\x12\x10\n\x08\x63\x61tegory\x18\x01 \x01(\t\x12\r\n\x05start\x18\x02 \x01(\r\x12\x0b\n\x03\x65nd\x18\x03 \x01(\r\x12\r\n\x05score\x18\x04 \x01(\x02\x12\x0c\n\x04rule\x18\x05 \x01(\t\x12\x13\n\x0breplacement\x18\x06 \x01(\t\"P\n\x10\x43heckTextRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12.\n\tdirection\x18\x02 \x01(\x0e\x32\x1b.llmops.safety.v1.Direction\"\xdb\x02\n\x11\x43heckTextResponse\x12*\n\x07verdict\x18\x01 \x01(\x0e\x32\x19.llmops.safety.v1.Verdict\x12?\n\x06scores\x18\x02 \x03(\x0b\x32/.llmops.safety.v1.CheckTextResponse.ScoresEntry\x12+\n\x08\x66indings\x18\x03 \x03(\x0b\x32\x19.llmops.safety.v1.Finding\x12\x15\n\rredacted_text\x18\x04 \x01(\t\x12\x18\n\x10toxicity_backend\x18\x05 \x01(\t\x12\x0f\n\x07reasons\x18\x06 \x03(\t\x12;\n\x10injection_action\x18\x07 \x01(\x0e\x32!.llmops.safety.v1.InjectionAction\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\"1\n\rRedactRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x12\n\ncategories\x18\x02 \x03(\t\"T\n\x0eRedactResponse\x12\x15\n\rredacted_text\x18\x01 \x01(\t\x12+\n\x08\x66indings\x18\x02 \x03(\x0b\x32\x19.llmops.safety.v1.Finding\"\x10\n\x0eGetInfoRequest\"\x8d\x02\n\x0f\x44irectionPolicy\x12%\n\x18toxicity_block_threshold\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12&\n\x19injection_block_threshold\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x19\n\x11redact_categories\x18\x03 \x03(\t\x12\x18\n\x10\x62lock_categories\x18\x04 \x03(\t\x12;\n\x10injection_action\x18\x05 \x01(\x0e\x32!.llmops.safety.v1.InjectionActionB\x1b\n\x19_toxicity_block_thresholdB\x1c\n\x1a_injection_block_threshold\"\xa7\x01\n\x0cTenantPolicy\x12\x30\n\x05input\x18\x01 \x01(\x0b\x32!.llmops.safety.v1.DirectionPolicy\x12\x31\n\x06output\x18\x02 \x01(\x0b\x32!.llmops.safety.v1.DirectionPolicy\x12\x32\n\x07\x63ontext\x18\x03 \x01(\x0b\x32!.llmops.safety.v1.DirectionPolicy\"\x80\x02\n\x0fGetInfoResponse\x12\x18\n\x10toxicity_backend\x18\x01 \x01(\t\x12\x1f\n\x17toxicity_backend_detail\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12.\n\x06policy\x18\x04 \x01(\x0b\x32\x1e.llmops.safety.v1.TenantPolicy\x12\x15\n\rpolicy_source\x18\x05 \x01(\t\x12\x12\n\ncategories\x18\x06 \x03(\t\x12\x18\n\x10\x65vents_published\x18\x07 \x01(\x04\x12\x15\n\revents_failed\x18\x08 \x01(\x04\x12\x16\n\x0e\x65vents_dropped\x18\t \x01(\x04\"\x97\x03\n\x13SafetyVerdictIssued\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12.\n\tdirection\x18\x02 \x01(\x0e\x32\x1b.llmops.safety.v1.Direction\x12*\n\x07verdict\x18\x03 \x01(\x0e\x32\x19.llmops.safety.v1.Verdict\x12\x41\n\x06scores\x18\x04 \x03(\x0b\x32\x31.llmops.safety.v1.SafetyVerdictIssued.ScoresEntry\x12+\n\x08\x66indings\x18\x05 \x03(\x0b\x32\x19.llmops.safety.v1.Finding\x12\x18\n\x10toxicity_backend\x18\x06 \x01(\t\x12\x0f\n\x07reasons\x18\x07 \x03(\t\x12\x12\n\ntext_chars\x18\x08 \x01(\r\x12\x18\n\x10redacted_excerpt\x18\t \x01(\t\x1a-\n\x0bScoresEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01*h\n\tDirection\x12\x19\n\x15\x44IRECTION_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44IRECTION_INPUT\x10\x01\x12\x14\n\x10\x44IRECTION_OUTPUT\x10\x02\x12\x15\n\x11\x44IRECTION_CONTEXT\x10\x03*o\n\x0fInjectionAction\x12 \n\x1cINJECTION_ACTION_UNSPECIFIED\x10\x00\x12\x19\n\x15INJECTION_ACTION_DROP\x10\x01\x12\x1f\n\x1bINJECTION_ACTION_NEUTRALISE\x10\x02*\\\n\x07Verdict\x12\x17\n\x13VERDICT_UNSPECIFIED\x10\x00\x12\x11\n\rVERDICT_ALLOW\x10\x01\x12\x12\n\x0eVERDICT_REDACT\x10\x02\x12\x11\n\rVERDICT_BLOCK\x10\x03\x32\x82\x02\n\rSafetyService\x12T\n\tCheckText\x12\".llmops.safety.v1.CheckTextRequest\x1a#.llmops.safety.v1.CheckTextResponse\x12K\n\x06Redact\x12\x1f.llmops.safety.v1.RedactRequest\x1a .llmops.safety.v1.RedactResponse\x12N\n\x07GetInfo\x12 .llmops.safety.v1.GetInfoRequest\x1a!.llmops.safety.v1.GetInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,34 +36,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHECKTEXTRESPONSE_SCORESENTRY']._serialized_options = b'8\001'
   _globals['_SAFETYVERDICTISSUED_SCORESENTRY']._loaded_options = None
   _globals['_SAFETYVERDICTISSUED_SCORESENTRY']._serialized_options = b'8\001'
-  _globals['_DIRECTION']._serialized_start=1693
-  _globals['_DIRECTION']._serialized_end=1774
-  _globals['_VERDICT']._serialized_start=1776
-  _globals['_VERDICT']._serialized_end=1868
+  _globals['_DIRECTION']._serialized_start=1889
+  _globals['_DIRECTION']._serialized_end=1993
+  _globals['_INJECTIONACTION']._serialized_start=1995
+  _globals['_INJECTIONACTION']._serialized_end=2106
+  _globals['_VERDICT']._serialized_start=2108
+  _globals['_VERDICT']._serialized_end=2200
   _globals['_FINDING']._serialized_start=84
-  _globals['_FINDING']._serialized_end=168
-  _globals['_CHECKTEXTREQUEST']._serialized_start=170
-  _globals['_CHECKTEXTREQUEST']._serialized_end=250
-  _globals['_CHECKTEXTRESPONSE']._serialized_start=253
-  _globals['_CHECKTEXTRESPONSE']._serialized_end=539
-  _globals['_CHECKTEXTRESPONSE_SCORESENTRY']._serialized_start=494
-  _globals['_CHECKTEXTRESPONSE_SCORESENTRY']._serialized_end=539
-  _globals['_REDACTREQUEST']._serialized_start=541
-  _globals['_REDACTREQUEST']._serialized_end=590
-  _globals['_REDACTRESPONSE']._serialized_start=592
-  _globals['_REDACTRESPONSE']._serialized_end=676
-  _globals['_GETINFOREQUEST']._serialized_start=678
-  _globals['_GETINFOREQUEST']._serialized_end=694
-  _globals['_DIRECTIONPOLICY']._serialized_start=697
-  _globals['_DIRECTIONPOLICY']._serialized_end=905
-  _globals['_TENANTPOLICY']._serialized_start=907
-  _globals['_TENANTPOLICY']._serialized_end=1022
-  _globals['_GETINFORESPONSE']._serialized_start=1025
-  _globals['_GETINFORESPONSE']._serialized_end=1281
-  _globals['_SAFETYVERDICTISSUED']._serialized_start=1284
-  _globals['_SAFETYVERDICTISSUED']._serialized_end=1691
-  _globals['_SAFETYVERDICTISSUED_SCORESENTRY']._serialized_start=494
-  _globals['_SAFETYVERDICTISSUED_SCORESENTRY']._serialized_end=539
-  _globals['_SAFETYSERVICE']._serialized_start=1871
-  _globals['_SAFETYSERVICE']._serialized_end=2129
+  _globals['_FINDING']._serialized_end=189
+  _globals['_CHECKTEXTREQUEST']._serialized_start=191
+  _globals['_CHECKTEXTREQUEST']._serialized_end=271
+  _globals['_CHECKTEXTRESPONSE']._serialized_start=274
+  _globals['_CHECKTEXTRESPONSE']._serialized_end=621
+  _globals['_CHECKTEXTRESPONSE_SCORESENTRY']._serialized_start=576
+  _globals['_CHECKTEXTRESPONSE_SCORESENTRY']._serialized_end=621
+  _globals['_REDACTREQUEST']._serialized_start=623
+  _globals['_REDACTREQUEST']._serialized_end=672
+  _globals['_REDACTRESPONSE']._serialized_start=674
+  _globals['_REDACTRESPONSE']._serialized_end=758
+  _globals['_GETINFOREQUEST']._serialized_start=760
+  _globals['_GETINFOREQUEST']._serialized_end=776
+  _globals['_DIRECTIONPOLICY']._serialized_start=779
+  _globals['_DIRECTIONPOLICY']._serialized_end=1048
+  _globals['_TENANTPOLICY']._serialized_start=1051
+  _globals['_TENANTPOLICY']._serialized_end=1218
+  _globals['_GETINFORESPONSE']._serialized_start=1221
+  _globals['_GETINFORESPONSE']._serialized_end=1477
+  _globals['_SAFETYVERDICTISSUED']._serialized_start=1480
+  _globals['_SAFETYVERDICTISSUED']._serialized_end=1887
+  _globals['_SAFETYVERDICTISSUED_SCORESENTRY']._serialized_start=576
+  _globals['_SAFETYVERDICTISSUED_SCORESENTRY']._serialized_end=621
+  _globals['_SAFETYSERVICE']._serialized_start=2203
+  _globals['_SAFETYSERVICE']._serialized_end=2461
 # @@protoc_insertion_point(module_scope)

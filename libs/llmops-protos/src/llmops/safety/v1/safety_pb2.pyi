@@ -31,6 +31,10 @@ class _DirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Direction.V
     """Text going to a model (a user's prompt, retrieved context)."""
     DIRECTION_OUTPUT: _Direction.ValueType  # 2
     """Text coming from a model (an answer)."""
+    DIRECTION_CONTEXT: _Direction.ValueType  # 3
+    """A retrieved passage about to enter a prompt as context: checked for indirect prompt
+    injection (a document that tries to instruct the model) and PII.
+    """
 
 class Direction(_Direction, metaclass=_DirectionEnumTypeWrapper): ...
 
@@ -39,7 +43,37 @@ DIRECTION_INPUT: Direction.ValueType  # 1
 """Text going to a model (a user's prompt, retrieved context)."""
 DIRECTION_OUTPUT: Direction.ValueType  # 2
 """Text coming from a model (an answer)."""
+DIRECTION_CONTEXT: Direction.ValueType  # 3
+"""A retrieved passage about to enter a prompt as context: checked for indirect prompt
+injection (a document that tries to instruct the model) and PII.
+"""
 Global___Direction: _TypeAlias = Direction  # noqa: Y015
+
+class _InjectionAction:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InjectionActionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InjectionAction.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INJECTION_ACTION_UNSPECIFIED: _InjectionAction.ValueType  # 0
+    INJECTION_ACTION_DROP: _InjectionAction.ValueType  # 1
+    """The passage is left out of the prompt (verdict BLOCK)."""
+    INJECTION_ACTION_NEUTRALISE: _InjectionAction.ValueType  # 2
+    """The passage stays, with every instruction-like span replaced by [INSTRUCTION REMOVED]
+    in redacted_text (verdict REDACT).
+    """
+
+class InjectionAction(_InjectionAction, metaclass=_InjectionActionEnumTypeWrapper):
+    """What happens to a context passage whose prompt-injection score reaches the policy threshold."""
+
+INJECTION_ACTION_UNSPECIFIED: InjectionAction.ValueType  # 0
+INJECTION_ACTION_DROP: InjectionAction.ValueType  # 1
+"""The passage is left out of the prompt (verdict BLOCK)."""
+INJECTION_ACTION_NEUTRALISE: InjectionAction.ValueType  # 2
+"""The passage stays, with every instruction-like span replaced by [INSTRUCTION REMOVED]
+in redacted_text (verdict REDACT).
+"""
+Global___InjectionAction: _TypeAlias = InjectionAction  # noqa: Y015
 
 class _Verdict:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -77,6 +111,7 @@ class Finding(_message.Message):
     END_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     RULE_FIELD_NUMBER: _builtins.int
+    REPLACEMENT_FIELD_NUMBER: _builtins.int
     category: _builtins.str
     """"pii.email", "pii.phone", "pii.credit_card", "pii.iban", "pii.us_ssn", "pii.kr_rrn",
     "pii.ip_address", "pii.api_key", "pii.secret", "toxicity", "prompt_injection".
@@ -86,6 +121,10 @@ class Finding(_message.Message):
     score: _builtins.float
     rule: _builtins.str
     """The detector rule that fired, e.g. "aws_access_key_id", "ignore_previous", "lexicon.en.threat"."""
+    replacement: _builtins.str
+    """What replaced text[start:end] in redacted_text ("[EMAIL]", "[INSTRUCTION REMOVED]"); empty
+    when the span was left as it is. Lets a caller redact any prefix of the text itself.
+    """
     def __init__(
         self,
         *,
@@ -94,10 +133,11 @@ class Finding(_message.Message):
         end: _builtins.int = ...,
         score: _builtins.float = ...,
         rule: _builtins.str = ...,
+        replacement: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "end", b"end", "rule", b"rule", "score", b"score", "start", b"start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "end", b"end", "replacement", b"replacement", "rule", b"rule", "score", b"score", "start", b"start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -156,6 +196,7 @@ class CheckTextResponse(_message.Message):
     REDACTED_TEXT_FIELD_NUMBER: _builtins.int
     TOXICITY_BACKEND_FIELD_NUMBER: _builtins.int
     REASONS_FIELD_NUMBER: _builtins.int
+    INJECTION_ACTION_FIELD_NUMBER: _builtins.int
     verdict: Global___Verdict.ValueType
     redacted_text: _builtins.str
     """The text with every PII finding the policy redacts or blocks replaced by its label; equal to
@@ -163,6 +204,10 @@ class CheckTextResponse(_message.Message):
     """
     toxicity_backend: _builtins.str
     """"detoxify" or "alt-profanity-check"."""
+    injection_action: Global___InjectionAction.ValueType
+    """DIRECTION_CONTEXT only: set when the passage tries to instruct the model (its
+    prompt_injection score reached the threshold) and says what the tenant's policy did.
+    """
     @_builtins.property
     def scores(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """Per-check scores in [0, 1]: "toxicity" (the max of the two below), "toxicity.model",
@@ -185,10 +230,11 @@ class CheckTextResponse(_message.Message):
         redacted_text: _builtins.str = ...,
         toxicity_backend: _builtins.str = ...,
         reasons: _abc.Iterable[_builtins.str] | None = ...,
+        injection_action: Global___InjectionAction.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings", "reasons", b"reasons", "redacted_text", b"redacted_text", "scores", b"scores", "toxicity_backend", b"toxicity_backend", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["findings", b"findings", "injection_action", b"injection_action", "reasons", b"reasons", "redacted_text", b"redacted_text", "scores", b"scores", "toxicity_backend", b"toxicity_backend", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -267,10 +313,13 @@ class DirectionPolicy(_message.Message):
     INJECTION_BLOCK_THRESHOLD_FIELD_NUMBER: _builtins.int
     REDACT_CATEGORIES_FIELD_NUMBER: _builtins.int
     BLOCK_CATEGORIES_FIELD_NUMBER: _builtins.int
+    INJECTION_ACTION_FIELD_NUMBER: _builtins.int
     toxicity_block_threshold: _builtins.float
     """Block at or above this toxicity score; unset = toxicity never blocks."""
     injection_block_threshold: _builtins.float
     """Block at or above this prompt-injection score; unset = injection never blocks."""
+    injection_action: Global___InjectionAction.ValueType
+    """Context only: what an instructing passage gets (drop by default)."""
     @_builtins.property
     def redact_categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """PII categories replaced by their label (verdict REDACT)."""
@@ -286,10 +335,11 @@ class DirectionPolicy(_message.Message):
         injection_block_threshold: _builtins.float | None = ...,
         redact_categories: _abc.Iterable[_builtins.str] | None = ...,
         block_categories: _abc.Iterable[_builtins.str] | None = ...,
+        injection_action: Global___InjectionAction.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_injection_block_threshold", b"_injection_block_threshold", "_toxicity_block_threshold", b"_toxicity_block_threshold", "injection_block_threshold", b"injection_block_threshold", "toxicity_block_threshold", b"toxicity_block_threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_injection_block_threshold", b"_injection_block_threshold", "_toxicity_block_threshold", b"_toxicity_block_threshold", "block_categories", b"block_categories", "injection_block_threshold", b"injection_block_threshold", "redact_categories", b"redact_categories", "toxicity_block_threshold", b"toxicity_block_threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_injection_block_threshold", b"_injection_block_threshold", "_toxicity_block_threshold", b"_toxicity_block_threshold", "block_categories", b"block_categories", "injection_action", b"injection_action", "injection_block_threshold", b"injection_block_threshold", "redact_categories", b"redact_categories", "toxicity_block_threshold", b"toxicity_block_threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__injection_block_threshold: _TypeAlias = _typing.Literal["injection_block_threshold"]  # noqa: Y015
     _WhichOneofArgType__injection_block_threshold: _TypeAlias = _typing.Literal["_injection_block_threshold", b"_injection_block_threshold"]  # noqa: Y015
@@ -308,19 +358,25 @@ class TenantPolicy(_message.Message):
 
     INPUT_FIELD_NUMBER: _builtins.int
     OUTPUT_FIELD_NUMBER: _builtins.int
+    CONTEXT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def input(self) -> Global___DirectionPolicy: ...
     @_builtins.property
     def output(self) -> Global___DirectionPolicy: ...
+    @_builtins.property
+    def context(self) -> Global___DirectionPolicy:
+        """Retrieved passages before they enter a prompt."""
+
     def __init__(
         self,
         *,
         input: Global___DirectionPolicy | None = ...,
         output: Global___DirectionPolicy | None = ...,
+        context: Global___DirectionPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "output", b"output"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "input", b"input", "output", b"output"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "output", b"output"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["context", b"context", "input", b"input", "output", b"output"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
