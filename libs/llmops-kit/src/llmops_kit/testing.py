@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,15 @@ from llmops_kit.settings import KafkaSettings
 __all__ = ["REPO", "error_reason", "infra_script", "read_topic"]
 
 REPO = Path(__file__).resolve().parents[4]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests run in development mode (the well-known dev keys are accepted) against a platform
+    database of their own, unless the caller chose otherwise."""
+    os.environ.setdefault("LLMOPS_DEV_MODE", "true")
+    if "LLMOPS_AUTH_DATABASE_URL" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="llmops-auth-")
+        os.environ["LLMOPS_AUTH_DATABASE_URL"] = f"sqlite:///{folder}/platform.db"
 
 
 def infra_script(name: str, action: str) -> None:
