@@ -43,7 +43,8 @@ def default_auth_database_url() -> str:
 
 def service_config(prefix: str) -> SettingsConfigDict:
     """model_config of a service's Settings: its own env prefix, `__` for nested fields."""
-    return SettingsConfigDict(env_prefix=prefix, extra="ignore", env_nested_delimiter="__")
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", env_nested_delimiter="__",
+                              hide_input_in_errors=True)
 
 
 class KafkaSettings(BaseSettings):
@@ -62,7 +63,9 @@ class ServiceSettings(BaseSettings):
     platform-wide ones below (auth, log level) are read from LLMOPS_* in every service.
     """
 
-    model_config = SettingsConfigDict(env_prefix="LLMOPS_", extra="ignore", env_nested_delimiter="__")
+    # Errors name the field, never its value (which may be a key).
+    model_config = SettingsConfigDict(env_prefix="LLMOPS_", extra="ignore", env_nested_delimiter="__",
+                                      hide_input_in_errors=True)
 
     service_name: str = "llmops"
     log_level: str = Field(
