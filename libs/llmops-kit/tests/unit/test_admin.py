@@ -45,7 +45,7 @@ def as_(principal: Principal) -> object:
 
 
 async def test_admin_manages_tenants_and_keys_and_everything_is_audited(parts) -> None:
-    admin, store, published = parts
+    admin, store, _published = parts
     as_(ADMIN)
     with bound("platform", "trace-1"):
         tenant = await admin.create_tenant("acme", "Acme")
@@ -93,7 +93,7 @@ async def test_delete_tenant_revokes_audits_and_publishes_idempotently(parts) ->
 
 
 async def test_maintainers_manage_their_own_member_keys_only(parts) -> None:
-    admin, store, _ = parts
+    admin, _store, _ = parts
     as_(ADMIN)
     await admin.create_tenant("acme", "")
     await admin.create_tenant("globex", "")

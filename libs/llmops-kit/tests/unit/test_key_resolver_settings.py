@@ -55,7 +55,7 @@ def test_without_dev_mode_only_the_bootstrap_key_is_static(monkeypatch: pytest.M
 
 async def test_no_keys_and_no_dev_mode_refuses_to_start(caplog: pytest.LogCaptureFixture) -> None:
     resolver = build_resolver(ServiceSettings(), MemoryStore())  # type: ignore[arg-type]
-    with pytest.raises(StartupRefused, match="LLMOPS_ADMIN_KEY.*LLMOPS_DEV_MODE=true"):
+    with pytest.raises(StartupRefused, match=r"LLMOPS_ADMIN_KEY.*LLMOPS_DEV_MODE=true"):
         await resolver.start()
 
 
