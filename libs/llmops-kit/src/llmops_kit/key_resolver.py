@@ -24,7 +24,13 @@ from datetime import UTC, datetime, timedelta
 from llmops_kit.auth import Principal, Role
 from llmops_kit.errors import Unauthenticated
 from llmops_kit.keys import PLATFORM_TENANT, ApiKey, KeyStore, secret_matches, split_key
-from llmops_kit.settings import DEV_ADMIN_KEY, MIN_ADMIN_KEY_CHARS, ServiceSettings
+from llmops_kit.settings import (
+    DEV_ADMIN_KEY,
+    DEV_API_KEYS,
+    MIN_ADMIN_KEY_CHARS,
+    ServiceSettings,
+    parse_api_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +158,8 @@ def static_principals(settings: ServiceSettings) -> dict[str, Principal]:
     """The bootstrap admin key and, in development mode, the dev keys."""
     keys: dict[str, Principal] = {}
     if settings.dev_mode:
-        for key, owner in settings.api_key_map().items():
+        # An empty LLMOPS_API_KEYS (compose passes one through) means the default dev keys.
+        for key, owner in (settings.api_key_map() or parse_api_keys(DEV_API_KEYS)).items():
             tenant, _, role = owner.partition(":")
             keys[key] = Principal(tenant, Role(role) if role else Role.MAINTAINER,
                                   f"dev-{tenant}-{role or Role.MAINTAINER.value}")

@@ -44,6 +44,10 @@ def test_dev_mode_accepts_the_dev_keys_with_their_roles(monkeypatch: pytest.Monk
     assert keys["dev-key-acme"] == Principal("acme", Role.MAINTAINER, "dev-acme-maintainer")
     assert keys["dev-member-acme"] == Principal("acme", Role.MEMBER, "dev-acme-member")
     assert keys["dev-admin-key"] == Principal("platform", Role.ADMIN, "dev-admin")
+    monkeypatch.setenv("LLMOPS_API_KEYS", "")  # as docker-compose passes it when unset
+    assert static_principals(ServiceSettings()) == keys
+    monkeypatch.setenv("LLMOPS_API_KEYS", "k-x=initech")
+    assert set(static_principals(ServiceSettings())) == {"k-x", "dev-admin-key"}
 
 
 def test_without_dev_mode_only_the_bootstrap_key_is_static(monkeypatch: pytest.MonkeyPatch) -> None:
