@@ -156,6 +156,14 @@ async def test_keys_created_and_revoked_take_effect_everywhere_within_seconds(
     print(f"\nnew key accepted by another service after {works_after:.2f} s")
 
     member = (("x-api-key", key),)
+    tenants = await stack.admin.ListTenants(admin_pb2.ListTenantsRequest(),
+                                            metadata=stack.admin_md)
+    assert tenant in [t.tenant_id for t in tenants.tenants]
+    listed = await stack.admin.ListKeys(admin_pb2.ListKeysRequest(tenant_id=tenant),
+                                        metadata=stack.admin_md)
+    assert [(k.key_id, k.role, k.HasField("expires_at")) for k in listed.keys] == [
+        (created.key.key_id, admin_pb2.ROLE_MEMBER, False)]
+    assert key not in str(listed)
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stack.admin.CreateTenant(admin_pb2.CreateTenantRequest(tenant_id="x"),
                                        metadata=member)

@@ -8,6 +8,7 @@ a tenant's maintainers may create, list and revoke its `member` keys (nothing el
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -32,11 +33,18 @@ def _tenant_dict(tenant: Tenant) -> dict[str, Any]:
 
 class Admin:
     def __init__(self, store: KeyStore, audit: AuditLog, publisher: TenantDeletedPublisher,
-                 service: str = "admin") -> None:
+                 service: str = "admin",
+                 on_change: Callable[[], Awaitable[object]] | None = None) -> None:
         self.store = store
         self.audit = audit
         self.publisher = publisher
         self.service = service
+        # The hosting process's own key resolver reloads at once; others within a poll.
+        self.on_change = on_change
+
+    async def _changed(self) -> None:
+        if self.on_change is not None:
+            await self.on_change()
 
     async def _record(self, actor: Principal, action: str, target: str, tenant: str,
                       before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
@@ -74,6 +82,7 @@ class Admin:
         tenant_id = self._own_tenant_id(tenant_id)
         tenant, revoked = await asyncio.to_thread(self.store.delete_tenant, tenant_id,
                                                   datetime.now(UTC))
+        await self._changed()
         await self._record(actor, "tenant.delete", tenant_id, tenant_id,
                            _tenant_dict(tenant) if tenant else None,
                            {"deleted": True, "revoked_keys": [k.key_id for k in revoked]})
@@ -123,6 +132,7 @@ class Admin:
         record = await asyncio.to_thread(self.store.create_key, ApiKey(
             key_id, tenant, role, description, now,
             now + timedelta(seconds=ttl_seconds) if ttl_seconds else None, secret_hash=digest))
+        await self._changed()
         await self._record(actor, "key.create", key_id, tenant, None, record.as_dict())
         return record, secret
 
@@ -144,6 +154,7 @@ class Admin:
         if changed is None:
             raise NotFound("KEY_NOT_FOUND", f"no key {key_id!r}")
         before, after = changed
+        await self._changed()
         if before.revoked_at is None:
             await self._record(actor, "key.revoke", key_id, key.tenant, before.as_dict(),
                                after.as_dict())

@@ -20,6 +20,14 @@ ACME_MAINTAINER = Principal("acme", Role.MAINTAINER, "k-acme-m")
 ACME_MEMBER = Principal("acme", Role.MEMBER, "k-acme-u")
 
 
+class Changes:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def __call__(self) -> None:
+        self.count += 1
+
+
 class Published:
     def __init__(self) -> None:
         self.tenants: list[str] = []
@@ -35,7 +43,8 @@ class Published:
 def parts(tmp_path: Path) -> Iterator[tuple[Admin, SqlKeyStore, Published]]:
     engine = open_engine(f"sqlite:///{tmp_path}/platform.db")
     store, published = SqlKeyStore(engine), Published()
-    yield Admin(store, SqlAuditLog(engine), published), store, published
+    admin = Admin(store, SqlAuditLog(engine), published, on_change=Changes())
+    yield admin, store, published
     engine.dispose()
 
 
@@ -56,8 +65,9 @@ async def test_admin_manages_tenants_and_keys_and_everything_is_audited(parts) -
     assert key.secret_hash == "" and secret not in repr(store.list_keys(None, True))
     with pytest.raises(AlreadyExists):
         await admin.create_tenant("acme", "")
+    assert admin.on_change.count == 1  # type: ignore[union-attr]  # the key, not the tenant
     revoked = await admin.revoke_key(key.key_id)
-    assert revoked.revoked_at is not None
+    assert revoked.revoked_at is not None and admin.on_change.count == 2  # type: ignore[union-attr]
 
     entries = await admin.audit_entries("", "", None, 0)
     assert [(e.action, e.target, e.tenant, e.actor, e.actor_tenant) for e in entries] == [

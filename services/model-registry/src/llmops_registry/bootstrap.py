@@ -108,12 +108,14 @@ def build_grpc(settings: Settings, registry: Registry, bus: EventBus | None = No
     audit log) on the platform database, which publishes TenantDeleted on that bus."""
     engine = open_engine(settings.auth_database_url)
     store = SqlKeyStore(engine)
-    server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings, store))
+    resolver = build_resolver(settings, store)
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, resolver)
     server.add(registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server,
                RegistryServicer(registry.models, registry.prompts), [SERVICE_NAME], ROLES)
     if bus is not None:
         admin = Admin(store, SqlAuditLog(engine),
-                      BusTenantDeletedPublisher(bus, settings.service_name), settings.service_name)
+                      BusTenantDeletedPublisher(bus, settings.service_name), settings.service_name,
+                      on_change=resolver.refresh)
         server.add(admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(admin),
                    [ADMIN_SERVICE], ADMIN_ROLES)
     return server
