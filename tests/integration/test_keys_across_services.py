@@ -182,8 +182,8 @@ async def test_keys_created_and_revoked_take_effect_everywhere_within_seconds(
     audit = await stack.admin.ListAuditEntries(
         admin_pb2.ListAuditEntriesRequest(tenant_id=tenant), metadata=stack.admin_md)
     assert [(e.action, e.actor, e.actor_tenant) for e in audit.entries] == [
-        ("key.revoke", "bootstrap", "platform"), ("key.create", "bootstrap", "platform"),
-        ("tenant.create", "bootstrap", "platform")]
+        ("key.revoke", "bootstrap", "platform"), ("key.list", "bootstrap", "platform"),
+        ("key.create", "bootstrap", "platform"), ("tenant.create", "bootstrap", "platform")]
     assert '"revoked_at": null' in audit.entries[0].before_json
     assert all(key not in e.after_json for e in audit.entries)
 

@@ -1,7 +1,8 @@
 """Tenants, keys and the audit log as use cases (AdminService's domain; no protobuf here).
 
-Every change is recorded in the audit log with its actor (the caller's key_id, never a
-secret), the tenant it touched, and the state before and after. Admins may do everything;
+Every call is recorded in the audit log with its actor (the caller's key_id, never a secret)
+and the tenant it touched: changes with the state before and after, reads (`tenant.list`,
+`key.list`, `audit.read`) with what was asked and how many records were returned. Admins may do everything;
 a tenant's maintainers may create, list and revoke its `member` keys (nothing else).
 """
 
@@ -72,8 +73,10 @@ class Admin:
         return tenant
 
     async def list_tenants(self) -> list[Tenant]:
-        require(Role.ADMIN, "listing tenants")
-        return await asyncio.to_thread(self.store.list_tenants)
+        actor = require(Role.ADMIN, "listing tenants")
+        tenants = await asyncio.to_thread(self.store.list_tenants)
+        await self._record(actor, "tenant.list", "", "", None, {"count": len(tenants)})
+        return tenants
 
     async def delete_tenant(self, tenant_id: str) -> list[ApiKey]:
         """Removes the tenant, revokes its keys, publishes TenantDeleted. Idempotent: calling
@@ -139,7 +142,9 @@ class Admin:
     async def list_keys(self, tenant: str, include_revoked: bool) -> list[ApiKey]:
         actor = require(Role.MAINTAINER, "listing keys")
         tenant = self._scope(actor, tenant, "listing keys")
-        return await asyncio.to_thread(self.store.list_keys, tenant or None, include_revoked)
+        keys = await asyncio.to_thread(self.store.list_keys, tenant or None, include_revoked)
+        await self._record(actor, "key.list", tenant, tenant, None, {"count": len(keys)})
+        return keys
 
     async def revoke_key(self, key_id: str) -> ApiKey:
         actor = require(Role.MAINTAINER, "revoking a key")
@@ -162,5 +167,10 @@ class Admin:
 
     async def audit_entries(self, tenant: str, action: str, since: datetime | None,
                             limit: int) -> list[AuditEntry]:
-        require(Role.ADMIN, "reading the audit log")
-        return await self.audit.query(tenant or None, action or None, since, limit or 100)
+        actor = require(Role.ADMIN, "reading the audit log")
+        entries = await self.audit.query(tenant or None, action or None, since, limit or 100)
+        # Recorded after the query, so a reader does not see its own read.
+        await self._record(actor, "audit.read", tenant, tenant, None,
+                           {"action": action, "since": since.isoformat() if since else None,
+                            "count": len(entries)})
+        return entries

@@ -78,6 +78,13 @@ async def test_admin_manages_tenants_and_keys_and_everything_is_audited(parts) -
     assert entries[0].after is not None and entries[0].after["revoked_at"] is not None
     assert entries[1].trace_id == "trace-1" and entries[1].after["role"] == "maintainer"
     assert all(secret not in str(e) for e in entries)
+    # Reads are audited too (after they ran, so a reader never sees its own read).
+    await admin.list_tenants()
+    await admin.list_keys("acme", True)
+    reads = await admin.audit_entries("", "", None, 3)
+    assert [(e.action, e.tenant, e.after) for e in reads] == [
+        ("key.list", "acme", {"count": 1}), ("tenant.list", "", {"count": 1}),
+        ("audit.read", "", {"action": "", "since": None, "count": 3})]
 
 
 async def test_delete_tenant_revokes_audits_and_publishes_idempotently(parts) -> None:
