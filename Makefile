@@ -6,6 +6,9 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
+# The demo and the tests run in development mode: well-known keys (dev-key-acme, dev-admin-key).
+# `make up` does not: it needs LLMOPS_ADMIN_KEY or keys in the key store (see docs/operations.md).
+DEV := LLMOPS_DEV_MODE=true
 
 .PHONY: help setup protos check-protos lint infra-up infra-down up down status demo test \
         test-unit test-integration test-e2e bench compose-check clean
@@ -47,24 +50,24 @@ status:
 	$(RUN) llmops status
 
 demo: setup
-	$(RUN) bash infra/scripts/demo.sh
+	$(DEV) $(RUN) bash infra/scripts/demo.sh
 
 test: setup lint infra-up
-	$(RUN) pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(DEV) $(RUN) pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test-unit: setup
-	$(RUN) pytest -m unit $(PYTEST_ARGS)
+	$(DEV) $(RUN) pytest -m unit $(PYTEST_ARGS)
 
 test-integration: setup infra-up
-	$(RUN) pytest -m integration $(PYTEST_ARGS)
+	$(DEV) $(RUN) pytest -m integration $(PYTEST_ARGS)
 
 test-e2e: setup infra-up
-	$(RUN) pytest -m e2e $(PYTEST_ARGS)
+	$(DEV) $(RUN) pytest -m e2e $(PYTEST_ARGS)
 
 bench: setup infra-up
-	$(RUN) python bench/ingest_throughput.py
-	$(RUN) python bench/ingest_latency.py
-	$(RUN) python bench/answer_latency.py
+	$(DEV) $(RUN) python bench/ingest_throughput.py
+	$(DEV) $(RUN) python bench/ingest_latency.py
+	$(DEV) $(RUN) python bench/answer_latency.py
 
 clean: down
 	rm -rf .llmops

@@ -181,7 +181,8 @@ async def main() -> None:
     port = free_port()
     # Its own tenant, so the verdict events it publishes are easy to tell apart.
     env = {**os.environ, "LLMOPS_SAFETY_GRPC_PORT": str(port),
-           "LLMOPS_API_KEYS": f"{API_KEY}=bench", "LLMOPS_LOG_LEVEL": "WARNING"}
+           "LLMOPS_DEV_MODE": "true", "LLMOPS_API_KEYS": f"{API_KEY}=bench",
+           "LLMOPS_LOG_LEVEL": "WARNING"}
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "llmops_safety", env=env)
     try:
         await wait_serving(f"127.0.0.1:{port}", proc)

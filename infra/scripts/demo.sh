@@ -48,6 +48,20 @@ step "Model and prompt versions in the registry (aliases move with: llmops model
 llmops models list --tenant acme
 llmops prompts list --tenant acme
 
+step "API keys are data: a new tenant and a member key work at once; revoked, the key is refused within seconds"
+demo_tenant="demo$(date +%s)"
+llmops tenants create "$demo_tenant" --name "Demo tenant"
+created=$(llmops keys create --tenant "$demo_tenant" --role member --description demo --json)
+demo_key=$(python -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$created")
+demo_key_id=$(python -c 'import json,sys; print(json.load(sys.stdin)["key"]["key_id"])' <<<"$created")
+echo "created member key $demo_key_id for $demo_tenant (the secret is shown once; not echoed here)"
+llmops search "vacation days" --api-key "$demo_key" --k 1
+llmops keys revoke "$demo_key_id"
+sleep 2
+llmops search "vacation days" --api-key "$demo_key" --k 1 || echo "(refused, as expected)"
+llmops audit --tenant "$demo_tenant" --limit 5
+llmops tenants delete "$demo_tenant" --yes
+
 step "Stack status"
 llmops status || true
 

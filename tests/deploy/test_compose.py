@@ -358,3 +358,16 @@ def test_infrastructure_images_match_the_local_scripts(compose: dict[str, Any]) 
 def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
     patterns = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv", ".llmops", "**/__pycache__"} <= patterns
+
+
+@pytest.mark.parametrize("service", sorted(set(SERVICE_DIRS) - HTTP_SERVICES))
+def test_keys_are_shared_and_development_mode_is_opt_in(compose: dict[str, Any], service: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every gRPC service reads the one platform database (keys created through the registry's
+    AdminService work everywhere) and is in development mode only if LLMOPS_DEV_MODE says so."""
+    settings = container_settings(compose, service, monkeypatch)
+    assert settings.dev_mode is False and settings.admin_key is None
+    assert not settings.api_keys_configured()
+    assert settings.auth_database_url == "sqlite:////platform/platform.db"
+    volumes = [str(v).split(":")[:2] for v in compose["services"][service].get("volumes", [])]
+    assert ["platform-data", "/platform"] in volumes and "platform-data" in compose["volumes"]

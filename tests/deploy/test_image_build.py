@@ -204,7 +204,8 @@ def test_runtime_setup_adds_the_image_user_and_data_folder(tmp_path: Path) -> No
     gid = calls[0][calls[0].index("--gid") + 1]
     # The uid:gid every Dockerfile's USER names.
     assert {tuple(dockerfile(s).args("USER")) for s in SERVICE_DIRS} == {(f"{uid}:{gid}",)}
-    assert calls[2:] == [["mkdir", "-p", "/data"], ["chown", "llmops:llmops", "/data"]]
+    assert calls[2:] == [["mkdir", "-p", "/data", "/platform"],
+                         ["chown", "llmops:llmops", "/data", "/platform"]]
 
 
 @pytest.mark.parametrize(("port", "protocol"), [("grpc", "grpc"), ("70000", "grpc"), ("", "grpc"),

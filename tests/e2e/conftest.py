@@ -32,7 +32,10 @@ def e2e_stack(kafka: KafkaSettings, weaviate_server: dict, tmp_path_factory: pyt
     data: Path = tmp_path_factory.mktemp("e2e")
     keys = {t: f"key-{t}" for t in TENANTS}
     env = {
+        # Development mode: the services accept these well-known keys (tenant maintainers).
+        "LLMOPS_DEV_MODE": "true",
         "LLMOPS_API_KEYS": ",".join(f"{k}={t}" for t, k in keys.items()),
+        "LLMOPS_AUTH_DATABASE_URL": f"sqlite:///{data}/platform.db",
         "LLMOPS_INGESTION_DATABASE_URL": f"sqlite:///{data}/ingestion.db",
         "LLMOPS_LOG_LEVEL": os.environ.get("LLMOPS_LOG_LEVEL", "INFO"),
     }

@@ -11,7 +11,7 @@ import grpc
 
 from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
-from llmops_kit.settings import DEV_API_KEYS, parse_api_keys
+from llmops_kit.settings import DEV_ADMIN_KEY, DEV_API_KEYS, parse_api_keys
 
 CONTENT_TYPES = {
     ".md": ingestion_pb2.CONTENT_TYPE_MARKDOWN,
@@ -23,16 +23,35 @@ CONTENT_TYPES = {
 }
 
 
+def dev_mode() -> bool:
+    return os.environ.get("LLMOPS_DEV_MODE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def api_key_for(tenant: str, explicit: str | None = None) -> str:
-    """The key to send: --api-key / LLMOPS_API_KEY, else the configured key of the tenant."""
+    """The key to send: --api-key / LLMOPS_API_KEY; in development mode, the tenant's
+    well-known key (LLMOPS_API_KEYS, default DEV_API_KEYS; a maintainer key first)."""
     if explicit:
         return explicit
     if os.environ.get("LLMOPS_API_KEY"):
         return os.environ["LLMOPS_API_KEY"]
-    for key, owner in parse_api_keys(os.environ.get("LLMOPS_API_KEYS", DEV_API_KEYS)).items():
-        if owner == tenant:
+    if dev_mode():
+        owners = parse_api_keys(os.environ.get("LLMOPS_API_KEYS") or DEV_API_KEYS).items()
+        for key, owner in sorted(owners, key=lambda item: ":" in item[1]):
+            if owner.partition(":")[0] == tenant:
+                return key
+    raise SystemExit(f"no API key for tenant {tenant!r}: pass --api-key or set LLMOPS_API_KEY "
+                     "(an admin creates keys with `llmops keys create`)")
+
+
+def admin_key(explicit: str | None = None) -> str:
+    """The key for tenant and key administration: --api-key, LLMOPS_ADMIN_KEY, LLMOPS_API_KEY
+    (a maintainer managing its member keys), or the development admin key in dev mode."""
+    for key in (explicit, os.environ.get("LLMOPS_ADMIN_KEY"), os.environ.get("LLMOPS_API_KEY")):
+        if key:
             return key
-    raise SystemExit(f"no API key for tenant {tenant!r}: pass --api-key or set LLMOPS_API_KEY")
+    if dev_mode():
+        return DEV_ADMIN_KEY
+    raise SystemExit("no admin key: pass --api-key, or set LLMOPS_ADMIN_KEY (or LLMOPS_API_KEY)")
 
 
 def metadata(api_key: str) -> tuple[tuple[str, str], ...]:

@@ -21,6 +21,9 @@ class ServiceApp:
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start(self) -> None:
+        # Keys first: a service that could never authenticate anyone refuses to start before
+        # it joins any consumer group.
+        await self.grpc.start_auth()
         await ensure_topics(self.settings.kafka, self.topics)
         # The bus first: gRPC handlers may publish as soon as the port is open.
         await self.bus.start()

@@ -1,8 +1,11 @@
 """gRPC plumbing on grpc.aio: API-key auth, error mapping, health, reflection, graceful stop.
 
 Every RPC of a service's own API goes through one wrapper that
-  1. resolves the caller's tenant from the `x-api-key` metadata (UNAUTHENTICATED otherwise),
-  2. binds tenant, trace id (`x-trace-id`, or a new one) and the caller's key for logs,
+  1. resolves the caller's principal (tenant, role, key id) from the `x-api-key` metadata
+     (UNAUTHENTICATED with MISSING_API_KEY / INVALID_API_KEY / KEY_EXPIRED otherwise) and
+     checks the role the method declares in its service's role table (PERMISSION_DENIED
+     ROLE_REQUIRED; a method without a declared role is refused: NO_ROLE_DECLARED),
+  2. binds the principal, tenant, trace id (`x-trace-id`, or a new one) and the caller's key for logs,
      events and outbound calls made on the caller's behalf,
   3. maps DomainError to its status code with the reason in `x-error-reason` trailing metadata.
 Health checking and reflection stay open so probes and grpcurl need no key.
@@ -11,17 +14,18 @@ Health checking and reflection stay open so probes and grpcurl need no key.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
+from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from llmops_kit.auth import Principal, Role, principal_var
 from llmops_kit.context import bound, current_api_key, current_trace_id, new_trace_id
-from llmops_kit.errors import DomainError, InvalidArgument
+from llmops_kit.errors import DomainError, InvalidArgument, PermissionDenied
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +63,24 @@ def _as(principal: Principal) -> Iterator[None]:
         principal_var.reset(token)
 
 
+class Authenticator(Protocol):
+    """Resolves a key to its principal (llmops_kit.key_resolver.KeyResolver)."""
+
+    def resolve(self, key: str | None) -> Principal: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class TenantAuth(grpc.aio.ServerInterceptor):
     """Wraps every method handler of the platform's own services (see module doc)."""
 
-    def __init__(self, api_keys: dict[str, str]) -> None:
-        self.api_keys = api_keys
+    def __init__(self, auth: Authenticator, roles: Mapping[str, Role]) -> None:
+        self.auth = auth
+        # "/package.Service/Method" -> the least role that may call it. Shared with GrpcServer,
+        # which fills it in add().
+        self.roles = roles
 
     async def intercept_service(
         self,
@@ -79,32 +96,28 @@ class TenantAuth(grpc.aio.ServerInterceptor):
         parse = handler.request_deserializer
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, parse),
+                self._wrap_unary(handler.unary_unary, parse, method),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, parse),
+                self._wrap_stream(handler.unary_stream, parse, method),
                 response_serializer=handler.response_serializer,
             )
         return handler
 
-    def _principal(self, md: dict[str, str]) -> Principal | None:
-        key = md.get(API_KEY_HEADER)
-        owner = self.api_keys.get(key) if key else None
-        if owner is None:
-            return None
-        # `tenant` or `tenant:role`; a key without a role administers its own tenant.
-        tenant, _, role = owner.partition(":")
-        return Principal(tenant, Role(role) if role else Role.MAINTAINER)
-
-    async def _deny(self, context: grpc.aio.ServicerContext, md: dict[str, str]) -> None:
-        reason = "MISSING_API_KEY" if API_KEY_HEADER not in md else "INVALID_API_KEY"
-        context.set_trailing_metadata(((REASON_TRAILER, reason),))
-        await context.abort(
-            grpc.StatusCode.UNAUTHENTICATED,
-            f"{reason}: send a valid key in the '{API_KEY_HEADER}' metadata",
-        )
+    def _admit(self, method: str, md: dict[str, str]) -> Principal:
+        """The caller's principal if it may call `method`; DomainError otherwise."""
+        principal = self.auth.resolve(md.get(API_KEY_HEADER))
+        required = self.roles.get(method)
+        if required is None:  # fail closed: an RPC nobody declared a role for is refused
+            raise PermissionDenied("NO_ROLE_DECLARED",
+                                   f"{method} declares no role and is refused")
+        if not principal.can(required):
+            raise PermissionDenied(
+                "ROLE_REQUIRED", f"{method.rsplit('/', 1)[-1]} needs the '{required.value}' "
+                f"role; this key ({principal.key_id or 'unnamed'}) has '{principal.role.value}'")
+        return principal
 
     async def _fail(self, context: grpc.aio.ServicerContext, exc: DomainError) -> None:
         context.set_trailing_metadata(((REASON_TRAILER, exc.reason),))
@@ -119,13 +132,20 @@ class TenantAuth(grpc.aio.ServerInterceptor):
             await self._fail(context, InvalidArgument(
                 "MALFORMED_REQUEST", f"request is not a valid protobuf message: {exc}"))
 
-    def _wrap_unary(self, behavior: Callable[..., Any], parse: Parser) -> Callable[..., Any]:
+    async def _enter(self, method: str, context: grpc.aio.ServicerContext
+                     ) -> tuple[Principal, dict[str, str]]:
+        md = _metadata(context)
+        try:
+            return self._admit(method, md), md
+        except DomainError as exc:
+            log.info("rpc refused: %s", exc.reason, extra={"reason": exc.reason, "method": method})
+            await self._fail(context, exc)
+            raise  # not reached: abort raises
+
+    def _wrap_unary(self, behavior: Callable[..., Any], parse: Parser,
+                    method: str) -> Callable[..., Any]:
         async def wrapper(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-            md = _metadata(context)
-            principal = self._principal(md)
-            if principal is None:
-                await self._deny(context, md)
-                return
+            principal, md = await self._enter(method, context)
             request = await self._parse(parse, raw, context)
             with bound(principal.tenant, md.get(TRACE_ID_HEADER) or new_trace_id(),
                        md.get(API_KEY_HEADER), context.time_remaining()), \
@@ -138,13 +158,10 @@ class TenantAuth(grpc.aio.ServerInterceptor):
 
         return wrapper
 
-    def _wrap_stream(self, behavior: Callable[..., Any], parse: Parser) -> Callable[..., Any]:
+    def _wrap_stream(self, behavior: Callable[..., Any], parse: Parser,
+                     method: str) -> Callable[..., Any]:
         async def wrapper(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
-            md = _metadata(context)
-            principal = self._principal(md)
-            if principal is None:
-                await self._deny(context, md)
-                return
+            principal, md = await self._enter(method, context)
             request = await self._parse(parse, raw, context)
             with bound(principal.tenant, md.get(TRACE_ID_HEADER) or new_trace_id(),
                        md.get(API_KEY_HEADER), context.time_remaining()), \
@@ -158,13 +175,24 @@ class TenantAuth(grpc.aio.ServerInterceptor):
         return wrapper
 
 
+def _declared_methods(full_name: str) -> list[str] | None:
+    try:
+        service = descriptor_pool.Default().FindServiceByName(full_name)
+    except KeyError:
+        return None
+    return [m.name for m in service.methods]
+
+
 class GrpcServer:
     """A grpc.aio server with health checking, reflection and the tenant/error wrapper."""
 
-    def __init__(self, host: str, port: int, api_keys: dict[str, str]) -> None:
+    def __init__(self, host: str, port: int, auth: Authenticator) -> None:
         self.address = f"{host}:{port}"
+        self.auth = auth
+        self.roles: dict[str, Role] = {}
+        self._auth_started = False
         self.server = grpc.aio.server(
-            interceptors=[TenantAuth(api_keys)],
+            interceptors=[TenantAuth(auth, self.roles)],
             options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
@@ -177,11 +205,26 @@ class GrpcServer:
         self.port: int | None = None
 
     def add(self, register: Callable[[Any, grpc.aio.Server], None], servicer: Any,
-            full_names: Iterable[str]) -> None:
+            full_names: Iterable[str], roles: Mapping[str, Role]) -> None:
+        """Registers a servicer with its role table: method name -> the least role that may
+        call it. Every method of the service must be in the table (checked here, at start-up)."""
+        names = list(full_names)
+        for full_name in names:
+            missing = sorted(set(_declared_methods(full_name) or ()) - set(roles))
+            if missing:
+                raise ValueError(f"{full_name}: no role declared for {', '.join(missing)}")
+            self.roles.update({f"/{full_name}/{m}": role for m, role in roles.items()})
         register(servicer, self.server)
-        self._service_names.extend(full_names)
+        self._service_names.extend(names)
+
+    async def start_auth(self) -> None:
+        """Loads the keys (refusing to start without any, outside development mode)."""
+        if not self._auth_started:
+            await self.auth.start()
+            self._auth_started = True
 
     async def start(self) -> int:
+        await self.start_auth()
         reflection.enable_server_reflection(self._service_names, self.server)
         self.port = self.server.add_insecure_port(self.address)
         if not self.port:
@@ -201,3 +244,6 @@ class GrpcServer:
         # Readiness goes first so load balancers stop sending, then in-flight calls drain.
         await self.set_serving(False)
         await self.server.stop(grace)
+        if self._auth_started:
+            await self.auth.stop()
+            self._auth_started = False

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from llmops_kit.key_resolver import StartupRefused
 from llmops_kit.logging import configure_logging
 from llmops_kit.settings import ServiceSettings
 
@@ -35,4 +37,9 @@ def run_service(settings_type: Callable[[], S], serve: Callable[[S], Coroutine[A
     """A service's `main()`: settings from the environment, JSON logging, serve until stopped."""
     settings = settings_type()
     configure_logging(settings.service_name, settings.log_level)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except StartupRefused as exc:
+        log.error("refusing to start: %s", exc)
+        print(f"{settings.service_name}: refusing to start: {exc}", file=sys.stderr)
+        sys.exit(2)

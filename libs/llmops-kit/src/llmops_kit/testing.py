@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,18 @@ from aiokafka import AIOKafkaConsumer
 from llmops_kit.grpc_server import error_reason
 from llmops_kit.settings import KafkaSettings
 
-__all__ = ["REPO", "error_reason", "infra_script", "read_topic"]
+__all__ = ["REPO", "error_reason", "infra_script", "postgres_url", "read_topic"]
 
 REPO = Path(__file__).resolve().parents[4]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests run in development mode (the well-known dev keys are accepted) against a platform
+    database of their own, unless the caller chose otherwise."""
+    os.environ.setdefault("LLMOPS_DEV_MODE", "true")
+    if "LLMOPS_AUTH_DATABASE_URL" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="llmops-auth-")
+        os.environ["LLMOPS_AUTH_DATABASE_URL"] = f"sqlite:///{folder}/platform.db"
 
 
 def infra_script(name: str, action: str) -> None:
@@ -49,6 +60,35 @@ def weaviate_server() -> dict[str, int | str]:
         "http_port": int(os.environ.get("WEAVIATE_PORT", "8080")),
         "grpc_port": int(os.environ.get("WEAVIATE_GRPC_PORT", "50051")),
     }
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a database of this test session's own on the local Postgres
+    (infra/scripts/postgres.sh, started if needed), dropped at the end."""
+    from sqlalchemy import create_engine
+
+    infra_script("postgres", "start")
+    proc = subprocess.run(["bash", str(REPO / "infra" / "scripts" / "postgres.sh"), "url"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    server = proc.stdout.strip()
+    if proc.returncode != 0 or not server:
+        pytest.fail(f"postgres.sh url failed: {proc.stderr[-2000:]}", pytrace=False)
+    name = f"kit_test_{uuid.uuid4().hex[:12]}"
+
+    def admin(statement: str) -> None:
+        engine = create_engine(server, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(statement)
+        finally:
+            engine.dispose()
+
+    admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+    finally:
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

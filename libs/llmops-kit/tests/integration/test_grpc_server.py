@@ -10,9 +10,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
+from llmops_kit.auth import Principal, Role
 from llmops_kit.context import current_api_key, current_tenant, current_trace_id
 from llmops_kit.errors import InvalidArgument
 from llmops_kit.grpc_server import GrpcServer
+from llmops_kit.key_resolver import KeyResolver
 from llmops_kit.testing import error_reason
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -21,6 +23,10 @@ SERVICE = "llmops.embedding.v1.EmbeddingService"
 
 class EchoServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
     """Reports what the kit bound for the call; refuses the text 'bad'."""
+
+    async def GetModelInfo(self, request: embedding_pb2.GetModelInfoRequest, context: object
+                           ) -> embedding_pb2.GetModelInfoResponse:
+        return embedding_pb2.GetModelInfoResponse(model=f"{current_tenant()}")
 
     async def Embed(self, request: embedding_pb2.EmbedRequest, context: object
                     ) -> embedding_pb2.EmbedResponse:
@@ -32,9 +38,12 @@ class EchoServicer(embedding_pb2_grpc.EmbeddingServiceServicer):
 
 @pytest.fixture
 async def channel() -> AsyncIterator[grpc.aio.Channel]:
-    server = GrpcServer("127.0.0.1", 0, {"k-acme": "acme", "k-globex": "globex"})
+    keys = {"k-acme": Principal("acme", Role.MAINTAINER, "acme-m"),
+            "k-globex": Principal("globex", Role.MAINTAINER, "globex-m"),
+            "k-member": Principal("acme", Role.MEMBER, "acme-member")}
+    server = GrpcServer("127.0.0.1", 0, KeyResolver(None, keys))
     server.add(embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server, EchoServicer(),
-               [SERVICE])
+               [SERVICE], {"Embed": Role.MEMBER, "GetModelInfo": Role.MAINTAINER})
     port = await server.start()
     ch = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     yield ch
@@ -100,3 +109,27 @@ async def test_health_and_reflection_need_no_key(channel: grpc.aio.Channel) -> N
     async for r in refl.ServerReflectionInfo(one()):
         names = {s.name for s in r.list_services_response.service}
     assert SERVICE in names and "grpc.health.v1.Health" in names
+
+
+async def test_role_table_is_enforced_with_a_reason(channel: grpc.aio.Channel) -> None:
+    stub = embedding_pb2_grpc.EmbeddingServiceStub(channel)
+    ok = await stub.Embed(embedding_pb2.EmbedRequest(texts=["x"]),
+                          metadata=(("x-api-key", "k-member"),))
+    assert ok.model.startswith("acme|")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.GetModelInfo(embedding_pb2.GetModelInfoRequest(),
+                                metadata=(("x-api-key", "k-member"),))
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert error_reason(err.value) == "ROLE_REQUIRED"
+    assert err.value.details() == ("ROLE_REQUIRED: GetModelInfo needs the 'maintainer' role; "
+                                   "this key (acme-member) has 'member'")
+    info = await stub.GetModelInfo(embedding_pb2.GetModelInfoRequest(),
+                                   metadata=(("x-api-key", "k-acme"),))
+    assert info.model == "acme"
+
+
+async def test_a_service_without_a_role_for_every_method_is_refused() -> None:
+    server = GrpcServer("127.0.0.1", 0, KeyResolver(None, {}))
+    with pytest.raises(ValueError, match="no role declared for GetModelInfo"):
+        server.add(embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server, EchoServicer(),
+                   [SERVICE], {"Embed": Role.MEMBER})

@@ -7,13 +7,14 @@ import logging
 from llmops.embedding.v1 import embedding_pb2_grpc
 from llmops_embedding.adapters.sentence_transformers import SentenceTransformerEmbedder
 from llmops_embedding.api import events as event_api
-from llmops_embedding.api.grpc import SERVICE_FULL_NAME, EmbeddingServicer
+from llmops_embedding.api.grpc import ROLES, SERVICE_FULL_NAME, EmbeddingServicer
 from llmops_embedding.domain.embedding import EmbeddingService
 from llmops_embedding.settings import Settings
 from llmops_kit import events
 from llmops_kit.app import ServiceApp
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
+from llmops_kit.key_resolver import build_resolver
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +22,12 @@ TOPICS = (events.CHUNKS_CREATED.topic, events.CHUNK_VECTORS.topic)
 
 
 def build_grpc(settings: Settings, service: EmbeddingService) -> GrpcServer:
-    server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(
         embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server,
         EmbeddingServicer(service),
         [SERVICE_FULL_NAME],
+        ROLES,
     )
     return server
 

@@ -8,7 +8,7 @@ from llmops_inference.adapters.retrieval import VectorStoreRetriever
 from llmops_inference.adapters.safety import SafetyGuard
 from llmops_inference.adapters.tgi import TgiGenerator
 from llmops_inference.api import events as event_api
-from llmops_inference.api.grpc import SERVICE_FULL_NAME, InferenceServicer
+from llmops_inference.api.grpc import ROLES, SERVICE_FULL_NAME, InferenceServicer
 from llmops_inference.domain.cache import AnswerCache
 from llmops_inference.domain.pipeline import AnswerService, Limits
 from llmops_inference.settings import Settings
@@ -16,6 +16,7 @@ from llmops_kit import events
 from llmops_kit.app import ServiceApp
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
+from llmops_kit.key_resolver import build_resolver
 
 TOPICS = (events.INFERENCE_COMPLETED.topic, events.MODEL_ALIAS_CHANGED.topic)
 
@@ -36,9 +37,9 @@ async def build(settings: Settings) -> ServiceApp:
         AnswerCache(settings.cache_entries, settings.cache_ttl_seconds), Limits(),
     )
     event_api.register(bus, registry, settings.consumer_group)
-    server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server,
-               InferenceServicer(service, settings), [SERVICE_FULL_NAME])
+               InferenceServicer(service, settings), [SERVICE_FULL_NAME], ROLES)
     return ServiceApp(settings, bus, server, TOPICS,
                       closers=[registry.close, guard.close, retriever.close, generator.close])
 

@@ -12,7 +12,7 @@ from llmops_ingestion.adapters.tokenizers import (
     shipped_tokenizer_path,
 )
 from llmops_ingestion.api import events as event_api
-from llmops_ingestion.api.grpc import IngestionServicer
+from llmops_ingestion.api.grpc import ROLES, IngestionServicer
 from llmops_ingestion.domain.chunking import ChunkingPolicy
 from llmops_ingestion.domain.service import IngestionService, Limits
 from llmops_ingestion.ports import Tokenizer
@@ -21,6 +21,7 @@ from llmops_kit import topics
 from llmops_kit.app import ServiceApp
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
+from llmops_kit.key_resolver import build_resolver
 
 SERVICE_NAME = "llmops.ingestion.v1.IngestionService"
 
@@ -53,9 +54,9 @@ async def build(settings: Settings) -> ServiceApp:
         redactor=PiiRedactor() if settings.redact_pii else None,
     )
     event_api.register(bus, service, settings.consumer_max_records)
-    server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
-               IngestionServicer(service), [SERVICE_NAME])
+               IngestionServicer(service), [SERVICE_NAME], ROLES)
     return ServiceApp(settings, bus, server, topics.ALL)
 
 

@@ -8,12 +8,20 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from llmops.admin.v1 import admin_pb2_grpc
 from llmops.registry.v1 import registry_pb2_grpc
 from llmops_kit import topics
+from llmops_kit.admin import Admin
+from llmops_kit.admin_grpc import ROLES as ADMIN_ROLES
+from llmops_kit.admin_grpc import SERVICE_FULL_NAME as ADMIN_SERVICE
+from llmops_kit.admin_grpc import AdminServicer, BusTenantDeletedPublisher
 from llmops_kit.app import ServiceApp
 from llmops_kit.audit import AuditLog
+from llmops_kit.auth import Role
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
+from llmops_kit.key_resolver import build_resolver
+from llmops_kit.sql_auth import SqlAuditLog, SqlKeyStore, open_engine
 from llmops_registry.adapters.memory_audit import MemoryAuditLog
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
 from llmops_registry.adapters.sql_store import SqlRegistryStore
@@ -101,22 +109,46 @@ class RegistryApp(ServiceApp):
         await super().stop()
 
 
-def build_grpc(settings: Settings, registry: Registry) -> GrpcServer:
-    server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
+# At the edge every registry RPC needs a key of the tenant (member); the registry's use cases
+# check the finer roles themselves (llmops_kit.auth.require: maintainer, admin).
+ROLES = {name: Role.MEMBER for name in (
+    "RegisterModelVersion", "GetModelVersion", "ListModelVersions", "ListModels", "SetAlias",
+    "DeleteAlias", "GetAliasHistory", "CreatePromptVersion", "GetPromptVersion",
+    "ListPromptVersions", "ListPrompts", "SetPromptLabel", "GetPromptLabelHistory",
+    "RenderPrompt")}
+
+
+def build_grpc(settings: Settings, registry: Registry, bus: EventBus | None = None,
+               platform: Engine | None = None) -> GrpcServer:
+    """The registry's gRPC server; with a bus it also hosts AdminService (tenants, keys,
+    audit log) on the platform database, which publishes TenantDeleted on that bus."""
+    engine = platform or open_engine(settings.auth_database_url)
+    store = SqlKeyStore(engine)
+    resolver = build_resolver(settings, store)
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, resolver)
     server.add(registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server,
-               RegistryServicer(registry.models, registry.prompts), [SERVICE_NAME])
+               RegistryServicer(registry.models, registry.prompts), [SERVICE_NAME], ROLES)
+    if bus is not None:
+        admin = Admin(store, SqlAuditLog(engine),
+                      BusTenantDeletedPublisher(bus, settings.service_name), settings.service_name,
+                      on_change=resolver.refresh)
+        server.add(admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(admin),
+                   [ADMIN_SERVICE], ADMIN_ROLES)
     return server
 
 
 async def build(settings: Settings) -> RegistryApp:
     """Must run inside the event loop: grpc.aio binds its server to the running loop."""
     bus = EventBus(settings.kafka, client_id=settings.service_name)
-    registry = await build_registry(settings, bus)
-    app = RegistryApp(settings, bus, build_grpc(settings, registry), topics.ALL,
+    # The platform database holds keys and the audit log every service shares.
+    platform = open_engine(settings.auth_database_url)
+    registry = await build_registry(settings, bus, audit_log=SqlAuditLog(platform))
+    app = RegistryApp(settings, bus, build_grpc(settings, registry, bus, platform), topics.ALL,
                       relay=registry.relay)
 
     async def dispose() -> None:
         registry.engine.dispose()
+        platform.dispose()
 
     app.closers.append(dispose)
     return app

@@ -10,9 +10,10 @@ from llmops_kit import events
 from llmops_kit.app import ServiceApp
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
+from llmops_kit.key_resolver import build_resolver
 from llmops_safety.adapters.toxicity import load_toxicity_model
 from llmops_safety.api.events import BackgroundPublisher
-from llmops_safety.api.grpc import SERVICE_FULL_NAME, SafetyServicer
+from llmops_safety.api.grpc import ROLES, SERVICE_FULL_NAME, SafetyServicer
 from llmops_safety.domain.engine import SafetyEngine
 from llmops_safety.domain.service import SafetyService
 from llmops_safety.settings import Settings
@@ -43,10 +44,10 @@ def build_service(settings: Settings, engine: SafetyEngine,
 
 def build_grpc(settings: Settings, service: SafetyService,
                publisher: BackgroundPublisher | None = None) -> GrpcServer:
-    server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     stats = publisher.stats if publisher is not None else None
     server.add(safety_pb2_grpc.add_SafetyServiceServicer_to_server,
-               SafetyServicer(service, stats), [SERVICE_FULL_NAME])
+               SafetyServicer(service, stats), [SERVICE_FULL_NAME], ROLES)
     return server
 
 

@@ -9,11 +9,12 @@ from llmops_kit import events
 from llmops_kit.app import ServiceApp
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
+from llmops_kit.key_resolver import build_resolver
 from llmops_vectorstore.adapters import weaviate_schema
 from llmops_vectorstore.adapters.embedding_client import EmbeddingClient
 from llmops_vectorstore.adapters.weaviate import WeaviateStore
 from llmops_vectorstore.api import events as event_api
-from llmops_vectorstore.api.grpc import SERVICE_FULL_NAME, VectorStoreServicer
+from llmops_vectorstore.api.grpc import ROLES, SERVICE_FULL_NAME, VectorStoreServicer
 from llmops_vectorstore.domain.indexing import Indexer
 from llmops_vectorstore.domain.search import SearchService
 from llmops_vectorstore.settings import Settings
@@ -28,11 +29,12 @@ TOPICS = (
 
 
 def build_grpc(settings: Settings, service: SearchService) -> GrpcServer:
-    server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(
         vectorstore_pb2_grpc.add_VectorStoreServiceServicer_to_server,
         VectorStoreServicer(service),
         [SERVICE_FULL_NAME],
+        ROLES,
     )
     return server
 

@@ -15,8 +15,10 @@ import pytest
 
 from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
+from llmops_kit.auth import Principal, Role
 from llmops_kit.context import current_tenant
 from llmops_kit.grpc_server import GrpcServer
+from llmops_kit.key_resolver import KeyResolver
 from llmops_kit.testing import error_reason
 from llmops_vectorstore.adapters.embedding_client import EmbeddingClient
 from llmops_vectorstore.bootstrap import build_grpc
@@ -53,9 +55,12 @@ class StubEmbedding(embedding_pb2_grpc.EmbeddingServiceServicer):  # type: ignor
 @pytest.fixture(scope="module")
 async def stub_embedding() -> AsyncIterator[tuple[StubEmbedding, int]]:
     stub = StubEmbedding()
-    server = GrpcServer("127.0.0.1", 0, {"dev-key-acme": "acme", "dev-key-globex": "globex"})
+    keys = {"dev-key-acme": Principal("acme", Role.MAINTAINER),
+            "dev-key-globex": Principal("globex", Role.MAINTAINER)}
+    server = GrpcServer("127.0.0.1", 0, KeyResolver(None, keys))
     server.add(embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server, stub,
-               ["llmops.embedding.v1.EmbeddingService"])
+               ["llmops.embedding.v1.EmbeddingService"],
+               {"Embed": Role.MEMBER, "GetModelInfo": Role.MEMBER})
     port = await server.start()
     try:
         yield stub, port

@@ -8,8 +8,11 @@ import grpc
 
 from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from llmops_embedding.domain.embedding import EmbeddingService
+from llmops_kit.auth import Role
 
 SERVICE_FULL_NAME = embedding_pb2.DESCRIPTOR.services_by_name["EmbeddingService"].full_name
+# The least role each RPC needs (enforced by the kit's gRPC wrapper).
+ROLES = {"Embed": Role.MEMBER, "GetModelInfo": Role.MEMBER}
 
 
 class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):  # type: ignore[misc]

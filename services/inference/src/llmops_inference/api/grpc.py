@@ -17,10 +17,13 @@ from llmops_inference.domain.model import (
 )
 from llmops_inference.domain.pipeline import AnswerService
 from llmops_inference.settings import Settings
+from llmops_kit.auth import Role
 from llmops_kit.context import current_tenant
 from llmops_kit.errors import Unauthenticated
 
 SERVICE_FULL_NAME = "llmops.inference.v1.InferenceService"
+# The least role each RPC needs (enforced by the kit's gRPC wrapper).
+ROLES = {"Generate": Role.MEMBER, "GenerateStream": Role.MEMBER}
 OUTCOME = {
     Verdict.ALLOW: inference_pb2.SAFETY_OUTCOME_ALLOW,
     Verdict.REDACT: inference_pb2.SAFETY_OUTCOME_REDACT,

@@ -7,8 +7,14 @@ import grpc
 from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from llmops_ingestion.api.convert import STATES, incoming
 from llmops_ingestion.domain.service import IngestionService
+from llmops_kit.auth import Role
 from llmops_kit.context import current_tenant
 from llmops_kit.errors import Unauthenticated, Unavailable
+
+# The least role each RPC needs (enforced by the kit's gRPC wrapper): members ingest and
+# read status; deleting a document removes it for everyone in the tenant.
+ROLES = {"SubmitDocuments": Role.MEMBER, "GetDocumentStatus": Role.MEMBER,
+         "DeleteDocument": Role.MAINTAINER}
 
 
 def _tenant() -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 
 from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
+from llmops_kit.auth import Role
 from llmops_kit.context import current_tenant
 from llmops_kit.errors import InvalidArgument, Unauthenticated
 from llmops_safety.api.convert import (
@@ -24,6 +25,8 @@ from llmops_safety.domain.model import ALL_CATEGORIES
 from llmops_safety.domain.service import SafetyService
 
 SERVICE_FULL_NAME = safety_pb2.DESCRIPTOR.services_by_name["SafetyService"].full_name
+# The least role each RPC needs (enforced by the kit's gRPC wrapper).
+ROLES = {"CheckText": Role.MEMBER, "Redact": Role.MEMBER, "GetInfo": Role.MEMBER}
 
 
 def _tenant() -> str:

@@ -11,12 +11,15 @@ from typing import Any
 import grpc
 
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
+from llmops_kit.auth import Role
 from llmops_kit.context import current_tenant
 from llmops_kit.errors import Unauthenticated
 from llmops_vectorstore.domain.model import Filter, Hit, SearchMode, SearchRequest
 from llmops_vectorstore.domain.search import SearchService
 
 SERVICE_FULL_NAME = vectorstore_pb2.DESCRIPTOR.services_by_name["VectorStoreService"].full_name
+# The least role each RPC needs (enforced by the kit's gRPC wrapper).
+ROLES = {"Search": Role.MEMBER, "GetChunks": Role.MEMBER, "Stats": Role.MEMBER}
 
 _MODE_FROM_PB = {
     vectorstore_pb2.SEARCH_MODE_VECTOR: SearchMode.VECTOR,
