@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from llmops.registry.v1 import registry_pb2_grpc
 from llmops_kit import topics
-from llmops_kit.app import ServiceApp
+from llmops_kit.app import ServiceApp, Stage
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
@@ -71,21 +71,6 @@ async def build_registry(settings: Settings, bus: EventBus,
     return registry
 
 
-@dataclass
-class RegistryApp(ServiceApp):
-    """ServiceApp plus the outbox relay, which needs the bus up and stops before it."""
-
-    relay: OutboxRelay = field(kw_only=True)
-
-    async def start(self) -> None:
-        await super().start()
-        self.relay.start()
-
-    async def stop(self) -> None:
-        await self.relay.stop()
-        await super().stop()
-
-
 def build_grpc(settings: Settings, registry: Registry) -> GrpcServer:
     server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
     server.add(registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server,
@@ -93,17 +78,21 @@ def build_grpc(settings: Settings, registry: Registry) -> GrpcServer:
     return server
 
 
-async def build(settings: Settings) -> RegistryApp:
+async def build(settings: Settings) -> ServiceApp:
     """Must run inside the event loop: grpc.aio binds its server to the running loop."""
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     registry = await build_registry(settings, bus)
-    app = RegistryApp(settings, bus, build_grpc(settings, registry), topics.ALL,
-                      relay=registry.relay)
+    app = ServiceApp(settings, bus, build_grpc(settings, registry), topics.ALL)
+
+    async def start_relay() -> None:
+        registry.relay.start()
 
     async def dispose() -> None:
         registry.engine.dispose()
 
-    app.closers.append(dispose)
+    # The outbox relay publishes: it needs the bus up and stops before it; the engine outlives both.
+    app.on(Stage.RESOURCE, stop=dispose)
+    app.on(Stage.BUS_CLIENT, start=start_relay, stop=registry.relay.stop)
     return app
 
 

@@ -42,9 +42,16 @@ class BusCompletionSink:
         await self.bus.publish(events.INFERENCE_COMPLETED, event, question.tenant.encode())
 
 
-def register(bus: EventBus, models: ModelResolver, group: str) -> None:
-    async def on_alias_changed(batch: Batch[registry_pb2.ModelAliasChanged]) -> None:
-        for item in batch.items:
-            models.invalidate(item.event.name)
+class AliasHandlers:
+    """Registry alias changes invalidate the cached resolutions (see register)."""
 
-    bus.subscribe_batch(events.MODEL_ALIAS_CHANGED, group, on_alias_changed)
+    def __init__(self, models: ModelResolver) -> None:
+        self.models = models
+
+    async def on_alias_changed(self, batch: Batch[registry_pb2.ModelAliasChanged]) -> None:
+        for item in batch.items:
+            self.models.invalidate(item.event.name)
+
+
+def register(bus: EventBus, handlers: AliasHandlers, group: str) -> None:
+    bus.subscribe_batch(events.MODEL_ALIAS_CHANGED, group, handlers.on_alias_changed)
