@@ -49,6 +49,9 @@ TRANSIENT_NAMES = frozenset({
     "WeaviateConnectionError",
     "WeaviateTimeoutError",
     "WeaviateStartUpError",
+    "WeaviateGRPCUnavailableError",
+    "WeaviateRetryError",
+    "WeaviateClosedClientError",
 })
 _TRANSIENT_GRPC = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 

@@ -182,6 +182,10 @@ class OperationalError(Exception):  # named like SQLAlchemy's
     pass
 
 
+class WeaviateGRPCUnavailableError(Exception):  # named like the Weaviate client's
+    pass
+
+
 @pytest.mark.parametrize(("exc", "transient"), [
     (Unavailable("X", "down"), True),
     (ConnectionRefusedError(), True),
@@ -191,6 +195,7 @@ class OperationalError(Exception):  # named like SQLAlchemy's
     (_RpcError(grpc.StatusCode.UNAVAILABLE), True),
     (_RpcError(grpc.StatusCode.INVALID_ARGUMENT), False),
     (OperationalError("database is locked"), True),
+    (WeaviateGRPCUnavailableError("down"), True),
     (ValueError("bad value"), False),
     (InvalidArgument("BAD", "no"), False),
     (KeyError("x"), False),
