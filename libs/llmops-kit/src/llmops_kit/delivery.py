@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import grpc
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaTimeoutError, KafkaUnavailableError
 from google.protobuf.message import Message
 
 from llmops_kit import dead_letters
@@ -54,6 +55,8 @@ TRANSIENT_NAMES = frozenset({
     "WeaviateClosedClientError",
 })
 _TRANSIENT_GRPC = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# Kafka itself unreachable; aiokafka does not mark these `retriable`.
+_TRANSIENT_KAFKA = (KafkaTimeoutError, KafkaUnavailableError)
 
 
 class DeadLetterFailed(Unavailable):
@@ -70,6 +73,8 @@ def is_transient(exc: BaseException) -> bool:
         if seen is None:
             return False
         if isinstance(seen, Unavailable | DeadlineExceeded | ConnectionError | TimeoutError):
+            return True
+        if isinstance(seen, _TRANSIENT_KAFKA):
             return True
         if getattr(seen, "retriable", False) is True:  # aiokafka's KafkaError subclasses
             return True

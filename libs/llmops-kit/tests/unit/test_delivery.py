@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 import pytest
 from aiokafka import ConsumerRecord
-from aiokafka.errors import KafkaConnectionError, NotEnoughReplicasError
+from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NotEnoughReplicasError
 
 from llmops.ingestion.v1 import events_pb2
 from llmops_kit import events
@@ -191,6 +191,7 @@ class WeaviateGRPCUnavailableError(Exception):  # named like the Weaviate client
     (ConnectionRefusedError(), True),
     (TimeoutError(), True),
     (KafkaConnectionError(), True),
+    (KafkaTimeoutError(), True),
     (NotEnoughReplicasError(), True),
     (_RpcError(grpc.StatusCode.UNAVAILABLE), True),
     (_RpcError(grpc.StatusCode.INVALID_ARGUMENT), False),
