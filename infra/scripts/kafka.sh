@@ -8,8 +8,10 @@
 #   kafka.sh status    "kafka: running pid N port P" (exit 0) or "kafka: stopped" (exit 3)
 #   kafka.sh health    exit 0 if the broker is up and serving
 #   kafka.sh reset     stop and delete all Kafka data (topics, offsets, metadata)
+#   kafka.sh render    write the broker config only and print its path (no start)
 #
 # Environment: LLMOPS_HOME, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
+# LLMOPS_KAFKA_MAX_RECORD_BYTES (16777216, the kit's KafkaSettings.max_record_bytes),
 # KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_START_TIMEOUT (90 s),
 # KAFKA_STOP_TIMEOUT (30 s), JAVA_HOME, MVN (mvn).
 set -euo pipefail
@@ -22,6 +24,10 @@ KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 MVN=${MVN:-mvn}
+# The broker's size limit derives from the platform's record limit exactly as the kit's
+# KafkaSettings.broker_max_message_bytes does: + 64 KiB dead-letter headroom + 64 KiB framing.
+LLMOPS_KAFKA_MAX_RECORD_BYTES=${LLMOPS_KAFKA_MAX_RECORD_BYTES:-16777216}
+KAFKA_MESSAGE_MAX_BYTES=$((LLMOPS_KAFKA_MAX_RECORD_BYTES + 65536 + 65536))
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
 POM="$REPO/infra/kafka/pom.xml"
@@ -134,6 +140,7 @@ render_config() {
   sed -e "s|@KAFKA_PORT@|$(sed_escape "$KAFKA_PORT")|g" \
       -e "s|@KAFKA_CONTROLLER_PORT@|$(sed_escape "$KAFKA_CONTROLLER_PORT")|g" \
       -e "s|@KAFKA_DATA_DIR@|$(sed_escape "$DATA")|g" \
+      -e "s|@KAFKA_MESSAGE_MAX_BYTES@|$KAFKA_MESSAGE_MAX_BYTES|g" \
       "$TEMPLATE" >"$CONFIG.tmp"
   mv "$CONFIG.tmp" "$CONFIG"
 
@@ -335,8 +342,9 @@ case "${1:-}" in
   status) cmd_status ;;
   health) cmd_health ;;
   reset) cmd_reset ;;
+  render) render_config; echo "$CONFIG" ;;
   *)
-    echo "usage: $(basename "$0") {install|start|stop|status|health|reset}" >&2
+    echo "usage: $(basename "$0") {install|start|stop|status|health|reset|render}" >&2
     exit 2
     ;;
 esac

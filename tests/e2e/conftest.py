@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -36,6 +37,10 @@ def e2e_stack(kafka: KafkaSettings, weaviate_server: dict, tmp_path_factory: pyt
         "LLMOPS_DEV_MODE": "true",
         "LLMOPS_API_KEYS": ",".join(f"{k}={t}" for t, k in keys.items()),
         "LLMOPS_AUTH_DATABASE_URL": f"sqlite:///{data}/platform.db",
+        # The platform's bootstrap admin key (AdminService: tenants, keys, audit).
+        "LLMOPS_ADMIN_KEY": f"e2e-admin-{uuid.uuid4().hex}",
+        # Short, so the fault tests' outages outlast it and batches are rewound.
+        "LLMOPS_KAFKA_RETRY_WINDOW_SECONDS": "10",
         "LLMOPS_INGESTION_DATABASE_URL": f"sqlite:///{data}/ingestion.db",
         "LLMOPS_LOG_LEVEL": os.environ.get("LLMOPS_LOG_LEVEL", "INFO"),
     }

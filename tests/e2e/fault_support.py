@@ -44,7 +44,7 @@ def document(doc_id: str, paragraphs: int) -> ingestion_pb2.Document:
 
 async def produce(kafka: KafkaSettings, tenant: str, docs: list[ingestion_pb2.Document]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
-                                max_request_size=kafka.max_request_size)
+                                max_request_size=kafka.producer_max_request_size)
     await producer.start()
     try:
         await asyncio.gather(*(

@@ -135,7 +135,7 @@ def rewinds(service: str) -> int:
     """How many times `service` rewound a batch for redelivery (its log says so)."""
     log = stack.llmops_home() / "logs" / f"{service}.log"
     text = log.read_text(errors="replace") if log.exists() else ""
-    return len(re.findall(r"rewinding for redelivery", text))
+    return len(re.findall(r"rewinding it for redelivery", text))
 
 
 async def health(port: int) -> int:

@@ -1,12 +1,9 @@
-"""Kafka plumbing on FastStream + aiokafka.
+"""Kafka plumbing on FastStream + aiokafka: the service's EventBus and its topics.
 
-Consumers are batch subscribers with manual commit: a batch is decoded at the edge
-(poison messages go to `<topic>.dlq` with the reason in headers), handed to the
-domain as plain messages, and its offsets are committed only after the handler
-returned, i.e. after its work is durable. A transient failure (a dependency down)
-is retried with backoff; past `max_retry_seconds` the batch is rewound (nack) and
-redelivered. Combined with idempotent handlers this gives exactly-once effects
-on top of at-least-once delivery.
+Consumers are batch subscribers with manual commit. What happens to a batch between receiving
+and acking it (decoding, dead letters, retries, isolation of a failing record, rewinding) is
+delivery.py's; this module builds the clients (one place: `KafkaSettings.client_options()`),
+publishes events and dead letters, and tracks whether the consumers' dependencies are healthy.
 """
 
 from __future__ import annotations
@@ -14,76 +11,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from google.protobuf.message import Message
 
-from llmops_kit import topics
-from llmops_kit.context import bound
+from llmops_kit import dead_letters, topics
+from llmops_kit.dead_letters import (
+    HEADER_DLQ_ERROR,
+    HEADER_DLQ_GROUP,
+    HEADER_DLQ_OFFSET,
+    HEADER_DLQ_PARTITION,
+    HEADER_DLQ_REASON,
+    HEADER_DLQ_SHA256,
+    HEADER_DLQ_SIZE,
+    HEADER_DLQ_TOPIC,
+)
+from llmops_kit.delivery import Batch, BatchHandler, DeadLetterFailed, Delivery, Received
 from llmops_kit.errors import PoisonMessage
-from llmops_kit.events import EventType, decode, headers_for
+from llmops_kit.events import EventType, headers_for
 from llmops_kit.settings import KafkaSettings
+
+__all__ = [
+    "HEADER_DLQ_ERROR", "HEADER_DLQ_GROUP", "HEADER_DLQ_OFFSET", "HEADER_DLQ_PARTITION",
+    "HEADER_DLQ_REASON", "HEADER_DLQ_SHA256", "HEADER_DLQ_SIZE", "HEADER_DLQ_TOPIC",
+    "Batch", "BatchHandler", "EventBus", "HealthProbe", "Received", "ensure_topics",
+]
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
-
-HEADER_DLQ_REASON = "x-dlq-reason"
-HEADER_DLQ_ERROR = "x-dlq-error"
-HEADER_DLQ_TOPIC = "x-dlq-original-topic"
-HEADER_DLQ_PARTITION = "x-dlq-original-partition"
-HEADER_DLQ_OFFSET = "x-dlq-original-offset"
-HEADER_DLQ_GROUP = "x-dlq-consumer-group"
-
-
-@dataclass
-class Received(Generic[M]):
-    """One decoded event and the record it came from."""
-
-    event: M
-    record: ConsumerRecord[Any, Any]
-
-    @property
-    def tenant(self) -> str:
-        return str(self.event.envelope.tenant_id)  # type: ignore[attr-defined]
-
-
-@dataclass
-class Batch(Generic[M]):
-    """What a handler gets: decoded events plus a way to dead-letter one of them."""
-
-    items: list[Received[M]]
-    _bus: EventBus
-    _group: str
-    rejected: list[tuple[Received[M], PoisonMessage]] = field(default_factory=list)
-    # Survives handler retries, so a retried batch does not dead-letter a record twice.
-    _dead_lettered: set[tuple[str, int, int]] = field(default_factory=set)
-
-    async def dead_letter(self, item: Received[M], error: PoisonMessage) -> None:
-        where = (item.record.topic, item.record.partition, item.record.offset)
-        if where not in self._dead_lettered:
-            await self._bus.dead_letter(item.record, error, self._group)
-            self._dead_lettered.add(where)
-        self.rejected.append((item, error))
-
-
-BatchHandler = Callable[[Batch[M]], Awaitable[None]]
-
-
-def _header_value(record: ConsumerRecord[Any, Any], name: str) -> str | None:
-    for key, value in record.headers or ():
-        if key == name:
-            return value.decode() if isinstance(value, bytes) else str(value)
-    return None
+# A dependency's health check (Weaviate ready, database reachable): True when it is up.
+HealthProbe = Callable[[], Awaitable[bool]]
+HealthListener = Callable[[bool], Awaitable[None]]
+PROBE_TIMEOUT_SECONDS = 5.0
 
 
 class EventBus:
@@ -92,23 +60,70 @@ class EventBus:
     def __init__(self, settings: KafkaSettings, client_id: str) -> None:
         self.settings = settings
         self.client_id = client_id
+        self.stopping = False
+        self._probes: list[HealthProbe] = []
+        self._listeners: list[HealthListener] = []
+        self._degraded: set[str] = set()
         self.broker = KafkaBroker(
-            settings.bootstrap_servers,
+            **settings.client_options(),
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
-            max_request_size=settings.max_request_size,
+            max_request_size=settings.producer_max_request_size,
             request_timeout_ms=settings.request_timeout_ms,
             linger_ms=5,
             graceful_timeout=30.0,
-            logger=None,
+            # FastStream reports what it catches itself (a Kafka error in its poll loop) here.
+            logger=logging.getLogger("llmops_kit.faststream"),
         )
 
     async def start(self) -> None:
+        self.stopping = False
         await self.broker.start()
 
     async def stop(self) -> None:
+        self.stopping = True  # a batch retrying in place gives up (rewinds) instead of waiting
         await self.broker.stop()
+
+    # -- health ---------------------------------------------------------------------------
+
+    def add_health_probe(self, probe: HealthProbe) -> None:
+        """A dependency check consulted when a handler fails: while any probe reports down,
+        failures count as an outage (retried forever), never against the record."""
+        self._probes.append(probe)
+
+    def on_health_change(self, listener: HealthListener) -> None:
+        """Called with False when a consumer starts retrying through an outage, True after."""
+        self._listeners.append(listener)
+
+    @property
+    def healthy(self) -> bool:
+        return not self._degraded
+
+    async def dependencies_healthy(self) -> bool:
+        for probe in self._probes:
+            try:
+                if not await asyncio.wait_for(probe(), PROBE_TIMEOUT_SECONDS):
+                    return False
+            except Exception:
+                log.warning("health probe failed", exc_info=True)
+                return False
+        return True
+
+    async def report(self, group: str, *, healthy: bool) -> None:
+        """A consumer's state; listeners hear only when the bus as a whole changes."""
+        was = self.healthy
+        if healthy:
+            self._degraded.discard(group)
+        else:
+            self._degraded.add(group)
+        if self.healthy != was:
+            log.warning("event consumers %s", "recovered" if self.healthy else "degraded",
+                        extra={"consumer_groups": sorted(self._degraded)})
+            for listener in self._listeners:
+                await listener(self.healthy)
+
+    # -- publishing -----------------------------------------------------------------------
 
     async def publish(self, event_type: EventType[M], event: M, key: bytes) -> None:
         """Publishes one event and waits for the broker's acknowledgement (acks=all)."""
@@ -126,24 +141,34 @@ class EventBus:
     async def dead_letter(
         self, record: ConsumerRecord[Any, Any], error: PoisonMessage, group: str
     ) -> None:
-        headers = {k: (v.decode(errors="replace") if isinstance(v, bytes) else str(v))
-                   for k, v in (record.headers or ())}
-        headers.update({
-            HEADER_DLQ_REASON: error.reason,
-            HEADER_DLQ_ERROR: error.message[:2000],
-            HEADER_DLQ_TOPIC: record.topic,
-            HEADER_DLQ_PARTITION: str(record.partition),
-            HEADER_DLQ_OFFSET: str(record.offset),
-            HEADER_DLQ_GROUP: group,
-        })
-        await self.broker.publish(
-            record.value or b"", topic=topics.dead_letter(record.topic), key=record.key,
-            headers=headers,
-        )
+        """Copies `record` to its `.dlq` topic (dead_letters.build); raises DeadLetterFailed
+        when that cannot be written, so the caller's batch is retried rather than skipped."""
+        size = self.settings.dlq_payload_bytes
+        letter = dead_letters.build(record, error, group, size)
+        try:
+            try:
+                await self._publish_letter(record, letter)
+            except MessageSizeTooLargeError:
+                # More than the producer or the topic takes: keep a bounded copy instead.
+                error = PoisonMessage(dead_letters.RECORD_TOO_LARGE,
+                                      f"{error.reason}, and too large to republish: {error.message}")
+                letter = dead_letters.build(record, error, group, size, bounded=True)
+                await self._publish_letter(record, letter)
+        except Exception as exc:
+            raise DeadLetterFailed(
+                f"cannot dead-letter {record.topic}[{record.partition}]@{record.offset}: "
+                f"{type(exc).__name__}: {exc}") from exc
         log.warning(
             "dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset,
-            error, extra={"reason": error.reason},
+            letter.headers[HEADER_DLQ_ERROR], extra={"reason": error.reason},
         )
+
+    async def _publish_letter(self, record: ConsumerRecord[Any, Any],
+                              letter: dead_letters.DeadLetter) -> None:
+        await self.broker.publish(letter.value, topic=topics.dead_letter(record.topic),
+                                  key=letter.key, headers=letter.headers)
+
+    # -- consuming ------------------------------------------------------------------------
 
     def subscribe_batch(
         self,
@@ -153,26 +178,24 @@ class EventBus:
         *,
         max_records: int = 64,
         batch_timeout_ms: int = 50,
-        max_retry_seconds: float = 120.0,
+        max_retry_seconds: float | None = None,
     ) -> None:
-        """Registers a batch consumer; call before start()."""
-        bus = self
+        """Registers a batch consumer; call before start(). See delivery.py for what happens
+        to a batch; here it only ends in ack (commit) or nack (seek back, redelivered)."""
+        window = self.settings.retry_window_seconds if max_retry_seconds is None \
+            else max_retry_seconds
+        delivery = Delivery(self, event_type, group_id, handler, window)
 
         async def consume(_: list[bytes], msg: KafkaMessage) -> None:
             raw = msg.raw_message
             records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
-            batch: Batch[M] = Batch([], bus, group_id)
-            for record in records:
-                try:
-                    event = decode(event_type, record.value)
-                except PoisonMessage as exc:
-                    await bus.dead_letter(record, exc, group_id)
-                    continue
-                batch.items.append(Received(event, record))
-            if batch.items and not await bus._run_with_retry(handler, batch, max_retry_seconds):
-                await msg.nack()  # rewind: the batch is redelivered, nothing is skipped
-                return
-            await msg.ack()
+            done = False
+            try:
+                done = await delivery.run(records)
+            finally:
+                # Also on cancellation or a bug in run(): an unacked batch is always rewound,
+                # so no later commit of this consumer can move past it.
+                await _settle(msg, done)
 
         self.broker.subscriber(
             event_type.topic,
@@ -182,47 +205,65 @@ class EventBus:
             batch_timeout_ms=batch_timeout_ms,
             ack_policy=AckPolicy.MANUAL,
             auto_offset_reset="earliest",
-            max_partition_fetch_bytes=16 * 1024 * 1024,
+            max_partition_fetch_bytes=self.settings.consumer_fetch_bytes,
+            fetch_max_bytes=max(50 * 1024 * 1024, self.settings.consumer_fetch_bytes),
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
         )(consume)
 
-    async def _run_with_retry(
-        self, handler: BatchHandler[M], batch: Batch[M], max_retry_seconds: float
-    ) -> bool:
-        deadline = time.monotonic() + max_retry_seconds
-        delay = 0.2
-        first = batch.items[0].event.envelope  # type: ignore[attr-defined]
-        while True:
-            try:
-                with bound(first.tenant_id, first.trace_id):
-                    await handler(batch)
-                return True
-            except Exception:
-                if time.monotonic() + delay > deadline:
-                    log.exception("batch failed for %.0fs; rewinding for redelivery",
-                                  max_retry_seconds)
-                    return False
-                log.warning("batch failed, retrying in %.1fs", delay, exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                batch.rejected.clear()
+
+async def _settle(msg: KafkaMessage, ack: bool) -> None:
+    try:
+        await (msg.ack() if ack else msg.nack())
+    except Exception:
+        # A commit refused after a rebalance, or a seek on a partition no longer ours: the
+        # new owner starts from the last commit, so the batch is redelivered there.
+        log.warning("could not %s a batch; it will be redelivered", "ack" if ack else "nack",
+                    exc_info=True)
 
 
 async def ensure_topics(
     settings: KafkaSettings, names: Sequence[str], partitions: int = 4, replication: int = 1
 ) -> None:
-    """Creates the topics (and their dead-letter topics) if missing; safe to call on every start."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    """Creates the topics (and their dead-letter topics) if missing, and gives every `.dlq`
+    topic the configured retention; safe to call on every start."""
+    admin = AIOKafkaAdminClient(**settings.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [n for name in names for n in (name, topics.dead_letter(name)) if n not in existing]
+        dlq_config = {"retention.ms": str(settings.dlq_retention_ms)}
+        wanted = [NewTopic(n, num_partitions=partitions, replication_factor=replication,
+                           topic_configs=dlq_config if n == topics.dead_letter(name) else None)
+                  for name in names for n in (name, topics.dead_letter(name)) if n not in existing]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):  # another replica was first
-                await admin.create_topics(
-                    [NewTopic(n, num_partitions=partitions, replication_factor=replication)
-                     for n in wanted]
-                )
+                await admin.create_topics(wanted)
+        await _set_dlq_retention(
+            admin, [topics.dead_letter(n) for n in names if topics.dead_letter(n) in existing],
+            dlq_config["retention.ms"])
     finally:
         await admin.close()
+
+
+_DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs config_source of a per-topic override
+
+
+async def _set_dlq_retention(admin: AIOKafkaAdminClient, names: list[str], retention: str) -> None:
+    """retention.ms of existing dead-letter topics, keeping their other overrides (AlterConfigs
+    replaces a topic's whole override set)."""
+    if not names:
+        return
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
+    changes = []
+    for response in responses:
+        for resource in response.to_object()["resources"]:
+            overrides = {e["config_names"]: e["config_value"] for e in resource["config_entries"]
+                         if e.get("config_source") == _DYNAMIC_TOPIC_CONFIG}
+            if resource["error_code"] or overrides.get("retention.ms") == retention:
+                continue
+            changes.append(ConfigResource(ConfigResourceType.TOPIC, resource["resource_name"],
+                                          {**overrides, "retention.ms": retention}))
+    if changes:
+        await admin.alter_configs(changes)
+        log.info("dead-letter retention set to %s ms on %d topics", retention, len(changes))

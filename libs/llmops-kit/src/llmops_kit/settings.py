@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,13 +48,68 @@ def service_config(prefix: str) -> SettingsConfigDict:
                               hide_input_in_errors=True)
 
 
+# Room on top of a record for the dead-letter headers (bounded, see kafka_dlq) and the record
+# batch framing, so anything a consumer accepted can be republished to its `.dlq` topic.
+RECORD_HEADROOM_BYTES = 64 * 1024
+# The broker's framing of a batch of one record on top of the producer's estimate.
+BATCH_HEADROOM_BYTES = 64 * 1024
+
+
 class KafkaSettings(BaseSettings):
+    """How every Kafka client of the platform is built (EventBus, ensure_topics, tests).
+
+    Size limits derive from one setting, `max_record_bytes`, so they agree end to end:
+    producer max_request_size <= broker message.max.bytes <= consumer fetch sizes.
+    """
+
     model_config = SettingsConfigDict(env_prefix="LLMOPS_KAFKA_", extra="ignore")
 
     bootstrap_servers: str = "127.0.0.1:9092"
-    # Large enough for a batch of chunks with their vectors; the local broker allows 16 MiB.
-    max_request_size: int = 8 * 1024 * 1024
     request_timeout_ms: int = 30_000
+    max_record_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=64 * 1024,
+        description="largest record (key + value + headers) producers send and consumers handle; "
+                    "a consumed record over it is dead-lettered as RECORD_TOO_LARGE",
+    )
+    dlq_payload_bytes: int = Field(
+        default=64 * 1024, ge=0,
+        description="bytes of a too-large record's value kept in its dead letter",
+    )
+    dlq_retention_ms: int = Field(
+        default=14 * 24 * 3600 * 1000, ge=-1,
+        description="retention.ms of every `.dlq` topic (-1: keep forever)",
+    )
+    max_handler_failures: int = Field(
+        default=5, ge=1,
+        description="failures of one record, with dependencies healthy, before it is "
+                    "dead-lettered as HANDLER_FAILED",
+    )
+
+    retry_window_seconds: float = Field(
+        default=120.0, gt=0,
+        description="how long a failing batch is retried in place before it is rewound "
+                    "(sought back) and delivered again",
+    )
+
+    @property
+    def producer_max_request_size(self) -> int:
+        """max_request_size of producers: a full record plus the dead-letter headers."""
+        return self.max_record_bytes + RECORD_HEADROOM_BYTES
+
+    @property
+    def broker_max_message_bytes(self) -> int:
+        """message.max.bytes / replica.fetch.max.bytes of the broker (infra/scripts/kafka.sh)."""
+        return self.producer_max_request_size + BATCH_HEADROOM_BYTES
+
+    @property
+    def consumer_fetch_bytes(self) -> int:
+        """max_partition_fetch_bytes of consumers: any record the broker accepts can be fetched,
+        so an oversized record is seen (and dead-lettered), never stuck below the fetch size."""
+        return self.broker_max_message_bytes
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection options every Kafka client (producer, consumer, admin) is built with."""
+        return {"bootstrap_servers": self.bootstrap_servers}
 
 
 class ServiceSettings(BaseSettings):

@@ -36,7 +36,7 @@ async def build(settings: Settings) -> ServiceApp:
     embedder = await SentenceTransformerEmbedder.load(settings.encoder)
     service = EmbeddingService(embedder)
     bus = EventBus(settings.kafka, client_id=settings.service_name)
-    handler = event_api.ChunksCreatedHandler(service, bus)
+    handler = event_api.EmbeddingHandlers(service, bus)
     event_api.register(bus, handler, settings.consumer_group, settings.max_records)
     return ServiceApp(settings, bus, build_grpc(settings, service), TOPICS)
 

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 
 from llmops.embedding.v1 import events_pb2 as embedding_events
 from llmops.ingestion.v1 import events_pb2 as ingestion_events
-from llmops_embedding.api.events import ChunksCreatedHandler, register
+from llmops_embedding.api.events import EmbeddingHandlers, register
 from llmops_embedding.domain.embedding import EmbeddingService
 from llmops_kit import events
 from llmops_kit.kafka import HEADER_DLQ_REASON, EventBus, ensure_topics
@@ -44,7 +44,7 @@ async def test_chunks_become_vectors_and_empty_ones_are_dead_lettered(
     await ensure_topics(kafka, [source.topic, sink.topic], partitions=1)
 
     bus = EventBus(kafka, client_id=f"test-embedding-{run}")
-    register(bus, ChunksCreatedHandler(EmbeddingService(st_embedder), bus, sink=sink),
+    register(bus, EmbeddingHandlers(EmbeddingService(st_embedder), bus, sink=sink),
              group=f"embedding-{run}", max_records=128, source=source)
     inputs = [
         chunks_created("acme", "d1", ["first chunk", "second chunk"]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmops.ingestion.v1 import events_pb2 as ingestion_events
-from llmops_embedding.api.events import ChunksCreatedHandler
+from llmops_embedding.api.events import EmbeddingHandlers
 from llmops_embedding.domain.embedding import EmbeddingService
 from llmops_kit import events
 
@@ -31,14 +31,14 @@ def chunks_created(
 
 
 @pytest.fixture
-def handler(embedder, bus) -> ChunksCreatedHandler:
-    return ChunksCreatedHandler(EmbeddingService(embedder), bus)
+def handler(embedder, bus) -> EmbeddingHandlers:
+    return EmbeddingHandlers(EmbeddingService(embedder), bus)
 
 
 async def test_one_model_call_per_kafka_batch(handler, embedder, bus, batch_of):
     first = chunks_created("acme", "d1", ["a", "bb"], batch_index=1, batch_count=3)
     second = chunks_created("globex", "d2", ["ccc"])
-    await handler(batch_of([first, second]))
+    await handler.on_chunks_created(batch_of([first, second]))
     assert embedder.calls == [["a", "bb", "ccc"]]
     assert len(bus.published) == 2
     event_type, key, out = bus.published[0]
@@ -57,8 +57,8 @@ async def test_one_model_call_per_kafka_batch(handler, embedder, bus, batch_of):
 
 async def test_replay_gives_same_event_ids(handler, bus, batch_of):
     ev = chunks_created("acme", "d1", ["a"])
-    await handler(batch_of([ev]))
-    await handler(batch_of([ev]))
+    await handler.on_chunks_created(batch_of([ev]))
+    await handler.on_chunks_created(batch_of([ev]))
     assert bus.published[0][2].envelope.event_id == bus.published[1][2].envelope.event_id
 
 
@@ -66,12 +66,12 @@ async def test_empty_chunks_are_dead_lettered(handler, embedder, bus, batch_of):
     no_chunks = chunks_created("acme", "empty", [])
     blank = chunks_created("acme", "blank", ["fine", "   "])
     good = chunks_created("acme", "good", ["text"])
-    await handler(batch_of([no_chunks, blank, good]))
+    await handler.on_chunks_created(batch_of([no_chunks, blank, good]))
     assert [reason for _, reason in bus.dead] == ["EMPTY_CHUNKS", "EMPTY_CHUNKS"]
     assert embedder.calls == [["text"]]
     assert [e.document.document_id for _, _, e in bus.published] == ["good"]
 
 
 async def test_all_bad_means_no_model_call(handler, embedder, bus, batch_of):
-    await handler(batch_of([chunks_created("acme", "empty", [])]))
+    await handler.on_chunks_created(batch_of([chunks_created("acme", "empty", [])]))
     assert embedder.calls == [] and bus.published == []

@@ -13,7 +13,7 @@ from llmops_inference.domain.cache import AnswerCache
 from llmops_inference.domain.pipeline import AnswerService, Limits
 from llmops_inference.settings import Settings
 from llmops_kit import events
-from llmops_kit.app import ServiceApp
+from llmops_kit.app import ServiceApp, Stage
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
@@ -36,12 +36,14 @@ async def build(settings: Settings) -> ServiceApp:
         event_api.BusCompletionSink(bus, guard),
         AnswerCache(settings.cache_entries, settings.cache_ttl_seconds), Limits(),
     )
-    event_api.register(bus, registry, settings.consumer_group)
+    event_api.register(bus, event_api.AliasHandlers(registry), settings.consumer_group)
     server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server,
                InferenceServicer(service, settings), [SERVICE_FULL_NAME], ROLES)
-    return ServiceApp(settings, bus, server, TOPICS,
-                      closers=[registry.close, guard.close, retriever.close, generator.close])
+    app = ServiceApp(settings, bus, server, TOPICS)
+    for client in (registry, guard, retriever, generator):
+        app.on(Stage.RESOURCE, stop=client.close)
+    return app
 
 
 async def serve(settings: Settings) -> None:

@@ -53,7 +53,7 @@ async def build(settings: Settings) -> ServiceApp:
         ),
         redactor=PiiRedactor() if settings.redact_pii else None,
     )
-    event_api.register(bus, service, settings.consumer_max_records)
+    event_api.register(bus, event_api.IngestionHandlers(service), settings.consumer_max_records)
     server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
                IngestionServicer(service), [SERVICE_NAME], ROLES)

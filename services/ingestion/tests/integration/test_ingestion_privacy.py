@@ -57,7 +57,8 @@ async def ingestion(kafka: KafkaSettings, tmp_path: Path) -> AsyncIterator[Runni
         SqlDocumentStore(make_engine(f"sqlite:///{tmp_path}/ingestion.db")),
         BusChunkPublisher(bus, 64, chunks_created=chunks), WordTokenizer(),
         ChunkingPolicy(50, 10), Limits(), redactor=PiiRedactor())
-    event_api.register(bus, service, 16, submitted=submitted, group=f"ingestion-{run}")
+    event_api.register(bus, event_api.IngestionHandlers(service), 16, submitted=submitted,
+                       group=f"ingestion-{run}")
     server = GrpcServer("127.0.0.1", 0, Settings().api_key_map())
     server.add(ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
                IngestionServicer(service), ["llmops.ingestion.v1.IngestionService"])

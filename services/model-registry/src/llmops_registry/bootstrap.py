@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -15,7 +15,7 @@ from llmops_kit.admin import Admin
 from llmops_kit.admin_grpc import ROLES as ADMIN_ROLES
 from llmops_kit.admin_grpc import SERVICE_FULL_NAME as ADMIN_SERVICE
 from llmops_kit.admin_grpc import AdminServicer, BusTenantDeletedPublisher
-from llmops_kit.app import ServiceApp
+from llmops_kit.app import ServiceApp, Stage
 from llmops_kit.audit import AuditLog
 from llmops_kit.auth import Role
 from llmops_kit.grpc_server import GrpcServer
@@ -94,21 +94,6 @@ async def build_registry(settings: Settings, bus: EventBus,
     return registry
 
 
-@dataclass
-class RegistryApp(ServiceApp):
-    """ServiceApp plus the outbox relay, which needs the bus up and stops before it."""
-
-    relay: OutboxRelay = field(kw_only=True)
-
-    async def start(self) -> None:
-        await super().start()
-        self.relay.start()
-
-    async def stop(self) -> None:
-        await self.relay.stop()
-        await super().stop()
-
-
 # At the edge every registry RPC needs a key of the tenant (member); the registry's use cases
 # check the finer roles themselves (llmops_kit.auth.require: maintainer, admin).
 ROLES = {name: Role.MEMBER for name in (
@@ -137,20 +122,24 @@ def build_grpc(settings: Settings, registry: Registry, bus: EventBus | None = No
     return server
 
 
-async def build(settings: Settings) -> RegistryApp:
+async def build(settings: Settings) -> ServiceApp:
     """Must run inside the event loop: grpc.aio binds its server to the running loop."""
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     # The platform database holds keys and the audit log every service shares.
     platform = open_engine(settings.auth_database_url)
     registry = await build_registry(settings, bus, audit_log=SqlAuditLog(platform))
-    app = RegistryApp(settings, bus, build_grpc(settings, registry, bus, platform), topics.ALL,
-                      relay=registry.relay)
+    app = ServiceApp(settings, bus, build_grpc(settings, registry, bus, platform), topics.ALL)
+
+    async def start_relay() -> None:
+        registry.relay.start()
 
     async def dispose() -> None:
         registry.engine.dispose()
         platform.dispose()
 
-    app.closers.append(dispose)
+    # The outbox relay publishes: it needs the bus up and stops before it; the engine outlives both.
+    app.on(Stage.RESOURCE, stop=dispose)
+    app.on(Stage.BUS_CLIENT, start=start_relay, stop=registry.relay.stop)
     return app
 
 

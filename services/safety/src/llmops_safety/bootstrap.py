@@ -7,7 +7,7 @@ import logging
 
 from llmops.safety.v1 import safety_pb2_grpc
 from llmops_kit import events
-from llmops_kit.app import ServiceApp
+from llmops_kit.app import ServiceApp, Stage
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
@@ -21,18 +21,6 @@ from llmops_safety.settings import Settings
 log = logging.getLogger(__name__)
 
 TOPICS = (events.SAFETY_VERDICT_ISSUED.topic,)
-
-
-class DrainingBus(EventBus):
-    """The kit's bus, but verdict events still in flight get a chance to land before it stops
-    (ServiceApp stops gRPC, then the bus)."""
-
-    publisher: BackgroundPublisher | None = None
-
-    async def stop(self) -> None:
-        if self.publisher is not None:
-            await self.publisher.drain()
-        await super().stop()
 
 
 def build_service(settings: Settings, engine: SafetyEngine,
@@ -59,11 +47,13 @@ def build_publisher(settings: Settings, bus: EventBus) -> BackgroundPublisher:
 async def build(settings: Settings) -> ServiceApp:
     model = await asyncio.to_thread(load_toxicity_model, settings.detoxify)
     engine = SafetyEngine(model)
-    bus = DrainingBus(settings.kafka, client_id=settings.service_name)
+    bus = EventBus(settings.kafka, client_id=settings.service_name)
     publisher = build_publisher(settings, bus)
-    bus.publisher = publisher
     service = build_service(settings, engine, publisher)
-    return ServiceApp(settings, bus, build_grpc(settings, service, publisher), TOPICS)
+    app = ServiceApp(settings, bus, build_grpc(settings, service, publisher), TOPICS)
+    # Verdict events still in flight land before the bus stops (gRPC has stopped by then).
+    app.on(Stage.BUS_CLIENT, stop=publisher.drain)
+    return app
 
 
 async def serve(settings: Settings) -> None:

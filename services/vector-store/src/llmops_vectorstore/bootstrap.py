@@ -6,7 +6,7 @@ import logging
 
 from llmops.vectorstore.v1 import vectorstore_pb2_grpc
 from llmops_kit import events
-from llmops_kit.app import ServiceApp
+from llmops_kit.app import ServiceApp, Stage
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
@@ -64,8 +64,12 @@ async def build(settings: Settings) -> ServiceApp:
         bus, handlers, settings.consumer_group, settings.deletes_consumer_group,
         settings.max_records,
     )
-    return ServiceApp(settings, bus, build_grpc(settings, service), TOPICS,
-                      closers=[embedder.close, store.close])
+    # While Weaviate is down, failing batches are an outage (retried), never bad records.
+    bus.add_health_probe(store.ready)
+    app = ServiceApp(settings, bus, build_grpc(settings, service), TOPICS)
+    app.on(Stage.RESOURCE, stop=store.close)
+    app.on(Stage.RESOURCE, stop=embedder.close)
+    return app
 
 
 async def serve(settings: Settings) -> None:

@@ -33,7 +33,9 @@ class Publisher(Protocol):
     ) -> None: ...
 
 
-class ChunksCreatedHandler:
+class EmbeddingHandlers:
+    """The batch handlers of the embedding service's subscriptions (see register)."""
+
     def __init__(
         self,
         service: EmbeddingService,
@@ -44,7 +46,7 @@ class ChunksCreatedHandler:
         self.publisher = publisher
         self.sink = sink
 
-    async def __call__(self, batch: ChunksBatch) -> None:
+    async def on_chunks_created(self, batch: ChunksBatch) -> None:
         accepted: list[ChunksItem] = []
         for item in batch.items:
             problem = self._problem(item.event)
@@ -109,9 +111,9 @@ class ChunksCreatedHandler:
 
 def register(
     bus: EventBus,
-    handler: ChunksCreatedHandler,
+    handlers: EmbeddingHandlers,
     group: str,
     max_records: int,
     source: EventType[ingestion_events.ChunksCreated] = events.CHUNKS_CREATED,
 ) -> None:
-    bus.subscribe_batch(source, group, handler, max_records=max_records)
+    bus.subscribe_batch(source, group, handlers.on_chunks_created, max_records=max_records)

@@ -43,10 +43,17 @@ class BusCompletionSink:
         await self.bus.publish(events.INFERENCE_COMPLETED, event, question.tenant.encode())
 
 
-def register(bus: EventBus, models: ModelResolver, group: str) -> None:
-    async def on_alias_changed(batch: Batch[registry_pb2.ModelAliasChanged]) -> None:
+class AliasHandlers:
+    """Registry alias changes invalidate the cached resolutions (see register)."""
+
+    def __init__(self, models: ModelResolver) -> None:
+        self.models = models
+
+    async def on_alias_changed(self, batch: Batch[registry_pb2.ModelAliasChanged]) -> None:
         for item in batch.items:
             # A tenant's own alias moved: only its resolutions; a shared one: everyone's.
-            models.invalidate(item.event.name, item.event.change.tenant_id or None)
+            self.models.invalidate(item.event.name, item.event.change.tenant_id or None)
 
-    bus.subscribe_batch(events.MODEL_ALIAS_CHANGED, group, on_alias_changed)
+
+def register(bus: EventBus, handlers: AliasHandlers, group: str) -> None:
+    bus.subscribe_batch(events.MODEL_ALIAS_CHANGED, group, handlers.on_alias_changed)

@@ -64,6 +64,13 @@ class WeaviateStore:
     async def close(self) -> None:
         await self.client.close()
 
+    async def ready(self) -> bool:
+        """Whether Weaviate answers its readiness check (the event bus's health probe)."""
+        try:
+            return bool(await self.client.is_ready())
+        except Exception:
+            return False
+
     # ------------------------------------------------------------------ tenants
 
     async def _has_tenant(self, name: str) -> bool:
