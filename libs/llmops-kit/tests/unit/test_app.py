@@ -20,6 +20,9 @@ class FakeGrpc:
         self.port: int | None = None
         self.serving: list[bool] = []
 
+    async def start_auth(self) -> None:
+        self.log.append("keys")
+
     async def start(self) -> int:
         self.log.append("grpc.start")
         self.port = 1
@@ -71,7 +74,7 @@ async def test_hooks_run_around_the_bus_in_their_stage(app: Any) -> None:
     await service.start()
     await service.stop()
     assert log == [
-        "topics", "db.open", "bus.start", "relay.start", "grpc.start",
+        "keys", "topics", "db.open", "bus.start", "relay.start", "grpc.start",
         "grpc.stop", "publisher.drain", "relay.stop", "bus.stop", "model.close", "db.close",
     ]
 

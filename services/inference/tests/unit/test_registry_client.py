@@ -75,7 +75,7 @@ def alias_changed(name: str, tenant: str) -> SimpleNamespace:
 async def test_a_tenant_alias_move_changes_only_that_tenants_model(stand_in) -> None:
     registry, client = stand_in
     bus = CapturingBus()
-    event_api.register(bus, client, "inference-test")  # type: ignore[arg-type]
+    event_api.register(bus, event_api.AliasHandlers(client), "inference-test")  # type: ignore[arg-type]
     on_alias_changed = bus.handlers["llmops.registry.alias-changed.v1"]
     assert (await serving(client, "acme"), await serving(client, "globex")) == (1, 1)
     assert registry.calls == ["acme", "globex"]  # one resolution per tenant, then cached
