@@ -13,6 +13,7 @@ from llmops_vectorstore.adapters import weaviate_schema
 from llmops_vectorstore.adapters.embedding_client import EmbeddingClient
 from llmops_vectorstore.adapters.weaviate import WeaviateStore
 from llmops_vectorstore.api import events as event_api
+from llmops_vectorstore.api import tenants as tenant_api
 from llmops_vectorstore.api.grpc import SERVICE_FULL_NAME, VectorStoreServicer
 from llmops_vectorstore.domain.indexing import Indexer
 from llmops_vectorstore.domain.search import SearchService
@@ -24,6 +25,7 @@ TOPICS = (
     events.CHUNK_VECTORS.topic,
     events.DOCUMENT_DELETED.topic,
     events.CHUNKS_INDEXED.topic,
+    events.TENANT_DELETED.topic,
 )
 
 
@@ -62,6 +64,7 @@ async def build(settings: Settings) -> ServiceApp:
         bus, handlers, settings.consumer_group, settings.deletes_consumer_group,
         settings.max_records,
     )
+    tenant_api.register(bus, store)
     return ServiceApp(settings, bus, build_grpc(settings, service), TOPICS,
                       closers=[embedder.close, store.close])
 
