@@ -10,8 +10,8 @@ import asyncio
 import os
 import subprocess
 import uuid
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest

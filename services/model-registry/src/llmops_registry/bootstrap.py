@@ -14,6 +14,8 @@ from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
 from llmops_registry.adapters.sql_store import SqlRegistryStore
+from llmops_registry.adapters.sql_tenants import SqlTenantData
+from llmops_registry.api import tenants as tenant_api
 from llmops_registry.api.events import BusEventPublisher, RegistryTopics
 from llmops_registry.api.grpc import SERVICE_NAME, RegistryServicer
 from llmops_registry.domain.model import Actor
@@ -97,6 +99,7 @@ async def build(settings: Settings) -> RegistryApp:
     """Must run inside the event loop: grpc.aio binds its server to the running loop."""
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     registry = await build_registry(settings, bus)
+    tenant_api.register(bus, SqlTenantData(registry.engine))
     app = RegistryApp(settings, bus, build_grpc(settings, registry), topics.ALL,
                       relay=registry.relay)
 
