@@ -132,3 +132,21 @@ def test_range_budget_is_per_render() -> None:
     template = "{% for i in range(60000) %}{% endfor %}ok"
     assert [templates.render(template, {}) for _ in range(3)] == ["ok"] * 3
     assert template_limits.MAX_RANGE_ITEMS == 100_000
+
+
+def test_nesting_beyond_pythons_limits_is_a_bad_template_not_a_crash() -> None:
+    # 300 chained `+` compile to 300 nested calls: Python's compiler refuses (SyntaxError)
+    assert create_reason("{{ 'x'" + " + 'a'" * 300 + " }}") == "BAD_TEMPLATE"
+    assert create_reason("{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}") == "BAD_TEMPLATE"
+
+
+def test_static_checks_stop_after_a_bounded_amount_of_literal_work() -> None:
+    # 3000 literal 1 MB strings: the static evaluation stops at its budget instead of building
+    # 3 GB inside the registry; rendering then hits the output cap in the worker
+    many = "{{ 'x' * 1000000 }}" * 3000
+    assert template_limits.STATIC_BUDGET_CHARS == 4 * template_limits.MAX_OUTPUT_CHARS
+    start = time.monotonic()
+    assert templates.analyse(many, 64 * 1024) == ()
+    assert time.monotonic() - start < 5.0
+    err, _ = render_error(many)
+    assert err.reason == TOO_EXPENSIVE and "rendered text is longer" in err.message

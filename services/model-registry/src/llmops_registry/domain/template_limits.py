@@ -170,26 +170,66 @@ class _NotConstant(Exception):
     pass
 
 
-def _const(node: nodes.Node) -> Any:
-    """The value of a literal expression, each step checked before it is computed."""
-    if isinstance(node, nodes.Const):
-        return node.value
-    if isinstance(node, nodes.Tuple | nodes.List):
-        values = [_const(item) for item in node.items]
-        return tuple(values) if isinstance(node, nodes.Tuple) else values
-    if isinstance(node, nodes.Neg):
-        value = _const(node.node)
-        if isinstance(value, int | float):
-            return -value
-    op = _BINOPS.get(type(node))
-    if op is not None and isinstance(node, nodes.BinExpr):
-        left, right = _const(node.left), _const(node.right)
-        check_binop(op, left, right)
+class _OutOfBudget(Exception):
+    """Static evaluation did enough work: the rest is left to the render-time checks."""
+
+
+# Characters that evaluating literals at creation may produce, all expressions together: the
+# checks run in the registry's own process, so they must stay cheap whatever the template.
+STATIC_BUDGET_CHARS = 4 * MAX_OUTPUT_CHARS
+
+
+class _Evaluator:
+    """Values of literal expressions, each node once, each step checked before it runs."""
+
+    def __init__(self) -> None:
+        self.memo: dict[int, Any] = {}
+        self.spent = 0
+
+    def value(self, node: nodes.Node) -> Any:
+        key = id(node)
+        if key not in self.memo:
+            try:
+                self.memo[key] = self._compute(node)
+            except _NotConstant:
+                self.memo[key] = _NotConstant
+        found = self.memo[key]
+        if found is _NotConstant:
+            raise _NotConstant
+        return found
+
+    def value_or_none(self, node: nodes.Node | None) -> Any:
+        if node is None:
+            return None
         try:
-            return _apply(op, left, right)
-        except (TypeError, ValueError, ArithmeticError) as exc:
-            raise _NotConstant from exc
-    raise _NotConstant
+            return self.value(node)
+        except _NotConstant:
+            return None
+
+    def _compute(self, node: nodes.Node) -> Any:
+        if isinstance(node, nodes.Const):
+            return node.value
+        if isinstance(node, nodes.Tuple | nodes.List):
+            values = [self.value(item) for item in node.items]
+            return tuple(values) if isinstance(node, nodes.Tuple) else values
+        if isinstance(node, nodes.Neg):
+            value = self.value(node.node)
+            if isinstance(value, int | float):
+                return -value
+        op = _BINOPS.get(type(node))
+        if op is not None and isinstance(node, nodes.BinExpr):
+            left, right = self.value(node.left), self.value(node.right)
+            check_binop(op, left, right)
+            try:
+                result = _apply(op, left, right)
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                raise _NotConstant from exc
+            if isinstance(result, str | list | tuple):
+                self.spent += len(result)
+                if self.spent > STATIC_BUDGET_CHARS:
+                    raise _OutOfBudget
+            return result
+        raise _NotConstant
 
 
 def _apply(op: str, left: Any, right: Any) -> Any:
@@ -202,26 +242,18 @@ def _apply(op: str, left: Any, right: Any) -> Any:
     return left + right
 
 
-def _const_or_none(node: nodes.Node | None) -> Any:
-    if node is None:
-        return None
-    try:
-        return _const(node)
-    except _NotConstant:
-        return None
-
-
-def _call_args(node: nodes.Call | nodes.Filter) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    args = tuple(_const_or_none(a) for a in node.args)
-    kwargs = {str(kw.key): _const_or_none(kw.value) for kw in node.kwargs}
+def _call_args(ev: _Evaluator, node: nodes.Call | nodes.Filter
+               ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    args = tuple(ev.value_or_none(a) for a in node.args)
+    kwargs = {str(kw.key): ev.value_or_none(kw.value) for kw in node.kwargs}
     return args, kwargs
 
 
-def _static_range_size(node: nodes.Node) -> int:
+def _static_range_size(ev: _Evaluator, node: nodes.Node) -> int:
     """Items of `range(<literals>)`; 1 for any other loop (its size is only known at render)."""
     if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) \
             and node.node.name == "range" and not node.kwargs:
-        args = [_const_or_none(a) for a in node.args]
+        args = [ev.value_or_none(a) for a in node.args]
         if args and all(isinstance(a, int) and not isinstance(a, bool) for a in args):
             try:
                 return len(range(*args))
@@ -230,30 +262,31 @@ def _static_range_size(node: nodes.Node) -> int:
     return 1
 
 
-def _check_loops(node: nodes.Node, outer: int) -> None:
+def _check_loops(ev: _Evaluator, node: nodes.Node, outer: int) -> None:
     if not isinstance(node, nodes.For):
         for child in node.iter_child_nodes():
-            _check_loops(child, outer)
+            _check_loops(ev, child, outer)
         return
-    items = outer * _static_range_size(node.iter)
+    items = outer * _static_range_size(ev, node.iter)
     if items > MAX_RANGE_ITEMS:
         raise TooExpensive(f"loops over ranges would run more than {MAX_RANGE_ITEMS} times")
-    _check_loops(node.iter, outer)
+    _check_loops(ev, node.iter, outer)
     for part in (*node.body, *node.else_, *([node.test] if node.test is not None else [])):
-        _check_loops(part, items)
+        _check_loops(ev, part, items)
 
 
 def check_static(ast: nodes.Template) -> None:
     """Raises TooExpensive for literal blowups and nested range loops, without running them."""
-    for node in ast.find_all((nodes.BinExpr, nodes.Call, nodes.Filter)):
-        if isinstance(node, nodes.BinExpr):
-            _const_or_none(node)  # evaluating checks every step
-        elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
-            target = _const_or_none(node.node.node)
-            check_method(target, node.node.attr, *_call_args(node))
-        elif isinstance(node, nodes.Filter):
-            check_filter(node.name, _const_or_none(node.node), *_call_args(node))
-        if isinstance(node, nodes.Call):
-            for arg in node.args:
-                _const_or_none(arg)
-    _check_loops(ast, 1)
+    ev = _Evaluator()
+    try:
+        for node in ast.find_all((nodes.BinExpr, nodes.Call, nodes.Filter)):
+            if isinstance(node, nodes.BinExpr):
+                ev.value_or_none(node)  # evaluating checks every step
+            elif isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+                target = ev.value_or_none(node.node.node)
+                check_method(target, node.node.attr, *_call_args(ev, node))
+            elif isinstance(node, nodes.Filter):
+                check_filter(node.name, ev.value_or_none(node.node), *_call_args(ev, node))
+    except _OutOfBudget:
+        pass  # enough literal work done; render-time checks and the worker cover the rest
+    _check_loops(ev, ast, 1)

@@ -118,7 +118,8 @@ def analyse(template: str, max_chars: int) -> tuple[str, ...]:
         raise BadRequest("BAD_TEMPLATE", f"line {exc.lineno}: {exc.message}") from exc
     except limits.TooExpensive as exc:
         raise BadRequest(TOO_EXPENSIVE, str(exc)) from exc
-    except RecursionError as exc:
+    except (RecursionError, SyntaxError, MemoryError) as exc:
+        # Python's own limits on the compiled code (nesting depth, parentheses)
         raise BadRequest("BAD_TEMPLATE", "the template is nested too deeply") from exc
     return tuple(sorted(meta.find_undeclared_variables(ast)))
 
