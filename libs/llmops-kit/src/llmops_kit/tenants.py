@@ -28,7 +28,7 @@ from llmops_kit.kafka import Batch, EventBus
 
 log = logging.getLogger(__name__)
 
-MAX_TENANT_ID = 128
+MAX_TENANT_ID = events.MAX_TENANT_CHARS
 
 
 class TenantEraser(Protocol):

@@ -55,6 +55,30 @@ def weaviate_server() -> dict[str, int | str]:
     }
 
 
+@pytest.fixture(scope="module")
+def postgres_database() -> Any:
+    """SQLAlchemy URL of a fresh database on the local Postgres (infra/scripts/postgres.sh),
+    dropped after the module; fails (never skips) when Postgres cannot be started."""
+    from sqlalchemy import create_engine  # only the tests that ask for Postgres need it
+
+    infra_script("postgres", "start")
+    proc = subprocess.run(["bash", str(REPO / "infra" / "scripts" / "postgres.sh"), "url"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        pytest.fail(f"postgres.sh url failed: {proc.stderr[-2000:]}", pytrace=False)
+    server = proc.stdout.strip()
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield f"{server.rsplit('/', 1)[0]}/{name}"
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture
 def unique() -> str:
     """A short unique suffix for topic, group and collection names."""

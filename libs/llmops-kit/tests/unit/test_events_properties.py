@@ -16,7 +16,8 @@ from llmops_kit.proto_strategies import messages
 pytestmark = pytest.mark.unit
 
 KNOWN_REASONS = {"EMPTY_PAYLOAD", "MALFORMED_PROTOBUF", "MISSING_ENVELOPE",
-                 "UNSUPPORTED_SCHEMA_VERSION", "MISSING_EVENT_ID", "MISSING_TENANT"}
+                 "UNSUPPORTED_SCHEMA_VERSION", "MISSING_EVENT_ID", "MISSING_TENANT",
+                 "BAD_TENANT"}
 EVENT_TYPES = sorted(events.REGISTRY.values(), key=lambda et: et.topic)
 PROPERTY = settings(max_examples=200, deadline=500,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -62,7 +63,8 @@ def test_messages_with_arbitrary_fields_round_trip_or_dead_letter(
                     "MISSING_ENVELOPE" if not msg.HasField("envelope") else
                     "UNSUPPORTED_SCHEMA_VERSION"
                     if env.schema_version not in event_type.schema_versions else
-                    "MISSING_EVENT_ID" if not env.event_id else "MISSING_TENANT")
+                    "MISSING_EVENT_ID" if not env.event_id else
+                    "MISSING_TENANT" if not env.tenant_id else "BAD_TENANT")
         assert result == expected
     else:  # bytes, not ==: a NaN field is never equal to itself
         assert isinstance(result, event_type.message)
@@ -78,3 +80,12 @@ def test_truncated_or_padded_valid_events_decode_or_dead_letter(
     msg = data.draw(messages(event_type.message, depth=2))
     payload = msg.SerializeToString()
     decoded_or_reason(event_type, payload[:max(0, len(payload) - cut)] + junk)
+
+
+@pytest.mark.parametrize("tenant", ["ac\x00me", "x" * 129, "tab\there"])
+def test_tenants_no_store_can_key_are_dead_lettered(tenant: str) -> None:
+    event = events.TENANT_DELETED.message(
+        envelope=events.make_envelope("test", tenant=tenant), tenant_id="t")
+    with pytest.raises(PoisonMessage) as info:
+        events.decode(events.TENANT_DELETED, event.SerializeToString())
+    assert info.value.reason == "BAD_TENANT"

@@ -28,17 +28,23 @@ def register(bus: EventBus, service: IngestionService, max_records: int) -> None
     async def on_deleted(batch: Batch[events_pb2.DocumentDeleted]) -> None:
         for item in batch.items:
             ev = item.event
-            await service.apply_external_delete(
-                ev.envelope.tenant_id, ev.document_id, ev.up_to_version
-            )
+            try:
+                await service.apply_external_delete(
+                    ev.envelope.tenant_id, ev.document_id, ev.up_to_version
+                )
+            except InvalidDocument as exc:  # retrying would never help: dead-letter it
+                await batch.dead_letter(item, PoisonMessage(exc.reason, exc.message))
 
     async def on_indexed(batch: Batch[vs_events.ChunksIndexed]) -> None:
         for item in batch.items:
             ev = item.event
-            await service.on_indexed(
-                ev.envelope.tenant_id, ev.document_id, ev.version, ev.batch_index,
-                len(ev.chunk_ids),
-            )
+            try:
+                await service.on_indexed(
+                    ev.envelope.tenant_id, ev.document_id, ev.version, ev.batch_index,
+                    len(ev.chunk_ids),
+                )
+            except InvalidDocument as exc:
+                await batch.dead_letter(item, PoisonMessage(exc.reason, exc.message))
 
     bus.subscribe_batch(events.DOCUMENT_SUBMITTED, "ingestion", on_submitted,
                         max_records=max_records)

@@ -110,6 +110,8 @@ def analyse(template: str, max_chars: int) -> tuple[str, ...]:
         raise BadRequest("EMPTY_TEMPLATE", "the template is empty")
     if len(template) > max_chars:
         raise BadRequest("TEMPLATE_TOO_LARGE", f"the template is longer than {max_chars} characters")
+    if "\x00" in template:  # Postgres text cannot store it
+        raise BadRequest("BAD_TEMPLATE", "the template contains a NUL character")
     try:
         _compiled(template)
         ast = _env().parse(template)
