@@ -14,10 +14,15 @@
 # unix socket), trusts connections from 127.0.0.1 (a local development database: production uses
 # its own server and credentials in the URL), logs to $LLMOPS_HOME/logs/postgres.log and records
 # the postmaster's pid in $LLMOPS_HOME/run/postgres.pid. PostgreSQL refuses to run as root, so
-# as root the server runs as $POSTGRES_OS_USER (created as a system user if missing).
+# as root the server runs as $POSTGRES_OS_USER (created as a system user if missing); when that
+# user cannot traverse LLMOPS_HOME (a checkout in /root, in a mode-700 home or `mktemp -d`
+# folder), the cluster and its log live in $POSTGRES_SERVER_ROOT/postgres-<hash of LLMOPS_HOME>
+# instead, recorded in $LLMOPS_HOME/data/postgres.location so every later call finds it (the log
+# is linked from $LLMOPS_HOME/logs/postgres.log). As any other user the server runs as that user.
 #
 # Environment: LLMOPS_HOME (<repo>/.llmops), POSTGRES_PORT (55432), POSTGRES_OS_USER (postgres),
-# POSTGRES_START_TIMEOUT (60 s), POSTGRES_BIN (newest /usr/lib/postgresql/*/bin).
+# POSTGRES_START_TIMEOUT (60 s), POSTGRES_BIN (newest /usr/lib/postgresql/*/bin),
+# POSTGRES_SERVER_ROOT (/var/lib/llmops).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 LLMOPS_HOME=${LLMOPS_HOME:-$REPO/.llmops}
@@ -30,9 +35,14 @@ POSTGRES_START_TIMEOUT=${POSTGRES_START_TIMEOUT:-60}
 DB_ROLE=llmops
 DB_NAME=llmops
 
-DATA=$LLMOPS_HOME/data/postgres
+POSTGRES_SERVER_ROOT=${POSTGRES_SERVER_ROOT:-/var/lib/llmops}
+HOME_DATA=$LLMOPS_HOME/data/postgres
+LOCATION=$LLMOPS_HOME/data/postgres.location
 LOG_DIR=$LLMOPS_HOME/logs
-LOG=$LOG_DIR/postgres.log
+HOME_LOG=$LOG_DIR/postgres.log
+# Where an earlier start put the cluster (set again by place_cluster on a first start).
+if [[ -f $LOCATION ]]; then DATA=$(<"$LOCATION"); LOG=$(dirname "$DATA")/postgres.log
+else DATA=$HOME_DATA; LOG=$HOME_LOG; fi
 RUN=$LLMOPS_HOME/run
 PIDFILE=$RUN/postgres.pid
 LOCK=$RUN/postgres.lock
@@ -50,7 +60,8 @@ pg_bin() {
 
 # Runs a server-side command as the cluster's owner (as ourselves when we are not root).
 as_owner() {
-  if ((EUID == 0)); then runuser -u "$POSTGRES_OS_USER" -- "$@"; else "$@"; fi
+  # from /: the caller's working directory (the checkout) may be one the owner cannot enter
+  if ((EUID == 0)); then (cd / && runuser -u "$POSTGRES_OS_USER" -- "$@"); else "$@"; fi
 }
 
 # Serialise start/stop/reset: two concurrent starts would both initdb or both launch.
@@ -81,11 +92,37 @@ ensure_os_user() {
   useradd --system --no-create-home --shell /usr/sbin/nologin "$POSTGRES_OS_USER"
 }
 
-# The owner must be able to reach its data dir through every parent (e.g. not under /root).
+# The owner must reach its data dir through every parent. Under a folder it cannot traverse
+# (the checkout in /root, a mode-700 home, `mktemp -d`), the cluster moves to a directory of its
+# own outside the checkout, one per LLMOPS_HOME. An existing cluster never moves.
+place_cluster() {
+  [[ -f $LOCATION || -f $HOME_DATA/PG_VERSION ]] && return 0
+  ((EUID == 0)) || return 0
+  as_owner test -x "$LLMOPS_HOME/data" && return 0
+  local hash dir
+  hash=$(printf '%s' "$LLMOPS_HOME" | sha256sum | cut -c1-16)
+  dir=$POSTGRES_SERVER_ROOT/postgres-$hash
+  log "user $POSTGRES_OS_USER cannot traverse $LLMOPS_HOME; keeping the cluster in $dir"
+  mkdir -p "$POSTGRES_SERVER_ROOT" "$dir"
+  chmod 755 "$POSTGRES_SERVER_ROOT"
+  chown "$POSTGRES_OS_USER:" "$dir"
+  chmod 700 "$dir"
+  DATA=$dir/data
+  LOG=$dir/postgres.log
+  printf '%s\n' "$DATA" >"$LOCATION"
+}
+
 check_reachable() {
   ((EUID == 0)) || return 0
-  as_owner test -x "$LLMOPS_HOME/data" ||
-    die "user $POSTGRES_OS_USER cannot traverse $LLMOPS_HOME/data; set LLMOPS_HOME to a world-traversable path"
+  as_owner test -x "$(dirname "$DATA")" ||
+    die "user $POSTGRES_OS_USER cannot traverse $(dirname "$DATA")"
+}
+
+# The log where a user looks for it, when the server writes it elsewhere.
+link_log() {
+  [[ $LOG == "$HOME_LOG" ]] && return 0
+  [[ -L $HOME_LOG || ! -e $HOME_LOG ]] && ln -sfn "$LOG" "$HOME_LOG"
+  return 0
 }
 
 init_cluster() {
@@ -171,8 +208,10 @@ cmd_start() {
   bin=$(pg_bin)
   ensure_os_user
   mkdir -p "$LOG_DIR" "$RUN" "$LLMOPS_HOME/data"
+  place_cluster
   check_reachable
   touch "$LOG"
+  link_log
   ((EUID == 0)) && chown "$POSTGRES_OS_USER:" "$LOG"
   port_open "$POSTGRES_PORT" && die "port $POSTGRES_PORT on 127.0.0.1 is already in use by another process"
   init_cluster "$bin"
@@ -217,6 +256,11 @@ cmd_reset() {
   cmd_stop
   log "deleting $DATA"
   rm -rf "$DATA"
+  if [[ -f $LOCATION ]]; then  # a cluster kept outside the checkout: its directory too
+    rm -rf "$(dirname "$DATA")" "$LOCATION"
+    [[ -L $HOME_LOG ]] && rm -f "$HOME_LOG"
+  fi
+  return 0
 }
 
 cmd_url() { echo "postgresql+psycopg://$DB_ROLE@127.0.0.1:$(running_port)/$DB_NAME"; }

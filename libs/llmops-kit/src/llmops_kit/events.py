@@ -126,6 +126,9 @@ def headers_for(event: Message, event_type: EventType[M]) -> dict[str, str]:
     }
 
 
+MAX_TENANT_CHARS = 128
+
+
 def decode(event_type: EventType[M], payload: bytes | None) -> M:
     """Parses and validates one event; raises PoisonMessage with a stable reason."""
     if not payload:
@@ -150,6 +153,10 @@ def decode(event_type: EventType[M], payload: bytes | None) -> M:
         raise PoisonMessage("MISSING_EVENT_ID", f"{event_type.name} envelope has no event_id")
     if not env.tenant_id:
         raise PoisonMessage("MISSING_TENANT", f"{event_type.name} envelope has no tenant_id")
+    if len(env.tenant_id) > MAX_TENANT_CHARS or not env.tenant_id.isprintable():
+        # every store keys rows by tenant: Postgres refuses NUL, columns hold 128 characters
+        raise PoisonMessage("BAD_TENANT", f"{event_type.name} envelope tenant_id must be "
+                                          f"1-{MAX_TENANT_CHARS} printable characters")
     return msg
 
 

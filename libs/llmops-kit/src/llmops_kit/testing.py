@@ -11,17 +11,20 @@ import os
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from llmops.admin.v1 import admin_pb2
+from llmops_kit import events
 from llmops_kit.grpc_server import error_reason
 from llmops_kit.settings import KafkaSettings
 
-__all__ = ["REPO", "error_reason", "infra_script", "postgres_url", "read_topic"]
+__all__ = ["REPO", "error_reason", "eventually", "infra_script", "postgres_url",
+           "read_topic", "send_tenant_deleted", "tenant_deleted_topic"]
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -113,3 +116,32 @@ async def read_topic(kafka: KafkaSettings, topic: str, n: int, timeout: float = 
         return got
     finally:
         await consumer.stop()
+
+
+async def eventually(predicate: Callable[[], Awaitable[bool]], timeout: float = 60) -> None:
+    """Polls `predicate` until it holds; fails the test when `timeout` passes first."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"condition not reached within {timeout:.0f}s", pytrace=False)
+        await asyncio.sleep(0.2)
+
+
+def tenant_deleted_topic() -> events.EventType[admin_pb2.TenantDeleted]:
+    """A TenantDeleted topic of this test's own (create it with ensure_topics)."""
+    return events.EventType(f"llmops.test-{uuid.uuid4().hex[:10]}.tenant-deleted.v1",
+                            admin_pb2.TenantDeleted)
+
+
+async def send_tenant_deleted(kafka: KafkaSettings, topic: str, *tenant_ids: str) -> None:
+    """Publishes one TenantDeleted per tenant id, as AdminService.DeleteTenant does."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        for tenant in tenant_ids:
+            event = admin_pb2.TenantDeleted(envelope=events.make_envelope("test", tenant="admin"),
+                                            tenant_id=tenant)
+            await producer.send_and_wait(topic, event.SerializeToString(),
+                                         key=tenant.encode() or b"-")
+    finally:
+        await producer.stop()

@@ -8,6 +8,7 @@ from llmops_inference.adapters.retrieval import VectorStoreRetriever
 from llmops_inference.adapters.safety import SafetyGuard
 from llmops_inference.adapters.tgi import TgiGenerator
 from llmops_inference.api import events as event_api
+from llmops_inference.api import tenants as tenant_api
 from llmops_inference.api.grpc import ROLES, SERVICE_FULL_NAME, InferenceServicer
 from llmops_inference.domain.cache import AnswerCache
 from llmops_inference.domain.pipeline import AnswerService, Limits
@@ -18,7 +19,8 @@ from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
 
-TOPICS = (events.INFERENCE_COMPLETED.topic, events.MODEL_ALIAS_CHANGED.topic)
+TOPICS = (events.INFERENCE_COMPLETED.topic, events.MODEL_ALIAS_CHANGED.topic,
+          events.TENANT_DELETED.topic)
 
 
 async def build(settings: Settings) -> ServiceApp:
@@ -31,12 +33,13 @@ async def build(settings: Settings) -> ServiceApp:
     gen = settings.generation
     generator = TgiGenerator(gen.url, gen.timeout_seconds, gen.attempts, gen.backoff_seconds,
                              gen.token.get_secret_value() if gen.token else None)
+    cache = AnswerCache(settings.cache_entries, settings.cache_ttl_seconds)
     service = AnswerService(
         retriever, registry, registry, guard, generator,
-        event_api.BusCompletionSink(bus, guard),
-        AnswerCache(settings.cache_entries, settings.cache_ttl_seconds), Limits(),
+        event_api.BusCompletionSink(bus, guard), cache, Limits(),
     )
     event_api.register(bus, event_api.AliasHandlers(registry), settings.consumer_group)
+    tenant_api.register(bus, cache, settings.consumer_group)
     server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server,
                InferenceServicer(service, settings), [SERVICE_FULL_NAME], ROLES)

@@ -12,6 +12,7 @@ from llmops_ingestion.adapters.tokenizers import (
     shipped_tokenizer_path,
 )
 from llmops_ingestion.api import events as event_api
+from llmops_ingestion.api import tenants as tenant_api
 from llmops_ingestion.api.grpc import ROLES, IngestionServicer
 from llmops_ingestion.domain.chunking import ChunkingPolicy
 from llmops_ingestion.domain.service import IngestionService, Limits
@@ -42,8 +43,9 @@ def build_tokenizer(settings: Settings) -> Tokenizer:
 async def build(settings: Settings) -> ServiceApp:
     """Must run inside the event loop: grpc.aio binds its server to the running loop."""
     bus = EventBus(settings.kafka, client_id=settings.service_name)
+    store = SqlDocumentStore(make_engine(settings.database_url))
     service = IngestionService(
-        store=SqlDocumentStore(make_engine(settings.database_url)),
+        store=store,
         publisher=BusChunkPublisher(bus, settings.chunks_per_event),
         tokenizer=build_tokenizer(settings),
         policy=ChunkingPolicy(settings.chunk_tokens, settings.chunk_overlap_tokens),
@@ -54,6 +56,7 @@ async def build(settings: Settings) -> ServiceApp:
         redactor=PiiRedactor() if settings.redact_pii else None,
     )
     event_api.register(bus, event_api.IngestionHandlers(service), settings.consumer_max_records)
+    tenant_api.register(bus, store)
     server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
                IngestionServicer(service), [SERVICE_NAME], ROLES)

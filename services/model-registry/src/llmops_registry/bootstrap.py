@@ -25,6 +25,8 @@ from llmops_kit.sql_auth import SqlAuditLog, SqlKeyStore, open_engine
 from llmops_registry.adapters.memory_audit import MemoryAuditLog
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
 from llmops_registry.adapters.sql_store import SqlRegistryStore
+from llmops_registry.adapters.sql_tenants import SqlTenantData
+from llmops_registry.api import tenants as tenant_api
 from llmops_registry.api.events import BusEventPublisher, RegistryTopics
 from llmops_registry.api.grpc import SERVICE_NAME, RegistryServicer
 from llmops_registry.domain.audit import Auditor
@@ -128,6 +130,7 @@ async def build(settings: Settings) -> ServiceApp:
     # The platform database holds keys and the audit log every service shares.
     platform = open_engine(settings.auth_database_url)
     registry = await build_registry(settings, bus, audit_log=SqlAuditLog(platform))
+    tenant_api.register(bus, SqlTenantData(registry.engine))
     app = ServiceApp(settings, bus, build_grpc(settings, registry, bus, platform), topics.ALL)
 
     async def start_relay() -> None:

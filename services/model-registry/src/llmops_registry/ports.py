@@ -132,3 +132,11 @@ class EventPublisher(Protocol):
     async def publish(self, entry: OutboxEntry) -> None:
         """Publishes one event and returns once the bus acknowledged it."""
         ...
+
+
+class TenantData(Protocol):
+    async def delete_tenant_data(self, tenant: str) -> int:
+        """Removes what the registry keeps *of* one tenant (TenantDeleted calls it); returns
+        how many rows were removed or detached. Models and prompts are shared by all tenants
+        and stay; tenant-scoped rows (e.g. tenant aliases) must be deleted here."""
+        ...

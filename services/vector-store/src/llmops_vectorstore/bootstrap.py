@@ -14,6 +14,7 @@ from llmops_vectorstore.adapters import weaviate_schema
 from llmops_vectorstore.adapters.embedding_client import EmbeddingClient
 from llmops_vectorstore.adapters.weaviate import WeaviateStore
 from llmops_vectorstore.api import events as event_api
+from llmops_vectorstore.api import tenants as tenant_api
 from llmops_vectorstore.api.grpc import ROLES, SERVICE_FULL_NAME, VectorStoreServicer
 from llmops_vectorstore.domain.indexing import Indexer
 from llmops_vectorstore.domain.search import SearchService
@@ -25,6 +26,7 @@ TOPICS = (
     events.CHUNK_VECTORS.topic,
     events.DOCUMENT_DELETED.topic,
     events.CHUNKS_INDEXED.topic,
+    events.TENANT_DELETED.topic,
 )
 
 
@@ -64,6 +66,7 @@ async def build(settings: Settings) -> ServiceApp:
         bus, handlers, settings.consumer_group, settings.deletes_consumer_group,
         settings.max_records,
     )
+    tenant_api.register(bus, store)
     # While Weaviate is down, failing batches are an outage (retried), never bad records.
     bus.add_health_probe(store.ready)
     app = ServiceApp(settings, bus, build_grpc(settings, service), TOPICS)

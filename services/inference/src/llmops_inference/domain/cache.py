@@ -48,5 +48,12 @@ class AnswerCache:
         while len(self._items) > self.max_entries:
             self._items.popitem(last=False)
 
+    def delete_tenant(self, tenant: str) -> int:
+        """Drops every answer cached for `tenant`; returns how many."""
+        keys = [key for key in self._items if key.tenant == tenant]
+        for key in keys:
+            del self._items[key]
+        return len(keys)
+
     def __len__(self) -> int:
         return len(self._items)

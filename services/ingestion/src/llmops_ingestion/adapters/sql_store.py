@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, DateTime, Integer, String, func, select
+from sqlalchemy import Boolean, DateTime, Integer, String, delete, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -149,3 +149,13 @@ class SqlDocumentStore:
         await asyncio.to_thread(
             self._record_indexed, tenant, document_id, version, batch_index, chunks
         )
+
+    def _delete_tenant(self, tenant: str) -> int:
+        with Session(self._writer) as s, s.begin():
+            batches = s.execute(delete(IndexedBatchRow).where(IndexedBatchRow.tenant == tenant))
+            documents = s.execute(delete(DocumentRow).where(DocumentRow.tenant == tenant))
+            return int(documents.rowcount or 0) + int(batches.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def delete_tenant(self, tenant: str) -> int:
+        """Every row of the tenant (documents and indexed batches); TenantDeleted calls it."""
+        return await asyncio.to_thread(self._delete_tenant, tenant)

@@ -33,17 +33,23 @@ class IngestionHandlers:
     async def on_deleted(self, batch: Batch[events_pb2.DocumentDeleted]) -> None:
         for item in batch.items:
             ev = item.event
-            await self.service.apply_external_delete(
-                ev.envelope.tenant_id, ev.document_id, ev.up_to_version
-            )
+            try:
+                await self.service.apply_external_delete(
+                    ev.envelope.tenant_id, ev.document_id, ev.up_to_version
+                )
+            except InvalidDocument as exc:  # retrying would never help: dead-letter it
+                await batch.dead_letter(item, PoisonMessage(exc.reason, exc.message))
 
     async def on_indexed(self, batch: Batch[vs_events.ChunksIndexed]) -> None:
         for item in batch.items:
             ev = item.event
-            await self.service.on_indexed(
-                ev.envelope.tenant_id, ev.document_id, ev.version, ev.batch_index,
-                len(ev.chunk_ids),
-            )
+            try:
+                await self.service.on_indexed(
+                    ev.envelope.tenant_id, ev.document_id, ev.version, ev.batch_index,
+                    len(ev.chunk_ids),
+                )
+            except InvalidDocument as exc:
+                await batch.dead_letter(item, PoisonMessage(exc.reason, exc.message))
 
 
 def register(

@@ -20,16 +20,33 @@ _BLOCK_TAGS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr",
                "article", "pre", "blockquote", "table", "ul", "ol")
 
 
+# Versions, batch indexes and counts are stored as SQL INTEGER (32-bit signed on Postgres).
+MAX_STORED_INT = 2**31 - 1
+
+
 def validate_id(document_id: str) -> None:
     if not document_id:
         raise InvalidDocument("MISSING_DOCUMENT_ID", "document_id is required")
-    if not _ID.match(document_id):
+    if not _ID.fullmatch(document_id):
         raise InvalidDocument(
             "BAD_DOCUMENT_ID",
             # The id itself is not echoed: errors end up in DLQ headers and logs.
             f"document_id ({len(document_id)} chars) must be 1-256 chars of letters, digits "
             "and ._:/@+-",
         )
+
+
+def validate_text(value: str, name: str, max_chars: int) -> None:
+    """A title or source: bounded, and no control characters (Postgres refuses NUL)."""
+    if len(value) > max_chars:
+        raise InvalidDocument(f"{name.upper()}_TOO_LONG", f"{name} exceeds {max_chars} characters")
+    if _CONTROL.search(value):
+        raise InvalidDocument(f"BAD_{name.upper()}", f"{name} contains control characters")
+
+
+def validate_count(value: int, name: str) -> None:
+    if not 0 <= value <= MAX_STORED_INT:
+        raise InvalidDocument("BAD_EVENT", f"{name} {value} is out of range")
 
 
 def decode_utf8(content: bytes, max_bytes: int) -> str:

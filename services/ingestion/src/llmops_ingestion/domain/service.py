@@ -9,7 +9,12 @@ from dataclasses import dataclass, replace
 
 from llmops_ingestion.domain.chunking import ChunkingPolicy, chunk_document, chunk_id
 from llmops_ingestion.domain.errors import DocumentNotFound, InvalidDocument
-from llmops_ingestion.domain.extract import extract_text, validate_id
+from llmops_ingestion.domain.extract import (
+    extract_text,
+    validate_count,
+    validate_id,
+    validate_text,
+)
 from llmops_ingestion.domain.model import (
     DocumentRecord,
     IncomingDocument,
@@ -26,6 +31,7 @@ class Limits:
     max_document_bytes: int = 5 * 1024 * 1024
     max_batch_documents: int = 256
     max_title_chars: int = 1_000
+    max_source_chars: int = 2_000  # the store's column
     max_metadata_entries: int = 64
     max_metadata_value_chars: int = 2_000
 
@@ -55,6 +61,8 @@ class IngestionService:
         """
         validate_id(doc.document_id)
         self._refuse_pii_identifiers(doc)
+        validate_text(doc.title, "title", self.limits.max_title_chars)
+        validate_text(doc.source, "source", self.limits.max_source_chars)
         if len(doc.metadata) > self.limits.max_metadata_entries:
             raise InvalidDocument(
                 "TOO_MUCH_METADATA", f"more than {self.limits.max_metadata_entries} metadata keys"
@@ -73,6 +81,9 @@ class IngestionService:
         # Checked after redaction: the stored title is what must fit.
         if len(title) > self.limits.max_title_chars:
             raise InvalidDocument("TITLE_TOO_LONG", f"title exceeds {self.limits.max_title_chars}")
+        if len(source) > self.limits.max_source_chars:
+            raise InvalidDocument("SOURCE_TOO_LONG",
+                                  f"source exceeds {self.limits.max_source_chars} characters")
         chunks, dropped = chunk_document(
             doc.tenant, doc.document_id, 0, text, self.tokenizer, self.policy
         )
@@ -167,6 +178,8 @@ class IngestionService:
 
     async def apply_external_delete(self, tenant: str, document_id: str, up_to: int) -> None:
         """A DocumentDeleted event from the bus (ours or another system's)."""
+        validate_id(document_id)
+        validate_count(up_to, "up_to_version")
         await self.store.mark_deleted(tenant, document_id, up_to)
 
     async def status(self, tenant: str, document_id: str) -> DocumentRecord:
@@ -179,4 +192,8 @@ class IngestionService:
     async def on_indexed(
         self, tenant: str, document_id: str, version: int, batch_index: int, chunks: int
     ) -> None:
+        validate_id(document_id)
+        for value, name in ((version, "version"), (batch_index, "batch_index"),
+                            (chunks, "chunk count")):
+            validate_count(value, name)
         await self.store.record_indexed(tenant, document_id, version, batch_index, chunks)

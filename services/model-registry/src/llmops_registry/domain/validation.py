@@ -19,6 +19,8 @@ MAX_TEXT = 256          # base model, metadata keys, training job id
 MAX_VALUE = 4096        # metadata values
 MAX_METADATA = 64
 MAX_REASON = 1000
+# Versions and row ids are SQL INTEGER columns: 32-bit signed on Postgres.
+MAX_INT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ def check_pointer(pointer: str, kind: str, *, settable: bool) -> str:
 def check_version(version: int) -> int:
     if version < 1:
         raise BadRequest("BAD_VERSION", "versions start at 1")
+    if version > MAX_INT:
+        raise BadRequest("BAD_VERSION", f"versions are at most {MAX_INT}")
     return version
 
 
@@ -72,7 +76,14 @@ def check_format(fmt: str, allowed: tuple[str, ...]) -> str:
 def check_text(value: str, field_name: str, limit: int = MAX_TEXT) -> str:
     if len(value) > limit:
         raise BadRequest("FIELD_TOO_LONG", f"{field_name} is longer than {limit} characters")
+    check_no_nul(value, field_name)
     return value
+
+
+def check_no_nul(value: str, field_name: str) -> None:
+    """Postgres text cannot hold NUL characters (nor JSON strings in it, \\u0000)."""
+    if "\x00" in value:
+        raise BadRequest("NUL_CHARACTER", f"{field_name} contains a NUL character")
 
 
 def check_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -82,6 +93,8 @@ def check_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
         if not key or len(key) > MAX_TEXT or len(value) > MAX_VALUE:
             raise BadRequest("BAD_METADATA", f"metadata key {key[:50]!r}: keys 1-{MAX_TEXT} "
                                              f"chars, values at most {MAX_VALUE}")
+        check_no_nul(key, "metadata key")
+        check_no_nul(value, f"metadata {key[:50]!r}")
     return dict(metadata)
 
 
@@ -90,6 +103,8 @@ def check_lineage(lineage: Lineage, own_name: str) -> Lineage:
         raise BadRequest("BAD_LINEAGE", "lineage.parent_name needs a parent_version")
     if lineage.parent_name:
         check_name(lineage.parent_name, "model")
+    if lineage.parent_version:
+        check_version(lineage.parent_version)
     check_text(lineage.training_job_id, "lineage.training_job_id")
     check_uri(lineage.dataset_uri, "lineage.dataset_uri", required=False)
     if lineage.parent_version and not lineage.parent_name:
@@ -124,7 +139,8 @@ def decode_int_token(token: str) -> int | None:
     if not token:
         return None
     kind, value = _decode(token)
-    if kind != "i" or not value.isdigit():
+    # isascii: str.isdigit() also accepts "²", which int() refuses
+    if kind != "i" or not (value.isascii() and value.isdigit()) or int(value) > MAX_INT:
         raise BadRequest("BAD_PAGE_TOKEN", "page_token is not one this call issued")
     return int(value)
 
@@ -133,6 +149,6 @@ def decode_str_token(token: str) -> str | None:
     if not token:
         return None
     kind, value = _decode(token)
-    if kind != "s":
+    if kind != "s" or not NAME_RE.fullmatch(value):  # the cursor is a model or prompt name
         raise BadRequest("BAD_PAGE_TOKEN", "page_token is not one this call issued")
     return value

@@ -105,6 +105,25 @@ class WeaviateStore:
             return None
         return self._chunks.with_tenant(name), self._documents.with_tenant(name)
 
+    async def delete_tenant(self, tenant: str) -> int:
+        """Removes the tenant's Weaviate tenant from both collections: all its chunks and
+        document states go with it. Returns how many objects were removed (0 when absent)."""
+        name = tenant_name(tenant)
+        removed = 0
+        for collection in (self._chunks, self._documents):
+            if not await collection.tenants.exists(name):
+                continue
+            counted = await collection.with_tenant(name).aggregate.over_all(total_count=True)
+            removed += counted.total_count or 0
+            await collection.tenants.remove([name])
+        self._known_tenants.discard(name)
+        return removed
+
+    async def forget_tenant(self, tenant: str) -> int:
+        """Drops this process's note that the tenant exists (another replica removed it)."""
+        self._known_tenants.discard(tenant_name(tenant))
+        return 0
+
     # ------------------------------------------------------------------ documents
 
     async def get_document(self, tenant: str, document_id: str) -> DocumentState | None:
