@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import weaviate
-from weaviate.classes.data import DataObject
 from weaviate.classes.aggregate import GroupByAggregate
+from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.classes.tenants import Tenant
 from weaviate.collections import CollectionAsync
