@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -154,8 +154,14 @@ class EventBus:
         max_records: int = 64,
         batch_timeout_ms: int = 50,
         max_retry_seconds: float = 120.0,
+        start_at: Literal["earliest", "latest"] = "earliest",
     ) -> None:
-        """Registers a batch consumer; call before start()."""
+        """Registers a batch consumer; call before start().
+
+        `start_at` is where a group without committed offsets begins: "earliest" (work that
+        must not be skipped) or "latest" (a per-replica group that only needs what happens
+        from now on, e.g. cache invalidations).
+        """
         bus = self
 
         async def consume(_: list[bytes], msg: KafkaMessage) -> None:
@@ -181,7 +187,7 @@ class EventBus:
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
             ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
+            auto_offset_reset=start_at,
             max_partition_fetch_bytes=16 * 1024 * 1024,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,

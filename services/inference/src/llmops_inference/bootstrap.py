@@ -35,7 +35,7 @@ async def build(settings: Settings) -> ServiceApp:
         event_api.BusCompletionSink(bus, guard),
         AnswerCache(settings.cache_entries, settings.cache_ttl_seconds), Limits(),
     )
-    event_api.register(bus, registry, settings.consumer_group)
+    event_api.register(bus, registry, settings.alias_consumer_group())
     server = GrpcServer(settings.grpc_host, settings.grpc_port, settings.api_key_map())
     server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server,
                InferenceServicer(service, settings), [SERVICE_FULL_NAME])

@@ -257,3 +257,13 @@ async def test_invalid_questions(kw: dict, reason: str) -> None:
     with pytest.raises(InvalidQuestion) as err:
         await svc.answer(q(**kw))
     assert err.value.reason == reason and gen.calls == []
+
+
+def test_each_replica_has_its_own_alias_consumer_group(monkeypatch):
+    from llmops_inference.settings import Settings
+
+    first, second = Settings(), Settings()
+    assert first.alias_consumer_group().startswith("inference-")
+    assert first.alias_consumer_group() != second.alias_consumer_group()
+    monkeypatch.setenv("LLMOPS_INFERENCE_REPLICA_ID", "pod-3")
+    assert Settings().alias_consumer_group() == "inference-pod-3"

@@ -8,6 +8,7 @@ from llmops_inference.api.grpc import OUTCOME
 from llmops_inference.domain.model import Answer, Question
 from llmops_inference.ports import Guard, ModelResolver
 from llmops_kit import events
+from llmops_kit.events import EventType
 from llmops_kit.kafka import Batch, EventBus
 
 PRODUCER = "inference"
@@ -42,9 +43,18 @@ class BusCompletionSink:
         await self.bus.publish(events.INFERENCE_COMPLETED, event, question.tenant.encode())
 
 
-def register(bus: EventBus, models: ModelResolver, group: str) -> None:
+def register(
+    bus: EventBus,
+    models: ModelResolver,
+    group: str,
+    source: EventType[registry_pb2.ModelAliasChanged] = events.MODEL_ALIAS_CHANGED,
+) -> None:
+    """Alias changes invalidate this replica's resolutions. `group` is the replica's own
+    (Settings.alias_consumer_group): a shared group would hand each change to one replica
+    only. A new group starts at the latest offset: older changes are already in effect."""
+
     async def on_alias_changed(batch: Batch[registry_pb2.ModelAliasChanged]) -> None:
         for item in batch.items:
             models.invalidate(item.event.name)
 
-    bus.subscribe_batch(events.MODEL_ALIAS_CHANGED, group, on_alias_changed)
+    bus.subscribe_batch(source, group, on_alias_changed, start_at="latest")
