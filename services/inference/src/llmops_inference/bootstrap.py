@@ -28,8 +28,10 @@ async def build(settings: Settings) -> ServiceApp:
     retriever = VectorStoreRetriever(settings.embedding_address, settings.vector_store_address,
                                      timeout)
     gen = settings.generation
+    admin_key = (gen.admin_key.get_secret_value() if gen.admin_key
+                 else next(iter(settings.platform_admin_keys()), None))
     generator = TgiGenerator(gen.url, gen.timeout_seconds, gen.attempts, gen.backoff_seconds,
-                             gen.token.get_secret_value() if gen.token else None)
+                             gen.token.get_secret_value() if gen.token else None, admin_key)
     service = AnswerService(
         retriever, registry, registry, guard, generator,
         event_api.BusCompletionSink(bus, guard),

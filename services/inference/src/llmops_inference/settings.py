@@ -21,6 +21,9 @@ class TgiBackend(BaseModel):
 
     url: str = "http://127.0.0.1:8090"
     token: SecretStr | None = None
+    # For the project's generation server's /admin routes (loading LoRA versions). Default:
+    # the platform admin key (LLMOPS_ADMIN_KEY; DEV_ADMIN_KEY in development mode).
+    admin_key: SecretStr | None = None
     timeout_seconds: float = Field(default=60.0, gt=0)
     attempts: int = Field(default=3, ge=1)
     backoff_seconds: float = Field(default=0.5, ge=0)

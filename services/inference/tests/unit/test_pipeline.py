@@ -267,3 +267,18 @@ def test_each_replica_has_its_own_alias_consumer_group(monkeypatch):
     assert first.alias_consumer_group() != second.alias_consumer_group()
     monkeypatch.setenv("LLMOPS_INFERENCE_REPLICA_ID", "pod-3")
     assert Settings().alias_consumer_group() == "inference-pod-3"
+
+
+async def test_the_reported_version_is_the_one_that_served() -> None:
+    svc, gen, sink, _, _ = make()
+
+    async def served_by_base(prompt, model, max_new_tokens, temperature, seed) -> Generation:
+        return Generation("You get 25 days [1].", 42, 7, "stop", "HuggingFaceTB/base")
+
+    gen.generate = served_by_base  # type: ignore[method-assign]
+    answer = await svc.answer(q())
+    assert answer.model_version == "HuggingFaceTB/base"
+    assert sink.events[-1][1].model_version == "HuggingFaceTB/base"
+    # Without a word from the backend, the resolved version is reported.
+    plain = await make()[0].answer(q())
+    assert plain.model_version == "smollm2@1"

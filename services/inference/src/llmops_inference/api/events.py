@@ -25,7 +25,7 @@ class BusCompletionSink:
         stages = {k: v for k, v in answer.stages_ms.items() if k != "total"}
         event = inference_pb2.InferenceCompleted(
             envelope=events.make_envelope(PRODUCER, tenant=question.tenant),
-            model_version=answer.model.label if answer.model else "",
+            model_version=answer.model_version,
             prompt_version=answer.prompt.label if answer.prompt else "",
             stages=[inference_pb2.StageLatency(stage=k, milliseconds=v) for k, v in stages.items()],
             time_to_first_token_ms=answer.time_to_first_token_ms,

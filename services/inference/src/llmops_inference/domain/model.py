@@ -78,6 +78,8 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    # The version label of what the backend says served it ("" when it did not say).
+    model_version: str = ""
 
 
 @dataclass
@@ -97,3 +99,10 @@ class Answer:
     time_to_first_token_ms: float = 0.0
     # Every passage retrieved for the prompt, in rank order (passages: the cited ones).
     retrieved: list[Passage] = field(default_factory=list)
+    # What the generation backend says served the answer (see Generation.model_version).
+    served_version: str = ""
+
+    @property
+    def model_version(self) -> str:
+        """The version reported to the caller and in events: the one that really served."""
+        return self.served_version or (self.model.label if self.model else "")

@@ -157,6 +157,7 @@ class _Ready:
             completion_tokens=gen.completion_tokens if gen else 0,
             finish_reason=gen.finish_reason if gen else "",
             retrieved=self.passages,
+            served_version=gen.model_version if gen else "",
         )
 
 
