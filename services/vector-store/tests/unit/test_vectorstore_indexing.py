@@ -176,3 +176,20 @@ def _with(chunk: ChunkRecord, **changes) -> ChunkRecord:
     from dataclasses import replace
 
     return replace(chunk, **changes)
+
+
+async def test_vectors_undo_their_upsert_when_a_newer_version_lands_meanwhile(store):
+    # During a rebalance two replicas may briefly own one partition of chunk-vectors.
+    class NewerDuringUpsert:
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+        async def upsert_chunks(self, tenant, chunks):
+            # v3 is written completely after v2 read the state and before v2's upsert lands.
+            await Indexer(store).apply_vectors(tenant, batch("d", 3))
+            await store.upsert_chunks(tenant, chunks)
+
+    result = await Indexer(NewerDuringUpsert()).apply_vectors("acme", batch("d", 2))
+    assert result.outcome is Outcome.STALE
+    assert store.versions("acme", "d") == {3}
+    assert store.documents["acme"]["d"].latest_version == 3

@@ -11,8 +11,8 @@ document at a time):
 
 apply_vectors(V): read the state; V <= tombstone or V < marker is stale and dropped (after
 removing any chunks of V an interrupted earlier attempt left behind). Otherwise upsert the
-chunks (by chunk id: a replay changes nothing), then READ THE TOMBSTONE AGAIN: if a delete
-now covers V, remove what was just written and report STALE. Only then, for a new version,
+chunks (by chunk id: a replay changes nothing), then READ THE STATE AGAIN: if a delete now
+covers V (or a newer marker appeared), remove what was just written and report STALE. Only then, for a new version,
 delete the older versions' chunks and record the marker (last, so a crash anywhere before is
 repaired by the redelivery).
 
@@ -98,8 +98,9 @@ class Indexer:
             return IndexResult(Outcome.STALE, state)
         await self.store.upsert_chunks(tenant, batch.chunks)
         after = await self._state(tenant, doc)
-        if v <= after.deleted_up_to_version:
-            # A delete of V ran meanwhile (maybe on another replica): undo the upsert.
+        if v <= after.deleted_up_to_version or v < after.latest_version:
+            # A delete of V ran meanwhile (maybe on another replica), or a newer version was
+            # recorded (two owners of one partition during a rebalance): undo the upsert.
             await self.store.delete_chunks(tenant, doc, v)
             return IndexResult(Outcome.STALE, after)
         if v > after.latest_version:
