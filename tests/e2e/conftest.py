@@ -61,6 +61,7 @@ async def _wait_all(s: Stack, names: tuple[str, ...] = ("embedding", "vector-sto
 # Output policy of the strict tenant: any PII in an answer blocks it (the default redacts).
 STRICT_POLICIES = {"tenants": {STRICT_TENANT: {"output": {"block": ["pii.*"]}}}}
 ANSWER_SERVICES = ("safety", "model-registry", "generation", "inference")
+E2E_ADMIN_KEY = "e2e-generation-admin-key-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +74,12 @@ def answer_stack(e2e_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
         # Bit-identical greedy output whatever else is batched with it.
         "LLMOPS_GENERATION_DTYPE": "float32",
         "LLMOPS_INFERENCE_CACHE_TTL_SECONDS": "600",
+        # The generation server loads models and adapters only from under its models root.
+        "LLMOPS_GENERATION_MODELS_ROOT": str(data / "models"),
     })
+    # Its admin routes (inference loads LoRA versions through them) need the platform admin
+    # key; the stack's own, where it sets one.
+    e2e_stack.env.setdefault("LLMOPS_ADMIN_KEY", E2E_ADMIN_KEY)
     for name in ANSWER_SERVICES:
         e2e_stack.start(name)
     asyncio.run(_wait_all(e2e_stack, ANSWER_SERVICES))

@@ -298,7 +298,7 @@ async def test_generation_backend_down_is_unavailable_then_recovers(
 
 
 @pytest.fixture(scope="module")
-def lora_dir(answer_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def lora_dir(answer_stack: Stack) -> Path:
     """A fine-tuned version stand-in: a random LoRA (non-zero init) on the served base model."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -312,7 +312,8 @@ def lora_dir(answer_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> P
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     config = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj"],
                         init_lora_weights=False, task_type="CAUSAL_LM")
-    out = tmp_path_factory.mktemp("lora") / "smollm2-lora"
+    # Under the generation server's models root: it loads from nowhere else.
+    out = Path(answer_stack.env["LLMOPS_GENERATION_MODELS_ROOT"]) / "smollm2-lora"
     get_peft_model(base, config).save_pretrained(out)
     return out
 
@@ -336,7 +337,8 @@ async def test_a_lora_version_is_served_as_soon_as_an_alias_points_at_it(
         metadata=md, timeout=120)
     assert tuned.model_version == f"{MODEL}@{lora.version}"
     assert tuned.answer != base.answer  # the adapter's weights were used
-    async with httpx.AsyncClient(base_url="http://127.0.0.1:8090") as http:
+    admin = {"x-api-key": answer_stack.env["LLMOPS_ADMIN_KEY"]}
+    async with httpx.AsyncClient(base_url="http://127.0.0.1:8090", headers=admin) as http:
         adapters = (await http.get("/admin/adapters")).json()["adapters"]
     assert f"{MODEL}-v{lora.version}" in {a["adapter_id"] for a in adapters}
     assert stack.service_pid("generation") == pid  # loaded live, no restart

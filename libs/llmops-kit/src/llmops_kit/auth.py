@@ -8,6 +8,8 @@ and shared aliases). A principal of a higher role may do what a lower one may.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -45,6 +47,16 @@ principal_var: contextvars.ContextVar[Principal | None] = contextvars.ContextVar
 
 def current_principal() -> Principal | None:
     return principal_var.get()
+
+
+@contextmanager
+def acting_as(principal: Principal) -> Iterator[None]:
+    """Binds `principal` as the caller for the work done inside (the gRPC edge does this)."""
+    token = principal_var.set(principal)
+    try:
+        yield
+    finally:
+        principal_var.reset(token)
 
 
 def require(role: Role, action: str) -> Principal:

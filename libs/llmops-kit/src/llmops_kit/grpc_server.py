@@ -14,8 +14,7 @@ Health checking and reflection stay open so probes and grpcurl need no key.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import grpc
@@ -23,7 +22,7 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from llmops_kit.auth import Principal, Role, principal_var
+from llmops_kit.auth import Principal, Role, acting_as
 from llmops_kit.context import bound, current_api_key, current_trace_id, new_trace_id
 from llmops_kit.errors import DomainError, InvalidArgument, PermissionDenied
 
@@ -52,15 +51,6 @@ def caller_metadata(api_key: str | None = None) -> tuple[tuple[str, str], ...]:
 
 def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-
-
-@contextmanager
-def _as(principal: Principal) -> Iterator[None]:
-    token = principal_var.set(principal)
-    try:
-        yield
-    finally:
-        principal_var.reset(token)
 
 
 class Authenticator(Protocol):
@@ -149,7 +139,7 @@ class TenantAuth(grpc.aio.ServerInterceptor):
             request = await self._parse(parse, raw, context)
             with bound(principal.tenant, md.get(TRACE_ID_HEADER) or new_trace_id(),
                        md.get(API_KEY_HEADER), context.time_remaining()), \
-                    _as(principal):
+                    acting_as(principal):
                 try:
                     return await behavior(request, context)
                 except DomainError as exc:
@@ -165,7 +155,7 @@ class TenantAuth(grpc.aio.ServerInterceptor):
             request = await self._parse(parse, raw, context)
             with bound(principal.tenant, md.get(TRACE_ID_HEADER) or new_trace_id(),
                        md.get(API_KEY_HEADER), context.time_remaining()), \
-                    _as(principal):
+                    acting_as(principal):
                 try:
                     async for item in behavior(request, context):
                         yield item

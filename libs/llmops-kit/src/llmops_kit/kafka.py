@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -179,9 +179,15 @@ class EventBus:
         max_records: int = 64,
         batch_timeout_ms: int = 50,
         max_retry_seconds: float | None = None,
+        start_at: Literal["earliest", "latest"] = "earliest",
     ) -> None:
         """Registers a batch consumer; call before start(). See delivery.py for what happens
-        to a batch; here it only ends in ack (commit) or nack (seek back, redelivered)."""
+        to a batch; here it only ends in ack (commit) or nack (seek back, redelivered).
+
+        `start_at` is where a group without committed offsets begins: "earliest" (work that
+        must not be skipped) or "latest" (a per-replica group that only needs what happens
+        from now on, e.g. cache invalidations).
+        """
         window = self.settings.retry_window_seconds if max_retry_seconds is None \
             else max_retry_seconds
         delivery = Delivery(self, event_type, group_id, handler, window)
@@ -204,7 +210,7 @@ class EventBus:
             max_records=max_records,
             batch_timeout_ms=batch_timeout_ms,
             ack_policy=AckPolicy.MANUAL,
-            auto_offset_reset="earliest",
+            auto_offset_reset=start_at,
             max_partition_fetch_bytes=self.settings.consumer_fetch_bytes,
             fetch_max_bytes=max(50 * 1024 * 1024, self.settings.consumer_fetch_bytes),
             session_timeout_ms=10_000,

@@ -19,6 +19,7 @@ from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from hypothesis import strategies as st
 
+from llmops_kit.auth import Principal, Role, acting_as
 from llmops_kit.context import bound
 from llmops_kit.errors import DomainError
 
@@ -122,13 +123,15 @@ def messages(cls: type[Message], depth: int = 3, max_items: int = 4) -> st.Searc
 
 
 def rpc_outcome(call: Coroutine[Any, Any, T], tenant: str = "acme",
-                loop: asyncio.AbstractEventLoop | None = None) -> T | DomainError:
-    """Runs one servicer call (or use case) as `tenant`: its result, or the DomainError it
-    raised. Any other exception propagates, failing the property test that called it. `loop`:
-    for services holding loop-bound objects (locks) across examples; default a fresh loop."""
+                loop: asyncio.AbstractEventLoop | None = None,
+                role: Role = Role.ADMIN) -> T | DomainError:
+    """Runs one servicer call (or use case) as `tenant` with `role` (the strongest by default,
+    so every converter is reached): its result, or the DomainError it raised. Any other
+    exception propagates, failing the property test that called it. `loop`: for services
+    holding loop-bound objects (locks) across examples; default a fresh loop."""
 
     async def bound_call() -> T:
-        with bound(tenant, "trace-property"):
+        with bound(tenant, "trace-property"), acting_as(Principal(tenant, role, "property")):
             return await call
 
     try:

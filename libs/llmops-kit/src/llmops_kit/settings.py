@@ -174,3 +174,11 @@ class ServiceSettings(BaseSettings):
     def api_keys_configured(self) -> bool:
         """Whether LLMOPS_API_KEYS was set (to something), not just defaulted."""
         return "api_keys" in self.model_fields_set and bool(self.api_keys.strip())
+
+    def platform_admin_keys(self) -> list[str]:
+        """The keys that act as the platform admin outside the key store: LLMOPS_ADMIN_KEY,
+        and DEV_ADMIN_KEY in development mode only. Empty: no such key exists."""
+        keys = [self.admin_key.get_secret_value()] if self.admin_key else []
+        if self.dev_mode:
+            keys.append(DEV_ADMIN_KEY)
+        return [k for k in keys if k]

@@ -11,8 +11,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from llmops_kit.auth import Principal, Role
-from llmops_kit.context import current_api_key, current_tenant, current_trace_id
-from llmops_kit.errors import InvalidArgument
+from llmops_kit.context import bound, current_api_key, current_tenant, current_trace_id
+from llmops_kit.errors import InvalidArgument, Unavailable
+from llmops_kit.grpc_client import call_peer
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.key_resolver import KeyResolver
 from llmops_kit.testing import error_reason
@@ -133,3 +134,25 @@ async def test_a_service_without_a_role_for_every_method_is_refused() -> None:
     with pytest.raises(ValueError, match="no role declared for GetModelInfo"):
         server.add(embedding_pb2_grpc.add_EmbeddingServiceServicer_to_server, EchoServicer(),
                    [SERVICE], {"Embed": Role.MEMBER})
+
+async def test_call_peer_over_a_socket_carries_reason_and_caller(channel: grpc.aio.Channel
+                                                                  ) -> None:
+    stub = embedding_pb2_grpc.EmbeddingServiceStub(channel)
+    with bound("globex", "t-7", "k-globex"):
+        ok = await call_peer(stub.Embed, embedding_pb2.EmbedRequest(texts=["x"]),
+                             peer="embedding", timeout=5, unavailable="EMBEDDING_UNAVAILABLE")
+        assert ok.model == "globex|t-7|k-globex"
+        with pytest.raises(InvalidArgument) as err:
+            await call_peer(stub.Embed, embedding_pb2.EmbedRequest(texts=["bad"]),
+                            peer="embedding", timeout=5, unavailable="EMBEDDING_UNAVAILABLE")
+    assert err.value.reason == "BAD_TEXT"
+    assert err.value.message == "embedding: INVALID_ARGUMENT: the text 'bad' is refused"
+
+
+async def test_call_peer_to_nobody_is_unavailable() -> None:
+    async with grpc.aio.insecure_channel("127.0.0.1:1") as ch:
+        stub = embedding_pb2_grpc.EmbeddingServiceStub(ch)
+        with pytest.raises(Unavailable) as err:
+            await call_peer(stub.Embed, embedding_pb2.EmbedRequest(texts=["x"]),
+                            peer="embedding", timeout=5, unavailable="EMBEDDING_UNAVAILABLE")
+    assert err.value.reason == "EMBEDDING_UNAVAILABLE"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from llmops.embedding.v1 import embedding_pb2 as pb
 from llmops.ingestion.v1 import events_pb2 as ingestion_events
-from llmops_embedding.api.events import ChunksCreatedHandler
+from llmops_embedding.api.events import EmbeddingHandlers
 from llmops_embedding.api.grpc import EmbeddingServicer
 from llmops_embedding.domain.embedding import EmbeddingService
 from llmops_kit.errors import DomainError
@@ -43,7 +43,7 @@ def test_chunks_created_events_embed_or_dead_letter(embedder, bus, batch_of,
                                                    event: ingestion_events.ChunksCreated) -> None:
     event.envelope.event_id, event.envelope.tenant_id = "e-1", "acme"  # as the decoder ensures
     before = (len(bus.dead), len(bus.published))
-    outcome = rpc_outcome(ChunksCreatedHandler(EmbeddingService(embedder), bus)(
+    outcome = rpc_outcome(EmbeddingHandlers(EmbeddingService(embedder), bus).on_chunks_created(
         batch_of([event])))
     assert not isinstance(outcome, DomainError)
     dead, published = len(bus.dead) - before[0], len(bus.published) - before[1]

@@ -47,6 +47,9 @@ class Settings(ServiceSettings):
     # Read from LLMOPS_HOME (not the prefixed name: it is the whole stack's state folder).
     llmops_home: Path = Field(default=Path(".llmops"), validation_alias=AliasChoices("llmops_home"))
     torch_threads: int | None = Field(default=None, ge=1)
+    # Admin routes load models and adapters only from folders under this root (realpath, so
+    # neither `..` nor a symlink leads out). Default: $LLMOPS_HOME/models.
+    models_root: Path | None = None
 
     max_batch_size: int = Field(default=8, ge=1)
     max_batch_prefill_tokens: int = Field(default=6144, ge=1)
@@ -70,3 +73,7 @@ class Settings(ServiceSettings):
     @property
     def models_dir(self) -> Path:
         return self.llmops_home / "models"
+
+    @property
+    def allowed_models_root(self) -> Path:
+        return (self.models_root or self.models_dir).resolve()

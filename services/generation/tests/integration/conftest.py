@@ -32,7 +32,9 @@ SERVER_ENV = {
     "LLMOPS_GENERATION_MAX_TOTAL_TOKENS": "320",
     "LLMOPS_GENERATION_DEFAULT_MAX_NEW_TOKENS": "8",
     "LLMOPS_GENERATION_MAX_BATCH_SIZE": "8",
+    "LLMOPS_ADMIN_KEY": "generation-test-admin-key",
 }
+ADMIN = {"x-api-key": SERVER_ENV["LLMOPS_ADMIN_KEY"]}
 
 
 def _free_port() -> int:
@@ -46,16 +48,30 @@ def llmops_home() -> Path:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def admin_headers() -> dict[str, str]:
+    """What an admin route needs: the server's platform admin key."""
+    return dict(ADMIN)
+
+
+@pytest.fixture(scope="session")
+def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The server's models root: admin routes load only from under it."""
+    return tmp_path_factory.mktemp("models-root")
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory, models_root: Path) -> Iterator[str]:
     port = _free_port()
     log_path = tmp_path_factory.mktemp("generation") / "server.log"
     env = {
         **os.environ,
         **SERVER_ENV,
         "LLMOPS_GENERATION_PORT": str(port),
+        "LLMOPS_GENERATION_MODELS_ROOT": str(models_root),
         "LLMOPS_HOME": str(llmops_home()),
         "HF_HUB_OFFLINE": "1",
     }
+    env.pop("LLMOPS_DEV_MODE", None)
     with log_path.open("wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "llmops_generation"], env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
@@ -94,5 +110,6 @@ def model_dir(server_url: str) -> Path:
 
 @pytest.fixture
 async def http(server_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server_url, timeout=120) as client:
+    # The admin key goes with every request: the TGI routes ignore it.
+    async with httpx.AsyncClient(base_url=server_url, timeout=120, headers=ADMIN) as client:
         yield client

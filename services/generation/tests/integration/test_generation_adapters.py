@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -13,7 +14,7 @@ PROMPT = "The capital of France is"
 
 
 @pytest.fixture(scope="module")
-def lora_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def lora_dir(model_dir: Path, models_root: Path) -> Path:
     """A tiny random LoRA on q_proj/v_proj (non-zero init, so it changes the output)."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -28,7 +29,7 @@ def lora_dir(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         init_lora_weights=False,
         task_type="CAUSAL_LM",
     )
-    out = tmp_path_factory.mktemp("adapters") / "lora-v2"
+    out = models_root / "adapters" / "lora-v2"
     get_peft_model(base, config).save_pretrained(out)
     return out
 
@@ -74,14 +75,25 @@ async def test_lora_adapter_changes_output_and_unloads(http, lora_dir: Path) -> 
     gone = await http.post(
         "/generate", json={"inputs": PROMPT, "parameters": {"adapter_id": "smollm2-lora-v2"}}
     )
-    assert gone.status_code == 422 and gone.json()["error_type"] == "validation"
+    assert gone.status_code == 404 and gone.json()["error_type"] == "not_found"
     assert await generate(http) == base
     assert (await http.get("/admin/adapters")).json()["adapters"] == []
 
 
-async def test_second_full_model_loads_serves_and_unloads(http, model_dir: Path) -> None:
+@pytest.fixture(scope="module")
+def model_copy(model_dir: Path, models_root: Path) -> Path:
+    """The converted base model as a folder under the models root (its files linked)."""
+    folder = models_root / "smollm2-copy"
+    folder.mkdir(exist_ok=True)
+    for file in model_dir.iterdir():
+        if not (folder / file.name).exists():
+            (folder / file.name).symlink_to(file)
+    return folder
+
+
+async def test_second_full_model_loads_serves_and_unloads(http, model_copy: Path) -> None:
     base = await generate(http)
-    created = await http.post("/admin/models", json={"model_id": "smollm2-copy", "path": str(model_dir)})
+    created = await http.post("/admin/models", json={"model_id": "smollm2-copy", "path": "smollm2-copy"})
     assert created.status_code == 201, created.text
     assert created.json()["dtype"] == "float32"  # the server's setting
     try:
@@ -94,12 +106,33 @@ async def test_second_full_model_loads_serves_and_unloads(http, model_dir: Path)
         deleted = await http.delete("/admin/models/smollm2-copy")
     assert deleted.status_code == 200
     gone = await http.post("/generate", json={"inputs": PROMPT, "parameters": {"adapter_id": "smollm2-copy"}})
-    assert gone.status_code == 422
+    assert gone.status_code == 404
     default = await http.delete("/admin/models/HuggingFaceTB/SmolLM2-135M-Instruct")
     assert default.status_code == 409 and default.json()["error_type"] == "conflict"
 
 
-async def test_bad_adapter_path_is_rejected(http, tmp_path: Path) -> None:
-    response = await http.post("/admin/adapters", json={"adapter_id": "x", "path": str(tmp_path)})
+async def test_bad_adapter_path_is_rejected(http, models_root: Path) -> None:
+    (models_root / "empty").mkdir(exist_ok=True)
+    response = await http.post("/admin/adapters", json={"adapter_id": "x", "path": "empty"})
     assert response.status_code == 422
     assert "adapter_config.json" in response.json()["error"]
+
+
+async def test_admin_key_and_models_root_are_enforced(
+    server_url: str, admin_headers: dict[str, str], models_root: Path, model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    async with httpx.AsyncClient(base_url=server_url, timeout=30) as anonymous:
+        response = await anonymous.post("/admin/models", json={"model_id": "m", "path": "x"})
+        assert (response.status_code, response.json()["error_type"]) == (401, "unauthorized")
+        wrong = await anonymous.get("/admin/adapters", headers={"authorization": "Bearer nope"})
+        assert (wrong.status_code, wrong.json()["error_type"]) == (403, "forbidden")
+        assert (await anonymous.get("/health")).status_code == 200
+    escape = models_root / "escape"
+    if not escape.exists():
+        escape.symlink_to(tmp_path)
+    async with httpx.AsyncClient(base_url=server_url, timeout=30, headers=admin_headers) as admin:
+        for path in (str(model_dir), "../outside", "escape"):
+            response = await admin.post("/admin/models", json={"model_id": "m", "path": path})
+            assert response.status_code == 403, path
+            assert "models root" in response.json()["error"]

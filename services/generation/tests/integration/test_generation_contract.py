@@ -133,6 +133,13 @@ def _cap(body: Any) -> None:
     params = body.get("parameters")
     if isinstance(params, dict) and isinstance(params.get("max_new_tokens"), int):
         params["max_new_tokens"] = min(params["max_new_tokens"], MAX_NEW_TOKENS)
+    # A random model or adapter name is a 404 here (this server refuses to answer an unknown
+    # one from its base model; TGI's contract has no 404 for these routes). That extension is
+    # tested in test_generation_adapters/unit tests; here the generated names mean "default".
+    if isinstance(params, dict) and isinstance(params.get("adapter_id"), str):
+        params["adapter_id"] = None
+    if isinstance(body.get("model"), str):
+        body["model"] = "tgi"
     if isinstance(body.get("max_tokens"), int):
         body["max_tokens"] = min(body["max_tokens"], MAX_NEW_TOKENS)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from huggingface_hub import AsyncInferenceClient, InferenceClient
-from huggingface_hub.errors import ValidationError
+from huggingface_hub.errors import UnknownError, ValidationError
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,8 @@ def test_text_generation_errors_are_typed(server_url: str) -> None:
     client = InferenceClient(base_url=server_url)
     with pytest.raises(ValidationError, match="must have less than 256 tokens"):
         client.text_generation("hello " * 400, max_new_tokens=4)
-    with pytest.raises(ValidationError, match="adapter 'missing' is not loaded"):
+    # An unknown adapter is a 404 (error_type not_found), which huggingface_hub types as unknown.
+    with pytest.raises(UnknownError, match="adapter 'missing' is not loaded"):
         client.text_generation(PROMPT, max_new_tokens=4, adapter_id="missing")
 
 

@@ -15,12 +15,17 @@ from llmops_generation.settings import Settings
 pytestmark = pytest.mark.unit
 
 
+ADMIN_KEY = "test-admin-key"
+
+
 @pytest.fixture
 def client(tmp_path: Path, loader) -> Iterator[TestClient]:
     settings = Settings(
-        model_path=tmp_path, gguf_file=None, model_id="fake/model", max_input_tokens=40, max_total_tokens=60
+        model_path=tmp_path, gguf_file=None, model_id="fake/model", max_input_tokens=40, max_total_tokens=60,
+        models_root=tmp_path, admin_key=ADMIN_KEY,
     )
     with TestClient(build_app(settings, loader=loader)) as c:
+        c.headers["x-api-key"] = ADMIN_KEY
         yield c
 
 
@@ -68,7 +73,6 @@ def test_sampling_reports_its_seed(client) -> None:
         ({"parameters": {}}, "inputs"),
         ({"inputs": "q", "parameters": {"details": "yes"}}, "parameters.details"),
         ({"inputs": "q", "parameters": {"temperature": -1}}, "`temperature` must be strictly positive"),
-        ({"inputs": "q", "parameters": {"adapter_id": "nope"}}, "adapter 'nope' is not loaded"),
         ({"inputs": "q", "parameters": {"grammar": {"type": "regex", "value": "a+"}}},
          "`grammar` is not supported"),
         ({"inputs": "q", "parameters": {"grammar": {"type": "regex", "value": 5}}},
@@ -232,7 +236,8 @@ def test_adapters_load_select_and_unload(client, tmp_path: Path) -> None:
     assert client.post("/admin/adapters", json={"adapter_id": "v2", "path": str(adapter)}).status_code == 409
     assert client.delete("/admin/adapters/v2").json() == {"unloaded": "v2"}
     gone = client.post("/generate", json={"inputs": "q|hey", "parameters": {"adapter_id": "v2"}})
-    assert gone.status_code == 422
+    assert gone.status_code == 404
+    assert gone.json() == {"error": "model or adapter 'v2' is not loaded", "error_type": "not_found"}
     assert client.delete("/admin/adapters/v2").status_code == 404
     # A placeholder model name in chat (huggingface_hub sends one) gets the default model.
     chat = client.post(

@@ -31,14 +31,16 @@ async def build(settings: Settings) -> ServiceApp:
     retriever = VectorStoreRetriever(settings.embedding_address, settings.vector_store_address,
                                      timeout)
     gen = settings.generation
+    admin_key = (gen.admin_key.get_secret_value() if gen.admin_key
+                 else next(iter(settings.platform_admin_keys()), None))
     generator = TgiGenerator(gen.url, gen.timeout_seconds, gen.attempts, gen.backoff_seconds,
-                             gen.token.get_secret_value() if gen.token else None)
+                             gen.token.get_secret_value() if gen.token else None, admin_key)
     cache = AnswerCache(settings.cache_entries, settings.cache_ttl_seconds)
     service = AnswerService(
         retriever, registry, registry, guard, generator,
         event_api.BusCompletionSink(bus, guard), cache, Limits(),
     )
-    event_api.register(bus, event_api.AliasHandlers(registry), settings.consumer_group)
+    event_api.register(bus, event_api.AliasHandlers(registry), settings.alias_consumer_group())
     tenant_api.register(bus, cache, settings.consumer_group)
     server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server,

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
+
 from pydantic import BaseModel, Field, SecretStr
 
 from llmops_kit.settings import ServiceSettings, service_config
+
+
+def default_replica_id() -> str:
+    """hostname-pid-random: unique per process, also for two replicas on one host."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
 class TgiBackend(BaseModel):
@@ -12,6 +21,9 @@ class TgiBackend(BaseModel):
 
     url: str = "http://127.0.0.1:8090"
     token: SecretStr | None = None
+    # For the project's generation server's /admin routes (loading LoRA versions). Default:
+    # the platform admin key (LLMOPS_ADMIN_KEY; DEV_ADMIN_KEY in development mode).
+    admin_key: SecretStr | None = None
     timeout_seconds: float = Field(default=60.0, gt=0)
     attempts: int = Field(default=3, ge=1)
     backoff_seconds: float = Field(default=0.5, ge=0)
@@ -37,3 +49,10 @@ class Settings(ServiceSettings):
     cache_entries: int = Field(default=1024, ge=0)
     cache_ttl_seconds: float = Field(default=600.0, gt=0)
     consumer_group: str = "inference"
+    # Names this process's own consumer group for alias changes (see alias_consumer_group).
+    replica_id: str = Field(default_factory=default_replica_id, min_length=1)
+
+    def alias_consumer_group(self) -> str:
+        """Every replica must see every ModelAliasChanged (each caches resolutions), so each
+        consumes with a group of its own instead of sharing one."""
+        return f"{self.consumer_group}-{self.replica_id}"

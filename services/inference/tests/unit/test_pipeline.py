@@ -332,3 +332,27 @@ async def test_clean_passages_pass_unchanged_and_nothing_is_recorded() -> None:
     assert ans.retrieved == PASSAGES and ans.guarded == []
     stream_final = [x async for x in svc.stream(q(use_cache=False))][-1]
     assert isinstance(stream_final, Answer) and stream_final.guarded == []
+
+def test_each_replica_has_its_own_alias_consumer_group(monkeypatch):
+    from llmops_inference.settings import Settings
+
+    first, second = Settings(), Settings()
+    assert first.alias_consumer_group().startswith("inference-")
+    assert first.alias_consumer_group() != second.alias_consumer_group()
+    monkeypatch.setenv("LLMOPS_INFERENCE_REPLICA_ID", "pod-3")
+    assert Settings().alias_consumer_group() == "inference-pod-3"
+
+
+async def test_the_reported_version_is_the_one_that_served() -> None:
+    svc, gen, sink, _, _ = make()
+
+    async def served_by_base(prompt, model, max_new_tokens, temperature, seed) -> Generation:
+        return Generation("You get 25 days [1].", 42, 7, "stop", "HuggingFaceTB/base")
+
+    gen.generate = served_by_base  # type: ignore[method-assign]
+    answer = await svc.answer(q())
+    assert answer.model_version == "HuggingFaceTB/base"
+    assert sink.events[-1][1].model_version == "HuggingFaceTB/base"
+    # Without a word from the backend, the resolved version is reported.
+    plain = await make()[0].answer(q())
+    assert plain.model_version == "smollm2@1"

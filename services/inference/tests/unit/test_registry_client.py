@@ -42,7 +42,7 @@ class CapturingBus:
     def __init__(self) -> None:
         self.handlers: dict[str, Any] = {}
 
-    def subscribe_batch(self, event_type: Any, group: str, handler: Any) -> None:
+    def subscribe_batch(self, event_type: Any, group: str, handler: Any, **_: Any) -> None:
         self.handlers[event_type.topic] = handler
 
 

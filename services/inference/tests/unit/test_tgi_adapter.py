@@ -13,7 +13,7 @@ from huggingface_hub.errors import HfHubHTTPError
 from llmops.registry.v1 import registry_pb2
 from llmops_inference.adapters.registry import model_ref
 from llmops_inference.adapters.tgi import AdapterLoader, TgiGenerator
-from llmops_inference.domain.model import ModelRef, RenderedPrompt
+from llmops_inference.domain.model import Generation, ModelRef, RenderedPrompt
 from llmops_kit.context import bound
 from llmops_kit.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, Unavailable
 
@@ -159,3 +159,127 @@ def test_how_each_kind_of_version_is_addressed() -> None:
     assert model_ref(version("gguf")) == ModelRef("smollm2", 4)
     assert model_ref(version("hf", adapter_id="smollm2-ft")) == ModelRef("smollm2", 4,
                                                                          "smollm2-ft")
+
+
+class FakeGenerationServer:
+    """The project's generation server as inference sees it: chat (huggingface_hub's client is
+    replaced by this object) and the /admin adapter routes (an httpx transport), with a
+    restart that forgets the adapters loaded at run time."""
+
+    BASE = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+    def __init__(self, admin_key: str = "k-9f3e") -> None:
+        self.admin_key = admin_key
+        self.adapters: set[str] = set()
+        self.chats: list[str | None] = []
+        self.admin_calls: list[tuple[str, str, str | None]] = []
+        self.serve_base_for_adapters = False
+        self.loads_vanish = False  # a POST answers 201 but the adapter never shows up
+
+    def restart(self) -> None:
+        self.adapters.clear()
+
+    async def chat_completion(self, messages: list[dict[str, str]], stream: bool = False,
+                              **kw: Any) -> Any:
+        model = kw.get("model")
+        self.chats.append(model)
+        if model and model not in self.adapters:
+            raise http_error(404)
+        served = self.BASE if not model or self.serve_base_for_adapters else model
+        if stream:
+            return self._chunks(served)
+        msg = type("M", (), {"content": "ok"})()
+        choice = type("C", (), {"message": msg, "finish_reason": "stop"})()
+        usage = type("U", (), {"prompt_tokens": 5, "completion_tokens": 1})()
+        return type("R", (), {"choices": [choice], "usage": usage, "model": served})()
+
+    async def _chunks(self, served: str) -> Any:
+        delta = type("D", (), {"content": "ok"})()
+        choice = type("C", (), {"delta": delta, "finish_reason": "stop"})()
+        yield type("K", (), {"choices": [choice], "model": served, "usage": None})()
+
+    def admin(self, request: httpx.Request) -> httpx.Response:
+        key = request.headers.get("x-api-key")
+        self.admin_calls.append((request.method, request.url.path, key))
+        if key != self.admin_key:
+            return httpx.Response(401 if key is None else 403,
+                                  json={"error": "admin key", "error_type": "unauthorized"})
+        if request.method == "POST":
+            if not self.loads_vanish:
+                self.adapters.add(json.loads(request.content)["adapter_id"])
+            return httpx.Response(201, json={})
+        return httpx.Response(200, json={"adapters": [{"adapter_id": a} for a in self.adapters]})
+
+
+def against(server: FakeGenerationServer, admin_key: str | None = "k-9f3e") -> TgiGenerator:
+    gen = TgiGenerator("http://gen", timeout_seconds=5, attempts=2, backoff_seconds=0.01,
+                       admin_key=admin_key)
+    gen.client = server  # type: ignore[assignment]
+    gen.adapters.http = httpx.AsyncClient(base_url="http://gen", headers=gen.adapters.http.headers,
+                                          transport=httpx.MockTransport(server.admin))
+    return gen
+
+
+async def test_adapter_loads_send_the_admin_key() -> None:
+    server = FakeGenerationServer()
+    gen = against(server)
+    await gen.prepare(LORA)
+    assert server.admin_calls == [("GET", "/admin/adapters", "k-9f3e"),
+                                  ("POST", "/admin/adapters", "k-9f3e")]
+    out = await gen.generate(PROMPT, LORA, 8, None, None)
+    assert out.model_version == "smollm2@3"
+
+
+@pytest.mark.parametrize("key", [None, "wrong"])
+async def test_a_refused_admin_key_says_how_to_fix_it(key: str | None) -> None:
+    with pytest.raises(FailedPrecondition) as err:
+        await against(FakeGenerationServer(), admin_key=key).prepare(LORA)
+    assert err.value.reason == "GENERATION_ADMIN_REFUSED"
+    assert "LLMOPS_ADMIN_KEY" in err.value.message and "k-9f3e" not in err.value.message
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_after_a_server_restart_the_adapter_is_reloaded_and_the_request_retried_once(
+    stream: bool
+) -> None:
+    server = FakeGenerationServer()
+    gen = against(server)
+    await gen.prepare(LORA)
+    server.restart()
+    await gen.prepare(LORA)  # the loader still believes it is loaded: no call
+    assert len(server.admin_calls) == 2
+    if stream:
+        pieces = [p async for p in gen.stream(PROMPT, LORA, 8, None, None)]
+        out = pieces[-1]
+        assert isinstance(out, Generation) and pieces[0] == "ok"
+    else:
+        out = await gen.generate(PROMPT, LORA, 8, None, None)
+    assert out.model_version == "smollm2@3"
+    assert server.chats == ["smollm2-v3", "smollm2-v3"]  # the 404, then the retry
+    assert [c[:2] for c in server.admin_calls[2:]] == [("GET", "/admin/adapters"),
+                                                       ("POST", "/admin/adapters")]
+
+
+async def test_a_model_the_server_still_lacks_after_reloading_is_not_served() -> None:
+    server = FakeGenerationServer()
+    gen = against(server)
+    server.loads_vanish = True
+    with pytest.raises(FailedPrecondition) as err:
+        await gen.generate(PROMPT, LORA, 8, None, None)
+    assert err.value.reason == "ADAPTER_NOT_SERVED" and len(server.chats) == 2
+    # An id the server should already serve (no weights to load) is not retried.
+    full = ModelRef("smollm2", 5, "smollm2-full-v5")
+    with pytest.raises(FailedPrecondition):
+        await gen.generate(PROMPT, full, 8, None, None)
+    assert server.chats[-1] == "smollm2-full-v5" and len(server.chats) == 3
+
+
+async def test_the_version_reported_is_what_the_server_says_served() -> None:
+    server = FakeGenerationServer()
+    gen = against(server)
+    base = await gen.generate(PROMPT, ModelRef("smollm2", 1), 8, None, None)
+    assert base.model_version == "smollm2@1"  # no adapter asked for: the server's base is v1
+    await gen.prepare(LORA)
+    server.serve_base_for_adapters = True  # a backend that ignored the adapter
+    out = await gen.generate(PROMPT, LORA, 8, None, None)
+    assert out.model_version == FakeGenerationServer.BASE

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 from llmops.registry.v1 import registry_pb2 as pb
 from llmops_kit.proto_strategies import assert_client_error, messages, request_types, rpc_outcome
+from llmops_registry.adapters.memory_audit import MemoryAuditLog
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
 from llmops_registry.adapters.sql_store import SqlRegistryStore
 from llmops_registry.api.grpc import RegistryServicer
+from llmops_registry.domain.audit import Auditor
 from llmops_registry.domain.model import Actor, OutboxEntry
 from llmops_registry.domain.models import ModelRegistry, Policy
 from llmops_registry.domain.outbox import OutboxRelay
@@ -43,7 +45,9 @@ def servicer(postgres_url: str) -> Iterator[tuple[RegistryServicer, asyncio.Abst
     create_schema(engine)
     store = SqlRegistryStore(engine)
     relay = OutboxRelay(store, NullPublisher(), flush_timeout=0.5, interval=60)
-    models, prompts = ModelRegistry(store, relay, Policy()), PromptRegistry(store, relay, Policy())
+    audit = Auditor(MemoryAuditLog())
+    models = ModelRegistry(store, relay, Policy(), audit)
+    prompts = PromptRegistry(store, relay, Policy(), audit)
     loop.run_until_complete(seed(models, prompts, Actor("system"), None, True))
     yield RegistryServicer(models, prompts), loop
     loop.run_until_complete(relay.stop())

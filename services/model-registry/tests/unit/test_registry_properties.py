@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 from llmops.registry.v1 import registry_pb2 as pb
 from llmops_kit.errors import DomainError
 from llmops_kit.proto_strategies import assert_client_error, messages, request_types, rpc_outcome
+from llmops_registry.adapters.memory_audit import MemoryAuditLog
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
 from llmops_registry.adapters.sql_store import SqlRegistryStore
 from llmops_registry.api.grpc import RegistryServicer
+from llmops_registry.domain.audit import Auditor
 from llmops_registry.domain.model import Actor, OutboxEntry
 from llmops_registry.domain.models import ModelRegistry, Policy
 from llmops_registry.domain.outbox import OutboxRelay
@@ -47,8 +49,8 @@ class Running:
         create_schema(self.engine)
         store = SqlRegistryStore(self.engine)
         self.relay = OutboxRelay(store, NullPublisher(), flush_timeout=0.5, interval=60)
-        models = ModelRegistry(store, self.relay, Policy())
-        prompts = PromptRegistry(store, self.relay, Policy())
+        models = ModelRegistry(store, self.relay, Policy(), Auditor(MemoryAuditLog()))
+        prompts = PromptRegistry(store, self.relay, Policy(), Auditor(MemoryAuditLog()))
         self.loop.run_until_complete(seed(models, prompts, Actor("system"), None, True))
         self.servicer = RegistryServicer(models, prompts)
 

@@ -18,9 +18,18 @@ from llmops_vectorstore.domain.model import (
 class ChunkStore(Protocol):
     """Chunks and per-document state, partitioned by tenant: no call crosses tenants."""
 
-    async def get_document(self, tenant: str, document_id: str) -> DocumentState | None: ...
+    async def get_document(self, tenant: str, document_id: str) -> DocumentState | None:
+        """Both halves of the document's state, read together (None: neither was written)."""
+        ...
 
-    async def put_document(self, tenant: str, state: DocumentState) -> None: ...
+    async def put_latest_version(self, tenant: str, document_id: str, version: int) -> None:
+        """Records the newest written version. Only the vectors stream calls this."""
+        ...
+
+    async def put_deleted_up_to(self, tenant: str, document_id: str, version: int) -> None:
+        """Records the tombstone (every version <= version is deleted). Only the deletes
+        stream calls this; the two writers never touch each other's record."""
+        ...
 
     async def upsert_chunks(self, tenant: str, chunks: Sequence[ChunkRecord]) -> None:
         """Writes chunks keyed by chunk_id: writing the same chunk twice keeps one copy."""

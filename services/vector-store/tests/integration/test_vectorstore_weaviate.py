@@ -101,14 +101,6 @@ async def test_delete_all_and_resubmit(weaviate_store, indexer, tenant):
     assert (stats.chunk_count, stats.document_count) == (2, 2)
 
 
-async def test_delete_up_to_version(weaviate_store, tenant):
-    await weaviate_store.upsert_chunks(tenant, batch("doc", 1, ["v1"]).chunks)
-    await weaviate_store.upsert_chunks(tenant, batch("doc", 2, ["v2"]).chunks)
-    assert await weaviate_store.delete_chunks(tenant, "doc", 1) == 1
-    hits = await weaviate_store.get_chunks(tenant, [chunk_id("doc", 1, 0), chunk_id("doc", 2, 0)])
-    assert [h.document_version for h in hits] == [2]
-
-
 async def test_tenant_isolation_in_every_read(weaviate_store, indexer, search):
     a, b = f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
     await indexer.apply_vectors(a, batch("shared-id", 1, ["kubernetes cluster upgrade"]))
@@ -198,12 +190,6 @@ async def test_hybrid_blends_keyword_and_vector(indexer, search, tenant):
         "postgres vacuum tuning guide", "database maintenance overview"
     }
     assert all(0.0 <= h.score <= 1.0 for h in hybrid)
-
-
-async def test_get_chunks_keeps_request_order(indexer, search, tenant):
-    await indexer.apply_vectors(tenant, batch("d", 1, ["a", "b", "c"]))
-    ids = [chunk_id("d", 1, 2), chunk_id("d", 1, 0), str(uuid.uuid4())]
-    assert [h.text for h in await search.get_chunks(tenant, ids)] == ["c", "a"]
 
 
 async def test_large_document_replacement(weaviate_store, indexer, tenant):

@@ -2,7 +2,8 @@
 
 The registry/inference side calls these to put a newly fine-tuned version into service
 without restarting the server; requests then select it by id (TGI's `adapter_id`, or the
-chat request's `model`).
+chat request's `model`). Every route needs the platform admin key, and every path must lie
+under the models root (api/admin_guard.py).
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmops_generation.api.admin_guard import require_admin, under_models_root
 from llmops_generation.domain.errors import ValidationError
 from llmops_generation.domain.model import ModelSpec
 from llmops_generation.domain.service import Engine, GenerationService
 
-router = APIRouter(prefix="/admin", tags=["admin"])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 
 
 class LoadModel(BaseModel):
@@ -42,6 +44,10 @@ def _service(request: Request) -> GenerationService:
     return service
 
 
+def _path(request: Request, path: Path) -> Path:
+    return under_models_root(path, request.app.state.settings.allowed_models_root)
+
+
 def _engine_json(engine: Engine, default: str | None) -> dict[str, Any]:
     return {
         "model_id": engine.model_id,
@@ -63,11 +69,14 @@ async def list_models(request: Request) -> dict[str, Any]:
 
 @router.post("/models", status_code=201)
 async def load_model(request: Request, body: LoadModel) -> dict[str, Any]:
-    if not body.path.exists():
+    path = _path(request, body.path)
+    if not path.exists():
         raise ValidationError(f"path {body.path} does not exist")
+    if body.gguf_file is not None and Path(body.gguf_file).name != body.gguf_file:
+        raise ValidationError("gguf_file must be a file name inside `path`")
     service = _service(request)
     dtype = body.dtype or request.app.state.settings.dtype
-    spec = ModelSpec(model_id=body.model_id, path=body.path, gguf_file=body.gguf_file, dtype=dtype)
+    spec = ModelSpec(model_id=body.model_id, path=path, gguf_file=body.gguf_file, dtype=dtype)
     try:
         engine = await service.load_model(spec)
     except (OSError, ValueError) as exc:
@@ -96,8 +105,9 @@ async def list_adapters(request: Request) -> dict[str, Any]:
 
 @router.post("/adapters", status_code=201)
 async def load_adapter(request: Request, body: LoadAdapter) -> dict[str, str]:
-    target = await _service(request).load_adapter(body.adapter_id, body.path, body.base_model)
-    return {"adapter_id": body.adapter_id, "base_model": target.engine.model_id, "path": str(body.path)}
+    path = _path(request, body.path)
+    target = await _service(request).load_adapter(body.adapter_id, path, body.base_model)
+    return {"adapter_id": body.adapter_id, "base_model": target.engine.model_id, "path": str(path)}
 
 
 @router.delete("/adapters/{adapter_id:path}")

@@ -23,6 +23,9 @@ from llmops_generation.domain.service import GenerationService, Target
 
 router = APIRouter()
 SSE = "text/event-stream"
+# Chat `model` values that mean "the default model": what huggingface_hub sends when the caller
+# names none ("dummy" with a base_url, "tgi" in older releases and TGI's own examples).
+CHAT_PLACEHOLDERS = frozenset({"tgi", "dummy"})
 
 
 def package_version() -> str:
@@ -171,7 +174,7 @@ async def chat_completions(request: Request, body: ChatRequest) -> Any:
     service = _service(request)
     timer = _metrics(request).track("chat_completions")
     try:
-        target = service.resolve(body.model, strict=False)
+        target = service.resolve(body.model, placeholders=CHAT_PLACEHOLDERS)
         prompt = target.engine.codec.render_chat(chat_messages(body))
         input_ids = target.engine.codec.encode(prompt, add_special_tokens=False)
         handle = service.submit(target, input_ids, chat_parameters(body), stream=body.stream)
@@ -230,8 +233,7 @@ async def _chat_stream(
 @router.post("/tokenize")
 async def tokenize(request: Request, body: GenerateRequest) -> list[dict[str, Any]]:
     body.parameters.check_contract_bounds()
-    # A selector that names nothing gets the default tokenizer (TGI ignores it here).
-    target = _service(request).resolve(body.parameters.adapter_id, strict=False)
+    target = _service(request).resolve(body.parameters.adapter_id)
     return [
         {"id": i, "text": text, "start": start, "stop": stop}
         for i, text, start, stop in target.engine.codec.tokenize(body.inputs)

@@ -68,7 +68,6 @@ class _Sequence:
     prefill: tuple[PrefillToken, ...] = ()
     done: bool = False
     cancelled: bool = False
-    enqueued_at: float = field(default_factory=time.monotonic)
 
 
 class SequenceHandle:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from llmops_kit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from llmops_kit.errors import (
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
 
 
 class GenerationServiceError(DomainError):
@@ -44,7 +52,7 @@ class GenerationError(GenerationServiceError):
 
 
 class UnknownModel(GenerationServiceError, NotFound):
-    """An admin call named a model or adapter that is not loaded (HTTP 404)."""
+    """A request or an admin call named a model or adapter that is not loaded (HTTP 404)."""
 
     http_status = 404
     error_type = "not_found"
@@ -60,3 +68,17 @@ class Conflict(GenerationServiceError, FailedPrecondition):
 class Unhealthy(GenerationServiceError, Unavailable):
     http_status = 503
     error_type = "healthcheck"
+
+
+class Unauthorized(GenerationServiceError, Unauthenticated):
+    """An admin route called without the admin key (HTTP 401)."""
+
+    http_status = 401
+    error_type = "unauthorized"
+
+
+class Forbidden(GenerationServiceError, PermissionDenied):
+    """A wrong admin key, admin routes switched off, or a path outside the models root (403)."""
+
+    http_status = 403
+    error_type = "forbidden"

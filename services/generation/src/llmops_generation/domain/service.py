@@ -82,22 +82,21 @@ class GenerationService:
             raise UnknownModel("no model is loaded")
         return self._engines[self.default_model_id]
 
-    def resolve(self, selector: str | None, *, strict: bool = True) -> Target:
-        """The engine and adapter `selector` names.
+    def resolve(self, selector: str | None, *, placeholders: frozenset[str] = frozenset()) -> Target:
+        """The engine and adapter `selector` names; an unknown one is UnknownModel (404).
 
-        strict=False is for chat's `model` field, which TGI ignores: clients send placeholder
-        names there ("tgi", "dummy"), and those get the default model.
+        No selector means the default model, and so does a name in `placeholders` (chat's
+        `model`: huggingface_hub sends a placeholder when the caller names no model). Anything else
+        that is not loaded is refused instead of silently answering from the default model.
         """
-        if selector is None or selector == "":
+        if not selector or selector in placeholders:
             return Target(self.default, None)
         if selector in self._engines:
             return Target(self._engines[selector], None)
         owner = self._adapter_owner.get(selector)
         if owner is not None:
             return Target(self._engines[owner], selector)
-        if strict:
-            raise ValidationError(f"adapter {selector!r} is not loaded")
-        return Target(self.default, None)
+        raise UnknownModel(f"model or adapter {selector!r} is not loaded")
 
     def submit(
         self,

@@ -17,19 +17,9 @@ import grpc
 
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
 from llmops_inference.domain.model import ModelRef, Passage, RenderedPrompt
-from llmops_kit.context import current_tenant, time_left
-from llmops_kit.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from llmops_kit.grpc_server import caller_metadata, error_reason
-
-
-def _raise(exc: grpc.aio.AioRpcError, what: str) -> None:
-    detail = exc.details() or ""
-    reason = error_reason(exc) or ""
-    if exc.code() == grpc.StatusCode.NOT_FOUND:
-        raise NotFound(reason or "NOT_FOUND", f"{what}: {detail}") from exc
-    if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
-        raise InvalidArgument(reason or "INVALID_ARGUMENT", f"{what}: {detail}") from exc
-    raise Unavailable("REGISTRY_UNAVAILABLE", f"{what}: {exc.code().name}: {detail}") from exc
+from llmops_kit.context import current_tenant
+from llmops_kit.errors import FailedPrecondition
+from llmops_kit.grpc_client import call_peer
 
 
 def model_ref(mv: registry_pb2.ModelVersion) -> ModelRef:
@@ -60,13 +50,11 @@ class RegistryClient:
         cached = self._models.get(key)
         if cached and time.monotonic() - cached[0] < self.ttl:
             return cached[1]
-        try:
-            mv = await self.stub.GetModelVersion(
-                registry_pb2.GetModelVersionRequest(name=self.model_name, alias=alias),
-                metadata=caller_metadata(), timeout=time_left(self.timeout))
-        except grpc.aio.AioRpcError as exc:
-            _raise(exc, f"model {self.model_name}@{alias}")
-            raise
+        mv = await call_peer(
+            self.stub.GetModelVersion,
+            registry_pb2.GetModelVersionRequest(name=self.model_name, alias=alias),
+            peer=f"registry (model {self.model_name}@{alias})", timeout=self.timeout,
+            unavailable="REGISTRY_UNAVAILABLE")
         ref = model_ref(mv)
         self._models[key] = (time.monotonic(), ref)
         return ref
@@ -88,12 +76,9 @@ class RegistryClient:
             documents=[registry_pb2.PromptDocument(id=str(p.marker), text=p.text, title=p.title,
                                                    source=p.document_id, score=p.score)
                        for p in passages])
-        try:
-            resp = await self.stub.RenderPrompt(req, metadata=caller_metadata(),
-                                                timeout=time_left(self.timeout))
-        except grpc.aio.AioRpcError as exc:
-            _raise(exc, f"prompt {name}@{label}")
-            raise
+        resp = await call_peer(self.stub.RenderPrompt, req,
+                               peer=f"registry (prompt {name}@{label})", timeout=self.timeout,
+                               unavailable="REGISTRY_UNAVAILABLE")
         if not resp.text.strip():
             raise FailedPrecondition("EMPTY_PROMPT", f"prompt {name}@{label} rendered empty")
         return RenderedPrompt(resp.name or name, resp.version, "", resp.text)

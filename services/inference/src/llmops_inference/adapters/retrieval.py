@@ -10,9 +10,7 @@ import grpc
 from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
 from llmops_inference.domain.model import Passage
-from llmops_kit.context import time_left
-from llmops_kit.errors import Unavailable
-from llmops_kit.grpc_server import caller_metadata
+from llmops_kit.grpc_client import call_peer
 
 
 class VectorStoreRetriever:
@@ -25,24 +23,18 @@ class VectorStoreRetriever:
         self.timeout = timeout_seconds
 
     async def embed(self, question: str) -> list[float]:
-        try:
-            resp = await self.embedder.Embed(embedding_pb2.EmbedRequest(texts=[question]),
-                                             metadata=caller_metadata(), timeout=time_left(self.timeout))
-        except grpc.aio.AioRpcError as exc:
-            raise Unavailable("EMBEDDING_UNAVAILABLE",
-                              f"embedding: {exc.code().name}: {exc.details()}") from exc
+        resp = await call_peer(self.embedder.Embed, embedding_pb2.EmbedRequest(texts=[question]),
+                               peer="embedding", timeout=self.timeout,
+                               unavailable="EMBEDDING_UNAVAILABLE")
         return list(resp.vectors[0].values)
 
     async def search(self, question: str, vector: Sequence[float], top_k: int
                      ) -> list[Passage]:
-        try:
-            resp = await self.store.Search(
-                vectorstore_pb2.SearchRequest(query=question, vector=vector, top_k=top_k,
-                                              mode=vectorstore_pb2.SEARCH_MODE_HYBRID),
-                metadata=caller_metadata(), timeout=time_left(self.timeout))
-        except grpc.aio.AioRpcError as exc:
-            raise Unavailable("RETRIEVAL_UNAVAILABLE",
-                              f"vector-store: {exc.code().name}: {exc.details()}") from exc
+        resp = await call_peer(
+            self.store.Search,
+            vectorstore_pb2.SearchRequest(query=question, vector=vector, top_k=top_k,
+                                          mode=vectorstore_pb2.SEARCH_MODE_HYBRID),
+            peer="vector-store", timeout=self.timeout, unavailable="RETRIEVAL_UNAVAILABLE")
         return [Passage(marker=i + 1, document_id=h.document_id, chunk_id=h.chunk_id,
                         title=h.title, text=h.text, score=h.score)
                 for i, h in enumerate(resp.hits)]

@@ -6,9 +6,7 @@ import grpc
 
 from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
 from llmops_inference.domain.model import InjectionAction, SafetyResult, Verdict
-from llmops_kit.context import time_left
-from llmops_kit.errors import Unavailable
-from llmops_kit.grpc_server import caller_metadata
+from llmops_kit.grpc_client import call_peer
 
 _DIRECTIONS = {"input": safety_pb2.DIRECTION_INPUT, "output": safety_pb2.DIRECTION_OUTPUT,
                "context": safety_pb2.DIRECTION_CONTEXT}
@@ -30,14 +28,11 @@ class SafetyGuard:
         self.timeout = timeout_seconds
 
     async def check(self, text: str, direction: str) -> SafetyResult:
-        try:
-            resp = await self.stub.CheckText(
-                safety_pb2.CheckTextRequest(text=text, direction=_DIRECTIONS[direction]),
-                metadata=caller_metadata(), timeout=time_left(self.timeout))
-        except grpc.aio.AioRpcError as exc:
-            # Fail closed: an answer is never served unchecked.
-            raise Unavailable("SAFETY_UNAVAILABLE",
-                              f"safety: {exc.code().name}: {exc.details()}") from exc
+        # Fail closed: any failure raises, so an answer is never served unchecked.
+        resp = await call_peer(
+            self.stub.CheckText,
+            safety_pb2.CheckTextRequest(text=text, direction=_DIRECTIONS[direction]),
+            peer="safety", timeout=self.timeout, unavailable="SAFETY_UNAVAILABLE")
         return SafetyResult(
             verdict=_VERDICTS.get(resp.verdict, Verdict.BLOCK),
             redacted_text=resp.redacted_text or text,
@@ -51,11 +46,9 @@ class SafetyGuard:
     async def redact(self, text: str) -> str:
         if not text:
             return text
-        try:
-            resp = await self.stub.Redact(safety_pb2.RedactRequest(text=text),
-                                          metadata=caller_metadata(), timeout=time_left(self.timeout))
-        except grpc.aio.AioRpcError as exc:
-            raise Unavailable("SAFETY_UNAVAILABLE", f"safety: {exc.code().name}") from exc
+        resp = await call_peer(self.stub.Redact, safety_pb2.RedactRequest(text=text),
+                               peer="safety", timeout=self.timeout,
+                               unavailable="SAFETY_UNAVAILABLE")
         return resp.redacted_text
 
     async def close(self) -> None:

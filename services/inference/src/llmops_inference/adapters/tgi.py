@@ -3,6 +3,10 @@
 The same code talks to the project's local generation server, a TGI server, or anything that
 speaks TGI's API (vLLM, SGLang, llama.cpp). LoRA adapters are selected TGI's way: the chat
 request's `model` field names the adapter.
+
+The version reported for an answer is the one the server says served it (the response's
+`model`). A 404 for an adapter (the server restarted and lost what was loaded at run time)
+loads the adapter again and retries once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,29 @@ from llmops_kit.errors import FailedPrecondition, InvalidArgument, Unavailable
 
 log = logging.getLogger(__name__)
 
+ADMIN_KEY_HEADER = "x-api-key"
+
+
+class _ModelGone(Exception):
+    """The backend answered 404: it does not serve the model the request named."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def served_version(model: ModelRef, served_by: str | None) -> str:
+    """The version label to report: `model`'s, unless the server says something else served.
+
+    A base-model version is sent without a model name, so any name the server reports is its
+    base model, which is that version. An adapter version is confirmed by its adapter id.
+    """
+    if not model.adapter_id or not served_by or served_by == model.adapter_id:
+        return model.label
+    log.warning("asked for %s (%s), the server says %s served it",
+                model.label, model.adapter_id, served_by)
+    return served_by
+
 
 def _messages(prompt: RenderedPrompt) -> list[dict[str, str]]:
     msgs = [{"role": "system", "content": prompt.system}] if prompt.system else []
@@ -35,14 +62,14 @@ def _status(exc: BaseException) -> int | None:
 
 class TgiGenerator:
     def __init__(self, url: str, timeout_seconds: float, attempts: int, backoff_seconds: float,
-                 token: str | None = None) -> None:
+                 token: str | None = None, admin_key: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.attempts = attempts
         self.backoff = backoff_seconds
         self.timeout = timeout_seconds
         self.client = AsyncInferenceClient(base_url=self.url, timeout=timeout_seconds,
                                            api_key=token or "-")
-        self.adapters = AdapterLoader(self.url, timeout_seconds, token)
+        self.adapters = AdapterLoader(self.url, timeout_seconds, token, admin_key)
 
     async def prepare(self, model: ModelRef) -> None:
         await self.adapters.prepare(model)
@@ -68,10 +95,10 @@ class TgiGenerator:
                     return await call()
             except HfHubHTTPError as exc:
                 status = _status(exc)
+                if status == 404:
+                    raise _ModelGone(str(exc)[:500]) from exc
                 if status is not None and 400 <= status < 500:
                     # The backend refused the request itself (e.g. prompt too long): no retry.
-                    # If it lost its adapters (a restart), the next request loads them again.
-                    self.adapters.forget()
                     raise InvalidArgument("GENERATION_REJECTED", str(exc)[:500]) from exc
                 last: BaseException = exc
             except (TimeoutError, OSError, Exception) as exc:  # connection refused, ...
@@ -86,10 +113,35 @@ class TgiGenerator:
         raise Unavailable("GENERATION_UNAVAILABLE",
                           f"generation backend {self.url} failed after {attempt} attempt(s): {last}")
 
+    async def _served(self, model: ModelRef, call: Any) -> Any:
+        """`_retrying(call)`; after a 404 for a run-time adapter (the server restarted), the
+        adapter is loaded again and the call retried once."""
+        try:
+            return await self._retrying(call)
+        except _ModelGone as gone:
+            if not (model.adapter_id and model.artifact_uri and self.adapters.supported):
+                raise self._not_served(model, gone) from gone
+            log.warning("generation server lost %s (restarted?); loading it again",
+                        model.adapter_id)
+            self.adapters.forget()
+            await self.adapters.prepare(model)
+            try:
+                return await self._retrying(call)
+            except _ModelGone as again:
+                raise self._not_served(model, again) from again
+
+    @staticmethod
+    def _not_served(model: ModelRef, gone: _ModelGone) -> FailedPrecondition:
+        return FailedPrecondition(
+            "ADAPTER_NOT_SERVED",
+            f"the generation server does not serve {model.adapter_id} ({model.label}): "
+            f"{gone.detail}")
+
     async def generate(self, prompt: RenderedPrompt, model: ModelRef, max_new_tokens: int,
                        temperature: float | None, seed: int | None) -> Generation:
         kw = self._kwargs(model, max_new_tokens, temperature, seed)
-        out = await self._retrying(lambda: self.client.chat_completion(_messages(prompt), **kw))
+        out = await self._served(model, lambda: self.client.chat_completion(
+            _messages(prompt), **kw))
         choice = out.choices[0]
         usage = out.usage
         return Generation(
@@ -97,6 +149,7 @@ class TgiGenerator:
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             finish_reason=str(choice.finish_reason or ""),
+            model_version=served_version(model, getattr(out, "model", None)),
         )
 
     async def stream(self, prompt: RenderedPrompt, model: ModelRef, max_new_tokens: int,
@@ -105,12 +158,14 @@ class TgiGenerator:
         kw = self._kwargs(model, max_new_tokens, temperature, seed)
         # Retries only cover opening the stream; once tokens flowed, a failure is the caller's.
         kw["stream_options"] = {"include_usage": True}
-        chunks = await self._retrying(lambda: self.client.chat_completion(
+        chunks = await self._served(model, lambda: self.client.chat_completion(
             _messages(prompt), stream=True, **kw))
         parts: list[str] = []
         finish = ""
+        served_by: str | None = None
         prompt_tokens = completion_tokens = 0
         async for chunk in chunks:
+            served_by = served_by or getattr(chunk, "model", None)
             if chunk.choices:
                 delta = chunk.choices[0].delta.content or ""
                 if chunk.choices[0].finish_reason:
@@ -123,7 +178,8 @@ class TgiGenerator:
             if usage:
                 prompt_tokens = int(usage.prompt_tokens or 0)
                 completion_tokens = int(usage.completion_tokens or completion_tokens)
-        yield Generation("".join(parts), prompt_tokens, completion_tokens, finish)
+        yield Generation("".join(parts), prompt_tokens, completion_tokens, finish,
+                         served_version(model, served_by))
 
     async def close(self) -> None:
         close = getattr(self.client, "close", None)
@@ -138,11 +194,15 @@ class AdapterLoader:
     A registry alias moved to a `peft-lora` version is served at once: the first request for it
     posts the artifact to the server's /admin/adapters, later ones find it loaded. A TGI, vLLM or
     other backend without that route is expected to have its adapters configured at its start
-    (TGI's LORA_ADAPTERS); the loader notices the missing route once and stops trying.
+    (TGI's LORA_ADAPTERS); the loader notices the missing route once and stops trying. The admin
+    routes need the platform admin key (sent as `x-api-key`).
     """
 
-    def __init__(self, url: str, timeout_seconds: float, token: str | None = None) -> None:
+    def __init__(self, url: str, timeout_seconds: float, token: str | None = None,
+                 admin_key: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if admin_key:
+            headers[ADMIN_KEY_HEADER] = admin_key
         self.http = httpx.AsyncClient(base_url=url.rstrip("/"), timeout=timeout_seconds,
                                       headers=headers)
         self.loaded: set[str] = set()
@@ -163,6 +223,12 @@ class AdapterLoader:
                     log.info("generation backend has no /admin/adapters; adapters are its own")
                     self.supported = False
                     return
+                if listed.status_code in (401, 403):
+                    raise FailedPrecondition(
+                        "GENERATION_ADMIN_REFUSED",
+                        f"the generation server refused the admin key ({listed.status_code}) "
+                        f"loading {adapter}: set LLMOPS_ADMIN_KEY (or "
+                        f"LLMOPS_INFERENCE_GENERATION__ADMIN_KEY) to its admin key")
                 listed.raise_for_status()
                 if adapter not in {a["adapter_id"] for a in listed.json()["adapters"]}:
                     await self._load(model)

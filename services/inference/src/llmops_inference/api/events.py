@@ -8,6 +8,7 @@ from llmops_inference.api.grpc import OUTCOME, to_guarded
 from llmops_inference.domain.model import Answer, Question
 from llmops_inference.ports import Guard, ModelResolver
 from llmops_kit import events
+from llmops_kit.events import EventType
 from llmops_kit.kafka import Batch, EventBus
 
 PRODUCER = "inference"
@@ -24,7 +25,7 @@ class BusCompletionSink:
         stages = {k: v for k, v in answer.stages_ms.items() if k != "total"}
         event = inference_pb2.InferenceCompleted(
             envelope=events.make_envelope(PRODUCER, tenant=question.tenant),
-            model_version=answer.model.label if answer.model else "",
+            model_version=answer.model_version,
             prompt_version=answer.prompt.label if answer.prompt else "",
             stages=[inference_pb2.StageLatency(stage=k, milliseconds=v) for k, v in stages.items()],
             time_to_first_token_ms=answer.time_to_first_token_ms,
@@ -44,7 +45,7 @@ class BusCompletionSink:
 
 
 class AliasHandlers:
-    """Registry alias changes invalidate the cached resolutions (see register)."""
+    """Registry alias changes invalidate this replica's cached resolutions (see register)."""
 
     def __init__(self, models: ModelResolver) -> None:
         self.models = models
@@ -55,5 +56,13 @@ class AliasHandlers:
             self.models.invalidate(item.event.name, item.event.change.tenant_id or None)
 
 
-def register(bus: EventBus, handlers: AliasHandlers, group: str) -> None:
-    bus.subscribe_batch(events.MODEL_ALIAS_CHANGED, group, handlers.on_alias_changed)
+def register(
+    bus: EventBus,
+    handlers: AliasHandlers,
+    group: str,
+    source: EventType[registry_pb2.ModelAliasChanged] = events.MODEL_ALIAS_CHANGED,
+) -> None:
+    """`group` is the replica's own (Settings.alias_consumer_group): a shared group would hand
+    each change to one replica only. A new group starts at the latest offset: older changes
+    are already in effect."""
+    bus.subscribe_batch(source, group, handlers.on_alias_changed, start_at="latest")

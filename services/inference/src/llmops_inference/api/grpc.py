@@ -73,7 +73,7 @@ def to_response(a: Answer) -> inference_pb2.GenerateResponse:
         answer=a.text,
         citations=[to_citation(p) for p in a.passages],
         sources=[to_citation(p) for p in a.retrieved],
-        model_version=a.model.label if a.model else "",
+        model_version=a.model_version,
         prompt_version=a.prompt.label if a.prompt else "",
         input_safety=OUTCOME[a.input_safety],
         output_safety=OUTCOME[a.output_safety],

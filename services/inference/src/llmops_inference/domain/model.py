@@ -101,6 +101,8 @@ class Generation:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    # The version label of what the backend says served it ("" when it did not say).
+    model_version: str = ""
 
 
 @dataclass
@@ -122,3 +124,10 @@ class Answer:
     retrieved: list[Passage] = field(default_factory=list)
     # Retrieved passages that tried to instruct the model, and what was done with them.
     guarded: list[GuardedPassage] = field(default_factory=list)
+    # What the generation backend says served the answer (see Generation.model_version).
+    served_version: str = ""
+
+    @property
+    def model_version(self) -> str:
+        """The version reported to the caller and in events: the one that really served."""
+        return self.served_version or (self.model.label if self.model else "")

@@ -134,6 +134,7 @@ class _Ready:
             finish_reason=gen.finish_reason if gen else "",
             retrieved=self.passages,
             guarded=self.guarded,
+            served_version=gen.model_version if gen else "",
         )
 
 

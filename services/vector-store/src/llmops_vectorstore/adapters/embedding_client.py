@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import grpc
 
 from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
-from llmops_kit.errors import InvalidArgument, Unavailable
-from llmops_kit.grpc_server import caller_metadata, error_reason
+from llmops_kit.errors import Unavailable
+from llmops_kit.grpc_client import call_peer
 from llmops_vectorstore.settings import EmbeddingClientSettings
-
-log = logging.getLogger(__name__)
 
 
 class EmbeddingClient:
@@ -32,29 +28,17 @@ class EmbeddingClient:
             await self._channel.close()
             self._channel = self._stub = None
 
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
-        key = self.settings.api_key
-        return caller_metadata(key.get_secret_value() if key else None)
-
     async def embed_query(self, text: str) -> list[float]:
         stub = self._connect()
-        try:
-            response = await stub.Embed(
-                embedding_pb2.EmbedRequest(texts=[text], normalize=True),
-                metadata=self._metadata(),
-                timeout=self.settings.timeout_seconds,
-            )
-        except grpc.aio.AioRpcError as exc:
-            reason = error_reason(exc)
-            if exc.code() is grpc.StatusCode.INVALID_ARGUMENT:
-                # The query itself is bad (e.g. too long for the model's limits): caller's fault.
-                raise InvalidArgument(reason or "BAD_QUERY", exc.details() or "") from exc
-            log.warning("embedding service call failed: %s %s", exc.code(), exc.details())
-            raise Unavailable(
-                "EMBEDDING_UNAVAILABLE",
-                f"embedding service at {self.settings.address}: {exc.code().name} "
-                f"{reason or ''} {exc.details() or ''}".strip(),
-            ) from exc
+        key = self.settings.api_key
+        # A bad query (e.g. too long for the model) comes back as INVALID_ARGUMENT with the
+        # embedding service's reason: the caller's fault, passed on as such.
+        response = await call_peer(
+            stub.Embed, embedding_pb2.EmbedRequest(texts=[text], normalize=True),
+            peer=f"embedding service at {self.settings.address}",
+            timeout=self.settings.timeout_seconds, unavailable="EMBEDDING_UNAVAILABLE",
+            api_key=key.get_secret_value() if key else None,
+        )
         if len(response.vectors) != 1:
             raise Unavailable(
                 "EMBEDDING_UNAVAILABLE",

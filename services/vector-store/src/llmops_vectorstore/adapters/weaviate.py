@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import weaviate
+from weaviate.classes.aggregate import GroupByAggregate
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.classes.tenants import Tenant
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 # Weaviate's batch delete removes at most QUERY_MAXIMUM_RESULTS objects per call.
 _MAX_DELETE_ROUNDS = 1000
+# Documents counted by stats (one aggregation group each); beyond it the count is a floor.
+_MAX_GROUPS = 100_000
 
 Collection = CollectionAsync[Any, Any]
 
@@ -126,30 +129,49 @@ class WeaviateStore:
 
     # ------------------------------------------------------------------ documents
 
-    async def get_document(self, tenant: str, document_id: str) -> DocumentState | None:
-        _, documents = await self._write(tenant)
-        obj = await documents.query.fetch_object_by_id(schema.document_uuid(document_id))
-        if obj is None:
-            return None
-        p = obj.properties
-        return DocumentState(
-            document_id=str(p[schema.DOCUMENT_ID]),
-            latest_version=int(p.get(schema.LATEST_VERSION) or 0),
-            deleted_up_to_version=int(p.get(schema.DELETED_UP_TO_VERSION) or 0),
-        )
+    # Two objects per document, one per writer stream (see domain/indexing.py): the marker
+    # (uuid document_uuid, latest_version) and the tombstone (uuid tombstone_uuid,
+    # deleted_up_to_version). insert_many replaces a whole object, so one object with both
+    # fields would let each writer overwrite the other's half with what it read earlier.
 
-    async def put_document(self, tenant: str, state: DocumentState) -> None:
-        _, documents = await self._write(tenant)
-        obj = DataObject(
-            uuid=schema.document_uuid(state.document_id),
-            properties={
-                schema.DOCUMENT_ID: state.document_id,
-                schema.LATEST_VERSION: state.latest_version,
-                schema.DELETED_UP_TO_VERSION: state.deleted_up_to_version,
-                schema.LIVE: state.live,
-            },
+    async def get_document(self, tenant: str, document_id: str) -> DocumentState | None:
+        handles = await self._read(tenant)
+        if handles is None:
+            return None
+        _, documents = handles
+        marker_id, tombstone_id = schema.document_uuid(document_id), schema.tombstone_uuid(
+            document_id
         )
-        _raise_on_errors(await documents.data.insert_many([obj]), "document state")
+        res = await documents.query.fetch_objects_by_ids([marker_id, tombstone_id], limit=2)
+        if not res.objects:
+            return None
+        latest = deleted = 0
+        for obj in res.objects:
+            p = obj.properties
+            # State written before the split kept both fields on the marker: the tombstone
+            # is the larger of the two (the old field is never written again).
+            deleted = max(deleted, int(p.get(schema.DELETED_UP_TO_VERSION) or 0))
+            if obj.uuid == marker_id:
+                latest = int(p.get(schema.LATEST_VERSION) or 0)
+        return DocumentState(document_id, latest_version=latest, deleted_up_to_version=deleted)
+
+    async def put_latest_version(self, tenant: str, document_id: str, version: int) -> None:
+        obj = DataObject(
+            uuid=schema.document_uuid(document_id),
+            properties={schema.DOCUMENT_ID: document_id, schema.LATEST_VERSION: version},
+        )
+        await self._put_state(tenant, obj, "document marker")
+
+    async def put_deleted_up_to(self, tenant: str, document_id: str, version: int) -> None:
+        obj = DataObject(
+            uuid=schema.tombstone_uuid(document_id),
+            properties={schema.DOCUMENT_ID: document_id, schema.DELETED_UP_TO_VERSION: version},
+        )
+        await self._put_state(tenant, obj, "document tombstone")
+
+    async def _put_state(self, tenant: str, obj: DataObject[Any, Any], what: str) -> None:
+        _, documents = await self._write(tenant)
+        _raise_on_errors(await documents.data.insert_many([obj]), what)
 
     # ------------------------------------------------------------------ chunks
 
@@ -245,12 +267,15 @@ class WeaviateStore:
         handles = await self._read(tenant)
         if handles is None:
             return StoreStats(0, 0, self.chunks_name)
-        col, documents = handles
+        col, _ = handles
         chunks = await col.aggregate.over_all(total_count=True)
-        docs = await documents.aggregate.over_all(
-            total_count=True, filters=Filter.by_property(schema.LIVE).equal(True)
+        # A document counts while it has chunks: the marker alone cannot say whether a
+        # delete (a separate object) has since covered it.
+        groups = await col.aggregate.over_all(
+            group_by=GroupByAggregate(prop=schema.DOCUMENT_ID, limit=_MAX_GROUPS),
+            total_count=True,
         )
-        return StoreStats(chunks.total_count or 0, docs.total_count or 0, self.chunks_name)
+        return StoreStats(chunks.total_count or 0, len(groups.groups), self.chunks_name)
 
 
 def _filters(filters: Sequence[FieldFilter]) -> _Filters | None:

@@ -5,8 +5,10 @@ Two multi-tenant collections, one Weaviate tenant per platform tenant:
   vectors (cosine). `text` is BM25-searchable; `document_id`, `source`, `title` and the
   `meta_kv` ("key=value") array are exact-match filterable (field tokenization);
   `metadata_json` keeps the metadata map for display only (not indexed).
-- documents (default "LlmopsDocument"): one object per document with the version state
-  that orders replacements and deletes (see domain/indexing.py). No vectors.
+- documents (default "LlmopsDocument"): two objects per document with the version state
+  that orders replacements and deletes (see domain/indexing.py): the marker
+  (latest_version, written by the vectors stream) and the tombstone (deleted_up_to_version,
+  written by the deletes stream). No vectors.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 _TENANT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _CHUNK_UUID_NAMESPACE = uuid.UUID("0b7f6f0e-54b5-4d62-8f5c-2f3a4c1a9e77")
 _DOCUMENT_UUID_NAMESPACE = uuid.UUID("a3c4f1d2-8e6b-4b1f-9d2e-7c5a1b0e3f48")
+_TOMBSTONE_UUID_NAMESPACE = uuid.UUID("5e0c2b7a-91d4-4f38-a6e1-3b8d7c2f4a90")
 
 TEXT = "text"
 CHUNK_ID = "chunk_id"
@@ -54,7 +57,6 @@ CHUNK_PROPERTIES = [
 
 LATEST_VERSION = "latest_version"
 DELETED_UP_TO_VERSION = "deleted_up_to_version"
-LIVE = "live"
 
 
 def tenant_name(tenant: str) -> str:
@@ -73,7 +75,13 @@ def chunk_uuid(chunk_id: str) -> uuid.UUID:
 
 
 def document_uuid(document_id: str) -> uuid.UUID:
+    """The document's marker object (latest_version)."""
     return uuid.uuid5(_DOCUMENT_UUID_NAMESPACE, document_id)
+
+
+def tombstone_uuid(document_id: str) -> uuid.UUID:
+    """The document's tombstone object (deleted_up_to_version)."""
+    return uuid.uuid5(_TOMBSTONE_UUID_NAMESPACE, document_id)
 
 
 def _exact(name: str, data_type: DataType = DataType.TEXT) -> Property:
@@ -136,7 +144,6 @@ async def create_document_collection(client: weaviate.WeaviateAsyncClient, name:
             _exact(DOCUMENT_ID),
             _int(LATEST_VERSION),
             _int(DELETED_UP_TO_VERSION),
-            Property(name=LIVE, data_type=DataType.BOOL, index_filterable=True),
         ],
     )
 

@@ -1,52 +1,41 @@
-"""Writing chunk vectors and deletes so that replays and reordering end in the right state.
+"""Writing chunk vectors and deletes so that replays, reordering and concurrent replicas
+end in the right state.
 
-Rules (per tenant and document):
-- ChunkVectors for version V is stale, and dropped, when V <= deleted_up_to_version or
-  V < latest_version. Otherwise its chunks are upserted (by chunk id, so a replay changes
-  nothing); when V is newer than latest_version the older versions' chunks are deleted, and
-  only then latest_version = V is recorded. The state is written last, so a crash anywhere
-  in between is repaired by the redelivery.
-- DocumentDeleted(up_to U) deletes chunks with version <= U (every chunk when U == 0) and
-  records deleted_up_to_version = max(old, U) (for U == 0: the latest version known), so a
-  late ChunkVectors of a deleted version cannot resurrect it.
+Vectors (topic chunk-vectors) and deletes (topic document-deleted) of one document arrive on
+two streams, consumed by different groups, so two replicas may work on one document at the
+same time. No lock spans replicas; instead each half of the per-document state has exactly
+one writer stream (both topics are keyed by document, so one consumer of each group owns a
+document at a time):
+- latest_version (the marker) is written only by apply_vectors;
+- deleted_up_to_version (the tombstone) is written only by apply_delete, and it only grows.
+
+apply_vectors(V): read the state; V <= tombstone or V < marker is stale and dropped (after
+removing any chunks of V an interrupted earlier attempt left behind). Otherwise upsert the
+chunks (by chunk id: a replay changes nothing), then READ THE STATE AGAIN: if a delete now
+covers V (or a newer marker appeared), remove what was just written and report STALE. Only
+then, for a new version, delete the older versions' chunks and record the marker (last, so a
+crash anywhere before is repaired by the redelivery).
+
+apply_delete(U): record the tombstone FIRST (U, or the marker for U == 0 "all versions"),
+then delete the chunks with version <= it.
+
+Why no interleaving resurrects a deleted version: the delete's chunk removal follows its
+tombstone write, and the vectors' tombstone re-read follows its upsert. Either the re-read
+sees the tombstone (the vectors side removes its own chunks) or the tombstone was written
+after the re-read, hence after the upsert, so the delete's removal (later still) removes them.
+docs/architecture.md ("Vector-store write ordering") has the whole argument.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import AsyncIterator, Hashable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
 from llmops_kit.errors import InvalidArgument
 from llmops_vectorstore.domain.model import DocumentState, VectorBatch
 from llmops_vectorstore.ports import ChunkStore
-
-
-class KeyedLock:
-    """One asyncio.Lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 def validate_batch(batch: VectorBatch, dimensions: int) -> None:
@@ -89,35 +78,50 @@ class IndexResult:
 
 
 class Indexer:
+    """Applies vectors and deletes; any number of Indexers (replicas) may share one store."""
+
     def __init__(self, store: ChunkStore) -> None:
         self.store = store
-        # Vectors and deletes of one document arrive on different topics (maybe at once).
-        self._locks = KeyedLock()
+
+    async def _state(self, tenant: str, document_id: str) -> DocumentState:
+        return await self.store.get_document(tenant, document_id) or DocumentState(document_id)
 
     async def apply_vectors(self, tenant: str, batch: VectorBatch) -> IndexResult:
-        async with self._locks.hold((tenant, batch.document_id)):
-            state = await self.store.get_document(tenant, batch.document_id) or DocumentState(
-                batch.document_id
-            )
-            v = batch.version
-            if v <= state.deleted_up_to_version or v < state.latest_version:
-                return IndexResult(Outcome.STALE, state)
-            await self.store.upsert_chunks(tenant, batch.chunks)
-            if v > state.latest_version:
-                if v > 1:
-                    await self.store.delete_chunks(tenant, batch.document_id, v - 1)
-                state = replace(state, latest_version=v)
-                await self.store.put_document(tenant, state)
-            return IndexResult(Outcome.INDEXED, state)
+        doc, v = batch.document_id, batch.version
+        state = await self._state(tenant, doc)
+        if v <= state.deleted_up_to_version:
+            # A delete covers V. An earlier attempt may have upserted and died before
+            # cleaning up (the delete's own removal ran before that upsert): remove it now.
+            await self.store.delete_chunks(tenant, doc, v)
+            return IndexResult(Outcome.STALE, state)
+        if v < state.latest_version:
+            return IndexResult(Outcome.STALE, state)
+        await self.store.upsert_chunks(tenant, batch.chunks)
+        after = await self._state(tenant, doc)
+        if v <= after.deleted_up_to_version or v < after.latest_version:
+            # A delete of V ran meanwhile (maybe on another replica), or a newer version was
+            # recorded (two owners of one partition during a rebalance): undo the upsert.
+            await self.store.delete_chunks(tenant, doc, v)
+            return IndexResult(Outcome.STALE, after)
+        if v > after.latest_version:
+            if v > 1:
+                await self.store.delete_chunks(tenant, doc, v - 1)
+            await self.store.put_latest_version(tenant, doc, v)
+            after = replace(after, latest_version=v)
+        return IndexResult(Outcome.INDEXED, after)
 
     async def apply_delete(
         self, tenant: str, document_id: str, up_to_version: int
     ) -> DocumentState:
-        async with self._locks.hold((tenant, document_id)):
-            old = await self.store.get_document(tenant, document_id) or DocumentState(document_id)
-            await self.store.delete_chunks(tenant, document_id, up_to_version or None)
-            reach = up_to_version or old.latest_version
-            new = replace(old, deleted_up_to_version=max(old.deleted_up_to_version, reach))
-            if new != old:
-                await self.store.put_document(tenant, new)
-            return new
+        old = await self._state(tenant, document_id)
+        # 0 means every version: the newest one written so far. A version still being
+        # written on another replica is newer than the delete and survives it.
+        reach = up_to_version or max(old.latest_version, old.deleted_up_to_version)
+        new = replace(old, deleted_up_to_version=max(old.deleted_up_to_version, reach))
+        if new.deleted_up_to_version > old.deleted_up_to_version:
+            await self.store.put_deleted_up_to(tenant, document_id, new.deleted_up_to_version)
+        if reach:
+            # Always, even when the tombstone was already there: a redelivered delete
+            # finishes the removal a crash interrupted.
+            await self.store.delete_chunks(tenant, document_id, reach)
+        return new
