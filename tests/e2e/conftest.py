@@ -37,7 +37,8 @@ def e2e_stack(kafka: KafkaSettings, weaviate_server: dict, tmp_path_factory: pyt
         "LLMOPS_DEV_MODE": "true",
         "LLMOPS_API_KEYS": ",".join(f"{k}={t}" for t, k in keys.items()),
         "LLMOPS_AUTH_DATABASE_URL": f"sqlite:///{data}/platform.db",
-        # The platform's bootstrap admin key (AdminService: tenants, keys, audit).
+        # The platform's bootstrap admin key (AdminService: tenants, keys, audit; the
+        # generation server's admin routes, through which inference loads LoRA versions).
         "LLMOPS_ADMIN_KEY": f"e2e-admin-{uuid.uuid4().hex}",
         # Short, so the fault tests' outages outlast it and batches are rewound.
         "LLMOPS_KAFKA_RETRY_WINDOW_SECONDS": "10",
@@ -61,7 +62,6 @@ async def _wait_all(s: Stack, names: tuple[str, ...] = ("embedding", "vector-sto
 # Output policy of the strict tenant: any PII in an answer blocks it (the default redacts).
 STRICT_POLICIES = {"tenants": {STRICT_TENANT: {"output": {"block": ["pii.*"]}}}}
 ANSWER_SERVICES = ("safety", "model-registry", "generation", "inference")
-E2E_ADMIN_KEY = "e2e-generation-admin-key-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +77,6 @@ def answer_stack(e2e_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
         # The generation server loads models and adapters only from under its models root.
         "LLMOPS_GENERATION_MODELS_ROOT": str(data / "models"),
     })
-    # Its admin routes (inference loads LoRA versions through them) need the platform admin
-    # key; the stack's own, where it sets one.
-    e2e_stack.env.setdefault("LLMOPS_ADMIN_KEY", E2E_ADMIN_KEY)
     for name in ANSWER_SERVICES:
         e2e_stack.start(name)
     asyncio.run(_wait_all(e2e_stack, ANSWER_SERVICES))
