@@ -102,6 +102,7 @@ class EventBus:
             linger_ms=5,
             graceful_timeout=30.0,
             logger=None,
+            security=settings.broker_security(),
         )
 
     async def start(self) -> None:
@@ -213,7 +214,8 @@ async def ensure_topics(
     settings: KafkaSettings, names: Sequence[str], partitions: int = 4, replication: int = 1
 ) -> None:
     """Creates the topics (and their dead-letter topics) if missing; safe to call on every start."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -161,8 +161,10 @@ async def ensure_collection(
 
 def make_client(backend: LocalWeaviate | RemoteWeaviate) -> weaviate.WeaviateAsyncClient:
     if isinstance(backend, LocalWeaviate):
+        key = backend.credentials()
         return weaviate.use_async_with_local(
-            host=backend.host, port=backend.http_port, grpc_port=backend.grpc_port
+            host=backend.host, port=backend.http_port, grpc_port=backend.grpc_port,
+            auth_credentials=key.get_secret_value() if key else None,
         )
     return weaviate.use_async_with_custom(
         http_host=backend.http_host,
