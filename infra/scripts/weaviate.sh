@@ -21,10 +21,10 @@
 #   LLMOPS_HOME              runtime root (default: <repo>/.llmops)
 #   LLMOPS_CACHE             build cache root (default: ~/.cache/llmops)
 #   WEAVIATE_VERSION         module version to build (default: v1.35.2)
-#   WEAVIATE_PORT            REST port (default: 8080)
-#   WEAVIATE_GRPC_PORT       gRPC port (default: 50051)
-#   WEAVIATE_GOSSIP_PORT     memberlist port (default: 7100; data port = +1)
-#   WEAVIATE_RAFT_PORT       raft port (default: 7102; raft internal RPC = +1)
+#   WEAVIATE_PORT            REST port        } defaults: libs/llmops-kit/src/llmops_kit/
+#   WEAVIATE_GRPC_PORT       gRPC port        } ports.env (8080, 50051, 7100, 7102)
+#   WEAVIATE_GOSSIP_PORT     memberlist port (data port = +1)
+#   WEAVIATE_RAFT_PORT       raft port (raft internal RPC = +1)
 #   WEAVIATE_GOMAXPROCS      CPU cap (default: cores-1, at least 1)
 #   WEAVIATE_GOMEMLIMIT      Go soft memory limit, e.g. 2GiB (default: unset)
 #   WEAVIATE_START_TIMEOUT   seconds to wait for readiness (default: 90)
@@ -55,13 +55,22 @@ mkdir -p "$LLMOPS_HOME"
 LLMOPS_HOME=$(cd "$LLMOPS_HOME" && pwd)   # absolute, so cwd never matters
 LLMOPS_CACHE=${LLMOPS_CACHE:-$HOME/.cache/llmops}
 
+# Port defaults: the one definition every part of the platform reads (compose via .env too).
+PORTS_FILE="$REPO/libs/llmops-kit/src/llmops_kit/ports.env"
+port_default() {
+  local v
+  v=$(sed -n "s/^$1=\([0-9][0-9]*\)\$/\1/p" "$PORTS_FILE")
+  [[ -n $v ]] || { echo "$1 is not defined in $PORTS_FILE" >&2; exit 1; }
+  echo "$v"
+}
+
 WEAVIATE_VERSION=${WEAVIATE_VERSION:-v1.35.2}
 WEAVIATE_MODULE=github.com/weaviate/weaviate/cmd/weaviate-server
-WEAVIATE_PORT=${WEAVIATE_PORT:-8080}
-WEAVIATE_GRPC_PORT=${WEAVIATE_GRPC_PORT:-50051}
-WEAVIATE_GOSSIP_PORT=${WEAVIATE_GOSSIP_PORT:-7100}
+WEAVIATE_PORT=${WEAVIATE_PORT:-$(port_default WEAVIATE_PORT)}
+WEAVIATE_GRPC_PORT=${WEAVIATE_GRPC_PORT:-$(port_default WEAVIATE_GRPC_PORT)}
+WEAVIATE_GOSSIP_PORT=${WEAVIATE_GOSSIP_PORT:-$(port_default WEAVIATE_GOSSIP_PORT)}
 WEAVIATE_DATA_PORT=$((WEAVIATE_GOSSIP_PORT + 1))   # Weaviate convention: gossip + 1
-WEAVIATE_RAFT_PORT=${WEAVIATE_RAFT_PORT:-7102}
+WEAVIATE_RAFT_PORT=${WEAVIATE_RAFT_PORT:-$(port_default WEAVIATE_RAFT_PORT)}
 # With CLUSTER_IN_LOCALHOST=true the server dials raft port + 1 for the internal
 # RPC regardless of RAFT_INTERNAL_RPC_PORT (cluster/resolver/rpc.go), so keep them adjacent.
 WEAVIATE_RAFT_RPC_PORT=$((WEAVIATE_RAFT_PORT + 1))
@@ -147,14 +156,17 @@ running_pid() {
   pid=$(tr -dc '0-9' <"$PID_FILE")
   [[ -n $pid ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  ps -p "$pid" -o args= 2>/dev/null | grep -q 'weaviate-server' || return 1
+  [[ $(cmdline "$pid") == *weaviate-server* ]] || return 1
   echo "$pid"
 }
+
+# A process's full command line (ps truncates it to $COLUMNS, which pytest sets).
+cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
 
 # REST port of the running process (parsed from its command line), else the configured one.
 running_port() {
   local pid=$1 port
-  port=$(ps -p "$pid" -o args= 2>/dev/null | sed -n 's/.*--port[= ]\([0-9][0-9]*\).*/\1/p')
+  port=$(cmdline "$pid" | sed -n 's/.*--port[= ]\([0-9][0-9]*\).*/\1/p')
   echo "${port:-$WEAVIATE_PORT}"
 }
 

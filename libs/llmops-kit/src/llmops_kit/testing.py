@@ -7,7 +7,6 @@ Infrastructure fixtures start the real thing through the project's infra scripts
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -16,8 +15,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from llmops_kit import ports
 from llmops_kit.grpc_server import error_reason
-from llmops_kit.settings import KafkaSettings
+from llmops_kit.settings import KafkaSettings, secret_file
 
 __all__ = ["REPO", "error_reason", "infra_script", "read_topic"]
 
@@ -41,13 +41,15 @@ def kafka() -> KafkaSettings:
 
 
 @pytest.fixture(scope="session")
-def weaviate_server() -> dict[str, int | str]:
-    """A running Weaviate server (started by infra/scripts/weaviate.sh if needed)."""
+def weaviate_server() -> dict[str, Any]:
+    """A running Weaviate server (started by infra/scripts/weaviate.sh if needed): where it
+    listens and the file with its API key."""
     infra_script("weaviate", "start")
     return {
-        "host": "127.0.0.1",
-        "http_port": int(os.environ.get("WEAVIATE_PORT", "8080")),
-        "grpc_port": int(os.environ.get("WEAVIATE_GRPC_PORT", "50051")),
+        "host": ports.local_host(),
+        "http_port": ports.port("WEAVIATE_PORT"),
+        "grpc_port": ports.port("WEAVIATE_GRPC_PORT"),
+        "api_key_file": secret_file("weaviate.key"),
     }
 
 

@@ -7,7 +7,6 @@ collections (unique names), removed afterwards, so parallel sessions do not coll
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -20,11 +19,9 @@ from llmops_vectorstore.settings import LocalWeaviate
 
 
 def weaviate_backend() -> LocalWeaviate:
-    return LocalWeaviate(
-        host=os.environ.get("WEAVIATE_HOST", "127.0.0.1"),
-        http_port=int(os.environ.get("WEAVIATE_PORT", "8080")),
-        grpc_port=int(os.environ.get("WEAVIATE_GRPC_PORT", "50051")),
-    )
+    # The settings' defaults: the ports file (or WEAVIATE_PORT / WEAVIATE_GRPC_PORT) and the
+    # API key weaviate.sh generated under $LLMOPS_HOME/secrets.
+    return LocalWeaviate()
 
 
 async def open_store(prefix: str) -> WeaviateStore:
