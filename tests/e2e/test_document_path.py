@@ -214,7 +214,8 @@ async def test_external_kafka_producer_and_poison_messages(
     e2e_stack: Stack, stubs: Stubs, kafka: KafkaSettings
 ) -> None:
     tenant = KAFKA_TENANT
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
+                                **kafka.client_options())
     await producer.start()
     good_ids = [f"kdoc-{i}" for i in range(5)]
     try:
