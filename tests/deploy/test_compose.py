@@ -30,6 +30,7 @@ from deploy_support import (
     expand,
     pyproject_name,
 )
+from llmops_kit import ports
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +59,9 @@ def run_compose(*args: str) -> subprocess.CompletedProcess[str]:
         pytest.fail("docker-compose is not on PATH; `make setup` (infra/scripts/setup.sh) installs it")
     # compose interpolates ${LLMOPS_...:-default} from the caller's environment. Strip the
     # caller's LLMOPS_* so the checks see the file's own defaults.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
+    # The same for the ports file's names (KAFKA_PORT, WEAVIATE_PORT, ...), which .env supplies.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LLMOPS_") and k not in ports.defaults()}
     return subprocess.run(
         [exe, "-f", str(COMPOSE_FILE), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
@@ -85,7 +88,7 @@ def settings_class(service: str) -> Any:
 
 def default_port(service: str) -> int:
     field = "port" if service in HTTP_SERVICES else "grpc_port"
-    return int(settings_class(service).model_fields[field].default)
+    return int(settings_class(service).model_fields[field].get_default(call_default_factory=True))
 
 
 def container_ports(spec: dict[str, Any]) -> set[int]:

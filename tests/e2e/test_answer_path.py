@@ -22,7 +22,7 @@ from llmops.ingestion.v1 import ingestion_pb2
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
 from llmops_cli import stack
 from llmops_cli.client import collect, document_for
-from llmops_kit import events, topics
+from llmops_kit import events, ports, topics
 from llmops_kit.settings import KafkaSettings
 from llmops_kit.testing import error_reason
 
@@ -336,7 +336,7 @@ async def test_a_lora_version_is_served_as_soon_as_an_alias_points_at_it(
         metadata=md, timeout=120)
     assert tuned.model_version == f"{MODEL}@{lora.version}"
     assert tuned.answer != base.answer  # the adapter's weights were used
-    async with httpx.AsyncClient(base_url="http://127.0.0.1:8090") as http:
+    async with httpx.AsyncClient(base_url=ports.local_url("LLMOPS_GENERATION_PORT")) as http:
         adapters = (await http.get("/admin/adapters")).json()["adapters"]
     assert f"{MODEL}-v{lora.version}" in {a["adapter_id"] for a in adapters}
     assert stack.service_pid("generation") == pid  # loaded live, no restart
