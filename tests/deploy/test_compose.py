@@ -361,3 +361,56 @@ def test_infrastructure_images_match_the_local_scripts(compose: dict[str, Any]) 
 def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
     patterns = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv", ".llmops", "**/__pycache__"} <= patterns
+
+
+# ------------------------------------------------------------------ ports and Weaviate's key
+
+
+def test_published_ports_are_the_ports_file(compose: dict[str, Any]) -> None:
+    def published(name: str) -> set[tuple[str, int]]:
+        out = set()
+        for entry in compose["services"][name].get("ports", []):
+            if isinstance(entry, dict):
+                out.add((str(entry.get("host_ip", "")), int(entry["published"])))
+            else:  # short form, ip:host:container[/proto]
+                ip, port, _ = str(entry).split("/")[0].rsplit(":", 2)
+                out.add((ip, int(port)))
+        return out
+
+    host = ports.local_host()
+    for service in SERVICE_DIRS:
+        assert published(service) == {(host, ports.service_port(service))}, service
+        # The container listens on the same number, its settings' default.
+        assert container_ports(compose["services"][service]) == {default_port(service)}
+    assert published("kafka") == {(host, ports.port("KAFKA_PORT"))}
+    assert published("weaviate") == {(host, ports.port("WEAVIATE_PORT")),
+                                     (host, ports.port("WEAVIATE_GRPC_PORT"))}
+
+
+def test_no_service_port_is_written_out_anywhere_else() -> None:
+    # Every port lives in llmops_kit/ports.env; a literal elsewhere would drift from it.
+    literal = re.compile(r"""["'=:]\s*(5006[1-6]|8090|8080|50051)\b""")
+    files = [COMPOSE_FILE, *REPO.glob("libs/*/src/**/*.py"), *REPO.glob("services/*/src/**/*.py"),
+             *REPO.glob("tests/e2e/*.py"), *REPO.glob("bench/*.py")]
+    found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+             for path in files for number, line in enumerate(path.read_text().splitlines(), 1)
+             if literal.search(line) and not line.lstrip().startswith("#")
+             and "uv run" not in line]
+    assert not found, "\n".join(found)
+
+
+def test_weaviate_in_compose_needs_the_api_key_and_the_vector_store_sends_it() -> None:
+    exe = shutil.which("docker-compose")
+    assert exe, "docker-compose is not on PATH"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LLMOPS_") and k not in ports.defaults()}
+    result = subprocess.run([exe, "-f", str(COMPOSE_FILE), "config"], cwd=REPO,
+                            env={**env, "LLMOPS_WEAVIATE_API_KEY": "k-123"},
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    weaviate = services["weaviate"]["environment"]
+    assert (weaviate["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"],
+            weaviate["AUTHENTICATION_APIKEY_ENABLED"]) == ("false", "true")
+    assert weaviate["AUTHENTICATION_APIKEY_ALLOWED_KEYS"] == "k-123"
+    assert services["vector-store"]["environment"]["LLMOPS_VECTORSTORE_WEAVIATE__API_KEY"] == "k-123"

@@ -84,5 +84,5 @@ def service_port(service: str) -> int:
 
 
 def service_address(service: str) -> str:
-    """Where a local service listens, e.g. service_address("embedding") == "127.0.0.1:50062"."""
+    """Where a local service listens: `host:port`, e.g. for "embedding"."""
     return local_address(SERVICE_PORTS[service])
