@@ -9,9 +9,11 @@ import stat
 import subprocess
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from pydantic import SecretStr
 
@@ -47,6 +49,32 @@ def test_anonymous_and_wrong_key_requests_are_refused(weaviate_server: dict[str,
     assert status_of(weaviate_server, "/v1/schema", key) == 200
     # Readiness stays open: the scripts and orchestrators probe it without a key.
     assert status_of(weaviate_server, "/v1/.well-known/ready", None) == 200
+
+
+async def test_grpc_refuses_anonymous_and_wrong_key_requests(
+    weaviate_server: dict[str, Any]
+) -> None:
+    # Weaviate's own gRPC API, called directly: the same key as REST, checked per call.
+    from weaviate.proto.v1.v6300.v1 import search_get_pb2, weaviate_pb2_grpc
+
+    key = weaviate_server["api_key_file"].read_text().strip()
+    name = f"SecurityProbe{uuid.uuid4().hex[:8]}"
+    client = await connect(LocalWeaviate(), timeout_seconds=10)
+    await client.collections.create(name)
+    try:
+        async with grpc.aio.insecure_channel(
+                f"{weaviate_server['host']}:{weaviate_server['grpc_port']}") as channel:
+            stub = weaviate_pb2_grpc.WeaviateStub(channel)
+            request = search_get_pb2.SearchRequest(collection=name, limit=1)
+            for metadata in [(), (("authorization", "Bearer not-the-key"),)]:
+                with pytest.raises(grpc.aio.AioRpcError, match="unauthorized"):
+                    await stub.Search(request, metadata=metadata, timeout=10)
+            reply = await stub.Search(request, metadata=(("authorization", f"Bearer {key}"),),
+                                      timeout=10)
+            assert list(reply.results) == []
+    finally:
+        await client.collections.delete(name)
+        await client.close()
 
 
 async def test_the_adapter_connects_with_the_key_and_not_without(
