@@ -40,6 +40,9 @@ port_default() {
 
 KAFKA_PORT=${KAFKA_PORT:-$(port_default KAFKA_PORT)}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$(port_default KAFKA_CONTROLLER_PORT)}
+for v in KAFKA_PORT KAFKA_CONTROLLER_PORT; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "kafka: $v='${!v}' is not a port number" >&2; exit 1; }
+done
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}

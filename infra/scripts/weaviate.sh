@@ -71,6 +71,9 @@ WEAVIATE_GRPC_PORT=${WEAVIATE_GRPC_PORT:-$(port_default WEAVIATE_GRPC_PORT)}
 WEAVIATE_GOSSIP_PORT=${WEAVIATE_GOSSIP_PORT:-$(port_default WEAVIATE_GOSSIP_PORT)}
 WEAVIATE_DATA_PORT=$((WEAVIATE_GOSSIP_PORT + 1))   # Weaviate convention: gossip + 1
 WEAVIATE_RAFT_PORT=${WEAVIATE_RAFT_PORT:-$(port_default WEAVIATE_RAFT_PORT)}
+for v in WEAVIATE_PORT WEAVIATE_GRPC_PORT WEAVIATE_GOSSIP_PORT WEAVIATE_RAFT_PORT; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "[weaviate] $v='${!v}' is not a port number" >&2; exit 1; }
+done
 # With CLUSTER_IN_LOCALHOST=true the server dials raft port + 1 for the internal
 # RPC regardless of RAFT_INTERNAL_RPC_PORT (cluster/resolver/rpc.go), so keep them adjacent.
 WEAVIATE_RAFT_RPC_PORT=$((WEAVIATE_RAFT_PORT + 1))
