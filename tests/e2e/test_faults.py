@@ -42,7 +42,6 @@ def document(doc_id: str, paragraphs: int) -> ingestion_pb2.Document:
 
 async def produce(kafka: KafkaSettings, docs: list[ingestion_pb2.Document]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
-                                **kafka.client_options(),
                                 max_request_size=8 * 1024 * 1024)
     await producer.start()
     try:
@@ -137,7 +136,7 @@ async def test_two_replicas_share_the_work(
     e2e_stack.start("embedding", replica=1)
     await e2e_stack.wait("embedding", replica=1)
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers, **kafka.client_options())
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
         await admin.start()
         try:
             members: list = []
