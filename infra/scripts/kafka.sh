@@ -296,9 +296,10 @@ apply_sasl_users_and_acls() {
   for user in $(sasl_users); do
     grep -qxF "$user" "$SASL_USERS_FILE" && continue
     log "adding SCRAM user $user"
+    # Its output can echo the credential: kept out of the log and the terminal.
     kafka_tool org.apache.kafka.tools.ConfigCommand --alter --entity-type users --entity-name "$user" \
-      --add-config "SCRAM-SHA-512=[password=$(password "$user")]" >>"$LOG" 2>&1 ||
-      { tail -n 20 "$LOG" >&2; die "could not add SCRAM user $user"; }
+      --add-config "SCRAM-SHA-512=[password=$(password "$user")]" >/dev/null 2>&1 ||
+      die "could not add SCRAM user $user (kafka-configs failed; is the broker healthy?)"
     echo "$user" >>"$SASL_USERS_FILE"
   done
   local -a writers=()
