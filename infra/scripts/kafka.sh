@@ -9,8 +9,7 @@
 #   kafka.sh health    exit 0 if the broker is up and serving
 #   kafka.sh reset     stop and delete all Kafka data (topics, offsets, metadata)
 #
-# Environment: LLMOPS_HOME, KAFKA_PORT, KAFKA_CONTROLLER_PORT (defaults: 9092, 9093 from
-# libs/llmops-kit/src/llmops_kit/ports.env),
+# Environment: LLMOPS_HOME, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
 # KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_START_TIMEOUT (90 s),
 # KAFKA_STOP_TIMEOUT (30 s), JAVA_HOME, MVN (mvn).
 #
@@ -47,10 +46,6 @@ KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 MVN=${MVN:-mvn}
-KAFKA_SASL=${KAFKA_SASL:-0}
-KAFKA_SASL_USERS=${KAFKA_SASL_USERS:-llmops-submitter}
-KAFKA_SUBMITTERS=${KAFKA_SUBMITTERS:-llmops-submitter}
-SUBMIT_TOPIC=llmops.ingestion.document-submitted.v1
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 
 POM="$REPO/infra/kafka/pom.xml"
@@ -68,6 +63,10 @@ PIDFILE="$RUN/kafka.pid"
 LOG_OFFSET="$RUN/kafka.log-offset"       # size of kafka.log when this process started
 STARTED="$RUN/kafka.started"             # holds the pid once it has logged "started"
 LOCK="$RUN/kafka.lock"
+KAFKA_SASL=${KAFKA_SASL:-0}
+KAFKA_SASL_USERS=${KAFKA_SASL_USERS:-llmops-submitter}
+KAFKA_SUBMITTERS=${KAFKA_SUBMITTERS:-llmops-submitter}
+SUBMIT_TOPIC=llmops.ingestion.document-submitted.v1
 SECRETS="$LLMOPS_HOME/secrets/kafka"     # one <user>.password per SCRAM user (KAFKA_SASL=1)
 ADMIN_CONFIG="$KAFKA_HOME/admin.properties"  # the admin's client config for the tools
 SASL_USERS_FILE="$DATA/.llmops-sasl-users"   # the SCRAM users this data dir has
@@ -177,24 +176,20 @@ password() {
 # shellcheck disable=SC2086  # KAFKA_SASL_USERS is a space-separated list
 sasl_users() { echo admin llmops-platform $KAFKA_SASL_USERS | tr ' ' '\n' | awk 'NF && !seen[$0]++'; }
 
-render_config() {
-  mkdir -p "$KAFKA_HOME"
-  local client=PLAINTEXT controller=PLAINTEXT
-  if sasl_on; then client=SASL_PLAINTEXT controller=SASL_PLAINTEXT; fi
-  (
-    umask 077   # with SASL the rendered config holds the admin's password
-    sed -e "s|@KAFKA_PORT@|$(sed_escape "$KAFKA_PORT")|g" \
-        -e "s|@KAFKA_CONTROLLER_PORT@|$(sed_escape "$KAFKA_CONTROLLER_PORT")|g" \
-        -e "s|@KAFKA_DATA_DIR@|$(sed_escape "$DATA")|g" \
-        -e "s|@CLIENT_PROTOCOL@|$client|g" -e "s|@CONTROLLER_PROTOCOL@|$controller|g" \
-        "$TEMPLATE" >"$CONFIG.tmp"
-    if sasl_on; then
-      local admin
-      admin=$(password admin)
-      # SCRAM credentials live in the metadata log, which the controller cannot read before
-      # it serves, so the broker authenticates to its controller with PLAIN (one static
-      # admin entry); clients use SCRAM on the SASL_PLAINTEXT listener.
-      cat >>"$CONFIG.tmp" <<EOF
+# KAFKA_SASL=1: the protocol of both listeners becomes SASL_PLAINTEXT, and the SASL, authorizer
+# and super-user settings are appended to the rendered config FILE (then mode 600: it holds the
+# admin's password), with the admin's client config for the tools next to it.
+render_security() {
+  local file=$1 protocol=PLAINTEXT admin
+  sasl_on && protocol=SASL_PLAINTEXT
+  sed -i -e "s|@CLIENT_PROTOCOL@|$protocol|g" -e "s|@CONTROLLER_PROTOCOL@|$protocol|g" "$file"
+  sasl_on || return 0
+  chmod 600 "$file"
+  admin=$(password admin)
+  # SCRAM credentials live in the metadata log, which the controller cannot read before it
+  # serves, so the broker authenticates to its controller with PLAIN (one static admin entry);
+  # clients use SCRAM on the SASL_PLAINTEXT listener.
+  cat >>"$file" <<EOF
 
 ############################# SASL/SCRAM and ACLs (KAFKA_SASL=1) #############################
 sasl.enabled.mechanisms=SCRAM-SHA-512
@@ -207,14 +202,24 @@ authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:admin;User:llmops-platform
 EOF
-      cat >"$ADMIN_CONFIG.tmp" <<EOF
+  (
+    umask 077
+    cat >"$ADMIN_CONFIG.tmp" <<EOF
 security.protocol=SASL_PLAINTEXT
 sasl.mechanism=SCRAM-SHA-512
 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin";
 EOF
-      mv "$ADMIN_CONFIG.tmp" "$ADMIN_CONFIG"
-    fi
   )
+  mv "$ADMIN_CONFIG.tmp" "$ADMIN_CONFIG"
+}
+
+render_config() {
+  mkdir -p "$KAFKA_HOME"
+  sed -e "s|@KAFKA_PORT@|$(sed_escape "$KAFKA_PORT")|g" \
+      -e "s|@KAFKA_CONTROLLER_PORT@|$(sed_escape "$KAFKA_CONTROLLER_PORT")|g" \
+      -e "s|@KAFKA_DATA_DIR@|$(sed_escape "$DATA")|g" \
+      "$TEMPLATE" >"$CONFIG.tmp"
+  render_security "$CONFIG.tmp"
   mv "$CONFIG.tmp" "$CONFIG"
 
   # Kafka 4.x logs through log4j2. With no config log4j2 prints only ERRORs, so

@@ -346,23 +346,6 @@ def test_ingestion_keeps_its_database_on_a_volume(compose: dict[str, Any],
     assert '"$out/model/"' in (SERVICES_DIR / "ingestion" / "docker-extra.sh").read_text()
 
 
-def test_infrastructure_images_match_the_local_scripts(compose: dict[str, Any]) -> None:
-    pom = (REPO / "infra/kafka/pom.xml").read_text()
-    kafka_version = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
-    assert kafka_version, "infra/kafka/pom.xml: no kafka.version"
-    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{kafka_version[1]}"
-
-    script = (REPO / "infra/scripts/weaviate.sh").read_text()
-    weaviate_version = re.search(r"WEAVIATE_VERSION:-v?([0-9.]+)", script)
-    assert weaviate_version, "infra/scripts/weaviate.sh: no WEAVIATE_VERSION"
-    assert compose["services"]["weaviate"]["image"].endswith(f":{weaviate_version[1]}")
-
-
-def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
-    patterns = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
-    assert {".git", ".venv", ".llmops", "**/__pycache__"} <= patterns
-
-
 # ------------------------------------------------------------------ ports and Weaviate's key
 
 
@@ -414,3 +397,21 @@ def test_weaviate_in_compose_needs_the_api_key_and_the_vector_store_sends_it() -
             weaviate["AUTHENTICATION_APIKEY_ENABLED"]) == ("false", "true")
     assert weaviate["AUTHENTICATION_APIKEY_ALLOWED_KEYS"] == "k-123"
     assert services["vector-store"]["environment"]["LLMOPS_VECTORSTORE_WEAVIATE__API_KEY"] == "k-123"
+
+
+def test_infrastructure_images_match_the_local_scripts(compose: dict[str, Any]) -> None:
+    pom = (REPO / "infra/kafka/pom.xml").read_text()
+    kafka_version = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom)
+    assert kafka_version, "infra/kafka/pom.xml: no kafka.version"
+    assert compose["services"]["kafka"]["image"] == f"apache/kafka:{kafka_version[1]}"
+
+    script = (REPO / "infra/scripts/weaviate.sh").read_text()
+    weaviate_version = re.search(r"WEAVIATE_VERSION:-v?([0-9.]+)", script)
+    assert weaviate_version, "infra/scripts/weaviate.sh: no WEAVIATE_VERSION"
+    assert compose["services"]["weaviate"]["image"].endswith(f":{weaviate_version[1]}")
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
+    patterns = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
+    assert {".git", ".venv", ".llmops", "**/__pycache__"} <= patterns
+

@@ -165,7 +165,7 @@ async def test_completed_events_carry_stages_and_no_raw_pii(
     inference: Inference, answer_stack: Stack, corpus: list[str], kafka: KafkaSettings
 ) -> None:
     consumer = AIOKafkaConsumer(topics.INFERENCE_COMPLETED,
-                                bootstrap_servers=kafka.bootstrap_servers, **kafka.client_options(),
+                                **kafka.client_options(),
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:

@@ -193,7 +193,7 @@ async def test_bad_search_arguments(e2e_stack: Stack, stubs: Stubs) -> None:
 
 
 async def _dlq_reasons(kafka: KafkaSettings, topic: str, keys: set[bytes]) -> dict[bytes, str]:
-    consumer = AIOKafkaConsumer(topics.dead_letter(topic), bootstrap_servers=kafka.bootstrap_servers,
+    consumer = AIOKafkaConsumer(topics.dead_letter(topic), **kafka.client_options(),
                                 auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     found: dict[bytes, str] = {}
@@ -214,8 +214,7 @@ async def test_external_kafka_producer_and_poison_messages(
     e2e_stack: Stack, stubs: Stubs, kafka: KafkaSettings
 ) -> None:
     tenant = KAFKA_TENANT
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
-                                **kafka.client_options())
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
     await producer.start()
     good_ids = [f"kdoc-{i}" for i in range(5)]
     try:

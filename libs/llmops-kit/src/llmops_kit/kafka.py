@@ -93,7 +93,7 @@ class EventBus:
         self.settings = settings
         self.client_id = client_id
         self.broker = KafkaBroker(
-            settings.bootstrap_servers,
+            **settings.broker_options(),
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
@@ -102,7 +102,6 @@ class EventBus:
             linger_ms=5,
             graceful_timeout=30.0,
             logger=None,
-            security=settings.broker_security(),
         )
 
     async def start(self) -> None:
@@ -214,8 +213,7 @@ async def ensure_topics(
     settings: KafkaSettings, names: Sequence[str], partitions: int = 4, replication: int = 1
 ) -> None:
     """Creates the topics (and their dead-letter topics) if missing; safe to call on every start."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                                **settings.client_options())
+    admin = AIOKafkaAdminClient(**settings.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

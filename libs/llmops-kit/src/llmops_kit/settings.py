@@ -77,11 +77,13 @@ class KafkaSettings(BaseSettings):
         return self
 
     def client_options(self) -> dict[str, Any]:
-        """Security keyword arguments for any aiokafka client (producer, consumer, admin)."""
+        """Connection options every aiokafka client (producer, consumer, admin) is built with:
+        the bootstrap servers and, with SASL, the credentials."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
         if self.security_protocol == "PLAINTEXT":
-            return {}
+            return options
         assert self.password is not None  # _load_password
-        options: dict[str, Any] = {
+        options |= {
             "security_protocol": self.security_protocol,
             "sasl_mechanism": self.sasl_mechanism,
             "sasl_plain_username": self.username,
@@ -93,8 +95,12 @@ class KafkaSettings(BaseSettings):
             options["ssl_context"] = create_ssl_context()
         return options
 
+    def broker_options(self) -> dict[str, Any]:
+        """The same for FastStream's KafkaBroker, which takes the credentials as an object."""
+        return {"bootstrap_servers": self.bootstrap_servers, "security": self.broker_security()}
+
     def broker_security(self) -> Any:
-        """The same, as the security object FastStream's KafkaBroker takes (None: PLAINTEXT)."""
+        """The credentials as FastStream's security object (None: PLAINTEXT)."""
         if self.security_protocol == "PLAINTEXT":
             return None
         from faststream.security import SASLPlaintext, SASLScram256, SASLScram512

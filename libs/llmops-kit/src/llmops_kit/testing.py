@@ -63,9 +63,8 @@ def unique() -> str:
 
 async def read_topic(kafka: KafkaSettings, topic: str, n: int, timeout: float = 60) -> list[Any]:
     """The records of `topic` from its start, once there are `n` of them or `timeout` passed."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None,
-                                **kafka.client_options())
+    consumer = AIOKafkaConsumer(topic, **kafka.client_options(), auto_offset_reset="earliest",
+                                group_id=None)
     await consumer.start()
     got: list[Any] = []
     try:

@@ -83,8 +83,7 @@ def platform(sasl_broker: dict[str, Any]) -> KafkaSettings:
 @pytest.fixture(scope="module")
 async def created_topics(platform: KafkaSettings) -> list[str]:
     await ensure_topics(platform, [topics.DOCUMENT_SUBMITTED, topics.CHUNKS_CREATED])
-    admin = AIOKafkaAdminClient(bootstrap_servers=platform.bootstrap_servers,
-                                **platform.client_options())
+    admin = AIOKafkaAdminClient(**platform.client_options())
     await admin.start()
     try:
         return sorted(await admin.list_topics())

@@ -63,8 +63,8 @@ def test_settings_defaults_come_from_the_ports_file() -> None:
 def test_plaintext_kafka_needs_no_options() -> None:
     settings = KafkaSettings()
     assert settings.security_protocol == "PLAINTEXT"
-    assert settings.client_options() == {}
-    assert settings.broker_security() is None
+    assert settings.client_options() == {"bootstrap_servers": "127.0.0.1:9092"}
+    assert settings.broker_options() == {"bootstrap_servers": "127.0.0.1:9092", "security": None}
 
 
 def test_sasl_reads_the_password_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,9 +75,10 @@ def test_sasl_reads_the_password_file(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("LLMOPS_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
     settings = KafkaSettings()
     assert settings.client_options() == {
-        "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+        "bootstrap_servers": "127.0.0.1:9092", "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
         "sasl_plain_username": "llmops-platform", "sasl_plain_password": "s3cret-from-file"}
-    security = settings.broker_security()
+    security = settings.broker_options()["security"]
     assert isinstance(security, SASLScram512)
     assert (security.username, security.password, security.use_ssl) == (
         "llmops-platform", "s3cret-from-file", False)
