@@ -414,4 +414,3 @@ def test_infrastructure_images_match_the_local_scripts(compose: dict[str, Any]) 
 def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
     patterns = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv", ".llmops", "**/__pycache__"} <= patterns
-
