@@ -7,6 +7,7 @@ Infrastructure fixtures start the real thing through the project's infra scripts
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -49,7 +50,8 @@ def weaviate_server() -> dict[str, Any]:
         "host": ports.local_host(),
         "http_port": ports.port("WEAVIATE_PORT"),
         "grpc_port": ports.port("WEAVIATE_GRPC_PORT"),
-        "api_key_file": secret_file("weaviate.key"),
+        # The file weaviate.sh uses: WEAVIATE_API_KEY_FILE, else the one under $LLMOPS_HOME.
+        "api_key_file": Path(os.environ.get("WEAVIATE_API_KEY_FILE") or secret_file("weaviate.key")),
     }
 
 
@@ -63,8 +65,8 @@ def unique() -> str:
 
 async def read_topic(kafka: KafkaSettings, topic: str, n: int, timeout: float = 60) -> list[Any]:
     """The records of `topic` from its start, once there are `n` of them or `timeout` passed."""
-    consumer = AIOKafkaConsumer(topic, **kafka.client_options(), auto_offset_reset="earliest",
-                                group_id=None)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
+                                auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     got: list[Any] = []
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,7 +24,9 @@ class LocalWeaviate(BaseModel):
     http_port: int = Field(default_factory=lambda: ports.port("WEAVIATE_PORT"))
     grpc_port: int = Field(default_factory=lambda: ports.port("WEAVIATE_GRPC_PORT"))
     api_key: SecretStr | None = None
-    api_key_file: Path = Field(default_factory=lambda: secret_file("weaviate.key"))
+    # The file weaviate.sh writes (it reads WEAVIATE_API_KEY_FILE too).
+    api_key_file: Path = Field(default_factory=lambda: Path(
+        os.environ.get("WEAVIATE_API_KEY_FILE") or secret_file("weaviate.key")))
 
     def credentials(self) -> SecretStr | None:
         """The API key to send: the setting, else the key file's, else None (anonymous)."""

@@ -83,3 +83,9 @@ def test_local_backend_key_from_env_wins_over_the_file(tmp_path, monkeypatch):
     monkeypatch.delenv("LLMOPS_VECTORSTORE_WEAVIATE__API_KEY")
     with pytest.raises(ValueError, match=r"weaviate api_key_file: .*file\.key is empty"):
         Settings().weaviate.credentials()
+
+
+def test_local_backend_follows_the_scripts_key_file_variable(tmp_path, monkeypatch):
+    # weaviate.sh reads WEAVIATE_API_KEY_FILE; the settings' default is the same file.
+    monkeypatch.setenv("WEAVIATE_API_KEY_FILE", str(tmp_path / "elsewhere.key"))
+    assert Settings().weaviate.api_key_file == tmp_path / "elsewhere.key"
