@@ -39,6 +39,7 @@ from huggingface_hub import AsyncInferenceClient
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
 from llmops_inference.adapters.registry import RegistryClient
 from llmops_inference.adapters.retrieval import VectorStoreRetriever
+from llmops_kit import ports
 from llmops_kit.context import bound
 
 CORPUS = Path(__file__).resolve().parents[1] / "samples" / "corpus"
@@ -63,8 +64,9 @@ async def ingest_corpus() -> None:
 
 async def rendered_prompts(top_k: int) -> dict[str, str]:
     """The platform's own prompt for each question, from its own retrieval and registry code."""
-    retriever = VectorStoreRetriever("127.0.0.1:50062", "127.0.0.1:50063", 30)
-    registry = RegistryClient("127.0.0.1:50065", 30, "smollm2-135m-instruct")
+    retriever = VectorStoreRetriever(ports.service_address("embedding"),
+                                     ports.service_address("vector-store"), 30)
+    registry = RegistryClient(ports.service_address("model-registry"), 30, "smollm2-135m-instruct")
     out = {}
     with bound(TENANT, None, API_KEY):
         for q in QUESTIONS:
@@ -85,14 +87,14 @@ async def main() -> None:
     await ensure_stack()
     await ingest_corpus()
     prompts = await rendered_prompts(args.top_k)
-    tgi = AsyncInferenceClient(base_url="http://127.0.0.1:8090", timeout=300)
+    tgi = AsyncInferenceClient(base_url=ports.local_url("LLMOPS_GENERATION_PORT"), timeout=300)
     platform: list[float] = []
     direct: list[float] = []
     ratios: list[float] = []
     added: list[float] = []
     stages: dict[str, list[float]] = defaultdict(list)
     mismatched: list[str] = []
-    async with grpc.aio.insecure_channel("127.0.0.1:50066") as ch:
+    async with grpc.aio.insecure_channel(ports.service_address("inference")) as ch:
         stub = inference_pb2_grpc.InferenceServiceStub(ch)
         req = {q: inference_pb2.GenerateRequest(question=q, top_k=args.top_k, no_cache=True,
                                                 max_new_tokens=args.max_new_tokens)

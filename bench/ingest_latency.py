@@ -20,6 +20,7 @@ from bench_common import MD, ensure_stack, make_document, percentile
 
 from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
+from llmops_kit import ports
 
 
 async def one(ing: ingestion_pb2_grpc.IngestionServiceStub,
@@ -45,8 +46,8 @@ async def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     await ensure_stack()
-    async with grpc.aio.insecure_channel("127.0.0.1:50061") as c1, \
-            grpc.aio.insecure_channel("127.0.0.1:50063") as c2:
+    async with grpc.aio.insecure_channel(ports.service_address("ingestion")) as c1, \
+            grpc.aio.insecure_channel(ports.service_address("vector-store")) as c2:
         ing = ingestion_pb2_grpc.IngestionServiceStub(c1)
         vs = vectorstore_pb2_grpc.VectorStoreServiceStub(c2)
         await one(ing, vs, -1)  # warm-up

@@ -26,6 +26,7 @@ from llmops_ingestion.bootstrap import build_tokenizer
 from llmops_ingestion.domain.chunking import ChunkingPolicy, chunk_document
 from llmops_ingestion.domain.extract import normalize
 from llmops_ingestion.settings import Settings as IngestionSettings
+from llmops_kit import ports
 
 
 def chunk_texts(docs: list[ingestion_pb2.Document]) -> list[str]:
@@ -52,7 +53,7 @@ def bare_encode_seconds(texts: list[str]) -> float:
 
 
 async def platform_seconds(docs: list[ingestion_pb2.Document]) -> float:
-    async with grpc.aio.insecure_channel("127.0.0.1:50061") as ch:
+    async with grpc.aio.insecure_channel(ports.service_address("ingestion")) as ch:
         stub = ingestion_pb2_grpc.IngestionServiceStub(ch)
         start = time.perf_counter()
         for i in range(0, len(docs), 50):

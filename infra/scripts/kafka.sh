@@ -14,12 +14,36 @@
 # LLMOPS_KAFKA_MAX_RECORD_BYTES (16777216, the kit's KafkaSettings.max_record_bytes),
 # KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_START_TIMEOUT (90 s),
 # KAFKA_STOP_TIMEOUT (30 s), JAVA_HOME, MVN (mvn).
+#
+# KAFKA_SASL=1: clients must authenticate with SASL/SCRAM-SHA-512 (SASL_PLAINTEXT listener),
+# and the StandardAuthorizer checks ACLs. Users, each with a password generated once into
+# $LLMOPS_HOME/secrets/kafka/<user>.password (mode 600):
+#   admin            the broker itself and the admin tools (super user)
+#   llmops-platform  the platform's services (super user; LLMOPS_KAFKA_SECURITY_PROTOCOL=
+#                    SASL_PLAINTEXT makes the kit's settings use it)
+#   KAFKA_SASL_USERS the others (default: llmops-submitter); no rights but their ACLs
+# KAFKA_SUBMITTERS (default: llmops-submitter) may write (and describe)
+# llmops.ingestion.document-submitted.v1; nobody else but the super users may.
+# Users are created when the data dir is formatted (kafka-storage format --add-scram), or
+# later with kafka-configs when KAFKA_SASL_USERS grows. A data dir formatted without
+# KAFKA_SASL must be reset (kafka.sh reset) before SASL can be turned on.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 LLMOPS_HOME=${LLMOPS_HOME:-$REPO/.llmops}
+# Port defaults: the one definition every part of the platform reads (compose via .env too).
+PORTS_FILE="$REPO/libs/llmops-kit/src/llmops_kit/ports.env"
+port_default() {
+  local v
+  v=$(sed -n "s/^$1=\([0-9][0-9]*\)\$/\1/p" "$PORTS_FILE")
+  [[ -n $v ]] || { echo "$1 is not defined in $PORTS_FILE" >&2; exit 1; }
+  echo "$v"
+}
 
-KAFKA_PORT=${KAFKA_PORT:-9092}
-KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
+KAFKA_PORT=${KAFKA_PORT:-$(port_default KAFKA_PORT)}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$(port_default KAFKA_CONTROLLER_PORT)}
+for v in KAFKA_PORT KAFKA_CONTROLLER_PORT; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "kafka: $v='${!v}' is not a port number" >&2; exit 1; }
+done
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
@@ -45,6 +69,13 @@ PIDFILE="$RUN/kafka.pid"
 LOG_OFFSET="$RUN/kafka.log-offset"       # size of kafka.log when this process started
 STARTED="$RUN/kafka.started"             # holds the pid once it has logged "started"
 LOCK="$RUN/kafka.lock"
+KAFKA_SASL=${KAFKA_SASL:-0}
+KAFKA_SASL_USERS=${KAFKA_SASL_USERS:-llmops-submitter}
+KAFKA_SUBMITTERS=${KAFKA_SUBMITTERS:-llmops-submitter}
+SUBMIT_TOPIC=llmops.ingestion.document-submitted.v1
+SECRETS="$LLMOPS_HOME/secrets/kafka"     # one <user>.password per SCRAM user (KAFKA_SASL=1)
+ADMIN_CONFIG="$KAFKA_HOME/admin.properties"  # the admin's client config for the tools
+SASL_USERS_FILE="$DATA/.llmops-sasl-users"   # the SCRAM users this data dir has
 
 # The line KafkaRaftServer logs once the broker and controller are both serving.
 STARTED_LINE='Kafka Server started'
@@ -79,7 +110,7 @@ port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
 # not whatever KAFKA_PORT the caller of status/health happens to have set.
 broker_port() {
   local p=""
-  [[ -f $CONFIG ]] && p=$(sed -n 's|^listeners=PLAINTEXT://[^:]*:\([0-9]*\).*|\1|p' "$CONFIG")
+  [[ -f $CONFIG ]] && p=$(sed -n 's|^listeners=[A-Z_]*://[^:]*:\([0-9]*\).*|\1|p' "$CONFIG")
   echo "${p:-$KAFKA_PORT}"
 }
 
@@ -135,6 +166,59 @@ cmd_install() {
 # sed replacement text: escape \, & and the | delimiter.
 sed_escape() { printf '%s' "$1" | sed -e 's/[\\&|]/\\&/g'; }
 
+sasl_on() { [[ $KAFKA_SASL == 1 || $KAFKA_SASL == true ]]; }
+
+# A user's password: generated once (32 random bytes, base64 without /+=), mode 600.
+password() {
+  local file="$SECRETS/$1.password"
+  if [[ ! -s $file ]]; then
+    mkdir -p "$SECRETS"
+    chmod 700 "$SECRETS" "$(dirname "$SECRETS")" 2>/dev/null || true
+    (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$file.tmp" && mv "$file.tmp" "$file")
+  fi
+  cat "$file"
+}
+
+# shellcheck disable=SC2086  # KAFKA_SASL_USERS is a space-separated list
+sasl_users() { echo admin llmops-platform $KAFKA_SASL_USERS | tr ' ' '\n' | awk 'NF && !seen[$0]++'; }
+
+# KAFKA_SASL=1: the protocol of both listeners becomes SASL_PLAINTEXT, and the SASL, authorizer
+# and super-user settings are appended to the rendered config FILE (then mode 600: it holds the
+# admin's password), with the admin's client config for the tools next to it.
+render_security() {
+  local file=$1 protocol=PLAINTEXT admin
+  sasl_on && protocol=SASL_PLAINTEXT
+  sed -i -e "s|@CLIENT_PROTOCOL@|$protocol|g" -e "s|@CONTROLLER_PROTOCOL@|$protocol|g" "$file"
+  sasl_on || return 0
+  chmod 600 "$file"
+  admin=$(password admin)
+  # SCRAM credentials live in the metadata log, which the controller cannot read before it
+  # serves, so the broker authenticates to its controller with PLAIN (one static admin entry);
+  # clients use SCRAM on the SASL_PLAINTEXT listener.
+  cat >>"$file" <<EOF
+
+############################# SASL/SCRAM and ACLs (KAFKA_SASL=1) #############################
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin";
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$admin" user_admin="$admin";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:admin;User:llmops-platform
+EOF
+  (
+    umask 077
+    cat >"$ADMIN_CONFIG.tmp" <<EOF
+security.protocol=SASL_PLAINTEXT
+sasl.mechanism=SCRAM-SHA-512
+sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$admin";
+EOF
+  )
+  mv "$ADMIN_CONFIG.tmp" "$ADMIN_CONFIG"
+}
+
 render_config() {
   mkdir -p "$KAFKA_HOME"
   sed -e "s|@KAFKA_PORT@|$(sed_escape "$KAFKA_PORT")|g" \
@@ -142,6 +226,7 @@ render_config() {
       -e "s|@KAFKA_DATA_DIR@|$(sed_escape "$DATA")|g" \
       -e "s|@KAFKA_MESSAGE_MAX_BYTES@|$KAFKA_MESSAGE_MAX_BYTES|g" \
       "$TEMPLATE" >"$CONFIG.tmp"
+  render_security "$CONFIG.tmp"
   mv "$CONFIG.tmp" "$CONFIG"
 
   # Kafka 4.x logs through log4j2. With no config log4j2 prints only ERRORs, so
@@ -175,8 +260,20 @@ EOF
 # Format the data dir once. meta.properties is what StorageTool writes; its
 # presence means the dir already belongs to a cluster and must be kept.
 format_storage() {
-  [[ -f $DATA/meta.properties ]] && return 0
+  if [[ -f $DATA/meta.properties ]]; then
+    if sasl_on && [[ ! -f $SASL_USERS_FILE ]]; then
+      die "KAFKA_SASL=1, but $DATA was formatted without SASL users: 'kafka.sh reset' (deletes all topics) or use another LLMOPS_HOME"
+    fi
+    return 0
+  fi
   mkdir -p "$DATA"
+  local -a scram=()
+  if sasl_on; then
+    local user
+    for user in $(sasl_users); do
+      scram+=(--add-scram "SCRAM-SHA-512=[name=$user,password=$(password "$user")]")
+    done
+  fi
   local cluster_id
   cluster_id=$("$JAVA" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)
   [[ -n $cluster_id ]] || die "could not generate a cluster id"
@@ -185,8 +282,9 @@ format_storage() {
   # and StorageTool rejects it when controller.quorum.voters is set, as in our
   # template. --ignore-formatted: skip, rather than fail on, an already formatted dir.
   "$JAVA" -Dlog4j2.configurationFile="$LOG4J_CONFIG" -cp "$LIBS/*" kafka.tools.StorageTool \
-    format --config "$CONFIG" --cluster-id "$cluster_id" --ignore-formatted >>"$LOG" 2>&1 ||
+    format --config "$CONFIG" --cluster-id "$cluster_id" --ignore-formatted "${scram[@]}" >>"$LOG" 2>&1 ||
     { tail -n 20 "$LOG" >&2; die "storage format failed"; }
+  if sasl_on; then sasl_users >"$SASL_USERS_FILE"; fi
 }
 
 print_status() {
@@ -195,6 +293,34 @@ print_status() {
   else
     echo "kafka: stopped"
   fi
+}
+
+kafka_tool() {
+  "$JAVA" -Dlog4j2.configurationFile="$LOG4J_CONFIG" -cp "$LIBS/*" "$@" \
+    --bootstrap-server "127.0.0.1:$KAFKA_PORT" --command-config "$ADMIN_CONFIG"
+}
+
+# Users added to KAFKA_SASL_USERS since the format (kafka-configs), and the writers' ACLs.
+# Both are idempotent; ACLs and SCRAM credentials live in the metadata log.
+apply_sasl_users_and_acls() {
+  sasl_on || return 0
+  local user
+  for user in $(sasl_users); do
+    grep -qxF "$user" "$SASL_USERS_FILE" && continue
+    log "adding SCRAM user $user"
+    # Its output can echo the credential: kept out of the log and the terminal.
+    kafka_tool org.apache.kafka.tools.ConfigCommand --alter --entity-type users --entity-name "$user" \
+      --add-config "SCRAM-SHA-512=[password=$(password "$user")]" >/dev/null 2>&1 ||
+      die "could not add SCRAM user $user (kafka-configs failed; is the broker healthy?)"
+    echo "$user" >>"$SASL_USERS_FILE"
+  done
+  local -a writers=()
+  for user in $KAFKA_SUBMITTERS; do writers+=(--allow-principal "User:$user"); done
+  ((${#writers[@]})) || return 0
+  log "ACL: ${KAFKA_SUBMITTERS// /, } may write $SUBMIT_TOPIC"
+  kafka_tool org.apache.kafka.tools.AclCommand --add "${writers[@]}" \
+    --operation Write --operation Describe --topic "$SUBMIT_TOPIC" >>"$LOG" 2>&1 ||
+    { tail -n 20 "$LOG" >&2; die "could not add the ACLs"; }
 }
 
 # Wait for the broker (already launched) to become healthy, or give up.
@@ -288,6 +414,7 @@ cmd_start() {
   log "started pid $(pid), waiting up to ${KAFKA_START_TIMEOUT}s for it to be healthy ..."
   wait_healthy || exit 1
   wait_offsets_loaded
+  apply_sasl_users_and_acls
   print_status
 }
 

@@ -21,10 +21,10 @@
 #   LLMOPS_HOME              runtime root (default: <repo>/.llmops)
 #   LLMOPS_CACHE             build cache root (default: ~/.cache/llmops)
 #   WEAVIATE_VERSION         module version to build (default: v1.35.2)
-#   WEAVIATE_PORT            REST port (default: 8080)
-#   WEAVIATE_GRPC_PORT       gRPC port (default: 50051)
-#   WEAVIATE_GOSSIP_PORT     memberlist port (default: 7100; data port = +1)
-#   WEAVIATE_RAFT_PORT       raft port (default: 7102; raft internal RPC = +1)
+#   WEAVIATE_PORT            REST port        } defaults: libs/llmops-kit/src/llmops_kit/
+#   WEAVIATE_GRPC_PORT       gRPC port        } ports.env (8080, 50051, 7100, 7102)
+#   WEAVIATE_GOSSIP_PORT     memberlist port (data port = +1)
+#   WEAVIATE_RAFT_PORT       raft port (raft internal RPC = +1)
 #   WEAVIATE_GOMAXPROCS      CPU cap (default: cores-1, at least 1)
 #   WEAVIATE_GOMEMLIMIT      Go soft memory limit, e.g. 2GiB (default: unset)
 #   WEAVIATE_START_TIMEOUT   seconds to wait for readiness (default: 90)
@@ -33,9 +33,20 @@
 #   WEAVIATE_LOG_LEVEL       server LOG_LEVEL (default: info)
 #   WEAVIATE_RAFT_TIMEOUTS_MULTIPLIER  (default: 1; Weaviate's own default is 5)
 #
-# Note: Weaviate binds REST (--host), memberlist and raft to 127.0.0.1, but its
-# gRPC server and internal cluster data API always listen on all interfaces
-# (":port" is hard-coded in v1.35). Firewall those ports if that matters.
+#   WEAVIATE_NETNS           auto|1|0: run in a private network namespace (default auto:
+#                            whenever `unshare` allows it); 1 fails if it cannot
+#   WEAVIATE_API_KEY_FILE    the API key (default: $LLMOPS_HOME/secrets/weaviate.key)
+#
+# Security: anonymous access is off. Every request needs the API key, generated once per
+# LLMOPS_HOME into WEAVIATE_API_KEY_FILE (mode 600, user "llmops-platform"); the vector-store
+# settings read the same file. REST, memberlist and raft bind to 127.0.0.1, but Weaviate's
+# gRPC API and internal cluster data port always listen on every interface (":port" is
+# hard-coded in v1.35: adapters/handlers/grpc/server.go, clusterapi/grpc/server.go). So the
+# server runs in a network namespace of its own whose only interface is loopback
+# (infra/scripts/netns-run.py), and REST and gRPC are relayed into it from the host's
+# 127.0.0.1. Where no namespace can be made (WEAVIATE_NETNS=0, or a container without the
+# privilege), start says so: gRPC (API key still required) and the data port are then
+# reachable from other hosts unless a firewall closes them.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,17 +55,33 @@ mkdir -p "$LLMOPS_HOME"
 LLMOPS_HOME=$(cd "$LLMOPS_HOME" && pwd)   # absolute, so cwd never matters
 LLMOPS_CACHE=${LLMOPS_CACHE:-$HOME/.cache/llmops}
 
+# Port defaults: the one definition every part of the platform reads (compose via .env too).
+PORTS_FILE="$REPO/libs/llmops-kit/src/llmops_kit/ports.env"
+port_default() {
+  local v
+  v=$(sed -n "s/^$1=\([0-9][0-9]*\)\$/\1/p" "$PORTS_FILE")
+  [[ -n $v ]] || { echo "$1 is not defined in $PORTS_FILE" >&2; exit 1; }
+  echo "$v"
+}
+
 WEAVIATE_VERSION=${WEAVIATE_VERSION:-v1.35.2}
 WEAVIATE_MODULE=github.com/weaviate/weaviate/cmd/weaviate-server
-WEAVIATE_PORT=${WEAVIATE_PORT:-8080}
-WEAVIATE_GRPC_PORT=${WEAVIATE_GRPC_PORT:-50051}
-WEAVIATE_GOSSIP_PORT=${WEAVIATE_GOSSIP_PORT:-7100}
+WEAVIATE_PORT=${WEAVIATE_PORT:-$(port_default WEAVIATE_PORT)}
+WEAVIATE_GRPC_PORT=${WEAVIATE_GRPC_PORT:-$(port_default WEAVIATE_GRPC_PORT)}
+WEAVIATE_GOSSIP_PORT=${WEAVIATE_GOSSIP_PORT:-$(port_default WEAVIATE_GOSSIP_PORT)}
 WEAVIATE_DATA_PORT=$((WEAVIATE_GOSSIP_PORT + 1))   # Weaviate convention: gossip + 1
-WEAVIATE_RAFT_PORT=${WEAVIATE_RAFT_PORT:-7102}
+WEAVIATE_RAFT_PORT=${WEAVIATE_RAFT_PORT:-$(port_default WEAVIATE_RAFT_PORT)}
+for v in WEAVIATE_PORT WEAVIATE_GRPC_PORT WEAVIATE_GOSSIP_PORT WEAVIATE_RAFT_PORT; do
+  [[ ${!v} =~ ^[0-9]+$ ]] || { echo "[weaviate] $v='${!v}' is not a port number" >&2; exit 1; }
+done
 # With CLUSTER_IN_LOCALHOST=true the server dials raft port + 1 for the internal
 # RPC regardless of RAFT_INTERNAL_RPC_PORT (cluster/resolver/rpc.go), so keep them adjacent.
 WEAVIATE_RAFT_RPC_PORT=$((WEAVIATE_RAFT_PORT + 1))
 WEAVIATE_START_TIMEOUT=${WEAVIATE_START_TIMEOUT:-90}
+WEAVIATE_NETNS=${WEAVIATE_NETNS:-auto}
+WEAVIATE_API_KEY_FILE=${WEAVIATE_API_KEY_FILE:-$LLMOPS_HOME/secrets/weaviate.key}
+WEAVIATE_API_USER=llmops-platform
+PYTHON=${PYTHON:-python3}
 
 BUILD_DIR=$LLMOPS_CACHE/weaviate/$WEAVIATE_VERSION
 BUILD_BIN=$BUILD_DIR/weaviate-server
@@ -132,14 +159,17 @@ running_pid() {
   pid=$(tr -dc '0-9' <"$PID_FILE")
   [[ -n $pid ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  ps -p "$pid" -o args= 2>/dev/null | grep -q 'weaviate-server' || return 1
+  [[ $(cmdline "$pid") == *weaviate-server* ]] || return 1
   echo "$pid"
 }
+
+# A process's full command line (ps truncates it to $COLUMNS, which pytest sets).
+cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true; }
 
 # REST port of the running process (parsed from its command line), else the configured one.
 running_port() {
   local pid=$1 port
-  port=$(ps -p "$pid" -o args= 2>/dev/null | sed -n 's/.*--port[= ]\([0-9][0-9]*\).*/\1/p')
+  port=$(cmdline "$pid" | sed -n 's/.*--port[= ]\([0-9][0-9]*\).*/\1/p')
   echo "${port:-$WEAVIATE_PORT}"
 }
 
@@ -175,6 +205,29 @@ wait_ready() {
   return 1
 }
 
+# The API key, made once per LLMOPS_HOME: 32 random bytes, readable by this user only.
+ensure_api_key() {
+  [[ -s $WEAVIATE_API_KEY_FILE ]] && { chmod 600 "$WEAVIATE_API_KEY_FILE"; return 0; }
+  mkdir -p "$(dirname "$WEAVIATE_API_KEY_FILE")"
+  chmod 700 "$(dirname "$WEAVIATE_API_KEY_FILE")" 2>/dev/null || true
+  (
+    umask 077
+    head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$WEAVIATE_API_KEY_FILE.tmp"
+    mv "$WEAVIATE_API_KEY_FILE.tmp" "$WEAVIATE_API_KEY_FILE"
+  )
+  log "generated the API key: $WEAVIATE_API_KEY_FILE (mode 600)"
+}
+
+# Whether a private network namespace can be made here (root, or user namespaces allowed).
+use_netns() {
+  case $WEAVIATE_NETNS in
+    0 | false | no) return 1 ;;
+  esac
+  if unshare -n true 2>/dev/null || unshare -rn true 2>/dev/null; then return 0; fi
+  [[ $WEAVIATE_NETNS == auto ]] || die "WEAVIATE_NETNS=$WEAVIATE_NETNS but no network namespace can be made here"
+  return 1
+}
+
 default_gomaxprocs() {
   local n
   n=$(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || echo 2)
@@ -197,13 +250,18 @@ cmd_start() {
   rm -f "$PID_FILE"
   command -v curl >/dev/null || die "curl is required"
 
-  for port in "$WEAVIATE_PORT" "$WEAVIATE_GRPC_PORT" "$WEAVIATE_GOSSIP_PORT" \
-    "$WEAVIATE_DATA_PORT" "$WEAVIATE_RAFT_PORT" "$WEAVIATE_RAFT_RPC_PORT"; do
+  local netns=0 ports=("$WEAVIATE_PORT" "$WEAVIATE_GRPC_PORT")
+  use_netns && netns=1
+  # In a namespace of its own only the relayed ports are taken on the host.
+  ((netns)) || ports+=("$WEAVIATE_GOSSIP_PORT" "$WEAVIATE_DATA_PORT" "$WEAVIATE_RAFT_PORT"
+    "$WEAVIATE_RAFT_RPC_PORT")
+  for port in "${ports[@]}"; do
     port_in_use "$port" && die "port $port is already in use (another Weaviate? see 'ss -tlnp')"
   done
 
   cmd_install   # no-op (just re-links) when this version is already built
   mkdir -p "$DATA_DIR" "$LOG_DIR" "$RUN_DIR"
+  ensure_api_key
 
   local gomaxprocs=${WEAVIATE_GOMAXPROCS:-$(default_gomaxprocs)}
   # RAFT_TIMEOUTS_MULTIPLIER: Weaviate defaults to 5 (tuned for multi-node clusters); a
@@ -219,8 +277,10 @@ cmd_start() {
   # setsid execs in place and $! is the server's pid.)
   local -a server_env=(
     PERSISTENCE_DATA_PATH="$DATA_DIR"
-    AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED=true
-    AUTHENTICATION_APIKEY_ENABLED=false
+    AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED=false
+    AUTHENTICATION_APIKEY_ENABLED=true
+    AUTHENTICATION_APIKEY_ALLOWED_KEYS="$(cat "$WEAVIATE_API_KEY_FILE")"
+    AUTHENTICATION_APIKEY_USERS="$WEAVIATE_API_USER"
     AUTHORIZATION_RBAC_ENABLED=false
     DEFAULT_VECTORIZER_MODULE=none
     ENABLE_MODULES="${WEAVIATE_ENABLE_MODULES:-}"
@@ -249,10 +309,24 @@ cmd_start() {
   # offer an explicit soft limit; automemlimit leaves an explicit GOMEMLIMIT alone.
   if [[ -n ${WEAVIATE_GOMEMLIMIT:-} ]]; then server_env+=(GOMEMLIMIT="$WEAVIATE_GOMEMLIMIT"); fi
 
-  nohup env "${server_env[@]}" setsid "$BIN" \
-    --host 127.0.0.1 --port "$WEAVIATE_PORT" --scheme http \
-    --read-timeout=600s --write-timeout=600s \
-    </dev/null >>"$LOG_FILE" 2>&1 &
+  local -a launch=()
+  if ((netns)); then
+    launch=("$PYTHON" "$REPO/infra/scripts/netns-run.py"
+      --forward "$WEAVIATE_PORT" --forward "$WEAVIATE_GRPC_PORT" --)
+    log "private network namespace: only 127.0.0.1:$WEAVIATE_PORT and :$WEAVIATE_GRPC_PORT are reachable, relayed"
+  else
+    log "WARNING: no network namespace: gRPC (:$WEAVIATE_GRPC_PORT, API key required) and the" \
+      "cluster data port (:$WEAVIATE_DATA_PORT) listen on every interface; firewall them"
+  fi
+  # Exported in a subshell, not passed as `env K=V` arguments: the API key must not show
+  # up in any process's command line.
+  (
+    export "${server_env[@]}"
+    exec nohup setsid "${launch[@]}" "$BIN" \
+      --host 127.0.0.1 --port "$WEAVIATE_PORT" --scheme http \
+      --read-timeout=600s --write-timeout=600s \
+      </dev/null >>"$LOG_FILE" 2>&1
+  ) &
   pid=$!
   echo "$pid" >"$PID_FILE"
 

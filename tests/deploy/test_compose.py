@@ -30,6 +30,7 @@ from deploy_support import (
     expand,
     pyproject_name,
 )
+from llmops_kit import ports
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +59,9 @@ def run_compose(*args: str) -> subprocess.CompletedProcess[str]:
         pytest.fail("docker-compose is not on PATH; `make setup` (infra/scripts/setup.sh) installs it")
     # compose interpolates ${LLMOPS_...:-default} from the caller's environment. Strip the
     # caller's LLMOPS_* so the checks see the file's own defaults.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPS_")}
+    # The same for the ports file's names (KAFKA_PORT, WEAVIATE_PORT, ...), which .env supplies.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LLMOPS_") and k not in ports.defaults()}
     return subprocess.run(
         [exe, "-f", str(COMPOSE_FILE), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
@@ -85,7 +88,7 @@ def settings_class(service: str) -> Any:
 
 def default_port(service: str) -> int:
     field = "port" if service in HTTP_SERVICES else "grpc_port"
-    return int(settings_class(service).model_fields[field].default)
+    return int(settings_class(service).model_fields[field].get_default(call_default_factory=True))
 
 
 def container_ports(spec: dict[str, Any]) -> set[int]:
@@ -341,6 +344,59 @@ def test_ingestion_keeps_its_database_on_a_volume(compose: dict[str, Any],
     assert settings.tokenizer.kind == "huggingface"
     assert str(settings.tokenizer.path) == "/opt/llmops/model/tokenizer.json"
     assert '"$out/model/"' in (SERVICES_DIR / "ingestion" / "docker-extra.sh").read_text()
+
+
+# ------------------------------------------------------------------ ports and Weaviate's key
+
+
+def test_published_ports_are_the_ports_file(compose: dict[str, Any]) -> None:
+    def published(name: str) -> set[tuple[str, int]]:
+        out = set()
+        for entry in compose["services"][name].get("ports", []):
+            if isinstance(entry, dict):
+                out.add((str(entry.get("host_ip", "")), int(entry["published"])))
+            else:  # short form, ip:host:container[/proto]
+                ip, port, _ = str(entry).split("/")[0].rsplit(":", 2)
+                out.add((ip, int(port)))
+        return out
+
+    host = ports.local_host()
+    for service in SERVICE_DIRS:
+        assert published(service) == {(host, ports.service_port(service))}, service
+        # The container listens on the same number, its settings' default.
+        assert container_ports(compose["services"][service]) == {default_port(service)}
+    assert published("kafka") == {(host, ports.port("KAFKA_PORT"))}
+    assert published("weaviate") == {(host, ports.port("WEAVIATE_PORT")),
+                                     (host, ports.port("WEAVIATE_GRPC_PORT"))}
+
+
+def test_no_service_port_is_written_out_anywhere_else() -> None:
+    # Every port lives in llmops_kit/ports.env; a literal elsewhere would drift from it.
+    literal = re.compile(r"""["'=:]\s*(5006[1-6]|8090|8080|50051)\b""")
+    files = [COMPOSE_FILE, *REPO.glob("libs/*/src/**/*.py"), *REPO.glob("services/*/src/**/*.py"),
+             *REPO.glob("tests/e2e/*.py"), *REPO.glob("bench/*.py")]
+    found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+             for path in files for number, line in enumerate(path.read_text().splitlines(), 1)
+             if literal.search(line) and not line.lstrip().startswith("#")
+             and "uv run" not in line]
+    assert not found, "\n".join(found)
+
+
+def test_weaviate_in_compose_needs_the_api_key_and_the_vector_store_sends_it() -> None:
+    exe = shutil.which("docker-compose")
+    assert exe, "docker-compose is not on PATH"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LLMOPS_") and k not in ports.defaults()}
+    result = subprocess.run([exe, "-f", str(COMPOSE_FILE), "config"], cwd=REPO,
+                            env={**env, "LLMOPS_WEAVIATE_API_KEY": "k-123"},
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    weaviate = services["weaviate"]["environment"]
+    assert (weaviate["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"],
+            weaviate["AUTHENTICATION_APIKEY_ENABLED"]) == ("false", "true")
+    assert weaviate["AUTHENTICATION_APIKEY_ALLOWED_KEYS"] == "k-123"
+    assert services["vector-store"]["environment"]["LLMOPS_VECTORSTORE_WEAVIATE__API_KEY"] == "k-123"
 
 
 def test_infrastructure_images_match_the_local_scripts(compose: dict[str, Any]) -> None:

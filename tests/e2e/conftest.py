@@ -20,6 +20,7 @@ from llmops.ingestion.v1 import ingestion_pb2_grpc
 from llmops.registry.v1 import registry_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2_grpc
 from llmops_cli import stack
+from llmops_kit import ports
 from llmops_kit.settings import KafkaSettings
 
 
@@ -88,20 +89,20 @@ def answer_stack(e2e_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 async def inference(answer_stack: Stack) -> AsyncIterator[inference_pb2_grpc.InferenceServiceStub]:
-    async with grpc.aio.insecure_channel("127.0.0.1:50066") as ch:
+    async with grpc.aio.insecure_channel(ports.service_address("inference")) as ch:
         yield inference_pb2_grpc.InferenceServiceStub(ch)
 
 
 @pytest.fixture(scope="session")
 async def registry(answer_stack: Stack) -> AsyncIterator[registry_pb2_grpc.ModelRegistryServiceStub]:
-    async with grpc.aio.insecure_channel("127.0.0.1:50065") as ch:
+    async with grpc.aio.insecure_channel(ports.service_address("model-registry")) as ch:
         yield registry_pb2_grpc.ModelRegistryServiceStub(ch)
 
 
 @pytest.fixture(scope="session")
 async def stubs(e2e_stack: Stack) -> AsyncIterator[Stubs]:
-    ing = grpc.aio.insecure_channel("127.0.0.1:50061")
-    vs = grpc.aio.insecure_channel("127.0.0.1:50063")
+    ing = grpc.aio.insecure_channel(ports.service_address("ingestion"))
+    vs = grpc.aio.insecure_channel(ports.service_address("vector-store"))
     yield Stubs(ingestion_pb2_grpc.IngestionServiceStub(ing),
                 vectorstore_pb2_grpc.VectorStoreServiceStub(vs))
     await ing.close()

@@ -43,7 +43,7 @@ def document(doc_id: str, paragraphs: int) -> ingestion_pb2.Document:
 
 
 async def produce(kafka: KafkaSettings, tenant: str, docs: list[ingestion_pb2.Document]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all",
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all",
                                 max_request_size=kafka.producer_max_request_size)
     await producer.start()
     try:
@@ -87,8 +87,8 @@ class TopicWatch:
     _consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap_servers,
-                                          group_id=None, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(**self.kafka.client_options(), group_id=None,
+                                          enable_auto_commit=False)
         await self._consumer.start()
         parts = [TopicPartition(self.topic, p)
                  for p in self._consumer.partitions_for_topic(self.topic) or ()]

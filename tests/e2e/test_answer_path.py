@@ -22,7 +22,7 @@ from llmops.ingestion.v1 import ingestion_pb2
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
 from llmops_cli import stack
 from llmops_cli.client import collect, document_for
-from llmops_kit import events, topics
+from llmops_kit import events, ports, topics
 from llmops_kit.settings import KafkaSettings
 from llmops_kit.testing import error_reason
 
@@ -165,7 +165,7 @@ async def test_completed_events_carry_stages_and_no_raw_pii(
     inference: Inference, answer_stack: Stack, corpus: list[str], kafka: KafkaSettings
 ) -> None:
     consumer = AIOKafkaConsumer(topics.INFERENCE_COMPLETED,
-                                bootstrap_servers=kafka.bootstrap_servers,
+                                **kafka.client_options(),
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
@@ -338,7 +338,8 @@ async def test_a_lora_version_is_served_as_soon_as_an_alias_points_at_it(
     assert tuned.model_version == f"{MODEL}@{lora.version}"
     assert tuned.answer != base.answer  # the adapter's weights were used
     admin = {"x-api-key": answer_stack.env["LLMOPS_ADMIN_KEY"]}
-    async with httpx.AsyncClient(base_url="http://127.0.0.1:8090", headers=admin) as http:
+    async with httpx.AsyncClient(base_url=ports.local_url("LLMOPS_GENERATION_PORT"),
+                                 headers=admin) as http:
         adapters = (await http.get("/admin/adapters")).json()["adapters"]
     assert f"{MODEL}-v{lora.version}" in {a["adapter_id"] for a in adapters}
     assert stack.service_pid("generation") == pid  # loaded live, no restart

@@ -13,7 +13,7 @@ from e2e_support import Stack, Stubs, stats, tenant_name, wait_indexed
 from llmops.ingestion.v1 import events_pb2, ingestion_pb2
 from llmops.vectorstore.v1 import vectorstore_pb2
 from llmops_cli.client import collect, document_for
-from llmops_kit import events, topics
+from llmops_kit import events, ports, topics
 from llmops_kit.kafka import HEADER_DLQ_REASON
 from llmops_kit.settings import KafkaSettings
 from llmops_kit.testing import error_reason
@@ -35,7 +35,7 @@ async def search(stubs: Stubs, md: tuple, query: str, mode: int = vectorstore_pb
 @pytest.fixture(scope="module")
 async def corpus_a(e2e_stack: Stack) -> dict[str, int]:
     """The sample corpus ingested for tenant A over gRPC; returns chunk counts per document."""
-    channel = grpc.aio.insecure_channel("127.0.0.1:50061")
+    channel = grpc.aio.insecure_channel(ports.service_address("ingestion"))
     from llmops.ingestion.v1 import ingestion_pb2_grpc
     stub = ingestion_pb2_grpc.IngestionServiceStub(channel)
     req = ingestion_pb2.SubmitDocumentsRequest(
@@ -193,7 +193,7 @@ async def test_bad_search_arguments(e2e_stack: Stack, stubs: Stubs) -> None:
 
 
 async def _dlq_reasons(kafka: KafkaSettings, topic: str, keys: set[bytes]) -> dict[bytes, str]:
-    consumer = AIOKafkaConsumer(topics.dead_letter(topic), bootstrap_servers=kafka.bootstrap_servers,
+    consumer = AIOKafkaConsumer(topics.dead_letter(topic), **kafka.client_options(),
                                 auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     found: dict[bytes, str] = {}
@@ -214,7 +214,7 @@ async def test_external_kafka_producer_and_poison_messages(
     e2e_stack: Stack, stubs: Stubs, kafka: KafkaSettings
 ) -> None:
     tenant = KAFKA_TENANT
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**kafka.client_options(), acks="all")
     await producer.start()
     good_ids = [f"kdoc-{i}" for i in range(5)]
     try:

@@ -191,7 +191,7 @@ async def test_two_replicas_share_the_work(
     e2e_stack.start("embedding", replica=1)
     await e2e_stack.wait("embedding", replica=1)
     try:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+        admin = AIOKafkaAdminClient(**kafka.client_options())
         await admin.start()
         try:
             members: list = []

@@ -12,7 +12,6 @@ collide.
 from __future__ import annotations
 
 import math
-import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -135,11 +134,9 @@ def _hit(r: ChunkRecord, score: float) -> Hit:
 
 
 def weaviate_backend() -> LocalWeaviate:
-    return LocalWeaviate(
-        host=os.environ.get("WEAVIATE_HOST", "127.0.0.1"),
-        http_port=int(os.environ.get("WEAVIATE_PORT", "8080")),
-        grpc_port=int(os.environ.get("WEAVIATE_GRPC_PORT", "50051")),
-    )
+    # The settings' defaults: the ports file (or WEAVIATE_PORT / WEAVIATE_GRPC_PORT) and the
+    # API key weaviate.sh generated under $LLMOPS_HOME/secrets.
+    return LocalWeaviate()
 
 
 async def open_store(prefix: str) -> WeaviateStore:

@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from llmops.admin.v1 import admin_pb2, admin_pb2_grpc
 from llmops_cli.client import admin_key, metadata
 from llmops_cli.registry_cmds import _emit, _when
+from llmops_kit import ports
 
 TIMEOUT = 30.0
 ROLES = {"member": admin_pb2.ROLE_MEMBER, "maintainer": admin_pb2.ROLE_MAINTAINER,
@@ -54,7 +55,7 @@ def since(value: str) -> datetime:
 @asynccontextmanager
 async def _admin() -> AsyncIterator[admin_pb2_grpc.AdminServiceAsyncStub]:
     address = (os.environ.get("LLMOPS_ADMIN_ADDR") or os.environ.get("LLMOPS_REGISTRY_ADDR")
-               or "127.0.0.1:50065")
+               or ports.service_address("model-registry"))
     async with grpc.aio.insecure_channel(address) as ch:
         yield cast("admin_pb2_grpc.AdminServiceAsyncStub", admin_pb2_grpc.AdminServiceStub(ch))
 

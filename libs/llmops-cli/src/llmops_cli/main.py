@@ -26,6 +26,7 @@ from llmops_cli.client import (
     files_to_ingest,
     metadata,
 )
+from llmops_kit import ports
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
@@ -34,8 +35,8 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 def _clients() -> Clients:
     return Clients(
-        os.environ.get("LLMOPS_INGESTION_ADDR", "127.0.0.1:50061"),
-        os.environ.get("LLMOPS_VECTORSTORE_ADDR", "127.0.0.1:50063"),
+        os.environ.get("LLMOPS_INGESTION_ADDR", ports.service_address("ingestion")),
+        os.environ.get("LLMOPS_VECTORSTORE_ADDR", ports.service_address("vector-store")),
     )
 
 
@@ -157,7 +158,7 @@ async def cmd_safety_check(args: argparse.Namespace) -> int:
     md = metadata(api_key_for(args.tenant, args.api_key))
     direction = {"input": safety_pb2.DIRECTION_INPUT, "output": safety_pb2.DIRECTION_OUTPUT}
     async with grpc.aio.insecure_channel(
-            os.environ.get("LLMOPS_SAFETY_ADDR", "127.0.0.1:50064")) as ch:
+            os.environ.get("LLMOPS_SAFETY_ADDR", ports.service_address("safety"))) as ch:
         resp = await safety_pb2_grpc.SafetyServiceStub(ch).CheckText(
             safety_pb2.CheckTextRequest(text=args.text, direction=direction[args.direction]),
             metadata=md, timeout=30)
@@ -184,7 +185,7 @@ async def cmd_ask(args: argparse.Namespace) -> int:
         req.prompt_name, _, label = args.prompt.partition("@")
         req.prompt_label = label
     async with grpc.aio.insecure_channel(
-            os.environ.get("LLMOPS_INFERENCE_ADDR", "127.0.0.1:50066")) as ch:
+            os.environ.get("LLMOPS_INFERENCE_ADDR", ports.service_address("inference"))) as ch:
         stub = inference_pb2_grpc.InferenceServiceStub(ch)
         if args.stream:
             resp = inference_pb2.GenerateResponse()

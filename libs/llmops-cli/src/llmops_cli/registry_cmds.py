@@ -23,6 +23,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
 from llmops_cli.client import api_key_for, metadata
+from llmops_kit import ports
 
 TIMEOUT = 30.0
 Metadata = tuple[tuple[str, str], ...]
@@ -39,7 +40,7 @@ def _md(args: argparse.Namespace) -> Metadata:
 @asynccontextmanager
 async def _registry() -> AsyncIterator[registry_pb2_grpc.ModelRegistryServiceAsyncStub]:
     async with grpc.aio.insecure_channel(
-            os.environ.get("LLMOPS_REGISTRY_ADDR", "127.0.0.1:50065")) as ch:
+            os.environ.get("LLMOPS_REGISTRY_ADDR", ports.service_address("model-registry"))) as ch:
         # The stub's overloads pick the async type for an aio channel; grpc itself is untyped.
         yield cast("registry_pb2_grpc.ModelRegistryServiceAsyncStub",
                    registry_pb2_grpc.ModelRegistryServiceStub(ch))

@@ -17,6 +17,8 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from llmops_kit import ports
+
 
 def repo_root() -> Path:
     env = os.environ.get("LLMOPS_REPO")
@@ -37,11 +39,15 @@ def llmops_home() -> Path:
 class ServiceSpec:
     name: str
     module: str
-    port: int
     # "grpc": the standard gRPC health service; "http": GET /health answers 200 (TGI's API).
     protocol: str = "grpc"
     # Its settings' env prefix, when it is not LLMOPS_<NAME without dashes>_.
     env_prefix: str = ""
+
+    @property
+    def port(self) -> int:
+        """Its port: llmops_kit's ports file, or the env var of the same name."""
+        return ports.service_port(self.name)
 
     @property
     def port_variable(self) -> str:
@@ -51,13 +57,13 @@ class ServiceSpec:
 
 
 SERVICES = (
-    ServiceSpec("embedding", "llmops_embedding", 50062),
-    ServiceSpec("vector-store", "llmops_vectorstore", 50063),
-    ServiceSpec("ingestion", "llmops_ingestion", 50061),
-    ServiceSpec("safety", "llmops_safety", 50064),
-    ServiceSpec("model-registry", "llmops_registry", 50065, env_prefix="LLMOPS_REGISTRY_"),
-    ServiceSpec("generation", "llmops_generation", 8090, protocol="http"),
-    ServiceSpec("inference", "llmops_inference", 50066),
+    ServiceSpec("embedding", "llmops_embedding"),
+    ServiceSpec("vector-store", "llmops_vectorstore"),
+    ServiceSpec("ingestion", "llmops_ingestion"),
+    ServiceSpec("safety", "llmops_safety"),
+    ServiceSpec("model-registry", "llmops_registry", env_prefix="LLMOPS_REGISTRY_"),
+    ServiceSpec("generation", "llmops_generation", protocol="http"),
+    ServiceSpec("inference", "llmops_inference"),
 )
 INFRA = ("kafka", "weaviate")
 

@@ -65,7 +65,7 @@ class EventBus:
         self._listeners: list[HealthListener] = []
         self._degraded: set[str] = set()
         self.broker = KafkaBroker(
-            **settings.client_options(),
+            **settings.broker_options(),
             client_id=client_id,
             acks="all",
             enable_idempotence=True,

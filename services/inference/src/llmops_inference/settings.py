@@ -8,6 +8,7 @@ import socket
 
 from pydantic import BaseModel, Field, SecretStr
 
+from llmops_kit import ports
 from llmops_kit.settings import ServiceSettings, service_config
 
 
@@ -19,7 +20,7 @@ def default_replica_id() -> str:
 class TgiBackend(BaseModel):
     """The local generation server by default; a TGI / vLLM / SGLang endpoint in production."""
 
-    url: str = "http://127.0.0.1:8090"
+    url: str = Field(default_factory=lambda: ports.local_url("LLMOPS_GENERATION_PORT"))
     token: SecretStr | None = None
     # For the project's generation server's /admin routes (loading LoRA versions). Default:
     # the platform admin key (LLMOPS_ADMIN_KEY; DEV_ADMIN_KEY in development mode).
@@ -33,12 +34,14 @@ class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_INFERENCE_")
 
     service_name: str = "inference"
-    grpc_port: int = 50066
+    grpc_port: int = Field(default_factory=lambda: ports.service_port("inference"))
     generation: TgiBackend = Field(default_factory=TgiBackend)
-    embedding_address: str = "127.0.0.1:50062"
-    vector_store_address: str = "127.0.0.1:50063"
-    registry_address: str = "127.0.0.1:50065"
-    safety_address: str = "127.0.0.1:50064"
+    embedding_address: str = Field(default_factory=lambda: ports.service_address("embedding"))
+    vector_store_address: str = Field(
+        default_factory=lambda: ports.service_address("vector-store"))
+    registry_address: str = Field(
+        default_factory=lambda: ports.service_address("model-registry"))
+    safety_address: str = Field(default_factory=lambda: ports.service_address("safety"))
     dependency_timeout_seconds: float = Field(default=10.0, gt=0)
     default_model_alias: str = "production"
     default_model_name: str = "smollm2-135m-instruct"

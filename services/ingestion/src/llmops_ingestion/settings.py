@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from llmops_kit import ports
 from llmops_kit.settings import ServiceSettings, service_config
 
 
@@ -25,7 +26,7 @@ class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_INGESTION_")
 
     service_name: str = "ingestion"
-    grpc_port: int = 50061
+    grpc_port: int = Field(default_factory=lambda: ports.service_port("ingestion"))
     database_url: str = "sqlite:///.llmops/data/ingestion.db"
     tokenizer: Annotated[
         HuggingFaceTokenizerConfig | WordTokenizerConfig, Field(discriminator="kind")

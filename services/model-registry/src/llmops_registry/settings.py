@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from llmops_kit import ports
 from llmops_kit.settings import ServiceSettings, service_config
 from llmops_registry.domain.models import DEFAULT_FORMATS
 
@@ -26,7 +27,7 @@ class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_REGISTRY_")
 
     service_name: str = "model-registry"
-    grpc_port: int = 50065
+    grpc_port: int = Field(default_factory=lambda: ports.service_port("model-registry"))
     # SQLite file (relative to the working directory) by default; postgresql+psycopg://... too.
     database_url: str = "sqlite:///.llmops/data/registry.db"
     seed_model: SeedModelSettings = Field(default_factory=SeedModelSettings)

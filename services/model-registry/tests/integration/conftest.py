@@ -84,7 +84,7 @@ async def start_registry(database_url: str, kafka: KafkaSettings, topics: Regist
 async def read_topic(kafka: KafkaSettings, topic: str, n: int, timeout: float = 30,
                      key: str | None = None) -> list[ConsumerRecord[Any, Any]]:
     """The first n records of a topic (with that key), fewer if the timeout passes first."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka.bootstrap_servers,
+    consumer = AIOKafkaConsumer(topic, **kafka.client_options(),
                                 auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     got: list[ConsumerRecord[Any, Any]] = []

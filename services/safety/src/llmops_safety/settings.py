@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llmops_kit import ports
 from llmops_kit.settings import ServiceSettings, service_config
 from llmops_pii import PII_CATEGORIES
 from llmops_safety.domain.model import InjectionAction
@@ -131,7 +132,7 @@ class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_SAFETY_")
 
     service_name: str = "safety"
-    grpc_port: int = 50064
+    grpc_port: int = Field(default_factory=lambda: ports.service_port("safety"))
     detoxify: DetoxifySettings = Field(default_factory=DetoxifySettings)
     policies: PoliciesSettings = Field(default_factory=PoliciesSettings)
     max_text_chars: int = Field(default=200_000, ge=1)

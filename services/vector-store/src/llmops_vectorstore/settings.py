@@ -2,20 +2,39 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
-from llmops_kit.settings import ServiceSettings, service_config
+from llmops_kit import ports
+from llmops_kit.settings import ServiceSettings, read_secret, secret_file, service_config
 
 
 class LocalWeaviate(BaseModel):
-    """A weaviate-server on this machine (infra/scripts/weaviate.sh), no auth."""
+    """A weaviate-server on this machine (infra/scripts/weaviate.sh), with its API key.
+
+    The key is the file weaviate.sh generates ($LLMOPS_HOME/secrets/weaviate.key) unless
+    `api_key` is set. No file and no key: anonymous, for a server started without auth.
+    """
 
     kind: Literal["local"] = "local"
-    host: str = "127.0.0.1"
-    http_port: int = 8080
-    grpc_port: int = 50051
+    host: str = Field(default_factory=ports.local_host)
+    http_port: int = Field(default_factory=lambda: ports.port("WEAVIATE_PORT"))
+    grpc_port: int = Field(default_factory=lambda: ports.port("WEAVIATE_GRPC_PORT"))
+    api_key: SecretStr | None = None
+    # The file weaviate.sh writes (it reads WEAVIATE_API_KEY_FILE too).
+    api_key_file: Path = Field(default_factory=lambda: Path(
+        os.environ.get("WEAVIATE_API_KEY_FILE") or secret_file("weaviate.key")))
+
+    def credentials(self) -> SecretStr | None:
+        """The API key to send: the setting, else the key file's, else None (anonymous)."""
+        if self.api_key is not None:
+            return self.api_key
+        if not self.api_key_file.exists():
+            return None
+        return read_secret(self.api_key_file, "weaviate api_key_file")
 
 
 class RemoteWeaviate(BaseModel):
@@ -37,7 +56,7 @@ WeaviateBackend = Annotated[LocalWeaviate | RemoteWeaviate, Field(discriminator=
 class EmbeddingClientSettings(BaseModel):
     """How Search reaches the embedding service to embed query text."""
 
-    address: str = "127.0.0.1:50062"
+    address: str = Field(default_factory=lambda: ports.service_address("embedding"))
     # When unset, the caller's own `x-api-key` is forwarded, so the embedding service sees the
     # same tenant as the vector-store did. Set it to call with one service key instead.
     api_key: SecretStr | None = None
@@ -48,7 +67,7 @@ class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_VECTORSTORE_")
 
     service_name: str = "vector-store"
-    grpc_port: int = 50063
+    grpc_port: int = Field(default_factory=lambda: ports.service_port("vector-store"))
     weaviate: WeaviateBackend = Field(default_factory=LocalWeaviate)
     # Seconds to keep retrying the first connection (Weaviate may still be starting).
     weaviate_connect_timeout_seconds: float = Field(default=60.0, ge=0)

@@ -65,7 +65,7 @@ async def test_index_announce_delete(weaviate_store, tenant, kafka: KafkaSetting
     handlers = IndexingHandlers(Indexer(weaviate_store), bus, DIMS, sink=sink)
     register(bus, handlers, f"vs-{run}", f"vs-{run}-deletes", 64, vectors=src, deletes=dels)
 
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers)
+    producer = AIOKafkaProducer(**kafka.client_options())
     await producer.start()
 
     async def send(topic: str, ev: Any, doc: str) -> None:

@@ -56,3 +56,36 @@ def test_chunk_uuid():
     u = uuid.uuid4()
     assert chunk_uuid(str(u)) == u
     assert chunk_uuid("doc/1/0") == chunk_uuid("doc/1/0") != chunk_uuid("doc/1/1")
+
+
+def test_local_backend_reads_the_generated_key_file(tmp_path, monkeypatch):
+    # weaviate.sh writes $LLMOPS_HOME/secrets/weaviate.key; the settings find it by default.
+    monkeypatch.setenv("LLMOPS_HOME", str(tmp_path))
+    backend = Settings().weaviate
+    assert isinstance(backend, LocalWeaviate)
+    assert backend.api_key_file == tmp_path / "secrets" / "weaviate.key"
+    assert backend.credentials() is None  # no file yet: anonymous, as against an older server
+    backend.api_key_file.parent.mkdir()
+    backend.api_key_file.write_text("k3y-from-file\n")
+    key = backend.credentials()
+    assert key is not None and key.get_secret_value() == "k3y-from-file"
+    assert "k3y" not in repr(backend)
+
+
+def test_local_backend_key_from_env_wins_over_the_file(tmp_path, monkeypatch):
+    (tmp_path / "file.key").write_text("from-file")
+    monkeypatch.setenv("LLMOPS_VECTORSTORE_WEAVIATE__KIND", "local")
+    monkeypatch.setenv("LLMOPS_VECTORSTORE_WEAVIATE__API_KEY_FILE", str(tmp_path / "file.key"))
+    assert Settings().weaviate.credentials().get_secret_value() == "from-file"
+    monkeypatch.setenv("LLMOPS_VECTORSTORE_WEAVIATE__API_KEY", "from-env")
+    assert Settings().weaviate.credentials().get_secret_value() == "from-env"
+    (tmp_path / "file.key").write_text("")
+    monkeypatch.delenv("LLMOPS_VECTORSTORE_WEAVIATE__API_KEY")
+    with pytest.raises(ValueError, match=r"weaviate api_key_file: .*file\.key is empty"):
+        Settings().weaviate.credentials()
+
+
+def test_local_backend_follows_the_scripts_key_file_variable(tmp_path, monkeypatch):
+    # weaviate.sh reads WEAVIATE_API_KEY_FILE; the settings' default is the same file.
+    monkeypatch.setenv("WEAVIATE_API_KEY_FILE", str(tmp_path / "elsewhere.key"))
+    assert Settings().weaviate.api_key_file == tmp_path / "elsewhere.key"

@@ -166,10 +166,20 @@ async def ensure_collection(
         log.info("collection %s was created concurrently (%s)", name, exc.status_code)
 
 
+class WeaviateAuthError(WeaviateBaseError):
+    """Weaviate refused the credentials (or their absence)."""
+
+
+def _key(backend: LocalWeaviate | RemoteWeaviate) -> str | None:
+    key = backend.credentials() if isinstance(backend, LocalWeaviate) else backend.api_key
+    return key.get_secret_value() if key else None
+
+
 def make_client(backend: LocalWeaviate | RemoteWeaviate) -> weaviate.WeaviateAsyncClient:
     if isinstance(backend, LocalWeaviate):
         return weaviate.use_async_with_local(
-            host=backend.host, port=backend.http_port, grpc_port=backend.grpc_port
+            host=backend.host, port=backend.http_port, grpc_port=backend.grpc_port,
+            auth_credentials=_key(backend),
         )
     return weaviate.use_async_with_custom(
         http_host=backend.http_host,
@@ -178,7 +188,7 @@ def make_client(backend: LocalWeaviate | RemoteWeaviate) -> weaviate.WeaviateAsy
         grpc_host=backend.grpc_host,
         grpc_port=backend.grpc_port,
         grpc_secure=backend.grpc_secure,
-        auth_credentials=backend.api_key.get_secret_value() if backend.api_key else None,
+        auth_credentials=_key(backend),
     )
 
 
@@ -195,6 +205,13 @@ async def connect(
             return client
         except WeaviateBaseError as exc:
             await client.close()
+            if isinstance(exc, UnexpectedStatusCodeError) and exc.status_code in (401, 403):
+                # A missing or wrong API key does not heal by waiting.
+                raise WeaviateAuthError(
+                    f"Weaviate refused the connection ({exc.status_code}): "
+                    + ("no API key" if _key(backend) is None else "wrong API key")
+                    + " (LLMOPS_VECTORSTORE_WEAVIATE__API_KEY or __API_KEY_FILE)"
+                ) from None
             if time.monotonic() + delay > deadline:
                 raise
             log.warning("Weaviate not reachable yet (%s); retrying in %.1fs", exc, delay)
