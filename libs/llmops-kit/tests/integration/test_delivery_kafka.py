@@ -26,6 +26,7 @@ from llmops_kit.delivery import DeadLetterFailed
 from llmops_kit.errors import Unavailable
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import Batch, EventBus, ensure_topics
+from llmops_kit.key_resolver import KeyResolver
 from llmops_kit.settings import KafkaSettings, ServiceSettings
 from llmops_kit.testing import read_topic
 
@@ -212,7 +213,7 @@ async def test_an_outage_is_retried_not_dead_lettered_and_grpc_health_follows(
     bus = EventBus(settings.kafka, client_id=f"test-{unique}")
     handler = Dependency()
     bus.subscribe_batch(et, f"g-{unique}", handler)
-    server = GrpcServer("127.0.0.1", 0, {})
+    server = GrpcServer("127.0.0.1", 0, KeyResolver(None, {}))
     app = ServiceApp(settings, bus, server, [et.topic])
     await app.start()
     try:

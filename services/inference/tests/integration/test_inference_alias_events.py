@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from llmops.registry.v1 import registry_pb2
-from llmops_inference.api.events import register
+from llmops_inference.api.events import AliasHandlers, register
 from llmops_inference.settings import Settings
 from llmops_kit import events
 from llmops_kit.kafka import EventBus, ensure_topics
@@ -27,7 +27,7 @@ class Resolutions:
     async def resolve(self, alias: str) -> object:
         raise AssertionError("not resolved in this test")
 
-    def invalidate(self, model_name: str | None = None) -> None:
+    def invalidate(self, model_name: str | None = None, tenant: str | None = None) -> None:
         self.invalidated[model_name or ""] += 1
 
 
@@ -52,7 +52,7 @@ async def test_two_replicas_both_invalidate_on_one_change(kafka: KafkaSettings) 
     replicas = [Resolutions(), Resolutions()]
     buses = [EventBus(kafka, client_id=f"test-inference-{run}-{i}") for i in range(2)]
     for bus, models, group in zip(buses, replicas, groups, strict=True):
-        register(bus, models, group, source=topic)
+        register(bus, AliasHandlers(models), group, source=topic)  # type: ignore[arg-type]
 
     async def change(name: str) -> None:
         await buses[0].publish(topic, registry_pb2.ModelAliasChanged(

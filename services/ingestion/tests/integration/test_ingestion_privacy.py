@@ -21,13 +21,14 @@ from llmops_ingestion.adapters.pii import PiiRedactor
 from llmops_ingestion.adapters.sql_store import SqlDocumentStore, make_engine
 from llmops_ingestion.adapters.tokenizers import WordTokenizer
 from llmops_ingestion.api import events as event_api
-from llmops_ingestion.api.grpc import IngestionServicer
+from llmops_ingestion.api.grpc import ROLES, IngestionServicer
 from llmops_ingestion.domain.chunking import ChunkingPolicy
 from llmops_ingestion.domain.service import IngestionService, Limits
 from llmops_ingestion.settings import Settings
 from llmops_kit import events
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import HEADER_DLQ_ERROR, HEADER_DLQ_REASON, EventBus, ensure_topics
+from llmops_kit.key_resolver import build_resolver
 from llmops_kit.settings import KafkaSettings
 from llmops_kit.testing import error_reason, read_topic
 
@@ -59,9 +60,9 @@ async def ingestion(kafka: KafkaSettings, tmp_path: Path) -> AsyncIterator[Runni
         ChunkingPolicy(50, 10), Limits(), redactor=PiiRedactor())
     event_api.register(bus, event_api.IngestionHandlers(service), 16, submitted=submitted,
                        group=f"ingestion-{run}")
-    server = GrpcServer("127.0.0.1", 0, Settings().api_key_map())
+    server = GrpcServer("127.0.0.1", 0, build_resolver(Settings()))
     server.add(ingestion_pb2_grpc.add_IngestionServiceServicer_to_server,
-               IngestionServicer(service), ["llmops.ingestion.v1.IngestionService"])
+               IngestionServicer(service), ["llmops.ingestion.v1.IngestionService"], ROLES)
     await bus.start()
     port = await server.start()
     try:

@@ -79,7 +79,7 @@ def service(store: SqlDocumentStore) -> IngestionService:
 @pytest.fixture
 def consumers(service: IngestionService) -> Consumers:
     bus = Consumers()
-    event_api.register(bus, service, 64)  # type: ignore[arg-type]
+    event_api.register(bus, event_api.IngestionHandlers(service), 64)  # type: ignore[arg-type]
     return bus
 
 

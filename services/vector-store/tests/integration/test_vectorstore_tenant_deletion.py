@@ -13,14 +13,14 @@ from llmops_kit.testing import eventually, send_tenant_deleted, tenant_deleted_t
 from llmops_vectorstore.adapters.weaviate import WeaviateStore
 from llmops_vectorstore.adapters.weaviate_schema import tenant_name
 from llmops_vectorstore.api import tenants
-from llmops_vectorstore.domain.model import ChunkRecord, DocumentState
+from llmops_vectorstore.domain.model import ChunkRecord
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
 async def fill(store: WeaviateStore, tenant: str) -> None:
     for doc in ("a.md", "b.md"):
-        await store.put_document(tenant, DocumentState(doc, latest_version=1))
+        await store.put_latest_version(tenant, doc, 1)
         await store.upsert_chunks(tenant, [
             ChunkRecord(chunk_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{tenant}/{doc}/{i}")),
                         document_id=doc, document_version=1, chunk_index=i, text=f"{doc} {i}",
