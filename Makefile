@@ -4,6 +4,8 @@ SHELL := /bin/bash
 export LLMOPS_HOME ?= $(CURDIR)/.llmops
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# setup.sh installs uv with pip --user: its folder must be on PATH for the scripts that call uv.
+export PATH := $(HOME)/.local/bin:$(PATH)
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 # The demo and the tests run in development mode: well-known keys (dev-key-acme, dev-admin-key).

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from e2e_support import Stubs, stats, wait_indexed
@@ -90,11 +91,17 @@ class TopicWatch:
         self._consumer = AIOKafkaConsumer(**self.kafka.client_options(), group_id=None,
                                           enable_auto_commit=False)
         await self._consumer.start()
-        parts = [TopicPartition(self.topic, p)
-                 for p in self._consumer.partitions_for_topic(self.topic) or ()]
-        if not parts:
+        ids: set[int] = set()
+        for _ in range(50):
+            await self._consumer.topics()  # loads the cluster's metadata
+            ids = self._consumer.partitions_for_topic(self.topic) or set()
+            if ids:
+                break
+            await asyncio.sleep(0.1)
+        if not ids:
             await self._consumer.stop()
             raise AssertionError(f"topic {self.topic} has no partitions")
+        parts = [TopicPartition(self.topic, p) for p in sorted(ids)]
         self._consumer.assign(parts)
         ends = await self._consumer.end_offsets(parts)
         for tp, offset in ends.items():
@@ -123,8 +130,15 @@ async def document_counts(stubs: Stubs, md: tuple, ids: Iterable[str]
     """document id -> (chunk_count, indexed_chunk_count) as ingestion's store reports them."""
     out = {}
     for doc_id in ids:
-        st = await stubs.ingestion.GetDocumentStatus(
-            ingestion_pb2.GetDocumentStatusRequest(document_id=doc_id), metadata=md, timeout=10)
+        try:
+            st = await stubs.ingestion.GetDocumentStatus(
+                ingestion_pb2.GetDocumentStatusRequest(document_id=doc_id), metadata=md,
+                timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            out[doc_id] = (0, 0)  # submitted, not yet taken in by ingestion
+            continue
         out[doc_id] = (st.chunk_count, st.indexed_chunk_count)
     return out
 

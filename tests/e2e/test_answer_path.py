@@ -62,11 +62,12 @@ async def corpus(answer_stack: Stack, stubs: Stubs) -> list[str]:
 
 @pytest.fixture(scope="module")
 async def echo_prompt(registry: Registry, answer_stack: Stack) -> str:
+    # Shared (an admin's), since two tenants use it: a tenant's own prompt is its alone.
     name = f"echo-{RUN_ID}"
     await registry.CreatePromptVersion(
         registry_pb2.CreatePromptVersionRequest(name=name, template=ECHO_TEMPLATE,
-                                                labels=["production"]),
-        metadata=answer_stack.md(ASK), timeout=10)
+                                                labels=["production"], shared=True),
+        metadata=(("x-api-key", answer_stack.env["LLMOPS_ADMIN_KEY"]),), timeout=10)
     return name
 
 

@@ -12,7 +12,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from e2e_support import Stack, Stubs, stats, tenant_name
+from e2e_support import FAULT_TENANTS, Stack, Stubs, stats
 from fault_support import (
     TopicWatch,
     assert_exactly_once,
@@ -27,7 +27,6 @@ from llmops_kit.settings import KafkaSettings
 from llmops_kit.testing import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
-TENANT = tenant_name("faults")
 
 
 async def in_flight(stubs: Stubs, md: tuple, ids: list[str]) -> tuple[int, int]:
@@ -63,7 +62,8 @@ async def kill_mid_flight(stack_: Stack, stubs: Stubs, md: tuple, name: str, ids
 async def test_sigkill_each_service_mid_ingest(
     e2e_stack: Stack, stubs: Stubs, kafka: KafkaSettings
 ) -> None:
-    md = e2e_stack.md(TENANT)
+    tenant = FAULT_TENANTS["fkill"]
+    md = e2e_stack.md(tenant)
     baseline = base = (await stats(stubs, md)).chunk_count
     all_ids: list[str] = []
     rounds: list[tuple[str, list[str], int]] = []
@@ -71,7 +71,7 @@ async def test_sigkill_each_service_mid_ingest(
         docs = [document(f"r{round_no}-doc-{i}", 25) for i in range(28)]  # ~700 chunks
         ids = [d.document_id for d in docs]
         all_ids += ids
-        await produce(kafka, TENANT, docs)
+        await produce(kafka, tenant, docs)
         at_kill = await kill_mid_flight(e2e_stack, stubs, md, victim, ids, base, 100)
         rounds.append((victim, ids, at_kill))
         await asyncio.sleep(1.0)
@@ -94,15 +94,16 @@ async def test_sigkill_ingestion_while_publishing_a_documents_chunks(
     """A broker quota slows ingestion's producer down, so the kill lands between a document's
     chunk events: some are on the topic, the rest are not. The restarted ingestion re-publishes
     the document (its DocumentSubmitted offset was never committed) with the same event ids."""
-    md = e2e_stack.md(TENANT)
+    tenant = FAULT_TENANTS["fpublish"]
+    md = e2e_stack.md(tenant)
     before = (await stats(stubs, md)).chunk_count
     doc = document("mid-publish", 95)  # ~95 chunks: two ChunksCreated events of up to 64
-    key = events.document_key(TENANT, doc.document_id)
+    key = events.document_key(tenant, doc.document_id)
     watch = TopicWatch(kafka, topics.CHUNKS_CREATED)
     await watch.start()
     await asyncio.to_thread(producer_quota, kafka, "ingestion", 16 * 1024)
     try:
-        await produce(kafka, TENANT, [doc])
+        await produce(kafka, tenant, [doc])
         seen: list = []
         for _ in range(600):
             seen = watch.keyed(key)
@@ -155,12 +156,13 @@ async def test_dependency_down_longer_than_the_retry_window(
 ) -> None:
     """The outage outlasts the consumers' retry window (LLMOPS_KAFKA_RETRY_WINDOW_SECONDS in
     the e2e stack), so batches are rewound and redelivered; none is skipped or dead-lettered."""
-    md = e2e_stack.md(TENANT)
+    tenant = FAULT_TENANTS[f"f{dependency}"]
+    md = e2e_stack.md(tenant)
     docs = [document(f"{dependency}-outage-{i}", 20) for i in range(20)]
     ids = [d.document_id for d in docs]
     before = (await stats(stubs, md)).chunk_count
     rewound_before = rewinds(watched)
-    await produce(kafka, TENANT, docs)
+    await produce(kafka, tenant, docs)
     for _ in range(600):
         if (await stats(stubs, md)).chunk_count > before + 50:
             break
@@ -204,10 +206,11 @@ async def test_two_replicas_share_the_work(
             assert len(members) >= 2, "both replicas must join the 'embedding' group"
         finally:
             await admin.close()
-        md = e2e_stack.md(TENANT)
+        tenant = FAULT_TENANTS["freplicas"]
+        md = e2e_stack.md(tenant)
         docs = [document(f"replicas-{i}", 10) for i in range(16)]
         before = (await stats(stubs, md)).chunk_count
-        await produce(kafka, TENANT, docs)
+        await produce(kafka, tenant, docs)
         await assert_exactly_once(stubs, md, [d.document_id for d in docs], before)
     finally:
         e2e_stack.kill("embedding", replica=1)

@@ -52,6 +52,10 @@ M = TypeVar("M", bound=Message)
 HealthProbe = Callable[[], Awaitable[bool]]
 HealthListener = Callable[[bool], Awaitable[None]]
 PROBE_TIMEOUT_SECONDS = 5.0
+# How often registered probes are polled, so readiness follows a dependency even when no
+# record is in flight to notice it.
+PROBE_INTERVAL_SECONDS = 2.0
+DEPENDENCIES = "dependencies"  # the pseudo consumer group the probe watcher reports as
 
 
 class EventBus:
@@ -62,6 +66,7 @@ class EventBus:
         self.client_id = client_id
         self.stopping = False
         self._probes: list[HealthProbe] = []
+        self._watcher: asyncio.Task[None] | None = None
         self._listeners: list[HealthListener] = []
         self._degraded: set[str] = set()
         self.broker = KafkaBroker(
@@ -80,16 +85,29 @@ class EventBus:
     async def start(self) -> None:
         self.stopping = False
         await self.broker.start()
+        if self._probes and self._watcher is None:
+            self._watcher = asyncio.create_task(self._watch_dependencies())
 
     async def stop(self) -> None:
         self.stopping = True  # a batch retrying in place gives up (rewinds) instead of waiting
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
         await self.broker.stop()
+
+    async def _watch_dependencies(self) -> None:
+        while True:
+            await self.report(DEPENDENCIES, healthy=await self.dependencies_healthy())
+            await asyncio.sleep(PROBE_INTERVAL_SECONDS)
 
     # -- health ---------------------------------------------------------------------------
 
     def add_health_probe(self, probe: HealthProbe) -> None:
         """A dependency check consulted when a handler fails: while any probe reports down,
-        failures count as an outage (retried forever), never against the record."""
+        failures count as an outage (retried forever), never against the record. Probes are
+        also polled every PROBE_INTERVAL_SECONDS while the bus runs, so the service reports
+        NOT_SERVING during an outage even with no record in flight."""
         self._probes.append(probe)
 
     def on_health_change(self, listener: HealthListener) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
 from llmops_kit import app as app_module
+from llmops_kit import kafka as kafka_module
 from llmops_kit.app import ServiceApp, Stage
 from llmops_kit.kafka import EventBus
 from llmops_kit.settings import KafkaSettings, ServiceSettings
@@ -104,3 +106,35 @@ async def test_grpc_health_follows_the_consumers_until_stopping(app: Any) -> Non
     await service.bus.report("g1", healthy=False)
     await service.bus.report("g1", healthy=True)
     assert grpc.serving == [False, True]  # nothing flips readiness back on while stopping
+
+
+
+async def test_readiness_follows_a_dependency_probe_with_no_record_in_flight(
+        app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kafka_module, "PROBE_INTERVAL_SECONDS", 0.01)
+    service, _, grpc = app
+    bus = service.bus
+    up = True
+
+    async def probe() -> bool:
+        return up
+
+    async def nothing() -> None:
+        return None
+
+    monkeypatch.setattr(bus.broker, "start", nothing)
+    monkeypatch.setattr(bus.broker, "stop", nothing)
+    bus.add_health_probe(probe)
+    grpc.port = 1
+    await EventBus.start(bus)  # the real start: it polls the probes in the background
+    try:
+        for want in (False, True, False):
+            up = want
+            for _ in range(300):
+                if grpc.serving and grpc.serving[-1] is want:
+                    break
+                await asyncio.sleep(0.01)
+            assert grpc.serving[-1] is want
+    finally:
+        await EventBus.stop(bus)
+    assert bus._watcher is None
