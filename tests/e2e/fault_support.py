@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from e2e_support import Stubs, stats, wait_indexed
 from llmops.ingestion.v1 import events_pb2, ingestion_pb2
@@ -90,18 +91,17 @@ class TopicWatch:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(**self.kafka.client_options(), group_id=None,
                                           enable_auto_commit=False)
-        await self._consumer.start()
-        ids: set[int] = set()
-        for _ in range(50):
-            await self._consumer.topics()  # loads the cluster's metadata
-            ids = self._consumer.partitions_for_topic(self.topic) or set()
-            if ids:
-                break
-            await asyncio.sleep(0.1)
+        admin = AIOKafkaAdminClient(**self.kafka.client_options())
+        await admin.start()
+        try:
+            described = await admin.describe_topics([self.topic])
+        finally:
+            await admin.close()
+        ids = sorted(p["partition"] for t in described for p in t.get("partitions", ()))
         if not ids:
-            await self._consumer.stop()
             raise AssertionError(f"topic {self.topic} has no partitions")
-        parts = [TopicPartition(self.topic, p) for p in sorted(ids)]
+        await self._consumer.start()
+        parts = [TopicPartition(self.topic, p) for p in ids]
         self._consumer.assign(parts)
         ends = await self._consumer.end_offsets(parts)
         for tp, offset in ends.items():
@@ -146,7 +146,9 @@ async def document_counts(stubs: Stubs, md: tuple, ids: Iterable[str]
 async def chunks_in_weaviate(stubs: Stubs, md: tuple, doc_id: str) -> list[str]:
     hits = await stubs.vector_store.Search(
         vectorstore_pb2.SearchRequest(
-            query="alpha bravo", top_k=100, mode=vectorstore_pb2.SEARCH_MODE_KEYWORD,
+            # Hybrid, the platform's default: Weaviate's pure BM25 with a filter was seen to
+            # miss re-written objects that its vector and hybrid search return.
+            query="alpha bravo", top_k=100, mode=vectorstore_pb2.SEARCH_MODE_HYBRID,
             filters=[vectorstore_pb2.MetadataFilter(key="document_id", equals=doc_id)]),
         metadata=md, timeout=30)
     return [h.chunk_id for h in hits.hits]
