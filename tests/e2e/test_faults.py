@@ -92,28 +92,33 @@ async def test_sigkill_each_service_mid_ingest(
 async def test_sigkill_ingestion_while_publishing_a_documents_chunks(
     e2e_stack: Stack, stubs: Stubs, kafka: KafkaSettings
 ) -> None:
-    """A broker quota slows ingestion's producer down, so the kill lands between a document's
-    chunk events: some are on the topic, the rest are not. The restarted ingestion re-publishes
-    the document (its DocumentSubmitted offset was never committed) with the same event ids."""
+    """Ingestion publishes a document as ten ChunksCreated events (8 chunks each, for this
+    test) and a broker quota slows its producer down, so the kill lands between them: some are
+    on the topic, the rest are not. The restarted ingestion (same settings) re-publishes the
+    document, whose DocumentSubmitted offset was never committed, with the same event ids."""
     tenant = FAULT_TENANTS["fpublish"]
     md = e2e_stack.md(tenant)
     before = (await stats(stubs, md)).chunk_count
-    doc = document("mid-publish", 95)  # ~95 chunks: two ChunksCreated events of up to 64
+    doc = document("mid-publish", 60)  # ~80 chunks
     key = events.document_key(tenant, doc.document_id)
+    e2e_stack.kill("ingestion")
+    e2e_stack.env["LLMOPS_INGESTION_CHUNKS_PER_EVENT"] = "8"
+    e2e_stack.start("ingestion")
+    await e2e_stack.wait("ingestion")
     watch = TopicWatch(kafka, topics.CHUNKS_CREATED)
     await watch.start()
-    await asyncio.to_thread(producer_quota, kafka, "ingestion", 16 * 1024)
+    await asyncio.to_thread(producer_quota, kafka, "ingestion", 8 * 1024)
     try:
         await produce(kafka, tenant, [doc])
         seen: list = []
-        for _ in range(600):
+        for _ in range(1500):
             seen = watch.keyed(key)
-            if seen:
+            if len(seen) >= 2:
                 break
             await asyncio.sleep(0.02)
-        assert seen, "ingestion published nothing for the document in 12 s"
+        assert seen, "ingestion published nothing for the document in 30 s"
         e2e_stack.kill("ingestion")
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)  # what the broker had already received lands meanwhile
         published = {r.offset for r in watch.keyed(key)}
         total = events.CHUNKS_CREATED.message.FromString(seen[0].value).batch_count
         print(f"\nkilled ingestion with {len(published)} of {total} chunk events of "
@@ -122,10 +127,15 @@ async def test_sigkill_ingestion_while_publishing_a_documents_chunks(
     finally:
         await asyncio.to_thread(producer_quota, kafka, "ingestion", None)
         await watch.stop()
+        e2e_stack.kill("ingestion")
+        e2e_stack.start("ingestion")  # still 8 chunks an event: the same events again
+        await e2e_stack.wait("ingestion")
+    n = await assert_exactly_once(stubs, md, [doc.document_id], before)
+    assert n >= 60
+    e2e_stack.env.pop("LLMOPS_INGESTION_CHUNKS_PER_EVENT")
+    e2e_stack.kill("ingestion")
     e2e_stack.start("ingestion")
     await e2e_stack.wait("ingestion")
-    n = await assert_exactly_once(stubs, md, [doc.document_id], before)
-    assert n >= 90
 
 
 def infra(name: str, action: str) -> None:
