@@ -55,7 +55,14 @@ created=$(llmops keys create --tenant "$demo_tenant" --role member --description
 demo_key=$(python -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$created")
 demo_key_id=$(python -c 'import json,sys; print(json.load(sys.stdin)["key"]["key_id"])' <<<"$created")
 echo "created member key $demo_key_id for $demo_tenant (the secret is shown once; not echoed here)"
-llmops search "vacation days" --api-key "$demo_key" --k 1
+# Every service reloads keys when the store changes (polled every second).
+for attempt in $(seq 1 40); do
+  if found=$(llmops search "vacation days" --api-key "$demo_key" --k 1 2>&1); then
+    echo "$found"; echo "(the new key was accepted after $((attempt - 1)) retries of 0.25 s)"; break
+  fi
+  [[ $attempt == 40 ]] && { echo "$found"; exit 1; }
+  sleep 0.25
+done
 llmops keys revoke "$demo_key_id"
 sleep 2
 llmops search "vacation days" --api-key "$demo_key" --k 1 || echo "(refused, as expected)"
