@@ -20,6 +20,15 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   fi
 fi
 
+# iproute2's `ss` shows which addresses the local Weaviate and Kafka listen on (security tests).
+if ! command -v ss >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing iproute2 (Debian)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2) \
+      >/dev/null 2>&1 || echo "setup: warning: could not install iproute2"
+  fi
+fi
+
 for tool in java mvn go; do
   command -v "$tool" >/dev/null 2>&1 || { echo "setup: $tool is required (see README)"; exit 1; }
 done

@@ -41,7 +41,7 @@ def parse_api_keys(raw: str) -> dict[str, str]:
 
 def default_auth_database_url() -> str:
     """The platform database (tenants, keys, audit log) under $LLMOPS_HOME (default .llmops)."""
-    return f"sqlite:///{os.environ.get('LLMOPS_HOME') or '.llmops'}/data/platform.db"
+    return f"sqlite:///{llmops_home()}/data/platform.db"
 
 
 def service_config(prefix: str) -> SettingsConfigDict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
@@ -53,11 +52,6 @@ class Registry:
     audit_log: AuditLog
 
 
-def _ensure_sqlite_dir(url: str) -> None:
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-
-
 def policy(settings: Settings) -> Policy:
     return Policy(
         formats=tuple(settings.formats),
@@ -74,7 +68,6 @@ async def build_registry(settings: Settings, bus: EventBus,
     `audit_log` receives every privileged action; without one, entries are kept in memory
     (lost on restart) until the platform's SQL audit log is passed here.
     """
-    _ensure_sqlite_dir(settings.database_url)
     engine = make_engine(settings.database_url)
     create_schema(engine)
     store = SqlRegistryStore(engine)
