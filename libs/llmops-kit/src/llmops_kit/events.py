@@ -67,6 +67,7 @@ PROMPT_VERSION_CREATED = EventType(
 )
 PROMPT_LABEL_CHANGED = EventType(topics.PROMPT_LABEL_CHANGED, registry_pb2.PromptLabelChanged)
 INFERENCE_COMPLETED = EventType(topics.INFERENCE_COMPLETED, inference_pb2.InferenceCompleted)
+FEEDBACK_SUBMITTED = EventType(topics.FEEDBACK_SUBMITTED, inference_pb2.FeedbackSubmitted)
 TRAINING_JOB_REQUESTED = EventType(
     topics.TRAINING_JOB_REQUESTED, trainer_pb2.TrainingJobRequested
 )
@@ -88,6 +89,7 @@ REGISTRY: dict[str, EventType[Message]] = {
         PROMPT_VERSION_CREATED,
         PROMPT_LABEL_CHANGED,
         INFERENCE_COMPLETED,
+        FEEDBACK_SUBMITTED,
         TRAINING_JOB_REQUESTED,
         TRAINING_PROGRESS,
         DRIFT_DETECTED,

@@ -13,6 +13,7 @@ MODEL_ALIAS_CHANGED = "llmops.registry.alias-changed.v1"
 PROMPT_VERSION_CREATED = "llmops.registry.prompt-version-created.v1"
 PROMPT_LABEL_CHANGED = "llmops.registry.prompt-label-changed.v1"
 INFERENCE_COMPLETED = "llmops.inference.completed.v1"
+FEEDBACK_SUBMITTED = "llmops.inference.feedback-submitted.v1"
 TRAINING_JOB_REQUESTED = "llmops.trainer.job-requested.v1"
 TRAINING_PROGRESS = "llmops.trainer.progress.v1"
 DRIFT_DETECTED = "llmops.observability.drift-detected.v1"
@@ -30,6 +31,7 @@ ALL = (
     PROMPT_VERSION_CREATED,
     PROMPT_LABEL_CHANGED,
     INFERENCE_COMPLETED,
+    FEEDBACK_SUBMITTED,
     TRAINING_JOB_REQUESTED,
     TRAINING_PROGRESS,
     DRIFT_DETECTED,

@@ -232,6 +232,7 @@ class GenerateResponse(_message.Message):
     FINISH_REASON_FIELD_NUMBER: _builtins.int
     SOURCES_FIELD_NUMBER: _builtins.int
     GUARDED_PASSAGES_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     model_version: _builtins.str
     """"<model name>@<version>"; empty when the input was blocked before generation."""
@@ -245,6 +246,10 @@ class GenerateResponse(_message.Message):
     completion_tokens: _builtins.int
     cached: _builtins.bool
     finish_reason: _builtins.str
+    request_id: _builtins.str
+    """Identifies this answer: what SubmitFeedback refers to, and InferenceCompleted's
+    envelope.event_id.
+    """
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Citation]: ...
     @_builtins.property
@@ -276,10 +281,11 @@ class GenerateResponse(_message.Message):
         finish_reason: _builtins.str = ...,
         sources: _abc.Iterable[Global___Citation] | None = ...,
         guarded_passages: _abc.Iterable[Global___GuardedPassage] | None = ...,
+        request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "blocked", b"blocked", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "finish_reason", b"finish_reason", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "sources", b"sources", "stages", b"stages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "blocked", b"blocked", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "finish_reason", b"finish_reason", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "request_id", b"request_id", "sources", b"sources", "stages", b"stages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -332,6 +338,14 @@ class InferenceCompleted(_message.Message):
     STREAMED_FIELD_NUMBER: _builtins.int
     TOTAL_MS_FIELD_NUMBER: _builtins.int
     GUARDED_PASSAGES_FIELD_NUMBER: _builtins.int
+    CITATIONS_FIELD_NUMBER: _builtins.int
+    BEST_RETRIEVAL_SCORE_FIELD_NUMBER: _builtins.int
+    GROUNDEDNESS_FIELD_NUMBER: _builtins.int
+    ANSWER_SENTENCES_FIELD_NUMBER: _builtins.int
+    SUPPORTED_SENTENCES_FIELD_NUMBER: _builtins.int
+    QUESTION_EMBEDDING_FIELD_NUMBER: _builtins.int
+    EMBEDDING_MODEL_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     prompt_version: _builtins.str
     time_to_first_token_ms: _builtins.float
@@ -345,6 +359,22 @@ class InferenceCompleted(_message.Message):
     cached: _builtins.bool
     streamed: _builtins.bool
     total_ms: _builtins.float
+    best_retrieval_score: _builtins.float
+    """The best retrieval score of the question (0 without retrieval): under the
+    observability's threshold, the answer counts as weak retrieval (hallucination risk).
+    """
+    groundedness: _builtins.float
+    """Share of the answer's sentences supported by a cited (or, without citations, a retrieved)
+    passage, scored after the answer was sent; unset when not scored (no answer, no passages).
+    """
+    answer_sentences: _builtins.int
+    supported_sentences: _builtins.int
+    embedding_model: _builtins.str
+    error: _builtins.str
+    """Empty on success; otherwise the reason the request failed, as a code:
+    "INPUT_BLOCKED", "OUTPUT_BLOCKED", "GENERATION_UNAVAILABLE", "RETRIEVAL_UNAVAILABLE",
+    "DEADLINE_EXCEEDED", "INTERNAL" (blocked answers are also counted by their safety fields).
+    """
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
     @_builtins.property
@@ -354,6 +384,14 @@ class InferenceCompleted(_message.Message):
     @_builtins.property
     def guarded_passages(self) -> _containers.RepeatedCompositeFieldContainer[Global___GuardedPassage]:
         """Retrieved passages dropped or neutralised as prompt injection."""
+
+    @_builtins.property
+    def citations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Citation]:
+        """The passages the answer cites (no excerpt text)."""
+
+    @_builtins.property
+    def question_embedding(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """Embedding of the redacted question (for drift), by `embedding_model`; empty when unscored."""
 
     def __init__(
         self,
@@ -374,11 +412,104 @@ class InferenceCompleted(_message.Message):
         streamed: _builtins.bool = ...,
         total_ms: _builtins.float = ...,
         guarded_passages: _abc.Iterable[Global___GuardedPassage] | None = ...,
+        citations: _abc.Iterable[Global___Citation] | None = ...,
+        best_retrieval_score: _builtins.float = ...,
+        groundedness: _builtins.float | None = ...,
+        answer_sentences: _builtins.int = ...,
+        supported_sentences: _builtins.int = ...,
+        question_embedding: _abc.Iterable[_builtins.float] | None = ...,
+        embedding_model: _builtins.str = ...,
+        error: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness", "envelope", b"envelope", "groundedness", b"groundedness"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cached", b"cached", "completion_tokens", b"completion_tokens", "envelope", b"envelope", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "redacted_answer", b"redacted_answer", "redacted_question", b"redacted_question", "retrieved_chunk_ids", b"retrieved_chunk_ids", "stages", b"stages", "streamed", b"streamed", "time_to_first_token_ms", b"time_to_first_token_ms", "total_ms", b"total_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness", "answer_sentences", b"answer_sentences", "best_retrieval_score", b"best_retrieval_score", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "embedding_model", b"embedding_model", "envelope", b"envelope", "error", b"error", "groundedness", b"groundedness", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "question_embedding", b"question_embedding", "redacted_answer", b"redacted_answer", "redacted_question", b"redacted_question", "retrieved_chunk_ids", b"retrieved_chunk_ids", "stages", b"stages", "streamed", b"streamed", "supported_sentences", b"supported_sentences", "time_to_first_token_ms", b"time_to_first_token_ms", "total_ms", b"total_ms"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__groundedness: _TypeAlias = _typing.Literal["groundedness"]  # noqa: Y015
+    _WhichOneofArgType__groundedness: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__groundedness) -> _WhichOneofReturnType__groundedness | None: ...
+
+Global___InferenceCompleted: _TypeAlias = InferenceCompleted  # noqa: Y015
+
+@_typing.final
+class SubmitFeedbackRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """GenerateResponse.request_id of the rated answer."""
+    rating: _builtins.int
+    """+1 (good) or -1 (bad)."""
+    comment: _builtins.str
+    """Optional free text, at most 2,000 characters; PII is redacted before it is kept."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        rating: _builtins.int = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "rating", b"rating", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___InferenceCompleted: _TypeAlias = InferenceCompleted  # noqa: Y015
+Global___SubmitFeedbackRequest: _TypeAlias = SubmitFeedbackRequest  # noqa: Y015
+
+@_typing.final
+class SubmitFeedbackResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEEDBACK_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_REDACTED_FIELD_NUMBER: _builtins.int
+    feedback_id: _builtins.str
+    """FeedbackSubmitted's envelope.event_id."""
+    comment_redacted: _builtins.bool
+    """True when the kept comment differs from the one sent (PII was redacted)."""
+    def __init__(
+        self,
+        *,
+        feedback_id: _builtins.str = ...,
+        comment_redacted: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment_redacted", b"comment_redacted", "feedback_id", b"feedback_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitFeedbackResponse: _TypeAlias = SubmitFeedbackResponse  # noqa: Y015
+
+@_typing.final
+class FeedbackSubmitted(_message.Message):
+    """Topic llmops.inference.feedback-submitted.v1, key: tenant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    REDACTED_COMMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    rating: _builtins.int
+    redacted_comment: _builtins.str
+    @_builtins.property
+    def envelope(self) -> _envelope_pb2.Envelope: ...
+    def __init__(
+        self,
+        *,
+        envelope: _envelope_pb2.Envelope | None = ...,
+        request_id: _builtins.str = ...,
+        rating: _builtins.int = ...,
+        redacted_comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "rating", b"rating", "redacted_comment", b"redacted_comment", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedbackSubmitted: _TypeAlias = FeedbackSubmitted  # noqa: Y015

@@ -46,6 +46,11 @@ class InferenceServiceStub(object):
                 request_serializer=llmops_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=llmops_dot_inference_dot_v1_dot_inference__pb2.GenerateStreamResponse.FromString,
                 _registered_method=True)
+        self.SubmitFeedback = channel.unary_unary(
+                '/llmops.inference.v1.InferenceService/SubmitFeedback',
+                request_serializer=llmops_dot_inference_dot_v1_dot_inference__pb2.SubmitFeedbackRequest.SerializeToString,
+                response_deserializer=llmops_dot_inference_dot_v1_dot_inference__pb2.SubmitFeedbackResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer(object):
@@ -66,6 +71,14 @@ class InferenceServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitFeedback(self, request, context):
+        """A user's rating of an answer (member). The comment is PII-checked and kept redacted; the
+        rating is published as FeedbackSubmitted and joined to the answer by its request id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +91,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.GenerateStream,
                     request_deserializer=llmops_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.FromString,
                     response_serializer=llmops_dot_inference_dot_v1_dot_inference__pb2.GenerateStreamResponse.SerializeToString,
+            ),
+            'SubmitFeedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitFeedback,
+                    request_deserializer=llmops_dot_inference_dot_v1_dot_inference__pb2.SubmitFeedbackRequest.FromString,
+                    response_serializer=llmops_dot_inference_dot_v1_dot_inference__pb2.SubmitFeedbackResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -136,6 +154,33 @@ class InferenceService(object):
             '/llmops.inference.v1.InferenceService/GenerateStream',
             llmops_dot_inference_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
             llmops_dot_inference_dot_v1_dot_inference__pb2.GenerateStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitFeedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.inference.v1.InferenceService/SubmitFeedback',
+            llmops_dot_inference_dot_v1_dot_inference__pb2.SubmitFeedbackRequest.SerializeToString,
+            llmops_dot_inference_dot_v1_dot_inference__pb2.SubmitFeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -38,6 +38,10 @@ class InferenceServiceStub:
     Generate: _grpc.UnaryUnaryMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateResponse]
     GenerateStream: _grpc.UnaryStreamMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateStreamResponse]
     """Tokens as they are generated; the last message carries the full response in `final`."""
+    SubmitFeedback: _grpc.UnaryUnaryMultiCallable[_inference_pb2.SubmitFeedbackRequest, _inference_pb2.SubmitFeedbackResponse]
+    """A user's rating of an answer (member). The comment is PII-checked and kept redacted; the
+    rating is published as FeedbackSubmitted and joined to the answer by its request id.
+    """
 
 @_typing.type_check_only
 class InferenceServiceAsyncStub(InferenceServiceStub):
@@ -49,6 +53,10 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     Generate: _aio.UnaryUnaryMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateResponse]  # type: ignore[assignment]
     GenerateStream: _aio.UnaryStreamMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateStreamResponse]  # type: ignore[assignment]
     """Tokens as they are generated; the last message carries the full response in `final`."""
+    SubmitFeedback: _aio.UnaryUnaryMultiCallable[_inference_pb2.SubmitFeedbackRequest, _inference_pb2.SubmitFeedbackResponse]  # type: ignore[assignment]
+    """A user's rating of an answer (member). The comment is PII-checked and kept redacted; the
+    rating is published as FeedbackSubmitted and joined to the answer by its request id.
+    """
 
 class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     """Grounded answers: retrieve (vector-store, caller's tenant) -> render the prompt (registry)
@@ -69,5 +77,15 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_inference_pb2.GenerateStreamResponse], _abc.AsyncIterator[_inference_pb2.GenerateStreamResponse]]:
         """Tokens as they are generated; the last message carries the full response in `final`."""
+
+    @_abc_1.abstractmethod
+    def SubmitFeedback(
+        self,
+        request: _inference_pb2.SubmitFeedbackRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inference_pb2.SubmitFeedbackResponse, _abc.Awaitable[_inference_pb2.SubmitFeedbackResponse]]:
+        """A user's rating of an answer (member). The comment is PII-checked and kept redacted; the
+        rating is published as FeedbackSubmitted and joined to the answer by its request id.
+        """
 
 def add_InferenceServiceServicer_to_server(servicer: InferenceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

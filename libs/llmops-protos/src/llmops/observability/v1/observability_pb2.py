@@ -22,25 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from llmops.common.v1 import envelope_pb2 as llmops_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+llmops/observability/v1/observability.proto\x12\x17llmops.observability.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fllmops/common/v1/envelope.proto\"=\n\x10GetReportRequest\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"+\n\nTopicCount\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x0e\n\x06\x65vents\x18\x02 \x01(\x04\"H\n\x11GetReportResponse\x12\x33\n\x06topics\x18\x01 \x03(\x0b\x32#.llmops.observability.v1.TopicCount\"\x83\x01\n\rDriftDetected\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61seline\x18\x03 \x01(\x01\x12\x0f\n\x07\x63urrent\x18\x04 \x01(\x01\x12\x11\n\tstatistic\x18\x05 \x01(\x01\x32z\n\x14ObservabilityService\x12\x62\n\tGetReport\x12).llmops.observability.v1.GetReportRequest\x1a*.llmops.observability.v1.GetReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+llmops/observability/v1/observability.proto\x12\x17llmops.observability.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fllmops/common/v1/envelope.proto\"f\n\x05Panel\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x11\n\tdashboard\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\x0c\n\x04unit\x18\x05 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\"&\n\x11ListPanelsRequest\x12\x11\n\tdashboard\x18\x01 \x01(\t\"D\n\x12ListPanelsResponse\x12.\n\x06panels\x18\x01 \x03(\x0b\x32\x1e.llmops.observability.v1.Panel\"\xa5\x01\n\x11QueryPanelRequest\x12\x10\n\x08panel_id\x18\x01 \x01(\t\x12)\n\x05since\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10interval_seconds\x18\x04 \x01(\r\x12\x0e\n\x06tenant\x18\x05 \x01(\t\"$\n\x06\x43olumn\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\"\xac\x01\n\x12QueryPanelResponse\x12-\n\x05panel\x18\x01 \x01(\x0b\x32\x1e.llmops.observability.v1.Panel\x12\x30\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x1f.llmops.observability.v1.Column\x12(\n\x04rows\x18\x03 \x03(\x0b\x32\x1a.google.protobuf.ListValue\x12\x0b\n\x03sql\x18\x04 \x01(\t\"\xac\x02\n\rDriftDetected\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61seline\x18\x03 \x01(\x01\x12\x0f\n\x07\x63urrent\x18\x04 \x01(\x01\x12\x11\n\tstatistic\x18\x05 \x01(\x01\x12\x11\n\treference\x18\x06 \x01(\t\x12\x17\n\x0f\x63urrent_samples\x18\x07 \x01(\r\x12\x19\n\x11reference_samples\x18\x08 \x01(\r\x12\x30\n\x0cwindow_start\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xe4\x01\n\x14ObservabilityService\x12\x65\n\nListPanels\x12*.llmops.observability.v1.ListPanelsRequest\x1a+.llmops.observability.v1.ListPanelsResponse\x12\x65\n\nQueryPanel\x12*.llmops.observability.v1.QueryPanelRequest\x1a+.llmops.observability.v1.QueryPanelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmops.observability.v1.observability_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETREPORTREQUEST']._serialized_start=138
-  _globals['_GETREPORTREQUEST']._serialized_end=199
-  _globals['_TOPICCOUNT']._serialized_start=201
-  _globals['_TOPICCOUNT']._serialized_end=244
-  _globals['_GETREPORTRESPONSE']._serialized_start=246
-  _globals['_GETREPORTRESPONSE']._serialized_end=318
-  _globals['_DRIFTDETECTED']._serialized_start=321
-  _globals['_DRIFTDETECTED']._serialized_end=452
-  _globals['_OBSERVABILITYSERVICE']._serialized_start=454
-  _globals['_OBSERVABILITYSERVICE']._serialized_end=576
+  _globals['_PANEL']._serialized_start=168
+  _globals['_PANEL']._serialized_end=270
+  _globals['_LISTPANELSREQUEST']._serialized_start=272
+  _globals['_LISTPANELSREQUEST']._serialized_end=310
+  _globals['_LISTPANELSRESPONSE']._serialized_start=312
+  _globals['_LISTPANELSRESPONSE']._serialized_end=380
+  _globals['_QUERYPANELREQUEST']._serialized_start=383
+  _globals['_QUERYPANELREQUEST']._serialized_end=548
+  _globals['_COLUMN']._serialized_start=550
+  _globals['_COLUMN']._serialized_end=586
+  _globals['_QUERYPANELRESPONSE']._serialized_start=589
+  _globals['_QUERYPANELRESPONSE']._serialized_end=761
+  _globals['_DRIFTDETECTED']._serialized_start=764
+  _globals['_DRIFTDETECTED']._serialized_end=1064
+  _globals['_OBSERVABILITYSERVICE']._serialized_start=1067
+  _globals['_OBSERVABILITYSERVICE']._serialized_end=1295
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from llmops.common.v1 import envelope_pb2 as _envelope_pb2
@@ -21,66 +22,176 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
-class GetReportRequest(_message.Message):
+class Panel(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    ID_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    DASHBOARD_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Stable id, e.g. "answers.latency_by_stage"."""
+    title: _builtins.str
+    dashboard: _builtins.str
+    """Dashboard uid the panel belongs to."""
+    kind: _builtins.str
+    """"timeseries", "barchart", "stat" or "table"."""
+    unit: _builtins.str
+    """Grafana unit of the value columns ("ms", "percentunit", "short", ...)."""
+    description: _builtins.str
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        title: _builtins.str = ...,
+        dashboard: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        unit: _builtins.str = ...,
+        description: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dashboard", b"dashboard", "description", b"description", "id", b"id", "kind", b"kind", "title", b"title", "unit", b"unit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Panel: _TypeAlias = Panel  # noqa: Y015
+
+@_typing.final
+class ListPanelsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DASHBOARD_FIELD_NUMBER: _builtins.int
+    dashboard: _builtins.str
+    """Empty: every dashboard."""
+    def __init__(
+        self,
+        *,
+        dashboard: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dashboard", b"dashboard"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPanelsRequest: _TypeAlias = ListPanelsRequest  # noqa: Y015
+
+@_typing.final
+class ListPanelsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PANELS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def panels(self) -> _containers.RepeatedCompositeFieldContainer[Global___Panel]: ...
+    def __init__(
+        self,
+        *,
+        panels: _abc.Iterable[Global___Panel] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["panels", b"panels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPanelsResponse: _TypeAlias = ListPanelsResponse  # noqa: Y015
+
+@_typing.final
+class QueryPanelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PANEL_ID_FIELD_NUMBER: _builtins.int
     SINCE_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    TENANT_FIELD_NUMBER: _builtins.int
+    panel_id: _builtins.str
+    interval_seconds: _builtins.int
+    """Bucket width of time series; 0 picks one from the range (about 100 buckets)."""
+    tenant: _builtins.str
+    """A tenant other than the caller's needs the admin role; "*" (admin) means all tenants."""
     @_builtins.property
-    def since(self) -> _timestamp_pb2.Timestamp: ...
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """Time range; unset `until` means now, unset `since` means 24 hours before `until`."""
+
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
+        panel_id: _builtins.str = ...,
         since: _timestamp_pb2.Timestamp | None = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        interval_seconds: _builtins.int = ...,
+        tenant: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since", b"since", "until", b"until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["since", b"since"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval_seconds", b"interval_seconds", "panel_id", b"panel_id", "since", b"since", "tenant", b"tenant", "until", b"until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetReportRequest: _TypeAlias = GetReportRequest  # noqa: Y015
+Global___QueryPanelRequest: _TypeAlias = QueryPanelRequest  # noqa: Y015
 
 @_typing.final
-class TopicCount(_message.Message):
+class Column(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    TOPIC_FIELD_NUMBER: _builtins.int
-    EVENTS_FIELD_NUMBER: _builtins.int
-    topic: _builtins.str
-    events: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    type: _builtins.str
+    """ClickHouse type name, e.g. "DateTime64(3)", "Float64", "String"."""
     def __init__(
         self,
         *,
-        topic: _builtins.str = ...,
-        events: _builtins.int = ...,
+        name: _builtins.str = ...,
+        type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "topic", b"topic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___TopicCount: _TypeAlias = TopicCount  # noqa: Y015
+Global___Column: _TypeAlias = Column  # noqa: Y015
 
 @_typing.final
-class GetReportResponse(_message.Message):
+class QueryPanelResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    TOPICS_FIELD_NUMBER: _builtins.int
+    PANEL_FIELD_NUMBER: _builtins.int
+    COLUMNS_FIELD_NUMBER: _builtins.int
+    ROWS_FIELD_NUMBER: _builtins.int
+    SQL_FIELD_NUMBER: _builtins.int
+    sql: _builtins.str
+    """The SQL that ran, with the macros expanded (for debugging a panel; no caller input)."""
     @_builtins.property
-    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopicCount]: ...
+    def panel(self) -> Global___Panel: ...
+    @_builtins.property
+    def columns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Column]: ...
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[_struct_pb2.ListValue]:
+        """One list per row, values in column order (times as RFC 3339 strings)."""
+
     def __init__(
         self,
         *,
-        topics: _abc.Iterable[Global___TopicCount] | None = ...,
+        panel: Global___Panel | None = ...,
+        columns: _abc.Iterable[Global___Column] | None = ...,
+        rows: _abc.Iterable[_struct_pb2.ListValue] | None = ...,
+        sql: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["panel", b"panel"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["topics", b"topics"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "panel", b"panel", "rows", b"rows", "sql", b"sql"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___GetReportResponse: _TypeAlias = GetReportResponse  # noqa: Y015
+Global___QueryPanelResponse: _TypeAlias = QueryPanelResponse  # noqa: Y015
 
 @_typing.final
 class DriftDetected(_message.Message):
@@ -93,12 +204,30 @@ class DriftDetected(_message.Message):
     BASELINE_FIELD_NUMBER: _builtins.int
     CURRENT_FIELD_NUMBER: _builtins.int
     STATISTIC_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    CURRENT_SAMPLES_FIELD_NUMBER: _builtins.int
+    REFERENCE_SAMPLES_FIELD_NUMBER: _builtins.int
+    WINDOW_START_FIELD_NUMBER: _builtins.int
+    WINDOW_END_FIELD_NUMBER: _builtins.int
     metric: _builtins.str
+    """"query_embedding"."""
     baseline: _builtins.float
+    """The centroid-distance threshold in force, and the cosine distance between the current
+    window's centroid and the reference's.
+    """
     current: _builtins.float
     statistic: _builtins.float
+    """The two-sample test's statistic (classifier ROC AUC)."""
+    reference: _builtins.str
+    """What the current window was compared with: "baseline_window" or "corpus"."""
+    current_samples: _builtins.int
+    reference_samples: _builtins.int
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
+    @_builtins.property
+    def window_start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def window_end(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -107,10 +236,15 @@ class DriftDetected(_message.Message):
         baseline: _builtins.float = ...,
         current: _builtins.float = ...,
         statistic: _builtins.float = ...,
+        reference: _builtins.str = ...,
+        current_samples: _builtins.int = ...,
+        reference_samples: _builtins.int = ...,
+        window_start: _timestamp_pb2.Timestamp | None = ...,
+        window_end: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline", b"baseline", "current", b"current", "envelope", b"envelope", "metric", b"metric", "statistic", b"statistic"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline", b"baseline", "current", b"current", "current_samples", b"current_samples", "envelope", b"envelope", "metric", b"metric", "reference", b"reference", "reference_samples", b"reference_samples", "statistic", b"statistic", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class ObservabilityServiceStub(object):
-    """Grafana reads ClickHouse directly; this API serves the CLI's `report`.
+    """Reads of the observability store for processes other than the writer (the CLI's `report`,
+    tests): named, parameterised panels, the same definitions Grafana's dashboards are
+    generated from. Callers never send SQL.
     """
 
     def __init__(self, channel):
@@ -35,18 +37,31 @@ class ObservabilityServiceStub(object):
         Args:
             channel: A grpc.Channel.
         """
-        self.GetReport = channel.unary_unary(
-                '/llmops.observability.v1.ObservabilityService/GetReport',
-                request_serializer=llmops_dot_observability_dot_v1_dot_observability__pb2.GetReportRequest.SerializeToString,
-                response_deserializer=llmops_dot_observability_dot_v1_dot_observability__pb2.GetReportResponse.FromString,
+        self.ListPanels = channel.unary_unary(
+                '/llmops.observability.v1.ObservabilityService/ListPanels',
+                request_serializer=llmops_dot_observability_dot_v1_dot_observability__pb2.ListPanelsRequest.SerializeToString,
+                response_deserializer=llmops_dot_observability_dot_v1_dot_observability__pb2.ListPanelsResponse.FromString,
+                _registered_method=True)
+        self.QueryPanel = channel.unary_unary(
+                '/llmops.observability.v1.ObservabilityService/QueryPanel',
+                request_serializer=llmops_dot_observability_dot_v1_dot_observability__pb2.QueryPanelRequest.SerializeToString,
+                response_deserializer=llmops_dot_observability_dot_v1_dot_observability__pb2.QueryPanelResponse.FromString,
                 _registered_method=True)
 
 
 class ObservabilityServiceServicer(object):
-    """Grafana reads ClickHouse directly; this API serves the CLI's `report`.
+    """Reads of the observability store for processes other than the writer (the CLI's `report`,
+    tests): named, parameterised panels, the same definitions Grafana's dashboards are
+    generated from. Callers never send SQL.
     """
 
-    def GetReport(self, request, context):
+    def ListPanels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryPanel(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -55,10 +70,15 @@ class ObservabilityServiceServicer(object):
 
 def add_ObservabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'GetReport': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetReport,
-                    request_deserializer=llmops_dot_observability_dot_v1_dot_observability__pb2.GetReportRequest.FromString,
-                    response_serializer=llmops_dot_observability_dot_v1_dot_observability__pb2.GetReportResponse.SerializeToString,
+            'ListPanels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPanels,
+                    request_deserializer=llmops_dot_observability_dot_v1_dot_observability__pb2.ListPanelsRequest.FromString,
+                    response_serializer=llmops_dot_observability_dot_v1_dot_observability__pb2.ListPanelsResponse.SerializeToString,
+            ),
+            'QueryPanel': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryPanel,
+                    request_deserializer=llmops_dot_observability_dot_v1_dot_observability__pb2.QueryPanelRequest.FromString,
+                    response_serializer=llmops_dot_observability_dot_v1_dot_observability__pb2.QueryPanelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -69,11 +89,13 @@ def add_ObservabilityServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ObservabilityService(object):
-    """Grafana reads ClickHouse directly; this API serves the CLI's `report`.
+    """Reads of the observability store for processes other than the writer (the CLI's `report`,
+    tests): named, parameterised panels, the same definitions Grafana's dashboards are
+    generated from. Callers never send SQL.
     """
 
     @staticmethod
-    def GetReport(request,
+    def ListPanels(request,
             target,
             options=(),
             channel_credentials=None,
@@ -86,9 +108,36 @@ class ObservabilityService(object):
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/llmops.observability.v1.ObservabilityService/GetReport',
-            llmops_dot_observability_dot_v1_dot_observability__pb2.GetReportRequest.SerializeToString,
-            llmops_dot_observability_dot_v1_dot_observability__pb2.GetReportResponse.FromString,
+            '/llmops.observability.v1.ObservabilityService/ListPanels',
+            llmops_dot_observability_dot_v1_dot_observability__pb2.ListPanelsRequest.SerializeToString,
+            llmops_dot_observability_dot_v1_dot_observability__pb2.ListPanelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryPanel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.observability.v1.ObservabilityService/QueryPanel',
+            llmops_dot_observability_dot_v1_dot_observability__pb2.QueryPanelRequest.SerializeToString,
+            llmops_dot_observability_dot_v1_dot_observability__pb2.QueryPanelResponse.FromString,
             options,
             channel_credentials,
             insecure,

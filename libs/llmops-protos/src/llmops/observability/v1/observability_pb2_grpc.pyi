@@ -27,29 +27,47 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ObservabilityServiceStub:
-    """Grafana reads ClickHouse directly; this API serves the CLI's `report`."""
+    """Reads of the observability store for processes other than the writer (the CLI's `report`,
+    tests): named, parameterised panels, the same definitions Grafana's dashboards are
+    generated from. Callers never send SQL.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ObservabilityServiceAsyncStub: ...
-    GetReport: _grpc.UnaryUnaryMultiCallable[_observability_pb2.GetReportRequest, _observability_pb2.GetReportResponse]
+    ListPanels: _grpc.UnaryUnaryMultiCallable[_observability_pb2.ListPanelsRequest, _observability_pb2.ListPanelsResponse]
+    QueryPanel: _grpc.UnaryUnaryMultiCallable[_observability_pb2.QueryPanelRequest, _observability_pb2.QueryPanelResponse]
 
 @_typing.type_check_only
 class ObservabilityServiceAsyncStub(ObservabilityServiceStub):
-    """Grafana reads ClickHouse directly; this API serves the CLI's `report`."""
+    """Reads of the observability store for processes other than the writer (the CLI's `report`,
+    tests): named, parameterised panels, the same definitions Grafana's dashboards are
+    generated from. Callers never send SQL.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
-    GetReport: _aio.UnaryUnaryMultiCallable[_observability_pb2.GetReportRequest, _observability_pb2.GetReportResponse]  # type: ignore[assignment]
+    ListPanels: _aio.UnaryUnaryMultiCallable[_observability_pb2.ListPanelsRequest, _observability_pb2.ListPanelsResponse]  # type: ignore[assignment]
+    QueryPanel: _aio.UnaryUnaryMultiCallable[_observability_pb2.QueryPanelRequest, _observability_pb2.QueryPanelResponse]  # type: ignore[assignment]
 
 class ObservabilityServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Grafana reads ClickHouse directly; this API serves the CLI's `report`."""
+    """Reads of the observability store for processes other than the writer (the CLI's `report`,
+    tests): named, parameterised panels, the same definitions Grafana's dashboards are
+    generated from. Callers never send SQL.
+    """
 
     @_abc_1.abstractmethod
-    def GetReport(
+    def ListPanels(
         self,
-        request: _observability_pb2.GetReportRequest,
+        request: _observability_pb2.ListPanelsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_observability_pb2.GetReportResponse, _abc.Awaitable[_observability_pb2.GetReportResponse]]: ...
+    ) -> _typing.Union[_observability_pb2.ListPanelsResponse, _abc.Awaitable[_observability_pb2.ListPanelsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def QueryPanel(
+        self,
+        request: _observability_pb2.QueryPanelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_observability_pb2.QueryPanelResponse, _abc.Awaitable[_observability_pb2.QueryPanelResponse]]: ...
 
 def add_ObservabilityServiceServicer_to_server(servicer: ObservabilityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
