@@ -1,0 +1,1 @@
+"""Observability service: platform events into ClickHouse, panels, drift."""
