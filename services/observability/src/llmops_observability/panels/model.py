@@ -1,0 +1,52 @@
+"""What a panel and a dashboard are (no SQL here: see definitions.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["timeseries", "barchart", "stat", "table"]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    uid: str
+    title: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One chart. Its SQL is written for the grafana-clickhouse-datasource plugin (its macros
+    and the dashboards' variables) and its result's shape follows `kind`:
+
+    * timeseries: `time` first, then label columns (strings; each distinct label is a series),
+      then value columns (Grafana's long format, which it turns into one series per label and
+      value column);
+    * barchart: label columns (the category), then value columns;
+    * stat: one row of value columns;
+    * table: any columns.
+    """
+
+    id: str
+    title: str
+    dashboard: str
+    kind: Kind
+    # Grafana's unit id of the value columns: "ms", "percentunit", "short", "cps", or
+    # "suffix:<text>" for a custom suffix.
+    unit: str
+    description: str
+    sql: str
+    # Width on Grafana's 24-column grid.
+    width: int = 12
+
+
+@dataclass(frozen=True)
+class PanelResult:
+    panel: Panel
+    # (name, ClickHouse type name) in the order of each row's values.
+    columns: list[tuple[str, str]]
+    # Times are timezone-aware UTC datetimes; NaN and infinities (an average of nothing) are None.
+    rows: list[tuple[Any, ...]]
+    # The SQL that ran, macros expanded.
+    sql: str
