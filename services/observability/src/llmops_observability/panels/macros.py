@@ -146,7 +146,7 @@ def tenant_value(tenant: str | None) -> str:
     """The tenant variable's value: a checked tenant id, or "*" for all tenants (None)."""
     if tenant is None:
         return ALL_TENANTS
-    if not TENANT_ID.match(tenant):
+    if not TENANT_ID.fullmatch(tenant):
         raise MacroError("INVALID_TENANT", "tenant id must match ^[a-z0-9][a-z0-9-]{0,62}$")
     return tenant
 

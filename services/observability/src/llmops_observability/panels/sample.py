@@ -192,16 +192,19 @@ def build() -> Sample:
 
 
 def load(client: Client, sample: Sample | None = None) -> Sample:
-    """Inserts the sample (truth, redeliveries and stale versions) into a migrated store."""
+    """Inserts the sample into a migrated store: the stale versions and redeliveries first,
+    then the truth, as separate parts that are not deduplicated on insert, so that until the
+    parts merge only FINAL reads see the truth (tests stop merges before loading)."""
     sample = sample or build()
     for table in sample.rows:
         rows = sample.noise[table] + sample.rows[table]
         columns = sorted({c for row in rows for c in row})
         defaults = {c: _default(table, c, rows) for c in columns
                     if any(c not in row for row in rows)}
-        client.insert(table, [[row[c] if c in row else defaults[c] for c in columns]
-                              for row in rows],
-                      column_names=columns)
+        for part in (sample.noise[table], sample.rows[table]):
+            client.insert(table, [[row[c] if c in row else defaults[c] for c in columns]
+                                  for row in part],
+                          column_names=columns, settings={"optimize_on_insert": 0})
     return sample
 
 
