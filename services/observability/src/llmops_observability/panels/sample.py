@@ -99,7 +99,7 @@ def _scores(s: Sample) -> None:
 
 
 def _safety(s: Sample) -> None:
-    categories = (["EMAIL", "PHONE"], ["PROMPT_INJECTION"], [])
+    categories: tuple[list[str], ...] = (["EMAIL", "PHONE"], ["PROMPT_INJECTION"], [])
     verdicts = ("redact", "block", "allow")
     for i in range(30):
         s.add("safety_verdicts", {
