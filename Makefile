@@ -71,5 +71,10 @@ bench: setup infra-up
 	$(DEV) $(RUN) python bench/ingest_latency.py
 	$(DEV) $(RUN) python bench/answer_latency.py
 
+# Grafana's dashboards are generated from the observability panel definitions (committed).
+.PHONY: dashboards
+dashboards: setup
+	$(RUN) python -m llmops_observability.panels.grafana infra/grafana/dashboards
+
 clean: down
 	rm -rf .llmops

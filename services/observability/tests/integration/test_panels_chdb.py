@@ -376,6 +376,14 @@ def test_the_store_holds_stale_versions_and_redeliveries(store: tuple[Client, Sa
         assert raw >= 2 * final, table
 
 
+def test_dashboards_tenant_variable_lists_the_tenants(store: tuple[Client, Sample]) -> None:
+    client, _ = store
+    from llmops_observability.panels import grafana
+
+    sql = panels.expand(grafana.tenant_variable()["query"], START, END, 0, None)
+    assert client.query(sql).result_rows == [("acme",), ("globex",)]
+
+
 def test_panel_types_and_times(store: tuple[Client, Sample]) -> None:
     client, _ = store
     result = panels.run(client, "answers.latency_by_stage", since=START, until=END,
