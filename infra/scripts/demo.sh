@@ -72,4 +72,9 @@ llmops tenants delete "$demo_tenant" --yes
 step "Stack status"
 llmops status || true
 
+step "Observability: the Grafana dashboards' panels as one static HTML report (no Grafana needed)"
+report="${LLMOPS_HOME:-$REPO/.llmops}/reports/llmops-report-$(date -u +%Y%m%d-%H%M%S).html"
+llmops report --tenant acme --since 1h --out "$report"
+
 printf '\nThe stack keeps running: try `uv run llmops search "..." --tenant acme`; stop it with `make down`.\n'
+printf 'Report of the last hour for tenant acme: %s\n' "$report"

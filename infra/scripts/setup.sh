@@ -29,6 +29,15 @@ if ! command -v ss >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's Chromium opens `llmops report`'s HTML headless in the tests (every chart must draw).
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing chromium (Debian)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      >/dev/null 2>&1 || echo "setup: warning: could not install chromium"
+  fi
+fi
+
 for tool in java mvn go; do
   command -v "$tool" >/dev/null 2>&1 || { echo "setup: $tool is required (see README)"; exit 1; }
 done
