@@ -95,3 +95,9 @@ def test_datasource_provisioning_uses_the_plugins_fields() -> None:
     provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "llmops.yaml")
                               .read_text())["providers"][0]
     assert provider["type"] == "file" and provider["options"]["path"].endswith("/llmops")
+
+
+def test_the_docs_list_every_panel() -> None:
+    text = (REPO / "docs" / "observability.md").read_text()
+    missing = [pid for pid in panels.PANELS if f"`{pid}`" not in text]
+    assert missing == [], "add these panels to docs/observability.md"
