@@ -8,10 +8,9 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
@@ -36,10 +35,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
     client.close()
 
 
-def _wire(value: Any) -> Any:
-    return value.isoformat().replace("+00:00", "Z") if isinstance(value, datetime) else value
-
-
 def _panel(p: panels.Panel) -> observability_pb2.Panel:
     return observability_pb2.Panel(id=p.id, title=p.title, dashboard=p.dashboard, kind=p.kind,
                                    unit=p.unit, description=p.description)
@@ -62,9 +57,9 @@ class PanelsOnStore(observability_pb2_grpc.ObservabilityServiceServicer):
                             interval_seconds=request.interval_seconds,
                             tenant=None if request.tenant == "*" else request.tenant)
         rows = []
-        for row in result.rows:
+        for row in result.wire_rows():
             values = ListValue()
-            values.extend([_wire(v) for v in row])
+            values.extend(row)
             rows.append(values)
         return observability_pb2.QueryPanelResponse(
             panel=_panel(result.panel), sql=result.sql, rows=rows,

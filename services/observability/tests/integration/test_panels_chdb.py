@@ -392,6 +392,12 @@ def test_panel_types_and_times(store: tuple[Client, Sample]) -> None:
     # Automatic interval over an hour: 60 s buckets, UTC-aware times.
     assert {r[0] for r in result.rows} >= {START, START + timedelta(minutes=1)}
     assert all(r[0].tzinfo is UTC for r in result.rows)
+    first = result.wire_rows()[0]
+    assert first[0] == "2026-03-02T10:00:00Z" and isinstance(first[2], float)
+    detections = panels.run(client, "drift.detections", since=START, until=END,
+                            interval_seconds=0, tenant="acme").wire_rows()
+    assert detections[0][:3] == ["2026-03-02T10:51:00Z", "acme", "corpus"]
+    assert detections[0][8:] == ["2026-03-02T09:50:00Z", "2026-03-02T10:50:00Z"]
     with pytest.raises(KeyError):
         panels.run(client, "no.such_panel", since=START, until=END, interval_seconds=0,
                    tenant=None)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 Kind = Literal["timeseries", "barchart", "stat", "table"]
@@ -50,3 +52,27 @@ class PanelResult:
     rows: list[tuple[Any, ...]]
     # The SQL that ran, macros expanded.
     sql: str
+
+    def wire_rows(self) -> list[list[Any]]:
+        """The rows as JSON values, as QueryPanelResponse carries them (google.protobuf
+        ListValue): times as RFC 3339 strings in UTC ("2026-03-02T10:00:00Z"), dates as
+        "2026-03-02", decimals as floats, arrays as lists, maps as objects."""
+        return [[_wire(v) for v in row] for row in self.rows]
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_wire(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _wire(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return str(value)
