@@ -384,6 +384,27 @@ def test_dashboards_tenant_variable_lists_the_tenants(store: tuple[Client, Sampl
     assert client.query(sql).result_rows == [("acme",), ("globex",)]
 
 
+def test_registry_annotations(store: tuple[Client, Sample]) -> None:
+    client, _ = store
+    [annotation] = panels.ANNOTATIONS
+
+    def rows(tenant: str | None) -> list[tuple[Any, ...]]:
+        sql = panels.expand(annotation.sql, START, END, 0, tenant)
+        return [(t.replace(tzinfo=UTC), text, tags)
+                for t, text, tags in client.query(sql).result_rows]
+
+    assert rows("acme") == [
+        (START + timedelta(minutes=10), "model_alias smollm2 production: v1 -> v2",
+         ["model_alias", "smollm2"]),
+        (START + timedelta(minutes=20), "prompt_label rag-answer production: v0 -> v1",
+         ["prompt_label", "rag-answer"]),
+        (START + timedelta(minutes=30), "model_version smollm2: v0 -> v2",
+         ["model_version", "smollm2"])]
+    assert [r[1] for r in rows("globex")] == [
+        "prompt_label rag-answer production: v0 -> v1", "model_alias other production: v0 -> v1"]
+    assert len(rows(None)) == 4
+
+
 def test_panel_types_and_times(store: tuple[Client, Sample]) -> None:
     client, _ = store
     result = panels.run(client, "answers.latency_by_stage", since=START, until=END,

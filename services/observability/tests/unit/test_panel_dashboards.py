@@ -52,6 +52,11 @@ def test_dashboards_have_stable_uids_and_the_tenant_variable() -> None:
         assert tenant["includeAll"] is True and tenant["allValue"] == "'*'"
         assert tenant["datasource"] == {"type": "grafana-clickhouse-datasource",
                                         "uid": "llmops-clickhouse"}
+    for uid in ("llmops-answers", "llmops-quality"):
+        [annotation] = boards[uid]["annotations"]["list"]
+        assert annotation["target"]["rawSql"] == panels.ANNOTATIONS[0].sql
+        assert annotation["datasource"]["uid"] == "llmops-clickhouse"
+    assert boards["llmops-drift"]["annotations"]["list"] == []
     threshold = {v["name"]: v for v in boards["llmops-quality"]["templating"]["list"]}[
         "weak_retrieval_threshold"]
     assert threshold["current"]["value"] == str(panels.WEAK_RETRIEVAL_THRESHOLD)

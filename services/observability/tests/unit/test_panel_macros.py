@@ -112,15 +112,19 @@ def test_panels_have_unique_ids_known_dashboards_and_kinds() -> None:
     assert {p.dashboard for p in panels.PANELS.values()} == set(panels.DASHBOARDS)
 
 
-@pytest.mark.parametrize("panel_id", sorted(panels.PANELS))
+SQL = {**{p: panel.sql for p, panel in panels.PANELS.items()},
+       **{f"annotation:{a.name}": a.sql for a in panels.ANNOTATIONS}}
+
+
+@pytest.mark.parametrize("panel_id", sorted(SQL))
 def test_every_panel_reads_exactly_and_filters_range_and_tenant(panel_id: str) -> None:
-    sql = panels.PANELS[panel_id].sql
+    sql = SQL[panel_id]
     tables = re.findall(r"\bFROM\s+([a-z_]+)\b(\s+FINAL)?", sql)
     assert tables, "a panel reads at least one table"
     assert all(final for _, final in tables), f"every table read uses FINAL: {tables}"
     assert sql.count("${tenant:singlequote}") >= 2 * len(tables)
     assert "$__timeFilter_ms(ts)" in sql or ("$__fromTime_ms" in sql and "$__toTime_ms" in sql)
-    if panels.PANELS[panel_id].kind == "timeseries":
+    if panel_id in panels.PANELS and panels.PANELS[panel_id].kind == "timeseries":
         assert re.search(r"\$__timeInterval_ms\(\w+\) AS time\b", sql)
     out = ex(sql, tenant=None)
     assert "$" not in out

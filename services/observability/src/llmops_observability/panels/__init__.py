@@ -13,7 +13,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from llmops_observability.panels.definitions import DASHBOARDS, PANELS
+from llmops_observability.panels.definitions import ANNOTATIONS, DASHBOARDS, PANELS
 from llmops_observability.panels.macros import (
     ALL_TENANTS,
     WEAK_RETRIEVAL_THRESHOLD,
@@ -21,10 +21,11 @@ from llmops_observability.panels.macros import (
     auto_interval,
     expand,
 )
-from llmops_observability.panels.model import Dashboard, Kind, Panel, PanelResult
+from llmops_observability.panels.model import Annotation, Dashboard, Kind, Panel, PanelResult
 
-__all__ = ["ALL_TENANTS", "DASHBOARDS", "PANELS", "WEAK_RETRIEVAL_THRESHOLD", "Dashboard", "Kind",
-           "MacroError", "Panel", "PanelResult", "auto_interval", "expand", "run"]
+__all__ = ["ALL_TENANTS", "ANNOTATIONS", "DASHBOARDS", "PANELS", "WEAK_RETRIEVAL_THRESHOLD",
+           "Annotation", "Dashboard", "Kind", "MacroError", "Panel", "PanelResult",
+           "auto_interval", "expand", "run"]
 
 
 def _value(value: Any) -> Any:

@@ -10,7 +10,7 @@ interpolation between the closest ranks, like numpy's default).
 
 from __future__ import annotations
 
-from llmops_observability.panels.model import Dashboard, Panel
+from llmops_observability.panels.model import Annotation, Dashboard, Panel
 
 # The tenant variable: one tenant, or "All" (sent as '*').
 TENANT = "(${tenant:singlequote} = '*' OR tenant = ${tenant:singlequote})"
@@ -258,3 +258,16 @@ LIMIT 100""", width=24),
 ]
 
 PANELS: dict[str, Panel] = {p.id: p for p in _PANELS}
+
+# Registry changes (alias and label moves, new versions) as markers on the time series of the
+# dashboards whose numbers they move: "which model was production when p95 jumped?".
+ANNOTATIONS = [
+    Annotation("Registry changes", ("llmops-answers", "llmops-quality"), "#e8743b",
+               f"""SELECT ts AS time,
+       concat(kind, ' ', name, if(pointer = '', '', concat(' ', pointer)), ': v',
+              toString(from_version), ' -> v', toString(to_version)) AS text,
+       [toString(kind), name] AS tags
+FROM registry_changes FINAL
+WHERE {RANGE} AND ({TENANT} OR tenant = '')
+ORDER BY time"""),
+]

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmops_observability.panels.definitions import DASHBOARDS, PANELS
+from llmops_observability.panels.definitions import ANNOTATIONS, DASHBOARDS, PANELS
 from llmops_observability.panels.macros import ALL_TENANTS, WEAK_RETRIEVAL_THRESHOLD
 from llmops_observability.panels.model import Dashboard, Panel
 
@@ -113,7 +113,11 @@ def dashboard_json(dashboard: Dashboard) -> dict[str, Any]:
         "version": 1,
         "time": {"from": "now-24h", "to": "now"},
         "templating": {"list": variables},
-        "annotations": {"list": []},
+        "annotations": {"list": [
+            {"name": a.name, "enable": True, "iconColor": a.color, "datasource": DATASOURCE,
+             "target": {"refId": "Anno", "datasource": DATASOURCE, "editorType": "sql",
+                        "format": FORMAT_TABLE, "queryType": "table", "rawSql": a.sql}}
+            for a in ANNOTATIONS if dashboard.uid in a.dashboards]},
         "links": [{"type": "dashboards", "tags": ["llmops"], "title": "LLMOps dashboards",
                    "asDropdown": True}],
         "panels": out,

@@ -44,6 +44,17 @@ class Panel:
 
 
 @dataclass(frozen=True)
+class Annotation:
+    """Events marked on the time axis of dashboards' time series (Grafana annotations). The SQL
+    returns `time`, `text` and `tags` (an array of strings)."""
+
+    name: str
+    dashboards: tuple[str, ...]
+    color: str
+    sql: str
+
+
+@dataclass(frozen=True)
 class PanelResult:
     panel: Panel
     # (name, ClickHouse type name) in the order of each row's values.
