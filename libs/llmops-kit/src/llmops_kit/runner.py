@@ -10,8 +10,10 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from llmops_kit import tracing
 from llmops_kit.key_resolver import StartupRefused
 from llmops_kit.logging import configure_logging
+from llmops_kit.metrics import serve_metrics
 from llmops_kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,34 @@ def run_service(settings_type: Callable[[], S], serve: Callable[[S], Coroutine[A
     """A service's `main()`: settings from the environment, JSON logging, serve until stopped."""
     settings = settings_type()
     configure_logging(settings.service_name, settings.log_level)
+    stop_metrics = _start_metrics(settings)
+    provider = tracing.configure(settings.tracing, settings.service_name)
     try:
         asyncio.run(serve(settings))
     except StartupRefused as exc:
-        log.error("refusing to start: %s", exc)
-        print(f"{settings.service_name}: refusing to start: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _refuse(settings, str(exc))
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports the spans still queued
+        stop_metrics()
+
+
+def _refuse(settings: ServiceSettings, why: str) -> None:
+    log.error("refusing to start: %s", why)
+    print(f"{settings.service_name}: refusing to start: {why}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _start_metrics(settings: ServiceSettings) -> Callable[[], None]:
+    """The process's /metrics endpoint (metrics.py), unless its port is 0."""
+    if not settings.metrics_port:
+        return lambda: None
+    try:
+        stop = serve_metrics(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        _refuse(settings, f"cannot serve metrics on {settings.metrics_host}:"
+                          f"{settings.metrics_port} ({exc.strerror}); set metrics_port "
+                          f"(0 disables)")
+        raise  # not reached: _refuse exits
+    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+    return stop
