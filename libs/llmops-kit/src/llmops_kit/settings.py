@@ -233,9 +233,11 @@ class ServiceSettings(BaseSettings):
     )
 
     # Telemetry (docs/operations.md, "Metrics and traces"). The metrics port defaults to
-    # `<env prefix>METRICS_PORT` in ports.env (e.g. LLMOPS_SAFETY_METRICS_PORT), 0 disables.
-    metrics_host: str = Field(default_factory=ports.local_host,
-                              description="address the /metrics endpoint listens on")
+    # `<env prefix>METRICS_PORT` in ports.env (e.g. LLMOPS_SAFETY_METRICS_PORT), 0 disables;
+    # the host to grpc_host, so /metrics is reachable exactly where the service's API is
+    # (127.0.0.1 locally, the container's network in an image).
+    metrics_host: str = Field(default="", description="address the /metrics endpoint "
+                                                      "listens on; default: grpc_host")
     metrics_port: int = Field(default=0, ge=0, lt=65536,
                               description="port of the /metrics endpoint; 0: none")
     tracing: TracingSettings = Field(default_factory=TracingSettings)
@@ -244,6 +246,8 @@ class ServiceSettings(BaseSettings):
     def _default_metrics_port(self) -> ServiceSettings:
         if "metrics_port" not in self.model_fields_set:
             self.metrics_port = ports.metrics_port(str(self.model_config.get("env_prefix", "")))
+        if not self.metrics_host:
+            self.metrics_host = self.grpc_host
         return self
 
     @field_validator("api_keys")

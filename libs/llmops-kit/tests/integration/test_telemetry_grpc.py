@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 
 import grpc
@@ -12,16 +14,18 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from prometheus_client import CollectorRegistry
 
 from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
-from llmops_kit import tracing
+from llmops_kit import runner, tracing
 from llmops_kit.auth import Principal, Role
 from llmops_kit.context import current_trace_id
 from llmops_kit.errors import InvalidArgument
 from llmops_kit.grpc_client import call_peer
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.key_resolver import KeyResolver
-from llmops_kit.metrics import kit_metrics
+from llmops_kit.metrics import KitMetrics, kit_metrics, serve_metrics
+from llmops_kit.settings import ServiceSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 SERVICE = "llmops.embedding.v1.EmbeddingService"
@@ -140,3 +144,31 @@ async def test_spans_continue_the_callers_trace_through_call_peer(
     for span in spans.get_finished_spans():
         assert SECRET not in repr(dict(span.attributes or {}))
         assert "alice" not in span.name
+
+
+def test_metrics_endpoint_serves_the_registry_and_a_taken_port_refuses_start(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    registry = CollectorRegistry()
+    KitMetrics(registry).rpc_requests.labels(SERVICE, "Embed", "OK").inc(2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    stop = serve_metrics("127.0.0.1", port, registry)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        assert f'llmops_rpc_requests_total{{code="OK",method="Embed",service="{SERVICE}"}} 2.0' \
+            in text.splitlines()
+        # The port is taken (by the endpoint above): the service refuses to start, and says why.
+        settings = ServiceSettings(service_name="svc", metrics_port=port)
+        with pytest.raises(SystemExit) as exited:
+            runner._start_metrics(settings)
+        assert exited.value.code == 2
+        assert f"svc: refusing to start: cannot serve metrics on 127.0.0.1:{port}" in \
+            capsys.readouterr().err
+    finally:
+        stop()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    # Port 0: no endpoint, nothing to stop.
+    runner._start_metrics(ServiceSettings(metrics_port=0))()

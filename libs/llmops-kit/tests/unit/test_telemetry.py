@@ -79,6 +79,9 @@ def test_metrics_port_setting(no_metrics_env: None, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("LLMOPS_SAFETY_METRICS_PORT", "19464")
     monkeypatch.setenv("LLMOPS_SAFETY_METRICS_HOST", "0.0.0.0")
     assert (SafetyLike().metrics_host, SafetyLike().metrics_port) == ("0.0.0.0", 19464)
+    monkeypatch.delenv("LLMOPS_SAFETY_METRICS_HOST")
+    monkeypatch.setenv("LLMOPS_SAFETY_GRPC_HOST", "0.0.0.0")  # as in the service's image
+    assert SafetyLike().metrics_host == "0.0.0.0"
     monkeypatch.setenv("LLMOPS_SAFETY_METRICS_PORT", "0")
     assert SafetyLike().metrics_port == 0
     monkeypatch.setenv("LLMOPS_SAFETY_METRICS_PORT", "70000")
