@@ -44,29 +44,29 @@ def run_service(settings_type: Callable[[], S], serve: Callable[[S], Coroutine[A
     try:
         asyncio.run(serve(settings))
     except StartupRefused as exc:
-        _refuse(settings, str(exc))
+        log.error("refusing to start: %s", exc)
+        print(f"{settings.service_name}: refusing to start: {exc}", file=sys.stderr)
+        sys.exit(2)
     finally:
         if provider is not None:
             provider.shutdown()  # exports the spans still queued
         stop_metrics()
 
 
-def _refuse(settings: ServiceSettings, why: str) -> None:
-    log.error("refusing to start: %s", why)
-    print(f"{settings.service_name}: refusing to start: {why}", file=sys.stderr)
-    sys.exit(2)
-
-
 def _start_metrics(settings: ServiceSettings) -> Callable[[], None]:
-    """The process's /metrics endpoint (metrics.py), unless its port is 0."""
+    """The process's /metrics endpoint (metrics.py), unless its port is 0; returns its stop.
+
+    A port that is taken is an error in the log, not a refusal to start: the service's API
+    matters more than its metrics, and Prometheus reports the target down (`up == 0`).
+    """
     if not settings.metrics_port:
         return lambda: None
     try:
         stop = serve_metrics(settings.metrics_host, settings.metrics_port)
     except OSError as exc:
-        _refuse(settings, f"cannot serve metrics on {settings.metrics_host}:"
-                          f"{settings.metrics_port} ({exc.strerror}); set metrics_port "
-                          f"(0 disables)")
-        raise  # not reached: _refuse exits
+        log.error("cannot serve metrics on %s:%d (%s); serving without /metrics (set "
+                  "metrics_port, 0 disables)", settings.metrics_host, settings.metrics_port,
+                  exc.strerror)
+        return lambda: None
     log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     return stop

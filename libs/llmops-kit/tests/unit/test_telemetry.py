@@ -62,18 +62,18 @@ def sample(metrics: KitMetrics, name: str, **labels: str) -> float | None:
 
 # -- settings and ports --------------------------------------------------------------------
 
-def test_each_grpc_service_has_a_metrics_port_next_to_its_grpc_port(no_metrics_env: None) -> None:
+def test_each_grpc_service_has_a_metrics_port(no_metrics_env: None) -> None:
     prefixes = {"ingestion": "LLMOPS_INGESTION_", "embedding": "LLMOPS_EMBEDDING_",
                 "vector-store": "LLMOPS_VECTORSTORE_", "safety": "LLMOPS_SAFETY_",
                 "model-registry": "LLMOPS_REGISTRY_", "inference": "LLMOPS_INFERENCE_"}
-    assert {s: ports.metrics_port(p) - ports.service_port(s) for s, p in prefixes.items()} == \
-        dict.fromkeys(prefixes, 1000)
-    assert ports.metrics_port("LLMOPS_OBSERVABILITY_") == 51067
+    assert {s: ports.metrics_port(p) for s, p in prefixes.items()} == {
+        s: 9460 + ports.service_port(s) % 10 for s in prefixes}
+    assert ports.metrics_port("LLMOPS_OBSERVABILITY_") == 9467
 
 
 def test_metrics_port_setting(no_metrics_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = SafetyLike()
-    assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 51064)
+    assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 9464)
     assert ServiceSettings().metrics_port == 0  # no LLMOPS_METRICS_PORT in ports.env: none
     assert SafetyLike(metrics_port=9).metrics_port == 9
     monkeypatch.setenv("LLMOPS_SAFETY_METRICS_PORT", "19464")
