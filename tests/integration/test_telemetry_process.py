@@ -94,6 +94,7 @@ def client_tracing(receiver: tuple[Receiver, str],
     provider = TracerProvider(resource=Resource.create({"service.name": "telemetry-test"}))
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=receiver[1])))
     monkeypatch.setattr(tracing, "tracer", lambda: provider.get_tracer("test"))
+    monkeypatch.setattr(tracing, "active", lambda: True)
     yield
     provider.shutdown()
 

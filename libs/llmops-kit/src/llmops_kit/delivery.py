@@ -154,18 +154,17 @@ class Delivery(Generic[M]):
         """`_run` inside the batch's span (continuing its producers' traces), measured."""
         started = time.perf_counter()
         topic = self.event_type.topic
-        producers = [tracing.remote_context(tracing.record_headers(r.headers)) for r in records] \
-            if tracing.active() else []
+        producers = tracing.producers(records) if tracing.active() else []
         with tracing.consume_span(topic, self.group, producers) as span:
             span.set_attribute("messaging.batch.message_count", len(records))
             done = await self._run(records)
             span.set_attribute("llmops.outcome", "ack" if done else "rewind")
-        metrics = self.metrics
-        metrics.batch_duration.labels(topic, self.group).observe(time.perf_counter() - started)
+        m = self.metrics
+        m.child(m.batch_duration, topic, self.group).observe(time.perf_counter() - started)
         if done:
-            metrics.records_processed.labels(topic, self.group).inc(len(records))
+            m.child(m.records_processed, topic, self.group).inc(len(records))
         else:
-            metrics.batches_rewound.labels(topic, self.group).inc()
+            m.child(m.batches_rewound, topic, self.group).inc()
         return done
 
     async def _run(self, records: tuple[ConsumerRecord[Any, Any], ...]) -> bool:

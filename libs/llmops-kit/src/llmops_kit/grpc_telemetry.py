@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import grpc
@@ -70,6 +70,16 @@ def _end(span: Span, code: grpc.StatusCode, reason: str | None, server: bool) ->
         span.set_status(Status(StatusCode.ERROR, code.name))
 
 
+def _server_span(full: str, service: str, method: str,
+                 context: grpc.aio.ServicerContext) -> AbstractContextManager[Span]:
+    """The SERVER span of a call, continuing the caller's trace."""
+    metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+    return tracing.tracer().start_as_current_span(
+        full.lstrip("/"), context=tracing.parent(tracing.remote_context(metadata)),
+        kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method})
+
+
 class ServerTelemetry(grpc.aio.ServerInterceptor):
     """Counts, times and traces the platform's RPCs (see module doc)."""
 
@@ -100,13 +110,10 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):
     @contextmanager
     def _observe(self, full: str, context: grpc.aio.ServicerContext) -> Iterator[None]:
         service, method = split_method(full)
-        metadata = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         started = time.perf_counter()
-        with tracing.tracer().start_as_current_span(
-                full.lstrip("/"), context=tracing.parent(tracing.remote_context(metadata)),
-                kind=SpanKind.SERVER, record_exception=False, set_status_on_exception=False,
-                attributes={"rpc.system": "grpc", "rpc.service": service,
-                            "rpc.method": method}) as span:
+        # Tracing off: no span at all, not even a no-op one (half the cost of a call).
+        with _server_span(full, service, method, context) if tracing.active() \
+                else nullcontext() as span:
             failure: BaseException | None = None
             try:
                 yield
@@ -115,10 +122,11 @@ class ServerTelemetry(grpc.aio.ServerInterceptor):
                 raise
             finally:
                 code = status_of(context, failure)
-                _end(span, code, _reason(context), server=True)
-                self.metrics.rpc_requests.labels(service, method, code.name).inc()
-                self.metrics.rpc_duration.labels(service, method).observe(
-                    time.perf_counter() - started)
+                if span is not None:
+                    _end(span, code, _reason(context), server=True)
+                m = self.metrics
+                m.child(m.rpc_requests, service, method, code.name).inc()
+                m.child(m.rpc_duration, service, method).observe(time.perf_counter() - started)
 
     def _unary(self, behavior: Callable[..., Any], full: str) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -144,33 +152,34 @@ def rpc_method(rpc: Any) -> str:
 
 
 @contextmanager
-def client_call(rpc: Any, metrics: KitMetrics | None = None) -> Iterator[Span]:
-    """Around one call to a peer: a CLIENT span (current while the metadata is built, so its
-    context is what goes out) and the client-side counters. The caller sets the outcome with
-    `client_failed` (no call: OK)."""
-    metrics = metrics or kit_metrics()
+def client_call(rpc: Any, metrics: KitMetrics | None = None) -> Iterator[None]:
+    """Around one call to a peer: a CLIENT span when tracing is on (current while the call's
+    metadata is built, so its context is what goes out) and the client-side metrics; the
+    outcome is the AioRpcError's code, or OK."""
+    m = metrics or kit_metrics()
     full = rpc_method(rpc) or "/unknown/unknown"
     service, method = split_method(full)
     started = time.perf_counter()
     with tracing.tracer().start_as_current_span(
             full.lstrip("/"), kind=SpanKind.CLIENT, record_exception=False,
             set_status_on_exception=False,
-            attributes={"rpc.system": "grpc", "rpc.service": service,
-                        "rpc.method": method}) as span:
+            attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}) \
+            if tracing.active() else nullcontext() as span:
         code = grpc.StatusCode.OK
         try:
-            yield span
+            yield
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
             reason = next((v for k, v in exc.trailing_metadata() or ()
                            if k == REASON_TRAILER and isinstance(v, str)), None)
-            if reason:
+            if reason and span is not None:
                 span.set_attribute("llmops.error.reason", reason)
             raise
         except BaseException:
             code = grpc.StatusCode.UNKNOWN
             raise
         finally:
-            _end(span, code, None, server=False)
-            metrics.client_requests.labels(service, method, code.name).inc()
-            metrics.client_duration.labels(service, method).observe(time.perf_counter() - started)
+            if span is not None:
+                _end(span, code, None, server=False)
+            m.child(m.client_requests, service, method, code.name).inc()
+            m.child(m.client_duration, service, method).observe(time.perf_counter() - started)

@@ -194,7 +194,8 @@ class EventBus:
             "dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset,
             letter.headers[HEADER_DLQ_ERROR], extra={"reason": error.reason},
         )
-        self.metrics.records_dead_lettered.labels(record.topic, group, error.reason).inc()
+        m = self.metrics
+        m.child(m.records_dead_lettered, record.topic, group, error.reason).inc()
 
     async def _publish_letter(self, record: ConsumerRecord[Any, Any],
                               letter: dead_letters.DeadLetter) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import start_http_server
@@ -34,6 +35,7 @@ class KitMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = registry
         self.rpc_requests = Counter(
             "llmops_rpc_requests", "RPCs served, by gRPC service, method and status code",
@@ -67,6 +69,16 @@ class KitMetrics:
             "llmops_consumer_lag",
             "Records behind: the partition's high-water mark minus the consumer's position",
             ["topic", "partition", "group"], registry=r)
+
+
+    def child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, remembered: labels() validates and locks on every call,
+        which is most of the cost of counting an RPC."""
+        key = (id(metric), values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
 
 @cache

@@ -142,16 +142,41 @@ def inject(carrier: MutableMapping[str, str]) -> MutableMapping[str, str]:
     return carrier
 
 
-def record_headers(headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
-    """A Kafka record's headers as text, for `remote_context`."""
-    return {k: v.decode("utf-8", "replace") for k, v in headers or () if v is not None}
+def producers(records: Iterable[Any]) -> list[SpanContext]:
+    """The distinct producer contexts of Kafka records (their `traceparent`, else their
+    `x-trace-id` headers), at most MAX_LINKS + 1. Headers are compared as bytes and only
+    distinct ones parsed: a batch from one request costs one parse, not one per record."""
+    distinct: dict[tuple[bytes | None, bytes | None], None] = {}
+    for record in records:
+        traceparent = trace_id = None
+        for key, value in record.headers or ():
+            if key == "traceparent":
+                traceparent = value
+            elif key == TRACE_ID_HEADER:
+                trace_id = value
+        if traceparent or trace_id:
+            distinct.setdefault((traceparent, trace_id))
+            if len(distinct) > MAX_LINKS:
+                break
+    contexts = []
+    for traceparent, trace_id in distinct:
+        carrier = {k: v.decode("utf-8", "replace") for k, v in
+                   (("traceparent", traceparent), (TRACE_ID_HEADER, trace_id)) if v}
+        ctx = remote_context(carrier)
+        if ctx is not None:
+            contexts.append(ctx)
+    return contexts
 
 
 @contextmanager
 def consume_span(topic: str, group: str,
                  producers: Iterable[SpanContext | None]) -> Iterator[trace.Span]:
     """The span of one consumed batch (OpenTelemetry messaging conventions). When all of the
-    batch comes from one trace it continues that trace; otherwise it links to each one."""
+    batch comes from one trace it continues that trace; otherwise it links to each one.
+    Tracing off: no span (an invalid one that records nothing, set as nobody's parent)."""
+    if not active():
+        yield trace.INVALID_SPAN
+        return
     distinct = list({(c.trace_id, c.span_id): c for c in producers if c is not None}.values())
     links = [Link(c) for c in distinct[:MAX_LINKS]] if len(distinct) > 1 else []
     attributes: dict[str, Any] = {

@@ -157,6 +157,22 @@ def test_batch_span_continues_one_trace_and_links_several(
     assert root.parent is None and not root.links
 
 
+def test_producers_are_parsed_once_per_distinct_header() -> None:
+    def rec(*headers: tuple[str, bytes]) -> Any:
+        return ConsumerRecord("t", 0, 0, 0, 0, b"k", b"v", None, 1, 1, list(headers))
+
+    same = [rec(("traceparent", TRACEPARENT.encode()), ("x-trace-id", TRACE.encode()))] * 50
+    [one] = tracing.producers(same)
+    assert (format(one.trace_id, "032x"), one.span_id) == (TRACE, 0x00F067AA0BA902B7)
+    # Only the platform id: one context per id, however many records carry it.
+    only_id = [rec(("x-trace-id", b"ab" * 16))] * 3 + [rec(("x-trace-id", b"cd" * 16))]
+    assert sorted(format(c.trace_id, "032x") for c in tracing.producers(only_id)) == \
+        ["ab" * 16, "cd" * 16]
+    assert tracing.producers([rec(), rec(("x-trace-id", b"t-42"))]) == []
+    many = [rec(("x-trace-id", f"{i + 1:032x}".encode())) for i in range(100)]
+    assert len(tracing.producers(many)) == tracing.MAX_LINKS + 1
+
+
 # -- gRPC labels ----------------------------------------------------------------------------
 
 @dataclass
