@@ -4,8 +4,8 @@ With OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) set, `c
 installs a TracerProvider with the OTLP gRPC exporter behind a batch span processor; the
 service name is OTEL_SERVICE_NAME, else the service's own name. Everything else the SDK reads
 itself (OTEL_EXPORTER_OTLP_HEADERS / _INSECURE / _CERTIFICATE, OTEL_TRACES_SAMPLER,
-OTEL_BSP_*, OTEL_RESOURCE_ATTRIBUTES). Unset, nothing is installed and the kit's spans go to
-OpenTelemetry's no-op tracer.
+OTEL_BSP_*, OTEL_RESOURCE_ATTRIBUTES). Unset, nothing is installed and the kit starts no spans
+at all (`active()` is False), so tracing costs nothing.
 
 Context travels as W3C `traceparent` (gRPC metadata, Kafka headers). The platform's own trace
 id (`x-trace-id`, the envelope's `trace_id`, logged on every line) is 32 hex digits like an

@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind
 from prometheus_client import CollectorRegistry
 
 from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
+from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
 from llmops_kit import runner, tracing
 from llmops_kit.auth import Principal, Role
 from llmops_kit.context import current_trace_id
@@ -172,3 +173,48 @@ def test_metrics_endpoint_serves_the_registry_and_a_taken_port_is_logged(
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
     # Port 0: no endpoint, nothing to stop.
     runner._start_metrics(ServiceSettings(metrics_port=0))()
+
+
+class Streamer(inference_pb2_grpc.InferenceServiceServicer):
+    """GenerateStream: two tokens, or INVALID_ARGUMENT after the first for 'bad'."""
+
+    async def GenerateStream(self, request: inference_pb2.GenerateRequest, context: object
+                             ) -> AsyncIterator[inference_pb2.GenerateStreamResponse]:
+        yield inference_pb2.GenerateStreamResponse(token="a")
+        if request.question == "bad":
+            raise InvalidArgument("BAD_QUESTION", "refused mid-stream")
+        yield inference_pb2.GenerateStreamResponse(token="b")
+
+
+async def test_streams_are_counted_when_they_end_and_traced(
+        spans: InMemorySpanExporter) -> None:
+    service = "llmops.inference.v1.InferenceService"
+    server = GrpcServer("127.0.0.1", 0, KeyResolver(None, {"k": Principal("acme", Role.MEMBER)}))
+    server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server, Streamer(), [service],
+               dict.fromkeys(("Generate", "GenerateStream", "SubmitFeedback"), Role.MEMBER))
+    port = await server.start()
+    registry = kit_metrics().registry
+
+    def count(code: str) -> float:
+        return registry.get_sample_value("llmops_rpc_requests_total", {
+            "service": service, "method": "GenerateStream", "code": code}) or 0.0
+
+    ok, bad = count("OK"), count("INVALID_ARGUMENT")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = inference_pb2_grpc.InferenceServiceStub(channel)
+            md = (("x-api-key", "k"),)
+            tokens = [r.token async for r in stub.GenerateStream(
+                inference_pb2.GenerateRequest(question="q"), metadata=md)]
+            assert tokens == ["a", "b"]
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                async for _ in stub.GenerateStream(inference_pb2.GenerateRequest(question="bad"),
+                                                   metadata=md):
+                    pass
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        await server.stop(0)
+    assert (count("OK") - ok, count("INVALID_ARGUMENT") - bad) == (1, 1)
+    codes = [(s.name, (s.attributes or {})["rpc.grpc.status_code"])
+             for s in spans.get_finished_spans()]
+    assert codes == [(f"{service}/GenerateStream", 0), (f"{service}/GenerateStream", 3)]
