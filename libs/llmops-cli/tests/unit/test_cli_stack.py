@@ -168,3 +168,24 @@ def test_ask_json_and_a_refusal(
     data = json.loads(capsys.readouterr().out)
     assert data["citations"][0]["document_id"] == "vacation.md"
     assert data["output_safety"] == "SAFETY_OUTCOME_REDACT"
+
+
+def test_replicas_get_their_own_metrics_port(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: object) -> None:
+    started: list[dict[str, str]] = []
+
+    class FakePopen:
+        pid = 999_999_999  # never alive
+
+        def __init__(self, args: list[str], env: dict[str, str], **kwargs: object) -> None:
+            started.append(env)
+
+    monkeypatch.setenv("LLMOPS_HOME", str(tmp_path))
+    monkeypatch.setattr(stack.subprocess, "Popen", FakePopen)
+    monkeypatch.delenv("LLMOPS_SAFETY_METRICS_PORT", raising=False)  # tests default it to 0
+    safety = next(s for s in stack.SERVICES if s.name == "safety")
+    stack.start_service(safety, replica=0)
+    stack.start_service(safety, replica=2)
+    stack.start_service(safety, replica=1, env={"LLMOPS_SAFETY_METRICS_PORT": "0"})
+    assert [e["LLMOPS_SAFETY_METRICS_PORT"] for e in started] == ["9464", "9664", "0"]
+    assert [e["LLMOPS_SAFETY_GRPC_PORT"] for e in started] == ["50064", "50264", "50164"]
