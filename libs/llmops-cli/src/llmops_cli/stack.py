@@ -55,6 +55,12 @@ class ServiceSpec:
         prefix = self.env_prefix or "LLMOPS_" + self.name.upper().replace("-", "") + "_"
         return prefix + ("GRPC_PORT" if self.protocol == "grpc" else "PORT")
 
+    @property
+    def metrics_variable(self) -> str | None:
+        """Its /metrics port setting (gRPC services; generation serves TGI's on its own port)."""
+        return self.port_variable.removesuffix("GRPC_PORT") + "METRICS_PORT" \
+            if self.protocol == "grpc" else None
+
 
 SERVICES = (
     ServiceSpec("embedding", "llmops_embedding"),
@@ -113,6 +119,11 @@ def start_service(spec: ServiceSpec, replica: int = 0, env: dict[str, str] | Non
     child_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
                  **(env or {})}
     child_env[spec.port_variable] = str(spec.port + 100 * replica)
+    if spec.metrics_variable:  # replica N serves /metrics on its port + 100*N too (0: none)
+        given = child_env.get(spec.metrics_variable)
+        metrics = int(given) if given else \
+            ports.metrics_port(spec.metrics_variable.removesuffix("METRICS_PORT"))
+        child_env[spec.metrics_variable] = str(metrics + 100 * replica if metrics else 0)
     proc = subprocess.Popen(
         [sys.executable, "-m", spec.module], cwd=repo_root(), env=child_env,
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -15,6 +15,7 @@ import pytest
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
 from llmops_cli import stack
 from llmops_cli.testing import fake_service, run
+from llmops_kit import ports
 
 pytestmark = pytest.mark.unit
 
@@ -43,6 +44,21 @@ def test_the_port_variable_is_the_one_each_service_reads(
     assert (settings().port if spec.protocol == "http" else settings().grpc_port) == spec.port
     monkeypatch.setenv(spec.port_variable, "41234")  # what start_service sets for replica N
     assert (settings().port if spec.protocol == "http" else settings().grpc_port) == 41234
+
+
+@pytest.mark.parametrize("spec", stack.SERVICES, ids=lambda s: s.name)
+def test_the_metrics_variable_is_the_one_each_service_reads(
+    spec: stack.ServiceSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if spec.protocol == "http":  # generation: TGI's metrics on its own port
+        assert spec.metrics_variable is None
+        return
+    assert spec.metrics_variable is not None
+    settings = importlib.import_module(SETTINGS[spec.name]).Settings
+    monkeypatch.delenv(spec.metrics_variable, raising=False)  # tests default it to 0
+    assert settings().metrics_port == ports.port(spec.metrics_variable) > 0
+    monkeypatch.setenv(spec.metrics_variable, "41235")  # what start_service sets for replica N
+    assert settings().metrics_port == 41235
 
 
 def test_every_service_module_is_in_the_stack() -> None:
@@ -152,3 +168,24 @@ def test_ask_json_and_a_refusal(
     data = json.loads(capsys.readouterr().out)
     assert data["citations"][0]["document_id"] == "vacation.md"
     assert data["output_safety"] == "SAFETY_OUTCOME_REDACT"
+
+
+def test_replicas_get_their_own_metrics_port(monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: object) -> None:
+    started: list[dict[str, str]] = []
+
+    class FakePopen:
+        pid = 999_999_999  # never alive
+
+        def __init__(self, args: list[str], env: dict[str, str], **kwargs: object) -> None:
+            started.append(env)
+
+    monkeypatch.setenv("LLMOPS_HOME", str(tmp_path))
+    monkeypatch.setattr(stack.subprocess, "Popen", FakePopen)
+    monkeypatch.delenv("LLMOPS_SAFETY_METRICS_PORT", raising=False)  # tests default it to 0
+    safety = next(s for s in stack.SERVICES if s.name == "safety")
+    stack.start_service(safety, replica=0)
+    stack.start_service(safety, replica=2)
+    stack.start_service(safety, replica=1, env={"LLMOPS_SAFETY_METRICS_PORT": "0"})
+    assert [e["LLMOPS_SAFETY_METRICS_PORT"] for e in started] == ["9464", "9664", "0"]
+    assert [e["LLMOPS_SAFETY_GRPC_PORT"] for e in started] == ["50064", "50264", "50164"]

@@ -28,10 +28,11 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaTimeoutError, KafkaUnavailableError
 from google.protobuf.message import Message
 
-from llmops_kit import dead_letters
+from llmops_kit import dead_letters, tracing
 from llmops_kit.context import bound
 from llmops_kit.errors import DeadlineExceeded, PoisonMessage, Unavailable
 from llmops_kit.events import EventType, decode
+from llmops_kit.metrics import KitMetrics, kit_metrics
 
 if TYPE_CHECKING:
     from llmops_kit.kafka import EventBus
@@ -138,8 +139,10 @@ class Delivery(Generic[M]):
     max_delay = 5.0
 
     def __init__(self, bus: EventBus, event_type: EventType[M], group: str,
-                 handler: BatchHandler[M], max_retry_seconds: float) -> None:
+                 handler: BatchHandler[M], max_retry_seconds: float,
+                 metrics: KitMetrics | None = None) -> None:
         self.bus = bus
+        self.metrics = metrics or kit_metrics()
         self.event_type = event_type
         self.group = group
         self.handler = handler
@@ -148,6 +151,23 @@ class Delivery(Generic[M]):
         self.failures: dict[Where, int] = {}
 
     async def run(self, records: tuple[ConsumerRecord[Any, Any], ...]) -> bool:
+        """`_run` inside the batch's span (continuing its producers' traces), measured."""
+        started = time.perf_counter()
+        topic = self.event_type.topic
+        producers = tracing.producers(records) if tracing.active() else []
+        with tracing.consume_span(topic, self.group, producers) as span:
+            span.set_attribute("messaging.batch.message_count", len(records))
+            done = await self._run(records)
+            span.set_attribute("llmops.outcome", "ack" if done else "rewind")
+        m = self.metrics
+        m.child(m.batch_duration, topic, self.group).observe(time.perf_counter() - started)
+        if done:
+            m.child(m.records_processed, topic, self.group).inc(len(records))
+        else:
+            m.child(m.batches_rewound, topic, self.group).inc()
+        return done
+
+    async def _run(self, records: tuple[ConsumerRecord[Any, Any], ...]) -> bool:
         progress: _Progress[M] = _Progress(records)
         deadline = time.monotonic() + self.max_retry_seconds
         delay = self.first_delay

@@ -5,6 +5,7 @@
   where the service acts for itself, e.g. the vector-store's embedding calls),
 - within the caller's deadline (`time_left`: the peer gets what is left, at most `timeout`;
   DeadlineExceeded before a call that cannot finish),
+- traced and measured (grpc_telemetry.client_call: a CLIENT span, W3C `traceparent`),
 - with the peer's failure turned into the kit's DomainError family: the class follows the
   status code and the reason is the peer's `x-error-reason`, so INVALID_ARGUMENT /
   QUERY_TOO_LONG from the embedding service reaches the client unchanged. A failure without
@@ -30,6 +31,7 @@ from llmops_kit.errors import (
     Unavailable,
 )
 from llmops_kit.grpc_server import caller_metadata, error_reason
+from llmops_kit.grpc_telemetry import client_call
 
 Response = TypeVar("Response")
 
@@ -72,7 +74,10 @@ async def call_peer(
     `peer` names the service in error messages; `unavailable` is the reason when the peer
     gave none (e.g. "EMBEDDING_UNAVAILABLE").
     """
+    budget = time_left(timeout)
     try:
-        return await rpc(request, metadata=caller_metadata(api_key), timeout=time_left(timeout))
+        # A CLIENT span and the client-side metrics; its context goes out in the metadata.
+        with client_call(rpc):
+            return await rpc(request, metadata=caller_metadata(api_key), timeout=budget)
     except grpc.aio.AioRpcError as exc:
         raise peer_error(exc, peer, unavailable) from exc

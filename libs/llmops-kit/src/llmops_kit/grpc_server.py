@@ -22,9 +22,11 @@ from google.protobuf import descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from llmops_kit import tracing
 from llmops_kit.auth import Principal, Role, acting_as
 from llmops_kit.context import bound, current_api_key, current_trace_id, new_trace_id
 from llmops_kit.errors import DomainError, InvalidArgument, PermissionDenied
+from llmops_kit.grpc_telemetry import ServerTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +43,13 @@ def error_reason(exc: Any) -> str | None:
 
 
 def caller_metadata(api_key: str | None = None) -> tuple[tuple[str, str], ...]:
-    """Metadata for a call made on the current caller's behalf: its trace id and API key."""
+    """Metadata for a call made on the current caller's behalf: its trace id and API key,
+    and the current span's W3C `traceparent` when there is one (llmops_kit.tracing)."""
     md = [(TRACE_ID_HEADER, current_trace_id() or "")]
     key = api_key or current_api_key()
     if key:
         md.append((API_KEY_HEADER, key))
+    md.extend(tracing.inject({}).items())
     return tuple(md)
 
 
@@ -137,7 +141,7 @@ class TenantAuth(grpc.aio.ServerInterceptor):
         async def wrapper(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             principal, md = await self._enter(method, context)
             request = await self._parse(parse, raw, context)
-            with bound(principal.tenant, md.get(TRACE_ID_HEADER) or new_trace_id(),
+            with bound(principal.tenant, _trace_id(md),
                        md.get(API_KEY_HEADER), context.time_remaining()), \
                     acting_as(principal):
                 try:
@@ -153,7 +157,7 @@ class TenantAuth(grpc.aio.ServerInterceptor):
         async def wrapper(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             principal, md = await self._enter(method, context)
             request = await self._parse(parse, raw, context)
-            with bound(principal.tenant, md.get(TRACE_ID_HEADER) or new_trace_id(),
+            with bound(principal.tenant, _trace_id(md),
                        md.get(API_KEY_HEADER), context.time_remaining()), \
                     acting_as(principal):
                 try:
@@ -163,6 +167,12 @@ class TenantAuth(grpc.aio.ServerInterceptor):
                     await self._fail(context, exc)
 
         return wrapper
+
+
+def _trace_id(md: dict[str, str]) -> str:
+    """The request's platform trace id: the caller's, else its server span's (so logs and
+    traces agree), else a new one."""
+    return md.get(TRACE_ID_HEADER) or tracing.current_trace_id() or new_trace_id()
 
 
 def _declared_methods(full_name: str) -> list[str] | None:
@@ -182,7 +192,8 @@ class GrpcServer:
         self.roles: dict[str, Role] = {}
         self._auth_started = False
         self.server = grpc.aio.server(
-            interceptors=[TenantAuth(auth, self.roles)],
+            # Telemetry outermost: it sees every outcome, refusals included.
+            interceptors=[ServerTelemetry(), TenantAuth(auth, self.roles)],
             options=[
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),

@@ -23,7 +23,8 @@ from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 from google.protobuf.message import Message
 
-from llmops_kit import dead_letters, topics
+from llmops_kit import dead_letters, topics, tracing
+from llmops_kit.consumer_lag import ConsumerLag
 from llmops_kit.dead_letters import (
     HEADER_DLQ_ERROR,
     HEADER_DLQ_GROUP,
@@ -37,6 +38,7 @@ from llmops_kit.dead_letters import (
 from llmops_kit.delivery import Batch, BatchHandler, DeadLetterFailed, Delivery, Received
 from llmops_kit.errors import PoisonMessage
 from llmops_kit.events import EventType, headers_for
+from llmops_kit.metrics import kit_metrics
 from llmops_kit.settings import KafkaSettings
 
 __all__ = [
@@ -69,6 +71,10 @@ class EventBus:
         self._watcher: asyncio.Task[None] | None = None
         self._listeners: list[HealthListener] = []
         self._degraded: set[str] = set()
+        # Telemetry (metrics.py, consumer_lag.py): records, dead letters, lag per partition.
+        self.metrics = kit_metrics()
+        self.lag = ConsumerLag(self.metrics)
+        self._lag_task: asyncio.Task[None] | None = None
         self.broker = KafkaBroker(
             **settings.broker_options(),
             client_id=client_id,
@@ -87,6 +93,8 @@ class EventBus:
         await self.broker.start()
         if self._probes and self._watcher is None:
             self._watcher = asyncio.create_task(self._watch_dependencies())
+        if self.lag.sources and self._lag_task is None:
+            self._lag_task = asyncio.create_task(self.lag.run(self.settings.lag_refresh_seconds))
 
     async def stop(self) -> None:
         self.stopping = True  # a batch retrying in place gives up (rewinds) instead of waiting
@@ -94,7 +102,12 @@ class EventBus:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
             self._watcher = None
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            await asyncio.gather(self._lag_task, return_exceptions=True)
+            self._lag_task = None
         await self.broker.stop()
+        self.lag.clear()
 
     async def _watch_dependencies(self) -> None:
         while True:
@@ -149,7 +162,8 @@ class EventBus:
             event.SerializeToString(),
             topic=event_type.topic,
             key=key,
-            headers=headers_for(event, event_type),
+            # The current span's `traceparent` too, so consumers continue the trace.
+            headers=dict(tracing.inject(headers_for(event, event_type))),
         )
 
     async def publish_many(self, event_type: EventType[M], events: Sequence[tuple[bytes, M]]) -> None:
@@ -180,6 +194,8 @@ class EventBus:
             "dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset,
             letter.headers[HEADER_DLQ_ERROR], extra={"reason": error.reason},
         )
+        m = self.metrics
+        m.child(m.records_dead_lettered, record.topic, group, error.reason).inc()
 
     async def _publish_letter(self, record: ConsumerRecord[Any, Any],
                               letter: dead_letters.DeadLetter) -> None:
@@ -208,7 +224,7 @@ class EventBus:
         """
         window = self.settings.retry_window_seconds if max_retry_seconds is None \
             else max_retry_seconds
-        delivery = Delivery(self, event_type, group_id, handler, window)
+        delivery = Delivery(self, event_type, group_id, handler, window, self.metrics)
 
         async def consume(_: list[bytes], msg: KafkaMessage) -> None:
             raw = msg.raw_message
@@ -221,7 +237,7 @@ class EventBus:
                 # so no later commit of this consumer can move past it.
                 await _settle(msg, done)
 
-        self.broker.subscriber(
+        subscriber = self.broker.subscriber(
             event_type.topic,
             group_id=group_id,
             batch=True,
@@ -233,7 +249,10 @@ class EventBus:
             fetch_max_bytes=max(50 * 1024 * 1024, self.settings.consumer_fetch_bytes),
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
-        )(consume)
+        )
+        subscriber(consume)
+        # Its aiokafka consumer exists while the bus runs; the lag watcher reads it.
+        self.lag.add(lambda: getattr(subscriber, "consumer", None), group_id)
 
 
 async def _settle(msg: KafkaMessage, ack: bool) -> None:

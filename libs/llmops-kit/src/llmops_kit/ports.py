@@ -86,3 +86,13 @@ def service_port(service: str) -> int:
 def service_address(service: str) -> str:
     """Where a local service listens: `host:port`, e.g. for "embedding"."""
     return local_address(SERVICE_PORTS[service])
+
+
+def metrics_port(env_prefix: str) -> int:
+    """The /metrics port of the service whose settings read `env_prefix` (e.g. "LLMOPS_SAFETY_"):
+    `<prefix>METRICS_PORT` from the environment or the file; 0 (disabled) when neither has one."""
+    name = f"{env_prefix}METRICS_PORT"
+    raw = os.environ.get(name) or defaults().get(name) or "0"
+    if raw.strip() == "0":
+        return 0
+    return port(name)

@@ -10,8 +10,10 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from llmops_kit import tracing
 from llmops_kit.key_resolver import StartupRefused
 from llmops_kit.logging import configure_logging
+from llmops_kit.metrics import serve_metrics
 from llmops_kit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -37,9 +39,34 @@ def run_service(settings_type: Callable[[], S], serve: Callable[[S], Coroutine[A
     """A service's `main()`: settings from the environment, JSON logging, serve until stopped."""
     settings = settings_type()
     configure_logging(settings.service_name, settings.log_level)
+    stop_metrics = _start_metrics(settings)
+    provider = tracing.configure(settings.tracing, settings.service_name)
     try:
         asyncio.run(serve(settings))
     except StartupRefused as exc:
         log.error("refusing to start: %s", exc)
         print(f"{settings.service_name}: refusing to start: {exc}", file=sys.stderr)
         sys.exit(2)
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports the spans still queued
+        stop_metrics()
+
+
+def _start_metrics(settings: ServiceSettings) -> Callable[[], None]:
+    """The process's /metrics endpoint (metrics.py), unless its port is 0; returns its stop.
+
+    A port that is taken is an error in the log, not a refusal to start: the service's API
+    matters more than its metrics, and Prometheus reports the target down (`up == 0`).
+    """
+    if not settings.metrics_port:
+        return lambda: None
+    try:
+        stop = serve_metrics(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        log.error("cannot serve metrics on %s:%d (%s); serving without /metrics (set "
+                  "metrics_port, 0 disables)", settings.metrics_host, settings.metrics_port,
+                  exc.strerror)
+        return lambda: None
+    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+    return stop

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from llmops_kit import ports
 from llmops_kit.auth import Role
+from llmops_kit.tracing import TracingSettings
 
 # The well-known keys of the development mode (LLMOPS_DEV_MODE=true) only: `key=tenant[:role]`,
 # a key without a role is its tenant's maintainer. Outside development mode keys live in the
@@ -111,6 +112,10 @@ class KafkaSettings(BaseSettings):
         default=120.0, gt=0,
         description="how long a failing batch is retried in place before it is rewound "
                     "(sought back) and delivered again",
+    )
+    lag_refresh_seconds: float = Field(
+        default=5.0, gt=0,
+        description="how often each consumer's lag (llmops_consumer_lag) is refreshed",
     )
 
     # Authentication (docs/operations.md, "Kafka with SASL/SCRAM and ACLs"): PLAINTEXT talks
@@ -226,6 +231,24 @@ class ServiceSettings(BaseSettings):
         description="how often each service polls the key store for created/revoked keys",
         validation_alias=AliasChoices("auth_refresh_seconds", "LLMOPS_AUTH_REFRESH_SECONDS"),
     )
+
+    # Telemetry (docs/operations.md, "Metrics and traces"). The metrics port defaults to
+    # `<env prefix>METRICS_PORT` in ports.env (e.g. LLMOPS_SAFETY_METRICS_PORT), 0 disables;
+    # the host to grpc_host, so /metrics is reachable exactly where the service's API is
+    # (127.0.0.1 locally, the container's network in an image).
+    metrics_host: str = Field(default="", description="address the /metrics endpoint "
+                                                      "listens on; default: grpc_host")
+    metrics_port: int = Field(default=0, ge=0, lt=65536,
+                              description="port of the /metrics endpoint; 0: none")
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
+
+    @model_validator(mode="after")
+    def _default_metrics_port(self) -> ServiceSettings:
+        if "metrics_port" not in self.model_fields_set:
+            self.metrics_port = ports.metrics_port(str(self.model_config.get("env_prefix", "")))
+        if not self.metrics_host:
+            self.metrics_host = self.grpc_host
+        return self
 
     @field_validator("api_keys")
     @classmethod

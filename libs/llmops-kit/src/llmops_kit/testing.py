@@ -33,6 +33,11 @@ def pytest_configure(config: pytest.Config) -> None:
     """Tests run in development mode (the well-known dev keys are accepted) against a platform
     database of their own, unless the caller chose otherwise."""
     os.environ.setdefault("LLMOPS_DEV_MODE", "true")
+    # Service processes started by tests serve no /metrics unless a test gives them a port:
+    # the default ports would collide with a running stack and with concurrent test runs.
+    for name in ports.defaults():
+        if name.endswith("_METRICS_PORT"):
+            os.environ.setdefault(name, "0")
     if "LLMOPS_AUTH_DATABASE_URL" not in os.environ:
         folder = tempfile.mkdtemp(prefix="llmops-auth-")
         os.environ["LLMOPS_AUTH_DATABASE_URL"] = f"sqlite:///{folder}/platform.db"
