@@ -128,6 +128,10 @@ class BusCompletionSink:
             try:
                 quality = await asyncio.wait_for(self.scorer.assess(answer, rq, ra),
                                                  self.quality_timeout)
+                log.info("answer %s: %d of %d sentences supported by %d of %d passages, best "
+                         "retrieval %.3f", answer.request_id, quality.supported_sentences,
+                         quality.answer_sentences, len(answer.passages), len(answer.retrieved),
+                         quality.best_retrieval_score)
             except Exception as exc:
                 self.stats.unscored += 1
                 log.warning("inference-completed %s goes without quality scores: %s",
