@@ -49,6 +49,7 @@ class Fakes:
         self.reply = reply
         self.fail: dict[str, Exception] = {}
         self.generation_delay = 0.0
+        self.streams_open = 0
 
     async def embed(self, question: str) -> list[float]:
         if "embed" in self.fail:
@@ -97,8 +98,13 @@ class Fakes:
                      ) -> AsyncIterator[str | Generation]:
         if "generate" in self.fail:
             raise self.fail["generate"]
-        yield self.reply
-        yield Generation(self.reply, 40, 8, "stop")
+        self.streams_open += 1
+        try:
+            for word in self.reply.split(" "):
+                yield word + " "
+            yield Generation(self.reply, 40, 8, "stop")
+        finally:
+            self.streams_open -= 1
 
 
 class FakeEmbedder:
@@ -306,3 +312,13 @@ async def test_events_beyond_the_in_flight_limit_are_dropped_and_counted() -> No
     await rig.service.answer(q(use_cache=False))
     rig.embedder.gate.set()
     assert len(await rig.published()) == 1 and rig.sink.stats.dropped == 1
+
+
+async def test_a_client_that_stops_reading_closes_the_generation_stream_at_once() -> None:
+    rig = Rig(reply="Sentence one is here and it is long enough to be released early. " * 6)
+    stream = rig.service.stream(q())
+    first = await anext(stream)
+    assert isinstance(first, str) and rig.fakes.streams_open == 1
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert rig.fakes.streams_open == 0
+    assert await rig.published() == []  # the caller left: nothing to count

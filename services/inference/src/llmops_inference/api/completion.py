@@ -116,13 +116,14 @@ class BusCompletionSink:
 
     async def event(self, question: Question, answer: Answer, streamed: bool
                     ) -> inference_pb2.InferenceCompleted:
-        try:
-            rq, ra = await asyncio.gather(self.guard.redact(question.text),
-                                          self.guard.redact(answer.text))
-        except Exception as exc:
+        texts = await asyncio.gather(self.guard.redact(question.text),
+                                     self.guard.redact(answer.text), return_exceptions=True)
+        failed = next((t for t in texts if isinstance(t, BaseException)), None)
+        if failed is not None:
             log.warning("inference-completed %s goes without its text: redaction failed (%s)",
-                        answer.request_id, _why(exc))
+                        answer.request_id, _why(failed))
             return completed_event(question, answer, streamed, "", "", Quality())
+        rq, ra = (str(t) for t in texts)
         quality = Quality()
         if self.scorer is not None:
             try:

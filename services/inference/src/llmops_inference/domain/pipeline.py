@@ -8,8 +8,8 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 
 from llmops_inference.domain.cache import AnswerCache, CacheKey
@@ -312,11 +312,13 @@ class AnswerService:
         self.validate(q)
         sw = Stopwatch()
         with self._failures(q, sw, streamed=True) as attempt:
-            async for item in self._stream(q, sw, attempt):
-                yield item
+            # aclosing: a client that stops reading closes the generation stream at once.
+            async with aclosing(self._stream(q, sw, attempt)) as items:
+                async for item in items:
+                    yield item
 
     async def _stream(self, q: Question, sw: Stopwatch, attempt: _Attempt
-                      ) -> AsyncIterator[str | Answer]:
+                      ) -> AsyncGenerator[str | Answer, None]:
         ready = await self._prepare(q, sw, attempt)
         if isinstance(ready, Answer):
             yield self._finish(q, ready, sw, streamed=True)
