@@ -9,6 +9,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import grpc
@@ -243,6 +244,14 @@ async def test_cli_ask_prints_the_answer_with_citations(
     data = json.loads(proc.stdout)
     assert data["answer"].strip() and data["model_version"] == f"{MODEL}@1"
     assert data["sources"][0]["document_id"] == "vacation-policy.md" and data["citations"]
+    assert str(uuid.UUID(data["request_id"])) == data["request_id"]
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-c", "from llmops_cli.main import main; main()", "feedback",
+         data["request_id"], "--rating", "up", "--api-key", answer_stack.keys[ASK], "--json"],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["feedback_id"]
 
 
 async def serving(inference: Inference, md: tuple, version: str, within: float = 20) -> str:
@@ -373,3 +382,107 @@ async def test_a_poisoned_document_never_reaches_the_prompt(
     assert POISONED_DOC not in {s.document_id for s in resp.sources}
     assert [s.marker for s in resp.sources] == list(range(1, len(resp.sources) + 1))
     assert not resp.blocked and resp.input_safety == inference_pb2.SAFETY_OUTCOME_ALLOW
+
+
+# A prompt that makes the model repeat a sentence about something else: an answer that the
+# retrieved passages cannot support.
+OFF_TOPIC = "Penguins live in Antarctica and eat fish."
+OFF_TOPIC_TEMPLATE = 'Text: "' + OFF_TOPIC + '" Repeat the text exactly and say nothing else.'
+
+
+@pytest.fixture(scope="module")
+async def off_topic_prompt(registry: Registry, answer_stack: Stack) -> str:
+    name = f"off-topic-{RUN_ID}"
+    await registry.CreatePromptVersion(
+        registry_pb2.CreatePromptVersionRequest(name=name, template=OFF_TOPIC_TEMPLATE,
+                                                labels=["production"], shared=True),
+        metadata=(("x-api-key", answer_stack.env["LLMOPS_ADMIN_KEY"]),), timeout=10)
+    return name
+
+
+async def completed_events(kafka: KafkaSettings, ids: set[str], timeout: float = 60
+                           ) -> dict[str, inference_pb2.InferenceCompleted]:
+    """The InferenceCompleted events with these event ids (they are published after the
+    answer, with its quality scored first)."""
+    consumer = AIOKafkaConsumer(topics.INFERENCE_COMPLETED, **kafka.client_options(),
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    found: dict[str, inference_pb2.InferenceCompleted] = {}
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while set(found) != ids and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for rec in records:
+                    ev = events.decode(events.INFERENCE_COMPLETED, rec.value)
+                    if ev.envelope.event_id in ids:
+                        found[ev.envelope.event_id] = ev
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_answers_are_scored_for_groundedness_and_take_feedback(
+    inference: Inference, answer_stack: Stack, corpus: list[str], off_topic_prompt: str,
+    kafka: KafkaSettings
+) -> None:
+    """The real answer path and embedding model: a grounded answer from the sample corpus
+    scores higher than one that repeats an unrelated sentence over the same passages; each
+    answer's request id is its event's id, and feedback on it is published redacted."""
+    # SmolLM2 answers this one with a sentence (others get "1" or "The answer is:", which have
+    # no sentence to score or one that nothing supports).
+    question = "What is the daily meal allowance on business trips?"
+    md = answer_stack.md(ASK)
+    grounded = await inference.Generate(ask(question, no_cache=True), metadata=md, timeout=120)
+    off = await inference.Generate(ask(question, prompt_name=off_topic_prompt, no_cache=True),
+                                   metadata=md, timeout=120)
+    assert "penguin" in off.answer.lower(), off.answer
+    ids = {grounded.request_id, off.request_id}
+    assert all(str(uuid.UUID(i)) == i for i in ids) and len(ids) == 2
+    found = await completed_events(kafka, ids)
+    assert set(found) == ids, "no inference-completed event for an answer"
+    g, o = found[grounded.request_id], found[off.request_id]
+    for event, resp in ((g, grounded), (o, off)):
+        assert event.HasField("groundedness") and event.answer_sentences >= 1, (
+            resp.answer, event.redacted_answer, list(event.retrieved_chunk_ids), event.error,
+            event.best_retrieval_score)
+        assert event.supported_sentences <= event.answer_sentences
+        assert event.groundedness == pytest.approx(
+            event.supported_sentences / event.answer_sentences)
+        assert [c.chunk_id for c in event.citations] == [c.chunk_id for c in resp.citations]
+        assert all(not c.excerpt for c in event.citations)
+        assert len(event.question_embedding) == 384 and event.error == ""
+        assert event.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
+        assert 0 < event.best_retrieval_score <= 1
+    # The same question: the same question vector, whichever prompt answered it.
+    assert list(g.question_embedding) == pytest.approx(list(o.question_embedding), abs=1e-5)
+    assert g.groundedness > o.groundedness, (grounded.answer, off.answer)
+    assert o.groundedness < 0.5
+
+    comment = "Spot on. Questions? Write to jane.roe@example.com"
+    fb = await inference.SubmitFeedback(inference_pb2.SubmitFeedbackRequest(
+        request_id=grounded.request_id, rating=1, comment=comment), metadata=md, timeout=30)
+    assert fb.comment_redacted and fb.feedback_id
+    consumer = AIOKafkaConsumer(topics.FEEDBACK_SUBMITTED, **kafka.client_options(),
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    feedback = None
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while feedback is None and asyncio.get_running_loop().time() < deadline:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for rec in records:
+                    ev = events.decode(events.FEEDBACK_SUBMITTED, rec.value)
+                    if ev.envelope.event_id == fb.feedback_id:
+                        feedback = ev
+    finally:
+        await consumer.stop()
+    assert feedback is not None, "no feedback-submitted event"
+    assert (feedback.envelope.tenant_id, feedback.request_id, feedback.rating) == (
+        ASK, grounded.request_id, 1)
+    assert "jane.roe@example.com" not in feedback.redacted_comment
+    assert feedback.redacted_comment.startswith("Spot on. Questions? Write to [")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await inference.SubmitFeedback(inference_pb2.SubmitFeedbackRequest(
+            request_id=grounded.request_id, rating=5), metadata=md, timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(err.value) == "BAD_RATING"

@@ -17,7 +17,7 @@ from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
 from llmops.ingestion.v1 import ingestion_pb2
 from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2
-from llmops_cli import admin_cmds, registry_cmds, report_cmd, stack
+from llmops_cli import admin_cmds, feedback_cmds, registry_cmds, report_cmd, stack
 from llmops_cli.client import (
     SEARCH_MODES,
     Clients,
@@ -211,6 +211,8 @@ async def cmd_ask(args: argparse.Namespace) -> int:
         lines.append(f"model {resp.model_version}, prompt {resp.prompt_version}, "
                      f"{resp.completion_tokens} tokens, {stages.get('total', 0):.0f} ms, {safety}"
                      + (", cached" if resp.cached else ""))
+    lines.append(f"request {resp.request_id} (rate it: llmops feedback {resp.request_id} "
+                 "--rating up|down)")
     _emit(args, MessageToDict(resp, preserving_proto_field_name=True), "\n".join(lines))
     return 0
 
@@ -261,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--prompt", default="", help="registry prompt as NAME or NAME@LABEL "
                                                   "(default rag-answer@production)")
     ask.set_defaults(func=cmd_ask)
+    feedback_cmds.add_commands(sub, [common, tenant])
     registry_cmds.add_commands(sub, [common, tenant])
     report_cmd.add_commands(sub, [common, tenant])
     admin_cmds.add_commands(sub, common)

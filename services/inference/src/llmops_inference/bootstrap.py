@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from llmops.inference.v1 import inference_pb2_grpc
+from llmops_inference.adapters.embedding import EmbeddingClient
 from llmops_inference.adapters.registry import RegistryClient
 from llmops_inference.adapters.retrieval import VectorStoreRetriever
 from llmops_inference.adapters.safety import SafetyGuard
 from llmops_inference.adapters.tgi import TgiGenerator
 from llmops_inference.api import events as event_api
 from llmops_inference.api import tenants as tenant_api
+from llmops_inference.api.completion import BusCompletionSink
+from llmops_inference.api.feedback import BusFeedbackPublisher
 from llmops_inference.api.grpc import ROLES, SERVICE_FULL_NAME, InferenceServicer
 from llmops_inference.domain.cache import AnswerCache
+from llmops_inference.domain.feedback import FeedbackService
 from llmops_inference.domain.pipeline import AnswerService, Limits
+from llmops_inference.domain.quality import QualityConfig, QualityScorer
 from llmops_inference.settings import Settings
 from llmops_kit import events
 from llmops_kit.app import ServiceApp, Stage
@@ -19,8 +24,19 @@ from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
 
-TOPICS = (events.INFERENCE_COMPLETED.topic, events.MODEL_ALIAS_CHANGED.topic,
-          events.TENANT_DELETED.topic)
+TOPICS = (events.INFERENCE_COMPLETED.topic, events.FEEDBACK_SUBMITTED.topic,
+          events.MODEL_ALIAS_CHANGED.topic, events.TENANT_DELETED.topic)
+
+
+def build_sink(settings: Settings, bus: EventBus, guard: SafetyGuard,
+               embedder: EmbeddingClient) -> BusCompletionSink:
+    scorer = None
+    if settings.quality_enabled:
+        scorer = QualityScorer(embedder, QualityConfig(
+            groundedness=settings.groundedness_enabled,
+            threshold=settings.groundedness_threshold))
+    return BusCompletionSink(bus, guard, scorer, quality_timeout=settings.quality_timeout_seconds,
+                             max_in_flight=settings.events_max_in_flight)
 
 
 async def build(settings: Settings) -> ServiceApp:
@@ -36,18 +52,21 @@ async def build(settings: Settings) -> ServiceApp:
     generator = TgiGenerator(gen.url, gen.timeout_seconds, gen.attempts, gen.backoff_seconds,
                              gen.token.get_secret_value() if gen.token else None, admin_key)
     cache = AnswerCache(settings.cache_entries, settings.cache_ttl_seconds)
-    service = AnswerService(
-        retriever, registry, registry, guard, generator,
-        event_api.BusCompletionSink(bus, guard), cache, Limits(),
-    )
+    embedder = EmbeddingClient(settings.embedding_address, timeout)
+    sink = build_sink(settings, bus, guard, embedder)
+    service = AnswerService(retriever, registry, registry, guard, generator, sink, cache,
+                            Limits())
+    feedback = FeedbackService(guard, BusFeedbackPublisher(bus))
     event_api.register(bus, event_api.AliasHandlers(registry), settings.alias_consumer_group())
     tenant_api.register(bus, cache, settings.consumer_group)
     server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server,
-               InferenceServicer(service, settings), [SERVICE_FULL_NAME], ROLES)
+               InferenceServicer(service, settings, feedback), [SERVICE_FULL_NAME], ROLES)
     app = ServiceApp(settings, bus, server, TOPICS)
-    for client in (registry, guard, retriever, generator):
+    for client in (registry, guard, retriever, generator, embedder):
         app.on(Stage.RESOURCE, stop=client.close)
+    # Events of answers already sent are published before the bus stops.
+    app.on(Stage.BUS_CLIENT, stop=sink.drain)
     return app
 
 

@@ -7,6 +7,8 @@ from typing import Protocol
 
 from llmops_inference.domain.model import (
     Answer,
+    Embeddings,
+    Feedback,
     Generation,
     ModelRef,
     Passage,
@@ -60,4 +62,24 @@ class Generator(Protocol):
 
 
 class CompletionSink(Protocol):
-    async def completed(self, question: Question, answer: Answer, streamed: bool) -> None: ...
+    def submit(self, question: Question, answer: Answer, streamed: bool) -> None:
+        """Takes a finished (or failed) answer and returns at once: redaction, quality
+        scoring and publishing InferenceCompleted happen in the background, never on the
+        answer's path. Must not raise."""
+        ...
+
+
+class Embedder(Protocol):
+    """The embedding service, for scoring answers (one call per answer)."""
+
+    async def embed_texts(self, texts: Sequence[str]) -> Embeddings: ...
+
+    async def model_name(self) -> str:
+        """The model the service embeds with (asked once, then remembered)."""
+        ...
+
+
+class FeedbackPublisher(Protocol):
+    async def publish(self, feedback: Feedback) -> str:
+        """Publishes FeedbackSubmitted; returns its event id."""
+        ...

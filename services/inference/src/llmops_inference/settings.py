@@ -52,6 +52,17 @@ class Settings(ServiceSettings):
     cache_entries: int = Field(default=1024, ge=0)
     cache_ttl_seconds: float = Field(default=600.0, gt=0)
     consumer_group: str = "inference"
+    # After each answer, in the background: the question's vector, retrieval strength and
+    # groundedness (one embedding call; off: the event carries none of them).
+    quality_enabled: bool = True
+    # Only the groundedness part (sentences against the passages).
+    groundedness_enabled: bool = True
+    # A sentence is supported when its best cosine to a cited passage reaches this; measured
+    # with bench/groundedness_threshold.py (README "Groundedness").
+    groundedness_threshold: float = Field(default=0.30, ge=-1.0, le=1.0)
+    quality_timeout_seconds: float = Field(default=10.0, gt=0)
+    # InferenceCompleted events being built or published at once; more are dropped (counted).
+    events_max_in_flight: int = Field(default=1000, ge=1)
     # Names this process's own consumer group for alias changes (see alias_consumer_group).
     replica_id: str = Field(default_factory=default_replica_id, min_length=1)
 

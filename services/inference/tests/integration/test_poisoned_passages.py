@@ -95,7 +95,7 @@ class Sink:
     def __init__(self) -> None:
         self.answers: list[Answer] = []
 
-    async def completed(self, question: Question, answer: Answer, streamed: bool) -> None:
+    def submit(self, question: Question, answer: Answer, streamed: bool) -> None:
         self.answers.append(answer)
 
 

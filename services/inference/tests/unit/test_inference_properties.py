@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from llmops.inference.v1 import inference_pb2 as pb
 from llmops_inference.api.grpc import InferenceServicer
 from llmops_inference.domain.cache import AnswerCache
+from llmops_inference.domain.feedback import FeedbackService
 from llmops_inference.domain.model import (
     Generation,
     ModelRef,
@@ -68,14 +69,17 @@ class Fakes:
         yield "An answer [1]."
         yield Generation("An answer [1].", 3, 4, "stop")
 
-    async def completed(self, *args: Any) -> None:
+    def submit(self, *args: Any) -> None:
         return None
+
+    async def publish(self, feedback: Any) -> str:
+        return "00000000-0000-4000-8000-000000000000"
 
 
 def servicer() -> InferenceServicer:
     f = Fakes()
     service = AnswerService(f, f, f, f, f, f, AnswerCache(16, 60), Limits())  # type: ignore[arg-type]
-    return InferenceServicer(service, Settings())
+    return InferenceServicer(service, Settings(), FeedbackService(f, f))  # type: ignore[arg-type]
 
 
 async def streamed(svc: InferenceServicer, request: pb.GenerateRequest) -> list[Any]:
@@ -98,3 +102,12 @@ def test_generate_stream_requests(request: pb.GenerateRequest) -> None:
     assert_client_error(result)
     if not isinstance(result, DomainError):
         assert result[-1].final.answer == "An answer [1]."
+
+
+@PROPERTY
+@given(request=messages(pb.SubmitFeedbackRequest))
+def test_submit_feedback_requests(request: pb.SubmitFeedbackRequest) -> None:
+    result = rpc_outcome(servicer().SubmitFeedback(request, None))
+    assert_client_error(result)
+    if not isinstance(result, DomainError):
+        assert result.feedback_id and request.rating in (1, -1)

@@ -124,7 +124,7 @@ class RecordingSink:
     def __init__(self) -> None:
         self.events: list[tuple[Question, Answer, bool]] = []
 
-    async def completed(self, question: Question, answer: Answer, streamed: bool) -> None:
+    def submit(self, question: Question, answer: Answer, streamed: bool) -> None:
         self.events.append((question, answer, streamed))
 
 

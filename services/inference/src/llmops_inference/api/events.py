@@ -1,47 +1,13 @@
-"""InferenceCompleted events out; registry alias changes in (model switching without restart)."""
+"""Registry alias changes in (model switching without restart); events out: api/completion.py
+(InferenceCompleted) and api/feedback.py (FeedbackSubmitted)."""
 
 from __future__ import annotations
 
-from llmops.inference.v1 import inference_pb2
 from llmops.registry.v1 import registry_pb2
-from llmops_inference.api.grpc import OUTCOME, to_guarded
-from llmops_inference.domain.model import Answer, Question
-from llmops_inference.ports import Guard, ModelResolver
+from llmops_inference.ports import ModelResolver
 from llmops_kit import events
 from llmops_kit.events import EventType
 from llmops_kit.kafka import Batch, EventBus
-
-PRODUCER = "inference"
-
-
-class BusCompletionSink:
-    """Publishes InferenceCompleted; raw text is PII-redacted by the safety service first."""
-
-    def __init__(self, bus: EventBus, guard: Guard) -> None:
-        self.bus = bus
-        self.guard = guard
-
-    async def completed(self, question: Question, answer: Answer, streamed: bool) -> None:
-        stages = {k: v for k, v in answer.stages_ms.items() if k != "total"}
-        event = inference_pb2.InferenceCompleted(
-            envelope=events.make_envelope(PRODUCER, tenant=question.tenant),
-            model_version=answer.model_version,
-            prompt_version=answer.prompt.label if answer.prompt else "",
-            stages=[inference_pb2.StageLatency(stage=k, milliseconds=v) for k, v in stages.items()],
-            time_to_first_token_ms=answer.time_to_first_token_ms,
-            prompt_tokens=answer.prompt_tokens,
-            completion_tokens=answer.completion_tokens,
-            retrieved_chunk_ids=[p.chunk_id for p in answer.retrieved],
-            redacted_question=await self.guard.redact(question.text),
-            redacted_answer=await self.guard.redact(answer.text),
-            input_safety=OUTCOME[answer.input_safety],
-            output_safety=OUTCOME[answer.output_safety],
-            cached=answer.cached,
-            streamed=streamed,
-            total_ms=answer.stages_ms.get("total", 0.0),
-            guarded_passages=[to_guarded(g) for g in answer.guarded],
-        )
-        await self.bus.publish(events.INFERENCE_COMPLETED, event, question.tenant.encode())
 
 
 class AliasHandlers:

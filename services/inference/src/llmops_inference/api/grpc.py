@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
+from llmops_inference.domain.feedback import FeedbackService
 from llmops_inference.domain.model import (
     Answer,
     GuardedPassage,
@@ -23,7 +24,8 @@ from llmops_kit.errors import Unauthenticated
 
 SERVICE_FULL_NAME = "llmops.inference.v1.InferenceService"
 # The least role each RPC needs (enforced by the kit's gRPC wrapper).
-ROLES = {"Generate": Role.MEMBER, "GenerateStream": Role.MEMBER}
+ROLES = {"Generate": Role.MEMBER, "GenerateStream": Role.MEMBER,
+         "SubmitFeedback": Role.MEMBER}
 OUTCOME = {
     Verdict.ALLOW: inference_pb2.SAFETY_OUTCOME_ALLOW,
     Verdict.REDACT: inference_pb2.SAFETY_OUTCOME_REDACT,
@@ -84,13 +86,16 @@ def to_response(a: Answer) -> inference_pb2.GenerateResponse:
         cached=a.cached,
         finish_reason=a.finish_reason,
         guarded_passages=[to_guarded(g) for g in a.guarded],
+        request_id=a.request_id,
     )
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
-    def __init__(self, service: AnswerService, settings: Settings) -> None:
+    def __init__(self, service: AnswerService, settings: Settings,
+                 feedback: FeedbackService) -> None:
         self.service = service
         self.settings = settings
+        self.feedback = feedback
 
     async def Generate(self, request: inference_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> inference_pb2.GenerateResponse:
@@ -104,3 +109,14 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
                 yield inference_pb2.GenerateStreamResponse(token=item)
             else:
                 yield inference_pb2.GenerateStreamResponse(final=to_response(item))
+
+    async def SubmitFeedback(self, request: inference_pb2.SubmitFeedbackRequest,
+                             context: grpc.aio.ServicerContext
+                             ) -> inference_pb2.SubmitFeedbackResponse:
+        tenant = current_tenant()
+        if not tenant:
+            raise Unauthenticated("NO_TENANT", "request has no tenant")
+        receipt = await self.feedback.submit(tenant, request.request_id, request.rating,
+                                             request.comment)
+        return inference_pb2.SubmitFeedbackResponse(feedback_id=receipt.feedback_id,
+                                                    comment_redacted=receipt.comment_redacted)

@@ -126,8 +126,50 @@ class Answer:
     guarded: list[GuardedPassage] = field(default_factory=list)
     # What the generation backend says served the answer (see Generation.model_version).
     served_version: str = ""
+    # Identifies this answer (GenerateResponse.request_id == InferenceCompleted's event id);
+    # set when the answer is finished, a new one for every answer, cached ones included.
+    request_id: str = ""
+    # The text retrieval embedded and searched (the question, redacted when it held PII) and
+    # its vector: reused as the event's question embedding when it is the redacted question.
+    searched_text: str = ""
+    query_vector: list[float] = field(default_factory=list)
+    # Empty on success; else why the request failed, as InferenceCompleted.error's codes.
+    error: str = ""
+    # The directions whose verdict above is real: a request that failed before its output
+    # (or input) check reports that outcome as unspecified in its event.
+    checked: tuple[str, ...] = ("input", "output")
 
     @property
     def model_version(self) -> str:
         """The version reported to the caller and in events: the one that really served."""
         return self.served_version or (self.model.label if self.model else "")
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    vectors: list[list[float]]
+    model: str
+
+
+@dataclass(frozen=True)
+class Quality:
+    """What the background step adds to an answer's event (all optional: it may fail)."""
+
+    question_embedding: list[float] = field(default_factory=list)
+    embedding_model: str = ""
+    # None when not scored (no answer sentences, no passages, scoring off or failed).
+    groundedness: float | None = None
+    answer_sentences: int = 0
+    supported_sentences: int = 0
+    # Best cosine between the question and a retrieved passage (0: not measured).
+    best_retrieval_score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A user's rating of an answer, its comment already PII-redacted."""
+
+    tenant: str
+    request_id: str
+    rating: int
+    redacted_comment: str

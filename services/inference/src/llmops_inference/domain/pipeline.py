@@ -7,12 +7,13 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from contextlib import aclosing, contextmanager
+from dataclasses import dataclass, field
 
 from llmops_inference.domain.cache import AnswerCache, CacheKey
-from llmops_inference.domain.errors import InvalidQuestion
+from llmops_inference.domain.errors import InvalidQuestion, failure_code
 from llmops_inference.domain.model import (
     Answer,
     Generation,
@@ -32,6 +33,7 @@ from llmops_inference.ports import (
     PromptRenderer,
     Retriever,
 )
+from llmops_kit.context import deadline_var
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,9 @@ class _Ready:
     input_safety: Verdict
     model: ModelRef
     guarded: list[GuardedPassage]
+    # What retrieval embedded and searched, and its vector (empty without retrieval).
+    searched: str = ""
+    vector: list[float] = field(default_factory=list)
 
     def answered(self, gen: Generation | None, text: str, verdict: Verdict) -> Answer:
         """The Answer for generated `text` (already redacted if needed) and its output verdict."""
@@ -135,7 +140,22 @@ class _Ready:
             retrieved=self.passages,
             guarded=self.guarded,
             served_version=gen.model_version if gen else "",
+            searched_text=self.searched,
+            query_vector=self.vector,
         )
+
+
+@dataclass
+class _Attempt:
+    """How far a request got, for the event of one that fails."""
+
+    input_safety: Verdict | None = None
+    ready: _Ready | None = None
+
+
+def _deadline_passed() -> bool:
+    deadline = deadline_var.get()
+    return deadline is not None and time.monotonic() >= deadline
 
 
 class AnswerService:
@@ -173,10 +193,11 @@ class AnswerService:
         if q.temperature is not None and not 0.0 <= q.temperature <= 2.0:
             raise InvalidQuestion("BAD_TEMPERATURE", "temperature must be within [0, 2]")
 
-    async def _prepare(self, q: Question, sw: Stopwatch) -> Answer | _Ready:
+    async def _prepare(self, q: Question, sw: Stopwatch, attempt: _Attempt) -> Answer | _Ready:
         """Everything before generation; a finished Answer when the input is blocked."""
         with sw.stage("input_safety"):
             verdict = await self.guard.check(q.text, "input")
+        attempt.input_safety = verdict.verdict
         if verdict.verdict is Verdict.BLOCK:
             return Answer(REFUSAL_INPUT, [], None, None, Verdict.BLOCK, Verdict.ALLOW,
                           blocked=True)
@@ -184,6 +205,7 @@ class AnswerService:
         text = verdict.redacted_text if verdict.verdict is Verdict.REDACT else q.text
         passages: list[Passage] = []
         guarded: list[GuardedPassage] = []
+        vector: list[float] = []
         if q.rag:
             with sw.stage("embedding"):
                 vector = await self.retriever.embed(text)
@@ -196,7 +218,9 @@ class AnswerService:
         with sw.stage("model"):
             model = await self.models.resolve(q.model_alias)
             await self.generator.prepare(model)
-        return _Ready(prompt, passages, verdict.verdict, model, guarded)
+        attempt.ready = _Ready(prompt, passages, verdict.verdict, model, guarded,
+                               text if q.rag else "", list(vector))
+        return attempt.ready
 
     async def _guard_passages(self, passages: list[Passage]
                               ) -> tuple[list[Passage], list[GuardedPassage]]:
@@ -219,17 +243,50 @@ class AnswerService:
                 f"{g.chunk_id} {g.action.value}" for g in guarded))
         return kept, guarded
 
+    @contextmanager
+    def _failures(self, q: Question, sw: Stopwatch, streamed: bool) -> Iterator[_Attempt]:
+        """A request that fails after validation still gets its InferenceCompleted, with the
+        error's code (and a cancelled one whose deadline passed, DEADLINE_EXCEEDED)."""
+        attempt = _Attempt()
+        try:
+            yield attempt
+        except asyncio.CancelledError:
+            if _deadline_passed():
+                self._failed(q, sw, streamed, attempt, "DEADLINE_EXCEEDED")
+            raise
+        except Exception as exc:
+            self._failed(q, sw, streamed, attempt, failure_code(exc))
+            raise
+
+    def _failed(self, q: Question, sw: Stopwatch, streamed: bool, attempt: _Attempt,
+                code: str) -> None:
+        ready = attempt.ready
+        answer = (ready.answered(None, "", Verdict.ALLOW) if ready
+                  else Answer("", [], None, None, attempt.input_safety or Verdict.ALLOW,
+                              Verdict.ALLOW, blocked=False))
+        answer.error = code
+        answer.checked = ("input",) if attempt.input_safety is not None else ()
+        self._finish(q, answer, sw, streamed)
+
     async def answer(self, q: Question) -> Answer:
         self.validate(q)
         sw = Stopwatch()
-        ready = await self._prepare(q, sw)
+        with self._failures(q, sw, streamed=False) as attempt:
+            return await self._answer(q, sw, attempt)
+        raise AssertionError("not reached")  # mypy: the with block returns or raises
+
+    async def _answer(self, q: Question, sw: Stopwatch, attempt: _Attempt) -> Answer:
+        ready = await self._prepare(q, sw, attempt)
         if isinstance(ready, Answer):
-            return await self._finish(q, ready, sw, streamed=False)
+            return self._finish(q, ready, sw, streamed=False)
         key = CacheKey(q.tenant, ready.model.label, ready.prompt.label, q.text, q.rag, q.top_k,
                        q.max_new_tokens, tuple(p.chunk_id for p in ready.passages))
         hit = self.cache.get(key) if q.use_cache and q.temperature is None else None
         if hit is not None:
-            return await self._finish(q, dataclasses.replace(hit, cached=True), sw, False)
+            # This request's own retrieval (the cached answer's may differ in its vector).
+            return self._finish(q, dataclasses.replace(
+                hit, cached=True, searched_text=ready.searched, query_vector=ready.vector),
+                sw, False)
         with sw.stage("generation"):
             gen = await self.generator.generate(ready.prompt, ready.model, q.max_new_tokens,
                                                 q.temperature, q.seed)
@@ -240,7 +297,7 @@ class AnswerService:
         answer.time_to_first_token_ms = sw.stages["generation"]
         if not answer.blocked and q.temperature is None:
             self.cache.put(key, answer)
-        return await self._finish(q, answer, sw, streamed=False)
+        return self._finish(q, answer, sw, streamed=False)
 
     async def stream(self, q: Question) -> AsyncIterator[str | Answer]:
         """Yields checked answer text pieces, then the final Answer.
@@ -254,9 +311,17 @@ class AnswerService:
         """
         self.validate(q)
         sw = Stopwatch()
-        ready = await self._prepare(q, sw)
+        with self._failures(q, sw, streamed=True) as attempt:
+            # aclosing: a client that stops reading closes the generation stream at once.
+            async with aclosing(self._stream(q, sw, attempt)) as items:
+                async for item in items:
+                    yield item
+
+    async def _stream(self, q: Question, sw: Stopwatch, attempt: _Attempt
+                      ) -> AsyncGenerator[str | Answer, None]:
+        ready = await self._prepare(q, sw, attempt)
         if isinstance(ready, Answer):
-            yield await self._finish(q, ready, sw, streamed=True)
+            yield self._finish(q, ready, sw, streamed=True)
             return
         gen: Generation | None = None
         ttft = 0.0
@@ -297,13 +362,20 @@ class AnswerService:
         assert gen is not None or worst is Verdict.BLOCK, "a stream must end with a Generation"
         answer = ready.answered(gen, "".join(shown), worst)
         answer.time_to_first_token_ms = ttft
-        yield await self._finish(q, answer, sw, streamed=True)
+        yield self._finish(q, answer, sw, streamed=True)
 
-    async def _finish(self, q: Question, answer: Answer, sw: Stopwatch, streamed: bool) -> Answer:
-        answer = dataclasses.replace(answer, stages_ms=dict(sw.stages))
+    def _finish(self, q: Question, answer: Answer, sw: Stopwatch, streamed: bool) -> Answer:
+        """Stamps the answer with its own request id and latencies and hands it to the sink,
+        which publishes (and scores) it in the background, off the answer's path."""
+        error = answer.error or ("" if not answer.blocked else
+                                 "INPUT_BLOCKED" if answer.input_safety is Verdict.BLOCK
+                                 else "OUTPUT_BLOCKED")
+        answer = dataclasses.replace(answer, stages_ms=dict(sw.stages),
+                                     request_id=str(uuid.uuid4()), error=error)
         answer.stages_ms["total"] = sw.elapsed_ms()
         try:
-            await self.sink.completed(q, answer, streamed)
+            self.sink.submit(q, answer, streamed)
         except Exception:  # observability must not fail an answer that is ready
-            log.warning("could not publish inference-completed", exc_info=True)
+            log.warning("could not hand the answer to the inference-completed publisher",
+                        exc_info=True)
         return answer
