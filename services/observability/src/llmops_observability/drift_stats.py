@@ -1,0 +1,78 @@
+"""The statistics of query-embedding drift, on plain numpy arrays (no I/O, no ClickHouse).
+
+Two stages, as monitoring tools do it: a cheap always-on signal (the cosine distance between the
+centroids of the L2-normalised embeddings of two samples) and, only when that signal exceeds its
+threshold, a two-sample test that confirms the shift is real and not sampling noise: a domain
+classifier (logistic regression) trained to tell the current sample from the reference one,
+scored by its ROC AUC under stratified k-fold cross-validation, as Evidently's domain classifier
+does. AUC 0.5 means the classifier cannot tell the samples apart; above the AUC threshold (0.55
+in Evidently) the distributions differ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+Matrix = NDArray[np.float32]
+
+
+def as_matrix(vectors: list[list[float]] | Matrix) -> Matrix:
+    """Rows of equal length as a float32 matrix; rows whose length differs from the most common
+    one are dropped (a model change mid-window must not crash the monitor)."""
+    if isinstance(vectors, np.ndarray):
+        return vectors.astype(np.float32, copy=False).reshape(len(vectors), -1)
+    if not vectors:
+        return np.zeros((0, 0), dtype=np.float32)
+    lengths = [len(v) for v in vectors]
+    dims = max(set(lengths), key=lambda n: (lengths.count(n), n))
+    return np.asarray([v for v in vectors if len(v) == dims], dtype=np.float32)
+
+
+def normalise(x: Matrix) -> Matrix:
+    """Each row scaled to unit L2 norm; all-zero rows are dropped (they carry no direction)."""
+    norms = np.linalg.norm(x, axis=1)
+    keep = norms > 0
+    return (x[keep] / norms[keep, None]).astype(np.float32)
+
+
+def centroid_distance(current: Matrix, reference: Matrix) -> float:
+    """Cosine distance (1 - cosine similarity) between the centroids of the two samples' unit
+    vectors: 0 for the same mean direction, up to 2 for opposite ones."""
+    a = normalise(current).mean(axis=0)
+    b = normalise(reference).mean(axis=0)
+    denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+    if denominator == 0.0:
+        return 1.0  # centroids at the origin have no direction: as far as orthogonal
+    return float(1.0 - float(a @ b) / denominator)
+
+
+def balanced(current: Matrix, reference: Matrix, seed: int) -> tuple[Matrix, Matrix]:
+    """Both samples cut to the smaller one's size, by a seeded draw, so the classifier's base
+    rate is 50/50 whatever the traffic was."""
+    n = min(len(current), len(reference))
+    rng = np.random.default_rng(seed)
+
+    def cut(x: Matrix) -> Matrix:
+        return x if len(x) == n else x[np.sort(rng.choice(len(x), size=n, replace=False))]
+
+    return cut(current), cut(reference)
+
+
+def classifier_auc(current: Matrix, reference: Matrix, *, folds: int, seed: int) -> float:
+    """Mean ROC AUC of a logistic regression telling `current` (label 1) from `reference`
+    (label 0) on held-out folds of a stratified, seeded k-fold split. Deterministic for a seed."""
+    # Imported here: scikit-learn takes a second to import and most runs never get this far.
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    x_cur, x_ref = balanced(normalise(current), normalise(reference), seed)
+    n = len(x_cur)
+    if n < folds:
+        raise ValueError(f"{n} samples per side cannot make {folds} folds")
+    x = np.vstack([x_cur, x_ref])
+    y = np.concatenate([np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)])
+    model = LogisticRegression(max_iter=1000, random_state=seed)
+    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    scores = cross_val_score(model, x, y, cv=split, scoring="roc_auc")
+    return float(np.mean(scores))
