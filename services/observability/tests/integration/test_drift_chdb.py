@@ -186,17 +186,19 @@ async def test_a_rerun_over_the_same_rows_gives_the_same_verdict_and_rows(client
 async def test_run_forever_keeps_running_after_a_failed_run(client: Client) -> None:
     drift, _ = monitor(client, interval_seconds=0.01)
     calls: list[datetime] = []
+    third = asyncio.Event()
 
     async def flaky(now: datetime) -> list[Any]:
         calls.append(now)
         if len(calls) == 1:
             raise ConnectionError("store down")
+        if len(calls) == 3:
+            third.set()
         return []
 
     drift.run_once = flaky  # type: ignore[method-assign]
     task = asyncio.create_task(drift.run_forever())
-    while len(calls) < 3:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(third.wait(), timeout=5)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
