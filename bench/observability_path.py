@@ -1,27 +1,23 @@
 """The platform path the observability throughput bench times: Kafka -> the kit's batch
 consumer -> event-to-row mapping -> batch insert into ClickHouse.
 
-`subscribe_writer` is the one function to swap for the observability service's own consumer and
-writer once they are on main:
+Two implementations, chosen by `use_service()`:
 
-    from llmops_observability.adapters.store import ClickHouseStore
-    from llmops_observability.api.events import Writer, register
-    from llmops_observability.api.mapping import MappingOptions
+- "service": the observability service's own code (llmops_observability.api.events.register
+  with its Writer and ClickHouseStore; rows from api.mapping.add_event), used whenever that
+  package is importable (it is once the service's consumer is on main);
+- "stand-in": what the service's design says, for a checkout without it: one `events` row and
+  one `safety_verdicts` row per event, versions from occurred_at, one column-oriented insert
+  per table per consumer batch, in a worker thread.
 
-    def subscribe_writer(bus, client, group, max_records, batch_timeout_ms):
-        writer = Writer(ClickHouseStore(client), MappingOptions())
-        register(bus, writer, group, max_records, batch_timeout_ms,
-                 event_types=(events.SAFETY_VERDICT_ISSUED,))
-
-and `map_rows` for the service's mapping (add_event into a Rows, then Rows.tables()), so the
-bare insert gets exactly the rows the service writes. Until then the stand-in below does what
-the service's design says: one `events` row and one `safety_verdicts` row per event, versions
-from occurred_at, one column-oriented insert per table per consumer batch, in a worker thread.
+`subscribe_writer` (the consumer + writer) and `map_rows` (the same rows, for the bare insert)
+are the only two entry points the bench uses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
@@ -46,9 +42,28 @@ def _enum(name: str, prefix: str) -> str:
     return "" if value == "unspecified" else value
 
 
+def use_service() -> bool:
+    return importlib.util.find_spec("llmops_observability.api.events") is not None
+
+
 def map_rows(verdicts: Sequence[safety_pb2.SafetyVerdictIssued],
              sizes: Sequence[int]) -> list[Columns]:
     """(table, column names, one list per column) of the decoded events."""
+    return _service_rows(verdicts) if use_service() else _standin_rows(verdicts, sizes)
+
+
+def _service_rows(verdicts: Sequence[safety_pb2.SafetyVerdictIssued]) -> list[Columns]:
+    from llmops_observability.api.mapping import MappingOptions, add_event
+    from llmops_observability.rows import Rows
+
+    rows, options = Rows(), MappingOptions()
+    for v in verdicts:
+        add_event(rows, TOPIC, v, None, options)
+    return [(table, tuple(names), columns) for table, names, columns in rows.tables()]
+
+
+def _standin_rows(verdicts: Sequence[safety_pb2.SafetyVerdictIssued],
+                  sizes: Sequence[int]) -> list[Columns]:
     ev: dict[str, list[Any]] = {c: [] for c in EVENTS_COLUMNS}
     sv: dict[str, list[Any]] = {c: [] for c in VERDICT_COLUMNS}
     for v, size in zip(verdicts, sizes, strict=True):
@@ -80,7 +95,16 @@ def insert(client: Client, tables: list[Columns]) -> None:
 
 def subscribe_writer(bus: EventBus, client: Client, group: str, max_records: int,
                      batch_timeout_ms: int) -> None:
-    """Stand-in for the service's consumer + writer (see the module doc to swap it)."""
+    """The consumer + writer: the service's own when importable, else the stand-in."""
+    if use_service():
+        from llmops_observability.adapters.store import ClickHouseStore
+        from llmops_observability.api.events import Writer, register
+        from llmops_observability.api.mapping import MappingOptions
+
+        writer = Writer(ClickHouseStore(client), MappingOptions())
+        register(bus, writer, group, max_records, batch_timeout_ms,
+                 event_types=(events.SAFETY_VERDICT_ISSUED,))
+        return
 
     async def on_batch(batch: Batch[safety_pb2.SafetyVerdictIssued]) -> None:
         tables = map_rows([i.event for i in batch.items],

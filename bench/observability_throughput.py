@@ -39,7 +39,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench_common import percentile
 from clickhouse_connect.driver.client import Client
-from observability_path import TOPIC, insert, map_rows, subscribe_writer
+from observability_path import TOPIC, insert, map_rows, subscribe_writer, use_service
 
 from llmops.safety.v1 import safety_pb2
 from llmops_cli import stack
@@ -228,6 +228,9 @@ async def main() -> None:
 
     print(f"load average before the run (2-core machine, shared): "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    path = ("the observability service's consumer and writer" if use_service() else
+            "the stand-in in observability_path.py (no service consumer in this checkout)")
+    print(f"path: {path}; --max-records {args.max_records}", flush=True)
     await asyncio.to_thread(stack.infra, "kafka", "start")
     kafka = KafkaSettings()
     await ensure_topics(kafka, [TOPIC])
@@ -285,6 +288,7 @@ async def main() -> None:
     rate = args.lag_rate or 0.8 * statistics.median(platform)
     lag = await lag_round(kafka, meter, rate, args)
     result = {
+        "path": "service" if use_service() else "stand-in",
         "events": args.events, "max_records": args.max_records, "repeats": args.repeats,
         "median_platform_events_per_s": round(statistics.median(platform)),
         "median_bare_events_per_s": round(statistics.median(bare)),
