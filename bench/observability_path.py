@@ -43,7 +43,10 @@ def _enum(name: str, prefix: str) -> str:
 
 
 def use_service() -> bool:
-    return importlib.util.find_spec("llmops_observability.api.events") is not None
+    try:
+        return importlib.util.find_spec("llmops_observability.api.events") is not None
+    except ModuleNotFoundError:  # no llmops_observability.api package at all
+        return False
 
 
 def map_rows(verdicts: Sequence[safety_pb2.SafetyVerdictIssued],
