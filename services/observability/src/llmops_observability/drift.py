@@ -67,8 +67,11 @@ class DriftSettings(BaseSettings):
     # ... and against the corpus (questions against passages: never near 0, since questions
     # and passages differ in form; calibrate from the `drift` rows of a normal period).
     corpus_centroid_threshold: float = Field(default=0.5, ge=0, le=2)
-    # Classifier ROC AUC above which drift is confirmed (Evidently's default).
+    # Classifier ROC AUC above which drift is confirmed (Evidently's default) ...
     auc_threshold: float = Field(default=0.55, ge=0.5, le=1)
+    # ... raised for small samples to 0.5 + auc_z standard errors of a same-distribution AUC
+    # (0 turns this off).
+    auc_z: float = Field(default=3.0, ge=0)
     # Samples per side below which there is no verdict, and the most drawn per side.
     min_samples: int = Field(default=50, ge=2)
     max_samples: int = Field(default=2000, ge=2)
@@ -101,9 +104,11 @@ class DriftResult:
     reference_samples: int
     threshold: float
     status: Status
-    # None when there were too few samples; roc_auc None unless the classifier ran.
+    # None when there were too few samples; roc_auc None unless the classifier ran, and
+    # required_auc is then what it had to beat.
     centroid_distance: float | None = None
     roc_auc: float | None = None
+    required_auc: float | None = None
 
     @property
     def detected(self) -> bool:
@@ -153,10 +158,10 @@ class DriftMonitor:
         if measured:
             await asyncio.to_thread(self._write, measured, now)
         for result in results:
-            log.info("drift %s tenant=%s reference=%s distance=%s auc=%s samples=%d/%d",
-                     result.status, result.tenant, result.reference,
+            log.info("drift %s tenant=%s reference=%s distance=%s auc=%s (needed %s) "
+                     "samples=%d/%d", result.status, result.tenant, result.reference,
                      _fmt(result.centroid_distance), _fmt(result.roc_auc),
-                     result.current_samples, result.reference_samples)
+                     _fmt(result.required_auc), result.current_samples, result.reference_samples)
         for result in results:
             if result.detected:
                 try:
@@ -189,10 +194,10 @@ class DriftMonitor:
         s = self._settings
         threshold = s.threshold(reference)
 
-        def result(status: Status, distance: float | None = None,
-                   auc: float | None = None) -> DriftResult:
+        def result(status: Status, distance: float | None = None, auc: float | None = None,
+                   required: float | None = None) -> DriftResult:
             return DriftResult(tenant, reference, model, start, end, len(current), len(sample),
-                               threshold, status, distance, auc)
+                               threshold, status, distance, auc, required)
 
         if min(len(current), len(sample)) < s.min_samples:
             return result(Status.INSUFFICIENT_SAMPLES)
@@ -205,8 +210,11 @@ class DriftMonitor:
         if distance <= threshold:
             return result(Status.BELOW_THRESHOLD, distance)
         auc = drift_stats.classifier_auc(current, sample, folds=s.cv_folds, seed=s.seed)
-        status = Status.CONFIRMED if auc > s.auc_threshold else Status.NOT_CONFIRMED
-        return result(status, distance, auc)
+        # The classifier sees both sides cut to the smaller one's size.
+        required = drift_stats.required_auc(s.auc_threshold, s.auc_z,
+                                            min(len(current), len(sample)))
+        status = Status.CONFIRMED if auc > required else Status.NOT_CONFIRMED
+        return result(status, distance, auc, required)
 
     def _tenants(self, start: datetime, end: datetime) -> list[tuple[str, str]]:
         """Each tenant with question embeddings in the window, with its most used embedding

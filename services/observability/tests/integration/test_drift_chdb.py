@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -127,6 +128,25 @@ async def test_a_shifted_window_is_detected_against_baseline_and_corpus(client: 
     assert event.window_start.ToDatetime(UTC) == WINDOW_START
     assert event.window_end.ToDatetime(UTC) == NOW
     assert events["baseline_window"].baseline == pytest.approx(0.05)
+
+
+async def test_a_small_sample_must_beat_more_than_0_55(client: Client) -> None:
+    # 50 a side from one distribution, whose classifier AUC lands above 0.55 by chance.
+    centre, _ = directions(seed=1)
+    add_questions(client, "t0", cloud(centre, 50, seed=100), BASELINE_START, WINDOW_START)
+    add_questions(client, "t0", cloud(centre, 50, seed=101), WINDOW_START, NOW)
+
+    strict, published = monitor(client, centroid_threshold=0.0)
+    result = by_reference(await strict.run_once(NOW), "t0")[Reference.BASELINE_WINDOW]
+
+    assert result.status is Status.NOT_CONFIRMED and published.events == []
+    assert result.required_auc == pytest.approx(0.5 + 3 * math.sqrt(101 / (12 * 50 * 50)))
+    assert 0.55 < result.roc_auc < result.required_auc
+    # Evidently's fixed 0.55 alone would have raised a false alarm here.
+    loose, published = monitor(client, centroid_threshold=0.0, auc_z=0.0)
+    result = by_reference(await loose.run_once(NOW), "t0")[Reference.BASELINE_WINDOW]
+    assert result.status is Status.CONFIRMED and result.required_auc == 0.55
+    assert len(published.events) == 1
 
 
 async def test_below_the_minimum_samples_there_is_no_verdict(client: Client) -> None:

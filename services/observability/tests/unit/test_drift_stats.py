@@ -61,6 +61,14 @@ def test_classifier_auc_is_near_half_for_one_distribution_and_high_for_a_shift()
     assert again == same
 
 
+def test_the_required_auc_rises_for_small_samples_only() -> None:
+    assert drift_stats.auc_null_se(50, 50) == pytest.approx(0.05802, abs=1e-5)
+    assert drift_stats.required_auc(0.55, 3.0, 50) == pytest.approx(0.67406, abs=1e-5)
+    assert drift_stats.required_auc(0.55, 3.0, 200) == pytest.approx(0.58671, abs=1e-5)
+    assert drift_stats.required_auc(0.55, 3.0, 2000) == 0.55
+    assert drift_stats.required_auc(0.55, 0.0, 50) == 0.55
+
+
 def test_classifier_auc_needs_a_sample_per_fold() -> None:
     x = np.eye(3, dtype=np.float32)
     with pytest.raises(ValueError, match="3 samples per side cannot make 5 folds"):
