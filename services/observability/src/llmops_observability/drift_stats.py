@@ -21,14 +21,17 @@ Matrix = NDArray[np.float32]
 
 def as_matrix(vectors: list[list[float]] | Matrix) -> Matrix:
     """Rows of equal length as a float32 matrix; rows whose length differs from the most common
-    one are dropped (a model change mid-window must not crash the monitor)."""
+    one, and rows holding NaN or infinity, are dropped (one bad producer must not stop the
+    monitor)."""
     if isinstance(vectors, np.ndarray):
-        return vectors.astype(np.float32, copy=False).reshape(len(vectors), -1)
-    if not vectors:
+        x = vectors.astype(np.float32, copy=False).reshape(len(vectors), -1)
+    elif not vectors:
         return np.zeros((0, 0), dtype=np.float32)
-    lengths = [len(v) for v in vectors]
-    dims = max(set(lengths), key=lambda n: (lengths.count(n), n))
-    return np.asarray([v for v in vectors if len(v) == dims], dtype=np.float32)
+    else:
+        lengths = [len(v) for v in vectors]
+        dims = max(set(lengths), key=lambda n: (lengths.count(n), n))
+        x = np.asarray([v for v in vectors if len(v) == dims], dtype=np.float32)
+    return x[np.isfinite(x).all(axis=1)]
 
 
 def normalise(x: Matrix) -> Matrix:

@@ -203,6 +203,25 @@ async def test_a_rerun_over_the_same_rows_gives_the_same_verdict_and_rows(client
     assert client.query("SELECT count() FROM drift FINAL").result_rows == [(1,)]
 
 
+async def test_a_failed_publish_keeps_the_rows_and_the_other_events(client: Client) -> None:
+    centre, shifted = directions(seed=6)
+    for tenant in ("acme", "globex"):
+        add_questions(client, tenant, cloud(centre, 200, seed=1), BASELINE_START, WINDOW_START)
+        add_questions(client, tenant, cloud(shifted, 100, seed=2), WINDOW_START, NOW)
+    sent: list[str] = []
+
+    async def publish(event: DriftDetected) -> None:
+        if event.envelope.tenant_id == "acme":
+            raise ConnectionError("broker down")
+        sent.append(event.envelope.tenant_id)
+
+    results = await DriftMonitor(client, publish, DriftSettings()).run_once(NOW)
+
+    assert sorted(r.tenant for r in results if r.detected) == ["acme", "globex"]
+    assert sent == ["globex"]
+    assert drift_rows(client, "acme")["baseline_window"]["detected"] == 1
+
+
 async def test_run_forever_keeps_running_after_a_failed_run(client: Client) -> None:
     drift, _ = monitor(client, interval_seconds=0.01)
     calls: list[datetime] = []

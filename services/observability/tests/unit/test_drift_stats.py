@@ -32,8 +32,9 @@ def test_centroid_distance_of_centroids_at_the_origin_is_orthogonal() -> None:
 
 
 def test_as_matrix_keeps_the_most_common_length_and_normalise_drops_zero_rows() -> None:
-    m = drift_stats.as_matrix([[1.0, 0.0], [0.0, 2.0], [1.0, 2.0, 3.0]])
-    assert m.shape == (2, 2) and m.dtype == np.float32
+    m = drift_stats.as_matrix([[1.0, 0.0], [0.0, 2.0], [1.0, 2.0, 3.0], [float("nan"), 1.0],
+                               [float("inf"), 0.0]])
+    assert m.tolist() == [[1.0, 0.0], [0.0, 2.0]] and m.dtype == np.float32
     assert drift_stats.as_matrix([]).shape == (0, 0)
     n = drift_stats.normalise(np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32))
     assert n.tolist() == [[pytest.approx(0.6), pytest.approx(0.8)]]
