@@ -8,9 +8,23 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
+import pytest
 from clickhouse_connect.driver.client import Client
 
+from llmops_observability.testing import fresh_client
+
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def store_client(request: pytest.FixtureRequest, prefix: str) -> Client:
+    """A migrated database of its own on this process' one chDB engine. When the suite's
+    conftest names the engine's folder (session fixture `chdb_dsn`), that folder: chDB refuses
+    a second path in one process, so every test must use the same one."""
+    try:
+        dsn = request.getfixturevalue("chdb_dsn")
+    except pytest.FixtureLookupError:
+        dsn = None
+    return fresh_client(prefix, dsn)
 
 
 def unit(v: np.ndarray) -> np.ndarray:

@@ -27,8 +27,9 @@ def chdb_dir() -> Path:
     return _engine_dir
 
 
-def fresh_client(prefix: str = "test") -> Client:
-    """A client on a new database of this process' chDB engine, with the schema applied."""
-    client = connect(f"chdb://{chdb_dir()}", database=f"{prefix}_{uuid.uuid4().hex[:12]}")
+def fresh_client(prefix: str = "test", dsn: str | None = None) -> Client:
+    """A client on a new database of this process' chDB engine (`dsn`, else chdb_dir()), with
+    the schema applied."""
+    client = connect(dsn or f"chdb://{chdb_dir()}", database=f"{prefix}_{uuid.uuid4().hex[:12]}")
     migrate(client)
     return client

@@ -12,9 +12,8 @@ from clickhouse_connect.driver.client import Client
 
 from llmops.observability.v1.observability_pb2 import DriftDetected
 from llmops_observability.drift import DriftMonitor, DriftSettings, Reference, Status
-from llmops_observability.testing import fresh_client
 
-from ..drift_samples import MODEL, add_corpus, add_questions, cloud, directions
+from ..drift_samples import MODEL, add_corpus, add_questions, cloud, directions, store_client
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +23,8 @@ BASELINE_START = WINDOW_START - timedelta(days=7)
 
 
 @pytest.fixture
-def client() -> Client:
-    return fresh_client("drift")
+def client(request: pytest.FixtureRequest) -> Client:
+    return store_client(request, "drift")
 
 
 class Published:

@@ -18,7 +18,6 @@ from llmops_observability.drift import (
     Reference,
     Status,
 )
-from llmops_observability.testing import fresh_client
 
 from ..drift_samples import (
     COOKING_PASSAGES,
@@ -26,6 +25,7 @@ from ..drift_samples import (
     FINANCE_QUESTIONS,
     add_corpus,
     add_questions,
+    store_client,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -65,8 +65,8 @@ async def verdicts(client: Client, **settings: float) -> dict[Reference, DriftRe
     return {r.reference: r for r in results}
 
 
-async def test_the_same_topic_asked_again_is_not_drift(encoded) -> None:
-    client = fresh_client("minilm")
+async def test_the_same_topic_asked_again_is_not_drift(encoded, request) -> None:
+    client = store_client(request, "minilm")
     cooking = encoded["cooking"]
     add_questions(client, "chef", cooking[:150], BASELINE_START, WINDOW_START)
     add_questions(client, "chef", cooking[150:], WINDOW_START, NOW)
@@ -84,8 +84,8 @@ async def test_the_same_topic_asked_again_is_not_drift(encoded) -> None:
     assert forced.status is Status.NOT_CONFIRMED and abs(forced.roc_auc - 0.5) < 0.08
 
 
-async def test_questions_on_a_new_topic_are_drift(encoded) -> None:
-    client = fresh_client("minilm")
+async def test_questions_on_a_new_topic_are_drift(encoded, request) -> None:
+    client = store_client(request, "minilm")
     add_questions(client, "chef", encoded["cooking"][:150], BASELINE_START, WINDOW_START)
     add_questions(client, "chef", encoded["finance"], WINDOW_START, NOW)
     add_corpus(client, "chef", encoded["passages"], NOW)

@@ -7,13 +7,13 @@ import pytest
 from observability_path import insert, map_rows
 from observability_throughput import verdict
 
-from llmops_observability.testing import fresh_client
+from ..drift_samples import store_client
 
 pytestmark = pytest.mark.integration
 
 
-def test_bench_rows_land_in_events_and_safety_verdicts() -> None:
-    client = fresh_client("bench")
+def test_bench_rows_land_in_events_and_safety_verdicts(request: pytest.FixtureRequest) -> None:
+    client = store_client(request, "bench")
     built = [verdict("bench-t", i) for i in range(3)]
     tables = map_rows(built, [len(e.SerializeToString()) for e in built])
     insert(client, tables)
