@@ -152,8 +152,8 @@ class DriftMonitor:
     async def run_once(self, now: datetime) -> list[DriftResult]:
         """One check per tenant and reference for the window ending at `now`: writes a `drift`
         row for each verdict and publishes DriftDetected for each confirmed drift."""
-        now = now if now.tzinfo else now.replace(tzinfo=UTC)
-        results = await asyncio.to_thread(self._evaluate, now.astimezone(UTC))
+        now = (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(UTC)
+        results = await asyncio.to_thread(self._evaluate, now)
         measured = [r for r in results if r.status is not Status.INSUFFICIENT_SAMPLES]
         if measured:
             await asyncio.to_thread(self._write, measured, now)
