@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -249,7 +251,9 @@ async def main() -> None:
     await asyncio.to_thread(stack.infra, "kafka", "start")
     kafka = KafkaSettings()
     await ensure_topics(kafka, [TOPIC])
-    client = connect(f"chdb://{tempfile.mkdtemp(prefix='bench-obs-chdb-')}")
+    folder = tempfile.mkdtemp(prefix="bench-obs-chdb-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    client = connect(f"chdb://{folder}")
     migrate(client)
     meter = Meter(client)
     tenant = meter.tenant = f"bench-{uuid.uuid4().hex[:8]}"

@@ -8,6 +8,8 @@ So every test in a pytest process shares one engine folder, and tests keep apart
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -20,10 +22,12 @@ _engine_dir: Path | None = None
 
 
 def chdb_dir() -> Path:
-    """The engine folder of this process (created on first use, under the temp folder)."""
+    """The engine folder of this process (created on first use, under the temp folder, and
+    removed when the process exits)."""
     global _engine_dir
     if _engine_dir is None:
         _engine_dir = Path(tempfile.mkdtemp(prefix="llmops-chdb-"))
+        atexit.register(shutil.rmtree, _engine_dir, ignore_errors=True)
     return _engine_dir
 
 
