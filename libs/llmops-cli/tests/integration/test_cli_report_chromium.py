@@ -20,16 +20,16 @@ from llmops.observability.v1 import observability_pb2, observability_pb2_grpc
 from llmops_cli.report import PanelData, ReportInfo, render
 from llmops_cli.testing import fake_service, run
 from llmops_observability import panels
-from llmops_observability.clickhouse import connect, migrate
 from llmops_observability.panels import sample
+from llmops_observability.testing import fresh_client
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Client]:
-    client = connect(f"chdb://{tmp_path_factory.mktemp('report')}/ch")
-    migrate(client)
+def store() -> Iterator[Client]:
+    # One chDB engine per process: a database of its own on the shared engine folder.
+    client = fresh_client("report")
     sample.load(client)
     yield client
     client.close()

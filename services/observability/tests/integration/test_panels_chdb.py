@@ -9,7 +9,6 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,9 +16,9 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from llmops_observability import panels
-from llmops_observability.clickhouse import connect, migrate
 from llmops_observability.panels import sample
 from llmops_observability.panels.sample import END, INTERVAL_SECONDS, START, Sample
+from llmops_observability.testing import fresh_client
 
 pytestmark = pytest.mark.integration
 
@@ -30,10 +29,9 @@ CHECKS: dict[str, Callable[[Client, Sample], None]] = {}
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Client, Sample]]:
-    path: Path = tmp_path_factory.mktemp("panels") / "ch"
-    client = connect(f"chdb://{path}")
-    migrate(client)
+def store() -> Iterator[tuple[Client, Sample]]:
+    # One chDB engine per process: a database of its own on the shared engine folder.
+    client = fresh_client("panels")
     for table in TABLES:
         # Stale versions and redeliveries stay in their own parts: only FINAL hides them.
         client.command(f"SYSTEM STOP MERGES {table}")
