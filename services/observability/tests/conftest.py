@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
 from llmops.admin.v1 import admin_pb2
 from llmops.embedding.v1 import events_pb2 as embedding_events
@@ -20,6 +22,7 @@ from llmops.safety.v1 import safety_pb2
 from llmops.trainer.v1 import trainer_pb2
 from llmops.vectorstore.v1 import events_pb2 as vectorstore_events
 from llmops_kit import events
+from llmops_observability.clickhouse import connect, migrate
 
 WHEN = datetime(2026, 11, 30, 12, 0, 0, 250000, tzinfo=UTC)
 PII_QUESTION = "My e-mail is jane.roe@example.com, what is the refund policy?"
@@ -167,6 +170,22 @@ class Factories:
             events.DRIFT_DETECTED.topic: self.drift(),
             events.TENANT_DELETED.topic: self.tenant_deleted("someone-else"),
         }
+
+
+@pytest.fixture(scope="session")
+def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One chDB folder for the whole test session: chDB runs one engine per process, on one
+    path, so tests share it and each takes a database of its own (fixture `ch_client`)."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture
+def ch_client(chdb_dsn: str) -> Iterator[Client]:
+    """A migrated database of this test's own on the session's chDB engine."""
+    client = connect(chdb_dsn, database=f"t_{uuid.uuid4().hex[:12]}")
+    migrate(client)
+    yield client
+    client.command(f"DROP DATABASE IF EXISTS {client.database}")
 
 
 @pytest.fixture

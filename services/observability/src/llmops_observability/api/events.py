@@ -1,10 +1,13 @@
 """Consumers: every platform topic and every `.dlq` topic into ClickHouse.
 
-One batch subscriber per topic (the kit's: undecodable records are dead-lettered, failures
-retried, then rewound), all in one consumer group. Each batch becomes one insert per table and
-is acked only after the inserts returned (at least once; ReplacingMergeTree turns replays into
-nothing under FINAL). Deletions (TenantDeleted, DocumentDeleted) run after their batch's rows
-are written, so the deletion event's own rows are covered by it.
+One batch consumer (group `observability`) over every topic: the records of each topic go
+through the kit's Delivery (undecodable records dead-lettered, failures retried in place, a
+failing record isolated), and the batch is acked when every topic's part was handled, or
+rewound. (A subscriber per topic in one group would be ~30 members rebalancing each other.)
+Each topic's part becomes one insert per table, and the batch is acked only after the inserts
+returned (at least once; ReplacingMergeTree turns replays into nothing under FINAL).
+Deletions (TenantDeleted, DocumentDeleted) run after the rest of their batch is written, so
+the rows they cover are there to delete.
 
 Dead-letter topics carry whatever could not be handled, so they are consumed raw: each record
 is counted from the kit's `x-dlq-*` headers, never decoded.
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import defaultdict
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord
@@ -24,6 +29,7 @@ from google.protobuf.message import Message
 from llmops.admin.v1 import admin_pb2
 from llmops.ingestion.v1 import events_pb2 as ingestion_events
 from llmops_kit import events, topics
+from llmops_kit.delivery import Delivery
 from llmops_kit.errors import PoisonMessage
 from llmops_kit.events import EventType
 from llmops_kit.kafka import Batch, EventBus
@@ -32,6 +38,8 @@ from llmops_observability.api.mapping import MappingOptions, add_dead_letter, ad
 from llmops_observability.rows import Rows
 
 log = logging.getLogger(__name__)
+
+_DELETIONS = (admin_pb2.TenantDeleted, ingestion_events.DocumentDeleted)
 
 # A failed dead-letter batch waits this long before it is redelivered (no hot loop while
 # ClickHouse is down).
@@ -94,50 +102,71 @@ def register(bus: EventBus, writer: Writer, group: str, max_records: int,
              batch_timeout_ms: int,
              event_types: tuple[EventType[Any], ...] | None = None) -> list[str]:
     """Subscribes `writer` to every topic of `event_types` (default: every platform topic)
-    and their dead-letter topics; returns the topics to create."""
+    and their dead-letter topics, as one consumer of group `group`; returns the topics to
+    create (their `.dlq` topics are created with them)."""
     types = event_types if event_types is not None else tuple(
         events.REGISTRY[t] for t in topics.ALL)
-    for event_type in types:
-        bus.subscribe_batch(event_type, group, writer.on_batch, max_records=max_records,
-                            batch_timeout_ms=batch_timeout_ms)
-    subscribe_dead_letters(bus, writer, group,
-                           [topics.dead_letter(t.topic) for t in types], max_records,
-                           batch_timeout_ms)
-    return [t.topic for t in types]
-
-
-def subscribe_dead_letters(bus: EventBus, writer: Writer, group: str, dlq_topics: list[str],
-                           max_records: int, batch_timeout_ms: int) -> None:
-    """One raw batch subscriber over every `.dlq` topic: acked after the insert, rewound
-    (redelivered) when it fails."""
+    window = bus.settings.retry_window_seconds
+    # The kit's delivery per topic: decoding, dead letters, retries, isolation of a bad record.
+    deliveries = {et.topic: Delivery(bus, et, group, writer.on_batch, window) for et in types}
+    dlq_topics = [topics.dead_letter(et.topic) for et in types]
+    # Deletions after everything else of the same batch, so rows they cover are written first.
+    last = {et.topic for et in types if et.message in _DELETIONS}
 
     async def consume(_: list[bytes], msg: KafkaMessage) -> None:
         raw = msg.raw_message
         records: tuple[ConsumerRecord[Any, Any], ...] = raw if isinstance(raw, tuple) else (raw,)
+        by_topic: dict[str, list[ConsumerRecord[Any, Any]]] = defaultdict(list)
+        for record in records:
+            by_topic[record.topic].append(record)
+        done = False
         try:
-            await writer.on_dead_letters(records)
-        except Exception:
-            log.warning("dead-letter batch not written; it will be redelivered", exc_info=True)
-            await bus.report(f"{group}-dead-letters", healthy=False)
-            await asyncio.sleep(DLQ_RETRY_SECONDS)
-            await _settle(msg, ack=False)
-            return
-        await bus.report(f"{group}-dead-letters", healthy=True)
-        await _settle(msg, ack=True)
+            done = True
+            for topic in sorted(by_topic, key=lambda t: t in last):
+                delivery = deliveries.get(topic)
+                batch = tuple(by_topic[topic])
+                ok = await (delivery.run(batch) if delivery is not None
+                            else _count_dead_letters(bus, writer, group, batch, window))
+                if not ok:
+                    done = False
+                    break
+        finally:
+            # Unacked (a failure past the retry window, a cancellation) -> rewound, redelivered.
+            await _settle(msg, done)
 
     bus.broker.subscriber(
-        *dlq_topics, group_id=group, batch=True, max_records=max_records,
+        *deliveries, *dlq_topics, group_id=group, batch=True, max_records=max_records,
         batch_timeout_ms=batch_timeout_ms, ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=bus.settings.consumer_fetch_bytes,
         fetch_max_bytes=max(50 * 1024 * 1024, bus.settings.consumer_fetch_bytes),
         session_timeout_ms=10_000, heartbeat_interval_ms=2_000,
     )(consume)
+    return [et.topic for et in types]
+
+
+async def _count_dead_letters(bus: EventBus, writer: Writer, group: str,
+                              records: tuple[ConsumerRecord[Any, Any], ...],
+                              window: float) -> bool:
+    """Writes dead_letters rows, retrying through an outage for up to `window` seconds."""
+    deadline = time.monotonic() + window
+    while True:
+        try:
+            await writer.on_dead_letters(records)
+            await bus.report(f"{group}-dead-letters", healthy=True)
+            return True
+        except Exception:
+            log.warning("dead letters not written; retrying", exc_info=True)
+            await bus.report(f"{group}-dead-letters", healthy=False)
+            if bus.stopping or time.monotonic() + DLQ_RETRY_SECONDS > deadline:
+                return False
+            await asyncio.sleep(DLQ_RETRY_SECONDS)
 
 
 async def _settle(msg: KafkaMessage, ack: bool) -> None:
     try:
         await (msg.ack() if ack else msg.nack())
     except Exception:
-        log.warning("could not %s a dead-letter batch; it will be redelivered",
-                    "ack" if ack else "nack", exc_info=True)
+        # A commit refused after a rebalance: the new owner starts from the last commit.
+        log.warning("could not %s a batch; it will be redelivered", "ack" if ack else "nack",
+                    exc_info=True)
