@@ -14,13 +14,13 @@ from pathlib import Path
 import grpc
 import pytest
 
-from e2e_support import STRICT_TENANT, TENANTS, Stack, Stubs
+from e2e_support import RUN_ID, STRICT_TENANT, TENANTS, Stack, Stubs, start_group_at_end
 from llmops.inference.v1 import inference_pb2_grpc
 from llmops.ingestion.v1 import ingestion_pb2_grpc
 from llmops.registry.v1 import registry_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2_grpc
 from llmops_cli import stack
-from llmops_kit import ports
+from llmops_kit import ports, topics
 from llmops_kit.settings import KafkaSettings
 
 
@@ -45,17 +45,24 @@ def e2e_stack(kafka: KafkaSettings, weaviate_server: dict, tmp_path_factory: pyt
         "LLMOPS_KAFKA_RETRY_WINDOW_SECONDS": "10",
         "LLMOPS_INGESTION_DATABASE_URL": f"sqlite:///{data}/ingestion.db",
         "LLMOPS_LOG_LEVEL": os.environ.get("LLMOPS_LOG_LEVEL", "INFO"),
+        # A store and a consumer group of this run's own, from the end of every topic.
+        "LLMOPS_OBSERVABILITY_CLICKHOUSE__DSN": f"chdb://{data}/observability",
+        "LLMOPS_OBSERVABILITY_CONSUMER_GROUP": f"observability-e2e-{RUN_ID}",
     }
+    asyncio.run(start_group_at_end(kafka, env["LLMOPS_OBSERVABILITY_CONSUMER_GROUP"],
+                                   list(topics.ALL)))
     s = Stack(env, keys)
-    for name in ("embedding", "vector-store", "ingestion"):
+    for name in CORE_SERVICES:
         s.start(name)
     asyncio.run(_wait_all(s))
     yield s
     s.stop_all()
 
 
-async def _wait_all(s: Stack, names: tuple[str, ...] = ("embedding", "vector-store", "ingestion")
-                    ) -> None:
+CORE_SERVICES = ("observability", "embedding", "vector-store", "ingestion")
+
+
+async def _wait_all(s: Stack, names: tuple[str, ...] = CORE_SERVICES) -> None:
     for name in names:
         await s.wait(name)
 

@@ -72,19 +72,15 @@ async def caught_up(kafka: KafkaSettings, group: str, names: list[str]) -> bool:
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
+        await consumer.topics()  # loads every topic's partitions
         parts = [TopicPartition(n, p) for n in names
-                 for p in consumer.partitions_for_topic(n) or await _partitions(consumer, n)]
+                 for p in consumer.partitions_for_topic(n) or ()]
         ends = await consumer.end_offsets(parts)
-        return all((committed.get(tp).offset if committed.get(tp) else 0) >= end
+        return bool(parts) and all((committed.get(tp).offset if committed.get(tp) else 0) >= end
                    for tp, end in ends.items())
     finally:
         await consumer.stop()
         await admin.close()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or set()
 
 
 def final_counts(store: ClickHouseStore, tenant: str) -> dict[str, tuple[int, float]]:
