@@ -10,14 +10,10 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
 from llmops_cli import stack
-from llmops_kit import topics
-from llmops_kit.kafka import ensure_topics
-from llmops_kit.settings import KafkaSettings
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -68,24 +64,6 @@ FAULT_TENANTS = {x: tenant_name(x) for x in ("fkill", "fpublish", "fkafka", "fwe
 OBS_TENANT = tenant_name("obs")
 TENANTS = [tenant_name(x) for x in ("a", "b", "faults", "kafka", "bench", "ask", "strict")] + \
     list(FAULT_TENANTS.values()) + [OBS_TENANT]
-
-
-async def start_group_at_end(kafka: KafkaSettings, group: str, names: list[str]) -> None:
-    """Commits the end of every partition of `names` (and their `.dlq` topics) for `group`, so
-    a consumer of that group starts with what happens from now on, not the broker's history."""
-    await ensure_topics(kafka, names)
-    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer.topics()  # loads every topic's partitions
-        parts = [TopicPartition(name, p) for t in names for name in (t, topics.dead_letter(t))
-                 for p in consumer.partitions_for_topic(name) or ()]
-        consumer.assign(parts)
-        ends = await consumer.end_offsets(parts)
-        await consumer.commit({tp: end for tp, end in ends.items()})
-    finally:
-        await consumer.stop()
 
 
 @dataclass

@@ -14,8 +14,6 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from e2e_support import OBS_TENANT, Stack, Stubs, wait_indexed
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -25,7 +23,7 @@ from llmops_cli import stack
 from llmops_cli.client import collect, document_for
 from llmops_kit import ports, topics
 from llmops_kit.settings import KafkaSettings
-from llmops_kit.testing import error_reason, eventually
+from llmops_kit.testing import error_reason, eventually, group_caught_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 CORPUS = Path(__file__).resolve().parents[2] / "samples" / "corpus"
@@ -69,25 +67,6 @@ print(json.dumps(out, default=str))
 """
 
 
-async def caught_up(kafka: KafkaSettings, group: str, names: list[str]) -> bool:
-    """Whether `group` has committed every record of `names` so far."""
-    admin = AIOKafkaAdminClient(**kafka.client_options())
-    consumer = AIOKafkaConsumer(**kafka.client_options())
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        await consumer.topics()  # loads every topic's partitions
-        parts = [TopicPartition(n, p) for n in names
-                 for p in consumer.partitions_for_topic(n) or ()]
-        ends = await consumer.end_offsets(parts)
-        return bool(parts) and all(
-            (committed[tp].offset if tp in committed else 0) >= end for tp, end in ends.items())
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 def read_store(stack_env: dict[str, str], tenant: str) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-c", READER, stack_env["LLMOPS_OBSERVABILITY_CLICKHOUSE__DSN"],
@@ -114,7 +93,7 @@ async def test_documents_and_answers_are_recorded_redacted(
             metadata=md, timeout=180))
 
     group = answer_stack.env["LLMOPS_OBSERVABILITY_CONSUMER_GROUP"]
-    await eventually(lambda: caught_up(kafka, group, list(topics.ALL)), timeout=180)
+    await eventually(lambda: group_caught_up(kafka, group, list(topics.ALL)), timeout=180)
     _stop(answer_stack)
     try:
         got = await asyncio.to_thread(read_store, answer_stack.env, OBS_TENANT)

@@ -13,15 +13,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
 from llmops_kit import events, topics
 from llmops_kit.events import EventType, headers_for
 from llmops_kit.kafka import EventBus, ensure_topics
 from llmops_kit.settings import KafkaSettings
-from llmops_kit.testing import eventually
+from llmops_kit.testing import eventually, group_caught_up
 from llmops_observability.adapters.store import TENANT_TABLES, ClickHouseStore
 from llmops_observability.api import events as event_api
 from llmops_observability.api.mapping import MappingOptions
@@ -64,25 +63,6 @@ async def running(kafka: KafkaSettings, unique: str, ch_client: Client
         await bus.stop()
 
 
-async def caught_up(kafka: KafkaSettings, group: str, names: list[str]) -> bool:
-    """Whether `group` has committed every record of `names` (all were written)."""
-    admin = AIOKafkaAdminClient(**kafka.client_options())
-    consumer = AIOKafkaConsumer(**kafka.client_options())
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        await consumer.topics()  # loads every topic's partitions
-        parts = [TopicPartition(n, p) for n in names
-                 for p in consumer.partitions_for_topic(n) or ()]
-        ends = await consumer.end_offsets(parts)
-        return bool(parts) and all((committed.get(tp).offset if committed.get(tp) else 0) >= end
-                   for tp, end in ends.items())
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 def final_counts(store: ClickHouseStore, tenant: str) -> dict[str, tuple[int, float]]:
     out = {}
     for table in TENANT_TABLES:
@@ -120,7 +100,7 @@ async def test_events_become_rows_once_even_when_delivered_twice(
 
     await produce(kafka, batch)  # the same events again: at-least-once delivery's duplicates
 
-    await eventually(lambda: caught_up(kafka, group, [et.topic for et in types.values()]),
+    await eventually(lambda: group_caught_up(kafka, group, [et.topic for et in types.values()]),
                      timeout=120)
     assert await asyncio.to_thread(final_counts, store, "acme") == acme
     assert await asyncio.to_thread(events_count, store) == len(batch)
