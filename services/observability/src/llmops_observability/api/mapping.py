@@ -42,7 +42,7 @@ OPERATION_CHAT = "chat"  # OpenTelemetry gen_ai.operation.name of an answer
 
 @dataclass(frozen=True)
 class MappingOptions:
-    weak_retrieval_threshold: float = 0.5
+    weak_retrieval_threshold: float = 0.25
     corpus_sample_rate: float = 0.1
 
 
