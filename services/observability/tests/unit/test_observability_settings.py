@@ -21,6 +21,7 @@ def test_defaults_are_local_chdb_on_loopback(monkeypatch: pytest.MonkeyPatch,
     assert (s.grpc_host, s.grpc_port, s.consumer_group) == ("127.0.0.1", 50067, "observability")
     assert s.ttl_days == DEFAULT_TTL_DAYS
     assert s.clickhouse.secret() is None
+    assert (s.weak_retrieval_threshold, s.corpus_sample_rate) == (0.25, 0.1)
 
 
 def test_ttl_days_given_are_merged_onto_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
