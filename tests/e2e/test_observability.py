@@ -109,7 +109,7 @@ async def documents(e2e_stack: Stack, stubs: Stubs) -> tuple[list[str], int]:
     resp = await stubs.ingestion.SubmitDocuments(
         ingestion_pb2.SubmitDocumentsRequest(documents=docs), metadata=md, timeout=60)
     ids = [r.document_id for r in resp.results]
-    await wait_indexed(stubs, md, ids)
+    await wait_indexed(stubs, md, ids, timeout=300)
     return ids, sum(r.chunk_count for r in resp.results)
 
 

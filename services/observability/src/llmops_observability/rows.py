@@ -59,14 +59,15 @@ class Rows:
         self._columns: dict[str, dict[str, list[Any]]] = {}
 
     def add(self, table: str, **values: Any) -> None:
-        names = COLUMNS[table]
-        if set(values) != set(names):
-            missing = sorted(set(names) - set(values))
-            extra = sorted(set(values) - set(names))
+        columns = self._columns.get(table)
+        if columns is None:
+            columns = self._columns[table] = {n: [] for n in COLUMNS[table]}
+        if len(values) != len(columns) or not all(n in values for n in columns):
+            missing = sorted(set(columns) - set(values))
+            extra = sorted(set(values) - set(columns))
             raise KeyError(f"{table}: missing columns {missing}, unknown columns {extra}")
-        columns = self._columns.setdefault(table, {n: [] for n in names})
-        for name in names:
-            columns[name].append(values[name])
+        for name, column in columns.items():
+            column.append(values[name])
 
     def extend(self, other: Rows) -> None:
         for table, columns in other._columns.items():

@@ -7,8 +7,10 @@ a replay is invisible under FINAL.
 
 Privacy: only redacted or non-textual fields are stored. Free text that no contract promises
 is redacted (a DocumentSubmitted's source, registry reasons and descriptions, safety reasons)
-goes through llmops_pii here; the texts the contracts call redacted (questions, answers,
-feedback comments) go through it again, since any producer with topic access can write them.
+goes through llmops_pii here; so do the answers' question and answer and feedback comments,
+although their contracts call them redacted (low volume, and the most sensitive text). The
+safety excerpt is the safety service's own redaction and is kept as it is (verdicts are the
+largest stream).
 """
 
 from __future__ import annotations
@@ -228,7 +230,7 @@ def _verdict(rows: Rows, h: Head, ev: safety_pb2.SafetyVerdictIssued,
         finding_categories=[f.category for f in ev.findings],
         finding_rules=[f.rule for f in ev.findings], scores=dict(ev.scores),
         reasons=[redacted(r) for r in ev.reasons], toxicity_backend=ev.toxicity_backend,
-        text_chars=ev.text_chars, redacted_excerpt=redacted(ev.redacted_excerpt),
+        text_chars=ev.text_chars, redacted_excerpt=ev.redacted_excerpt,
         version=h.version)
 
 
