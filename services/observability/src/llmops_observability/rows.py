@@ -75,6 +75,20 @@ class Rows:
             for name, values in columns.items():
                 mine[name].extend(values)
 
+    def drop_deleted(self, deleted: dict[str, datetime]) -> int:
+        """Drops the rows of deleted tenants from before their deletion; returns how many."""
+        dropped = 0
+        for columns in self._columns.values():
+            tenants, times = columns["tenant"], columns["ts"]
+            keep = [i for i, (t, ts) in enumerate(zip(tenants, times, strict=True))
+                    if t not in deleted or utc(ts) > deleted[t]]
+            if len(keep) == len(tenants):
+                continue
+            dropped += len(tenants) - len(keep)
+            for name, values in columns.items():
+                columns[name] = [values[i] for i in keep]
+        return dropped
+
     def count(self, table: str) -> int:
         columns = self._columns.get(table)
         return len(columns["id"]) if columns else 0

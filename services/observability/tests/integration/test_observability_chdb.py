@@ -78,14 +78,15 @@ async def test_deleting_a_tenant_removes_its_rows_from_every_table(
                                       "current_samples", "reference_samples", "window_start",
                                       "window_end", "version"])
     globex_before = counts(store, "globex")
-    removed = await store.delete_tenant("acme")
+    removed = await store.delete_tenant("acme", make.when)
     # events (the TenantDeleted row is another tenant's), answers, document_events, safety,
     # registry (both factories' prompts are acme's own), scores, corpus_sample, drift
     assert removed == 15 + 1 + 5 + 1 + 2 + 4 + 3 + 1
     assert {t: n for t, (n, _) in counts(store, "acme").items()} == dict.fromkeys(
         TENANT_TABLES, 0)
     assert counts(store, "globex") == globex_before
-    assert await store.delete_tenant("acme") == 0  # idempotent
+    assert await store.delete_tenant("acme", make.when) == 0  # idempotent
+    assert await store.deleted_tenants() == {"acme": make.when}
 
 
 async def test_deleting_a_document_removes_its_document_rows_and_samples(

@@ -109,7 +109,7 @@ async def test_events_become_rows_once_even_when_delivered_twice(
 @pytest.mark.timeout(240)
 async def test_a_tenant_deletion_empties_every_table_of_that_tenant(
         kafka: KafkaSettings, running: Any, make: Any) -> None:
-    store, types, _ = running
+    store, types, group = running
     tenant = f"gone{uuid.uuid4().hex[:6]}"
     doomed = type(make)(tenant=tenant)
     kept = type(make)(tenant="keeper")
@@ -130,6 +130,12 @@ async def test_a_tenant_deletion_empties_every_table_of_that_tenant(
 
     await eventually(erased, timeout=120)
     assert await asyncio.to_thread(final_counts, store, "keeper") == kept_before
+
+    # The deleted tenant's events delivered again (a rewind, a late producer): not written.
+    await produce(kafka, [(et, e) for et, e in batch if e.envelope.tenant_id == tenant])
+    await eventually(lambda: group_caught_up(kafka, group, [et.topic for et in types.values()]),
+                     timeout=120)
+    assert all(n == 0 for n, _ in (await asyncio.to_thread(final_counts, store, tenant)).values())
 
 
 @pytest.mark.timeout(240)

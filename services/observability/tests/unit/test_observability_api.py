@@ -138,14 +138,22 @@ async def test_unknown_panels_are_not_found_and_panels_list_by_dashboard() -> No
 @dataclass
 class FakeStore:
     calls: list[tuple[str, Any]] = field(default_factory=list)
+    written: list[Rows] = field(default_factory=list)
 
     async def write(self, rows: Rows) -> dict[str, int]:
         self.calls.append(("write", {t: len(c[0]) for t, _, c in rows.tables()}))
+        self.written.append(rows)
         return {}
 
-    async def delete_tenant(self, tenant: str) -> int:
+    deleted: dict[str, datetime] = field(default_factory=dict)
+
+    async def delete_tenant(self, tenant: str, deleted_at: datetime) -> int:
         self.calls.append(("delete_tenant", tenant))
+        self.deleted[tenant] = deleted_at
         return 0
+
+    async def deleted_tenants(self) -> dict[str, datetime]:
+        return dict(self.deleted)
 
     async def delete_document(self, tenant: str, document_id: str, up_to_version: int) -> int:
         self.calls.append(("delete_document", (tenant, document_id, up_to_version)))
@@ -193,3 +201,30 @@ async def test_a_tenant_deletion_without_a_tenant_is_dead_lettered(make: Any,
 
 def test_nan_is_not_a_number_cell() -> None:
     assert json_format.MessageToDict(value_pb(math.inf)) is None
+
+
+async def test_events_of_a_deleted_tenant_from_before_its_deletion_are_dropped(
+        make: Any, as_record: Any) -> None:
+    store, bus = FakeStore(), FakeBus()
+    writer = Writer(store, MappingOptions())
+    globex = type(make)(tenant="globex")
+    await writer.on_batch(batch(bus, [(topics.TENANT_DELETED, globex.tenant_deleted("globex"))],
+                                as_record))
+    assert store.deleted == {"globex": make.when}
+    late = type(make)(tenant="globex", when=make.when - timedelta(seconds=1))
+    again = type(make)(tenant="globex", when=make.when + timedelta(seconds=1))
+    await writer.on_batch(batch(bus, [
+        (topics.INFERENCE_COMPLETED, late.answer(event_id="late")),
+        (topics.INFERENCE_COMPLETED, again.answer(event_id="new")),
+        (topics.INFERENCE_COMPLETED, make.answer(event_id="acme")),
+    ], as_record))
+    assert [r["id"] for r in store.written[-1].rows("answers")] == ["new", "acme"]
+    assert {r["id"] for r in store.written[-1].rows("events")} == {"new", "acme"}
+
+
+async def test_deletions_seen_by_another_replica_count_too(make: Any, as_record: Any) -> None:
+    store = FakeStore(deleted={"globex": make.when})
+    await Writer(store, MappingOptions()).on_batch(batch(FakeBus(), [
+        (topics.FEEDBACK_SUBMITTED, type(make)(tenant="globex").feedback("r1")),
+    ], as_record))
+    assert store.calls == []  # nothing left to write

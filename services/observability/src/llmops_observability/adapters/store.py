@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from llmops_observability.rows import COLUMNS, Rows
+from llmops_observability.rows import COLUMNS, Rows, ms_version, utc
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,14 @@ class ClickHouseStore:
             written[table] = len(columns[0])
         return written
 
-    async def delete_tenant(self, tenant: str) -> int:
-        """Removes every row of `tenant` from every table; returns how many there were."""
-        return await asyncio.to_thread(self._delete_tenant, tenant)
+    async def delete_tenant(self, tenant: str, deleted_at: datetime) -> int:
+        """Records the deletion (see deleted_tenants), then removes every row of `tenant` from
+        every table; returns how many there were."""
+        return await asyncio.to_thread(self._delete_tenant, tenant, deleted_at)
 
-    def _delete_tenant(self, tenant: str) -> int:
+    def _delete_tenant(self, tenant: str, deleted_at: datetime) -> int:
+        self.client.insert("deleted_tenants", [[tenant, deleted_at, ms_version(deleted_at)]],
+                           column_names=["tenant", "deleted_at", "version"])
         removed = 0
         for table in TENANT_TABLES:
             removed += self._delete(table, "tenant = {t:String}", {"t": tenant})
@@ -70,6 +74,12 @@ class ClickHouseStore:
             # A lightweight delete: the rows are invisible at once, gone at the next merge.
             self.client.command(f"DELETE FROM {table} WHERE {where}", parameters=params)
         return count
+
+    async def deleted_tenants(self) -> dict[str, datetime]:
+        """Every deleted tenant and when it was (last) deleted."""
+        rows = await asyncio.to_thread(
+            self.client.query, "SELECT tenant, max(deleted_at) FROM deleted_tenants GROUP BY tenant")
+        return {tenant: utc(at) for tenant, at in rows.result_rows}
 
     async def ready(self) -> bool:
         """Health probe: the store answers a query."""

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import defaultdict
+from datetime import datetime
 from typing import Any, Protocol
 
 from aiokafka import ConsumerRecord
@@ -34,7 +36,12 @@ from llmops_kit.errors import PoisonMessage
 from llmops_kit.events import EventType
 from llmops_kit.kafka import Batch, EventBus
 from llmops_kit.tenants import check_tenant_id
-from llmops_observability.api.mapping import MappingOptions, add_dead_letter, add_event
+from llmops_observability.api.mapping import (
+    MappingOptions,
+    add_dead_letter,
+    add_event,
+    occurred,
+)
 from llmops_observability.rows import Rows
 
 log = logging.getLogger(__name__)
@@ -44,22 +51,39 @@ _DELETIONS = (admin_pb2.TenantDeleted, ingestion_events.DocumentDeleted)
 # A failed dead-letter batch waits this long before it is redelivered (no hot loop while
 # ClickHouse is down).
 DLQ_RETRY_SECONDS = 1.0
+TOMBSTONE_REFRESH_SECONDS = 5.0
 
 
 class Store(Protocol):
     async def write(self, rows: Rows) -> dict[str, int]: ...
 
-    async def delete_tenant(self, tenant: str) -> int: ...
+    async def delete_tenant(self, tenant: str, deleted_at: datetime) -> int: ...
+
+    async def deleted_tenants(self) -> dict[str, datetime]: ...
 
     async def delete_document(self, tenant: str, document_id: str, up_to_version: int) -> int: ...
 
 
 class Writer:
-    """Turns consumed batches into rows and writes them."""
+    """Turns consumed batches into rows and writes them. Rows of a deleted tenant from before
+    its deletion are dropped (a redelivery after the deletion must not bring them back); the
+    list of deleted tenants is re-read from the store every TOMBSTONE_REFRESH_SECONDS, so
+    deletions seen by another replica count too."""
 
     def __init__(self, store: Store, options: MappingOptions) -> None:
         self.store = store
         self.options = options
+        self._deleted: dict[str, datetime] = {}
+        self._deleted_read_at = -math.inf
+
+    async def _drop_deleted(self, rows: Rows) -> None:
+        if time.monotonic() - self._deleted_read_at > TOMBSTONE_REFRESH_SECONDS:
+            self._deleted = {**self._deleted, **await self.store.deleted_tenants()}
+            self._deleted_read_at = time.monotonic()
+        if self._deleted:
+            dropped = rows.drop_deleted(self._deleted)
+            if dropped:
+                log.info("dropped %d rows of deleted tenants", dropped)
 
     async def on_batch(self, batch: Batch[Message]) -> None:
         rows = Rows()
@@ -72,17 +96,22 @@ class Writer:
                 except PoisonMessage as exc:
                     await batch.dead_letter(item, exc)
                     continue
-                deletions.append(("tenant", event.tenant_id))
+                deletions.append(("tenant", (event.tenant_id, occurred(event.envelope,
+                                                                       item.record))))
             elif isinstance(event, ingestion_events.DocumentDeleted) and event.document_id:
                 deletions.append(("document", (item.tenant, event.document_id,
                                                event.up_to_version)))
             add_event(rows, item.record.topic, event, item.record, self.options)
+        await self._drop_deleted(rows)
         written = await self.store.write(rows) if rows else {}
         for kind, what in deletions:
             if kind == "tenant":
-                removed = await self.store.delete_tenant(what)
+                tenant, deleted_at = what
+                removed = await self.store.delete_tenant(tenant, deleted_at)
+                previous = self._deleted.get(tenant)
+                self._deleted[tenant] = max(deleted_at, previous or deleted_at)
                 log.info("tenant data deleted", extra={"store": "clickhouse", "removed": removed,
-                                                       "tenant": what})
+                                                       "tenant": tenant})
             else:
                 tenant, document_id, up_to = what
                 removed = await self.store.delete_document(tenant, document_id, up_to)
@@ -94,6 +123,7 @@ class Writer:
         rows = Rows()
         for record in records:
             add_dead_letter(rows, record)
+        await self._drop_deleted(rows)
         if rows:
             await self.store.write(rows)
 
