@@ -38,6 +38,14 @@ class StandInPanel:
     description: str = ""
 
 
+class BadParameter(ValueError):
+    """Like panels.MacroError: a ValueError with a stable reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason, self.message = reason, message
+
+
 @dataclass
 class StandInPanels:
     """Stands in for llmops_observability.panels (run records its arguments)."""
@@ -51,6 +59,8 @@ class StandInPanels:
 
     def run(self, client: Any, panel_id: str, **kw: Any) -> Any:
         self.calls.append({"panel_id": panel_id, **kw})
+        if kw["tenant"] == "bad tenant":
+            raise BadParameter("BAD_TENANT", "tenant ids are printable")
         return SimpleNamespace(
             panel=StandInPanel(panel_id), columns=[("t", "DateTime64(3)"), ("p95", "Float64")],
             rows=[(datetime(2026, 12, 1, 11, 0), 12.5), (datetime(2026, 12, 1, 11, 1), None)],
@@ -118,6 +128,13 @@ async def test_an_admin_reads_any_tenant_or_all() -> None:
         await api.QueryPanel(request(tenant="globex"), None)  # type: ignore[arg-type]
         await api.QueryPanel(request(tenant="*"), None)  # type: ignore[arg-type]
     assert [c["tenant"] for c in panels.calls] == ["globex", None]
+
+
+async def test_a_panel_parameter_refused_by_the_panels_is_invalid() -> None:
+    api = ObservabilityServicer(StandInPanels().catalog(), client=None)  # type: ignore[arg-type]
+    with acting_as(Principal("ops", Role.ADMIN)), pytest.raises(InvalidArgument) as info:
+        await api.QueryPanel(request(tenant="bad tenant"), None)  # type: ignore[arg-type]
+    assert (info.value.reason, info.value.message) == ("BAD_TENANT", "tenant ids are printable")
 
 
 async def test_unknown_panels_are_not_found_and_panels_list_by_dashboard() -> None:

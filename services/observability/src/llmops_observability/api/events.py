@@ -137,8 +137,12 @@ def register(bus: EventBus, writer: Writer, group: str, max_records: int,
     types = event_types if event_types is not None else tuple(
         events.REGISTRY[t] for t in topics.ALL)
     window = bus.settings.retry_window_seconds
-    # The kit's delivery per topic: decoding, dead letters, retries, isolation of a bad record.
-    deliveries = {et.topic: Delivery(bus, et, group, writer.on_batch, window) for et in types}
+    # The kit's delivery per topic: decoding, dead letters, retries, isolation of a bad record
+    # (and the kit's record and dead-letter metrics, where the bus has them).
+    metrics = getattr(bus, "metrics", None)
+    extra: list[Any] = [metrics] if metrics is not None else []
+    deliveries = {et.topic: Delivery(bus, et, group, writer.on_batch, window, *extra)
+                  for et in types}
     dlq_topics = [topics.dead_letter(et.topic) for et in types]
     # Deletions after everything else of the same batch, so rows they cover are written first.
     last = {et.topic for et in types if et.message in _DELETIONS}
@@ -164,14 +168,18 @@ def register(bus: EventBus, writer: Writer, group: str, max_records: int,
             # Unacked (a failure past the retry window, a cancellation) -> rewound, redelivered.
             await _settle(msg, done)
 
-    bus.broker.subscriber(
+    subscriber = bus.broker.subscriber(
         *deliveries, *dlq_topics, group_id=group, batch=True, max_records=max_records,
         batch_timeout_ms=batch_timeout_ms, ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=bus.settings.consumer_fetch_bytes,
         fetch_max_bytes=max(50 * 1024 * 1024, bus.settings.consumer_fetch_bytes),
         session_timeout_ms=10_000, heartbeat_interval_ms=2_000,
-    )(consume)
+    )
+    subscriber(consume)
+    lag = getattr(bus, "lag", None)
+    if lag is not None:  # the kit's consumer-lag gauge per partition, where the bus has one
+        lag.add(lambda: getattr(subscriber, "consumer", None), group)
     return [et.topic for et in types]
 
 

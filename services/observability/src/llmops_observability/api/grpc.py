@@ -127,6 +127,12 @@ class ObservabilityServicer(observability_pb2_grpc.ObservabilityServiceServicer)
                 interval_seconds=interval, tenant=tenant)
         except KeyError as exc:
             raise NotFound("UNKNOWN_PANEL", "no panel with this id") from exc
+        except ValueError as exc:
+            # The panels' parameter checks (panels.MacroError) carry a stable reason.
+            reason = getattr(exc, "reason", None)
+            if reason is None:
+                raise
+            raise InvalidArgument(str(reason), str(getattr(exc, "message", exc))) from exc
         return observability_pb2.QueryPanelResponse(
             panel=panel_pb(result.panel),
             columns=[observability_pb2.Column(name=n, type=t) for n, t in result.columns],
