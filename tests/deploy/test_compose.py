@@ -473,7 +473,8 @@ def test_observability_gets_the_clickhouse_password_from_the_environment() -> No
     clickhouse = services["clickhouse"]["environment"]
     assert (clickhouse["CLICKHOUSE_LLMOPS_PASSWORD"],
             clickhouse["CLICKHOUSE_GRAFANA_PASSWORD"]) == ("p-1", "g-2")
-    assert services["grafana"]["environment"]["LLMOPS_CLICKHOUSE_GRAFANA_PASSWORD"] == "g-2"
+    grafana = services["grafana"]["environment"]
+    assert (grafana["CLICKHOUSE_USER"], grafana["CLICKHOUSE_PASSWORD"]) == ("grafana", "g-2")
     # Without a password the server refuses to start rather than serve an empty one.
     assert "exit 1" in " ".join(services["clickhouse"]["entrypoint"])
 
@@ -491,6 +492,10 @@ def test_clickhouse_and_grafana_mount_the_repository_configuration(
     assert "/var/lib/clickhouse" in clickhouse
     grafana = compose["services"]["grafana"]
     assert grafana["environment"]["GF_INSTALL_PLUGINS"] == "grafana-clickhouse-datasource"
+    # The datasource's server: the clickhouse service's HTTP interface, database llmops.
+    env = grafana["environment"]
+    assert (env["CLICKHOUSE_HOST"], int(env["CLICKHOUSE_PORT"]), env["CLICKHOUSE_PROTOCOL"],
+            env["CLICKHOUSE_DATABASE"]) == ("clickhouse", 8123, "http", "llmops")
     assert _mounts(grafana)["/etc/grafana/provisioning"] == str(
         REPO / "infra" / "grafana" / "provisioning")
     assert grafana["depends_on"]["clickhouse"]["condition"] == "service_healthy"
