@@ -42,6 +42,7 @@ KAFKA_IN_NETWORK = "kafka:19092"
 EXTRA_DEPENDENCIES = {
     "vector-store": {"weaviate"},
     "inference": {"vector-store", "model-registry", "safety", "generation"},
+    "observability": {"clickhouse"},
 }
 # Services that serve HTTP (`host`/`port` settings) instead of gRPC, and need no Kafka.
 HTTP_SERVICES = {"generation"}
@@ -372,7 +373,7 @@ def test_published_ports_are_the_ports_file(compose: dict[str, Any]) -> None:
 
 def test_no_service_port_is_written_out_anywhere_else() -> None:
     # Every port lives in llmops_kit/ports.env; a literal elsewhere would drift from it.
-    literal = re.compile(r"""["'=:]\s*(5006[1-6]|8090|8080|50051)\b""")
+    literal = re.compile(r"""["'=:]\s*(5006[1-7]|8090|8080|50051)\b""")
     files = [COMPOSE_FILE, *REPO.glob("libs/*/src/**/*.py"), *REPO.glob("services/*/src/**/*.py"),
              *REPO.glob("tests/e2e/*.py"), *REPO.glob("bench/*.py")]
     found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
@@ -427,3 +428,76 @@ def test_keys_are_shared_and_development_mode_is_opt_in(compose: dict[str, Any],
     assert settings.auth_database_url == "sqlite:////platform/platform.db"
     volumes = [str(v).split(":")[:2] for v in compose["services"][service].get("volumes", [])]
     assert ["platform-data", "/platform"] in volumes and "platform-data" in compose["volumes"]
+
+
+# ------------------------------------------------------------------ observability
+
+
+def _mounts(spec: dict[str, Any]) -> dict[str, str]:
+    """target -> source of a service's volumes (binds resolved to absolute paths by compose)."""
+    out = {}
+    for entry in spec.get("volumes", []):
+        if isinstance(entry, dict):
+            out[entry["target"]] = str(entry.get("source", ""))
+        else:
+            source, target = str(entry).split(":")[:2]
+            out[target] = source
+    return out
+
+
+def test_observability_writes_to_the_clickhouse_service(compose: dict[str, Any],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMOPS_CLICKHOUSE_PASSWORD", "")
+    settings = container_settings(compose, "observability", monkeypatch)
+    assert settings.clickhouse.dsn == "http://llmops@clickhouse:8123"
+    assert not settings.clickhouse.embedded
+    assert 8123 in container_ports(compose["services"]["clickhouse"])
+    # Alone, the image keeps chDB on its /data folder (the runtime user's).
+    assert dockerfile("observability").env()["LLMOPS_OBSERVABILITY_CLICKHOUSE__DSN"] == \
+        "chdb:///data/observability"
+
+
+def test_observability_gets_the_clickhouse_password_from_the_environment() -> None:
+    exe = shutil.which("docker-compose")
+    assert exe, "docker-compose is not on PATH"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("LLMOPS_") and k not in ports.defaults()}
+    result = subprocess.run([exe, "-f", str(COMPOSE_FILE), "config"], cwd=REPO,
+                            env={**env, "LLMOPS_CLICKHOUSE_PASSWORD": "p-1",
+                                 "LLMOPS_CLICKHOUSE_GRAFANA_PASSWORD": "g-2"},
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert services["observability"]["environment"][
+        "LLMOPS_OBSERVABILITY_CLICKHOUSE__PASSWORD"] == "p-1"
+    clickhouse = services["clickhouse"]["environment"]
+    assert (clickhouse["CLICKHOUSE_LLMOPS_PASSWORD"],
+            clickhouse["CLICKHOUSE_GRAFANA_PASSWORD"]) == ("p-1", "g-2")
+    grafana = services["grafana"]["environment"]
+    assert (grafana["CLICKHOUSE_USER"], grafana["CLICKHOUSE_PASSWORD"]) == ("grafana", "g-2")
+    # Without a password the server refuses to start rather than serve an empty one.
+    assert "exit 1" in " ".join(services["clickhouse"]["entrypoint"])
+
+
+def test_clickhouse_and_grafana_mount_the_repository_configuration(
+        compose: dict[str, Any]) -> None:
+    clickhouse = _mounts(compose["services"]["clickhouse"])
+    for kind in ("config.d", "users.d"):
+        source = clickhouse[f"/etc/clickhouse-server/{kind}/llmops.xml"]
+        assert source == str(REPO / "infra" / "clickhouse" / kind / "llmops.xml")
+        assert (REPO / "infra" / "clickhouse" / kind / "llmops.xml").is_file()
+    users = (REPO / "infra/clickhouse/users.d/llmops.xml").read_text()
+    assert 'from_env="CLICKHOUSE_LLMOPS_PASSWORD"' in users
+    assert "GRANT SELECT ON llmops.*" in users and "<readonly>2</readonly>" in users
+    assert "/var/lib/clickhouse" in clickhouse
+    grafana = compose["services"]["grafana"]
+    assert grafana["environment"]["GF_INSTALL_PLUGINS"] == "grafana-clickhouse-datasource"
+    # The datasource's server: the clickhouse service's HTTP interface, database llmops.
+    env = grafana["environment"]
+    assert (env["CLICKHOUSE_HOST"], int(env["CLICKHOUSE_PORT"]), env["CLICKHOUSE_PROTOCOL"],
+            env["CLICKHOUSE_DATABASE"]) == ("clickhouse", 8123, "http", "llmops")
+    assert _mounts(grafana)["/etc/grafana/provisioning"] == str(
+        REPO / "infra" / "grafana" / "provisioning")
+    assert grafana["depends_on"]["clickhouse"]["condition"] == "service_healthy"
+    assert [str(e).removesuffix("/tcp") for e in grafana["ports"]] == [
+        f"{ports.local_host()}:{ports.port('GRAFANA_PORT')}:3000"]

@@ -14,14 +14,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from e2e_support import STRICT_TENANT, TENANTS, Stack, Stubs
+from e2e_support import RUN_ID, STRICT_TENANT, TENANTS, Stack, Stubs
 from llmops.inference.v1 import inference_pb2_grpc
 from llmops.ingestion.v1 import ingestion_pb2_grpc
 from llmops.registry.v1 import registry_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2_grpc
 from llmops_cli import stack
-from llmops_kit import ports
+from llmops_kit import ports, topics
+from llmops_kit.kafka import ensure_topics
 from llmops_kit.settings import KafkaSettings
+from llmops_kit.testing import start_group_at_end
 
 
 @pytest.fixture(scope="session")
@@ -45,17 +47,30 @@ def e2e_stack(kafka: KafkaSettings, weaviate_server: dict, tmp_path_factory: pyt
         "LLMOPS_KAFKA_RETRY_WINDOW_SECONDS": "10",
         "LLMOPS_INGESTION_DATABASE_URL": f"sqlite:///{data}/ingestion.db",
         "LLMOPS_LOG_LEVEL": os.environ.get("LLMOPS_LOG_LEVEL", "INFO"),
+        # A store and a consumer group of this run's own, from the end of every topic.
+        "LLMOPS_OBSERVABILITY_CLICKHOUSE__DSN": f"chdb://{data}/observability",
+        "LLMOPS_OBSERVABILITY_CONSUMER_GROUP": f"observability-e2e-{RUN_ID}",
     }
+    asyncio.run(_observe_from_now(kafka, env["LLMOPS_OBSERVABILITY_CONSUMER_GROUP"]))
     s = Stack(env, keys)
-    for name in ("embedding", "vector-store", "ingestion"):
+    for name in CORE_SERVICES:
         s.start(name)
     asyncio.run(_wait_all(s))
     yield s
     s.stop_all()
 
 
-async def _wait_all(s: Stack, names: tuple[str, ...] = ("embedding", "vector-store", "ingestion")
-                    ) -> None:
+async def _observe_from_now(kafka: KafkaSettings, group: str) -> None:
+    """The run's observability group starts at the end of every topic (not the history)."""
+    await ensure_topics(kafka, topics.ALL)
+    await start_group_at_end(kafka, group, [n for t in topics.ALL
+                                            for n in (t, topics.dead_letter(t))])
+
+
+CORE_SERVICES = ("observability", "embedding", "vector-store", "ingestion")
+
+
+async def _wait_all(s: Stack, names: tuple[str, ...] = CORE_SERVICES) -> None:
     for name in names:
         await s.wait(name)
 

@@ -61,8 +61,9 @@ STRICT_TENANT = tenant_name("strict")
 # another test's late work.
 FAULT_TENANTS = {x: tenant_name(x) for x in ("fkill", "fpublish", "fkafka", "fweaviate",
                                                "freplicas")}
+OBS_TENANT = tenant_name("obs")
 TENANTS = [tenant_name(x) for x in ("a", "b", "faults", "kafka", "bench", "ask", "strict")] + \
-    list(FAULT_TENANTS.values())
+    list(FAULT_TENANTS.values()) + [OBS_TENANT]
 
 
 @dataclass

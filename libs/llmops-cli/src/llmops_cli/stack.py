@@ -63,6 +63,8 @@ class ServiceSpec:
 
 
 SERVICES = (
+    # First up, last down: it records what the others publish (from the start of each topic).
+    ServiceSpec("observability", "llmops_observability"),
     ServiceSpec("embedding", "llmops_embedding"),
     ServiceSpec("vector-store", "llmops_vectorstore"),
     ServiceSpec("ingestion", "llmops_ingestion"),

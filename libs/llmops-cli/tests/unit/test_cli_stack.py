@@ -27,6 +27,7 @@ SETTINGS = {
     "model-registry": "llmops_registry.settings",
     "generation": "llmops_generation.settings",
     "inference": "llmops_inference.settings",
+    "observability": "llmops_observability.settings",
 }
 
 

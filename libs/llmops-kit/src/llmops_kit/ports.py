@@ -75,6 +75,7 @@ SERVICE_PORTS = {
     "safety": "LLMOPS_SAFETY_GRPC_PORT",
     "model-registry": "LLMOPS_REGISTRY_GRPC_PORT",
     "inference": "LLMOPS_INFERENCE_GRPC_PORT",
+    "observability": "LLMOPS_OBSERVABILITY_GRPC_PORT",
     "generation": "LLMOPS_GENERATION_PORT",
 }
 

@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from llmops.admin.v1 import admin_pb2
 from llmops_kit import events, ports
 from llmops_kit.grpc_server import error_reason
 from llmops_kit.settings import KafkaSettings, secret_file
 
-__all__ = ["REPO", "error_reason", "eventually", "infra_script", "postgres_url",
-           "read_topic", "send_tenant_deleted", "tenant_deleted_topic"]
+__all__ = ["REPO", "error_reason", "eventually", "group_caught_up", "infra_script",
+           "postgres_url", "read_topic", "send_tenant_deleted", "start_group_at_end",
+           "tenant_deleted_topic"]
 
 REPO = Path(__file__).resolve().parents[4]
 
@@ -153,3 +155,45 @@ async def send_tenant_deleted(kafka: KafkaSettings, topic: str, *tenant_ids: str
                                          key=tenant.encode() or b"-")
     finally:
         await producer.stop()
+
+
+async def _end_offsets(kafka: KafkaSettings, names: list[str]) -> dict[TopicPartition, int]:
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    consumer = AIOKafkaConsumer(**kafka.client_options())
+    await admin.start()
+    await consumer.start()
+    try:
+        described = await admin.describe_topics(names)
+        parts = [TopicPartition(d["topic"], p["partition"]) for d in described
+                 if not d.get("error_code") for p in d["partitions"]]
+        return dict(await consumer.end_offsets(parts)) if parts else {}
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def group_caught_up(kafka: KafkaSettings, group: str, names: list[str]) -> bool:
+    """Whether consumer group `group` has committed every record of the topics `names`."""
+    ends = await _end_offsets(kafka, names)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return bool(ends) and all(
+        (committed[tp].offset if tp in committed else 0) >= end for tp, end in ends.items())
+
+
+async def start_group_at_end(kafka: KafkaSettings, group: str, names: list[str]) -> None:
+    """Commits the current end of every partition of `names` for `group`, so a consumer of
+    that group starts with what is produced from now on rather than the topics' history."""
+    ends = await _end_offsets(kafka, names)
+    consumer = AIOKafkaConsumer(**kafka.client_options(), group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(ends))
+        await consumer.commit(ends)
+    finally:
+        await consumer.stop()

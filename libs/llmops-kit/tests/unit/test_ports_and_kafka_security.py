@@ -30,7 +30,8 @@ def test_the_ports_file_defines_every_service_and_the_infrastructure() -> None:
     assert values["LLMOPS_LOCAL_HOST"] == "127.0.0.1"
     assert {name: ports.service_port(name) for name in ports.SERVICE_PORTS} == {
         "ingestion": 50061, "embedding": 50062, "vector-store": 50063, "safety": 50064,
-        "model-registry": 50065, "inference": 50066, "generation": 8090}
+        "model-registry": 50065, "inference": 50066, "observability": 50067,
+        "generation": 8090}
     assert (ports.port("KAFKA_PORT"), ports.port("WEAVIATE_PORT"),
             ports.port("WEAVIATE_GRPC_PORT")) == (9092, 8080, 50051)
     # No two services share a port.
