@@ -23,6 +23,7 @@ from llmops.trainer.v1 import trainer_pb2
 from llmops.vectorstore.v1 import events_pb2 as vectorstore_events
 from llmops_kit import events
 from llmops_observability.clickhouse import connect, migrate
+from llmops_observability.testing import chdb_dir
 
 WHEN = datetime(2026, 11, 30, 12, 0, 0, 250000, tzinfo=UTC)
 PII_QUESTION = "My e-mail is jane.roe@example.com, what is the refund policy?"
@@ -173,10 +174,11 @@ class Factories:
 
 
 @pytest.fixture(scope="session")
-def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One chDB folder for the whole test session: chDB runs one engine per process, on one
-    path, so tests share it and each takes a database of its own (fixture `ch_client`)."""
-    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+def chdb_dsn() -> str:
+    """The process' one chDB folder (llmops_observability.testing.chdb_dir): chDB runs one
+    engine per process, on one path, so tests share it and each takes a database of its own
+    (fixture `ch_client`)."""
+    return f"chdb://{chdb_dir()}"
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ def test_unix_times_are_the_ranges_ends() -> None:
      "toStartOfInterval(toDateTime64(ts, 3), INTERVAL 60000 millisecond)"),
     ("x / $__interval_s", "x / 60"),
     ("${tenant:singlequote}", "'acme'"),
-    ("${weak_retrieval_threshold}", "0.5"),
+    ("${weak_retrieval_threshold}", "0.25"),
 ])
 def test_each_macro_expands_as_the_plugin_does(sql: str, expected: str) -> None:
     assert ex(sql) == expected

@@ -147,12 +147,13 @@ GROUP BY time, model
 ORDER BY time, model"""),
     Panel("quality.weak_retrieval", "Weak retrieval share (hallucination risk)",
           "llmops-quality", "timeseries", "percentunit",
-          "Share of answered questions whose best retrieval score is under the "
-          "weak_retrieval_threshold variable (answers blocked at the input left out).",
+          "Share of answered questions whose best retrieval score (cosine of the question "
+          "to its best passage) is under the weak_retrieval_threshold variable (answers "
+          "blocked at the input, and answers without retrieval, left out).",
           f"""SELECT $__timeInterval_ms(ts) AS time,
        countIf(best_retrieval_score < ${{weak_retrieval_threshold}}) / count() AS weak_share
 FROM answers FINAL
-{WHERE} AND error != 'INPUT_BLOCKED'
+{WHERE} AND error != 'INPUT_BLOCKED' AND best_retrieval_score > 0
 GROUP BY time
 ORDER BY time"""),
     Panel("safety.findings_by_type", "Safety findings by type", "llmops-quality", "timeseries",
@@ -183,24 +184,39 @@ GROUP BY time, stage
 ORDER BY time, stage"""),
     Panel("ingestion.index_freshness", "Index freshness (submitted to searchable)",
           "llmops-ingestion", "timeseries", "ms",
-          "Per document version, the time from its submission to its last batch indexed, by "
-          "when that batch was indexed (versions submitted up to a day before the range).",
+          "Per document version, the time from its submission (the latest DocumentSubmitted "
+          "of the document before the version's first chunks, or, for documents submitted "
+          "over gRPC, its first chunks) to its last batch indexed, by when that batch was "
+          "indexed (versions started up to a day before the range).",
           f"""SELECT $__timeInterval_ms(indexed_at) AS time,
        quantileExactInclusive(0.5)(freshness_ms) AS p50,
        quantileExactInclusive(0.95)(freshness_ms) AS p95,
        max(freshness_ms) AS max
 FROM (
-    SELECT tenant, document_id, doc_version,
-           minIf(ts, event = 'submitted') AS submitted_at,
-           maxIf(ts, event = 'chunks_indexed') AS indexed_at,
-           uniqExactIf(batch_index, event = 'chunks_indexed') AS batches,
-           maxIf(batch_count, event = 'chunks_indexed') AS batch_count,
-           dateDiff('millisecond', submitted_at, indexed_at) AS freshness_ms
-    FROM document_events FINAL
-    WHERE ts >= $__fromTime_ms - INTERVAL 1 DAY AND ts <= $__toTime_ms AND {TENANT}
-    GROUP BY tenant, document_id, doc_version
-    HAVING countIf(event = 'submitted') > 0 AND batches > 0 AND batches >= batch_count
-       AND indexed_at >= $__fromTime_ms
+    SELECT v.indexed_at AS indexed_at,
+           arrayFilter(x -> x <= v.created_at, s.submits) AS before,
+           if(empty(before), v.created_at, arrayMax(before)) AS started_at,
+           dateDiff('millisecond', started_at, v.indexed_at) AS freshness_ms
+    FROM (
+        SELECT tenant, document_id, doc_version,
+               minIf(ts, event = 'chunks_created') AS created_at,
+               maxIf(ts, event = 'chunks_indexed') AS indexed_at,
+               uniqExactIf(batch_index, event = 'chunks_indexed') AS batches,
+               maxIf(batch_count, event = 'chunks_indexed') AS batch_count
+        FROM document_events FINAL
+        WHERE ts >= $__fromTime_ms - INTERVAL 1 DAY AND ts <= $__toTime_ms AND {TENANT}
+          AND event IN ('chunks_created', 'chunks_indexed')
+        GROUP BY tenant, document_id, doc_version
+        HAVING countIf(event = 'chunks_created') > 0 AND batches > 0
+           AND batches >= batch_count AND indexed_at >= $__fromTime_ms
+    ) AS v
+    LEFT JOIN (
+        SELECT tenant, document_id, groupArray(ts) AS submits
+        FROM document_events FINAL
+        WHERE ts >= $__fromTime_ms - INTERVAL 1 DAY AND ts <= $__toTime_ms AND {TENANT}
+          AND event = 'submitted'
+        GROUP BY tenant, document_id
+    ) AS s ON s.tenant = v.tenant AND s.document_id = v.document_id
 )
 GROUP BY time
 ORDER BY time"""),

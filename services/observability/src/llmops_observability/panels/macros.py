@@ -27,13 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from llmops_observability.settings import DEFAULT_WEAK_RETRIEVAL_THRESHOLD
+
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # What the dashboards' tenant variable sends when "All" is picked (its custom all value): no
 # tenant id can be "*", so `${tenant:singlequote} = '*'` is true only for "All".
 ALL_TENANTS = "*"
-# A weak retrieval: the question's best retrieval score is under this (a dashboard variable,
-# this is its default).
-WEAK_RETRIEVAL_THRESHOLD = 0.5
+# A weak retrieval: the question's best retrieval score (a cosine) is under this (a dashboard
+# variable, this is its default; the service's weak_retrieval scores use the same default).
+WEAK_RETRIEVAL_THRESHOLD = DEFAULT_WEAK_RETRIEVAL_THRESHOLD
 # Grafana picks an interval of about range / max data points; the report and QueryPanel's
 # "0 = automatic" do the same with this many buckets, rounded up to a round interval.
 AUTO_BUCKETS = 100

@@ -115,11 +115,15 @@ def _safety(s: Sample) -> None:
 def _documents(s: Sample) -> None:
     # Document d: submitted at its start, 2 batches of 10 chunks created 1 s and 2 s later,
     # batch 0 indexed at +3 s and batch 1 at +(4 + d) s: freshness (4 + d) s. Document 0 was
-    # submitted 2 s before the range; document 5 never gets its second batch indexed.
+    # submitted 2 s before the range; document 5 never gets its second batch indexed; document 4
+    # came over gRPC (no DocumentSubmitted): its freshness starts at its first chunks, 7 s.
+    # DocumentSubmitted rows carry no document version (it is assigned later), as mapped.
     for d in range(6):
         t0 = START + (timedelta(seconds=-2) if d == 0 else timedelta(minutes=12 * d - 9))
         base = {"tenant": "acme", "document_id": f"doc-{d}", "doc_version": 1}
-        s.add("document_events", {**base, "ts": t0, "id": f"doc-{d}/sub", "event": "submitted"})
+        if d != 4:
+            s.add("document_events", {**base, "ts": t0, "id": f"doc-{d}/sub",
+                                      "event": "submitted", "doc_version": 0})
         for b in range(2):
             s.add("document_events", {**base, "ts": t0 + timedelta(seconds=1 + b),
                                       "id": f"doc-{d}/cc{b}", "event": "chunks_created",
@@ -134,7 +138,11 @@ def _documents(s: Sample) -> None:
                   stale={"chunks": 999})
     t0 = START + timedelta(minutes=20)
     base = {"tenant": "globex", "document_id": "g-doc", "doc_version": 1}
-    s.add("document_events", {**base, "ts": t0, "id": "g-doc/sub", "event": "submitted"})
+    s.add("document_events", {**base, "ts": t0, "id": "g-doc/sub", "event": "submitted",
+                              "doc_version": 0})
+    s.add("document_events", {**base, "ts": t0 + timedelta(seconds=50), "id": "g-doc/cc0",
+                              "event": "chunks_created", "chunks": 500, "total_chunks": 500,
+                              "batch_index": 0, "batch_count": 1})
     s.add("document_events", {**base, "ts": t0 + timedelta(seconds=100), "id": "g-doc/ci0",
                               "event": "chunks_indexed", "chunks": 500, "total_chunks": 500,
                               "batch_index": 0, "batch_count": 1})
