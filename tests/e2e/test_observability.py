@@ -61,6 +61,14 @@ out = {
                      "WHERE tenant = {t:String} GROUP BY direction ORDER BY direction"),
     "scores": rows("SELECT source, name, count() FROM scores FINAL WHERE tenant = {t:String} "
                    "GROUP BY source, name ORDER BY source, name"),
+    "feedback": rows("SELECT s.request_id, s.value, s.comment, a.response_model "
+                     "FROM (SELECT tenant, request_id, value, comment FROM scores FINAL "
+                     "      WHERE tenant = {t:String} AND source = 'feedback') AS s "
+                     "LEFT JOIN (SELECT tenant, id, response_model FROM answers FINAL "
+                     "      WHERE tenant = {t:String}) AS a "
+                     "ON a.tenant = s.tenant AND a.id = s.request_id ORDER BY s.value"),
+    "groundedness": rows("SELECT request_id, value FROM scores FINAL WHERE tenant = {t:String} "
+                         "AND source = 'groundedness' ORDER BY request_id"),
     "dump": {t: client.query(f"SELECT * FROM {t}").result_rows
              for t in tables},
 }
@@ -138,6 +146,12 @@ async def test_answers_are_recorded_with_versions_stages_and_redacted(
     answers = [await inference.Generate(
         inference_pb2.GenerateRequest(question=q, max_new_tokens=32), metadata=md, timeout=180)
         for q in QUESTIONS]
+    # A rating of each answer, one with PII in its comment.
+    for answer, rating, comment in ((answers[0], 1, "Spot on."),
+                                    (answers[1], -1, f"Wrong, mail me at {PII_EMAIL}")):
+        await inference.SubmitFeedback(inference_pb2.SubmitFeedbackRequest(
+            request_id=answer.request_id, rating=rating, comment=comment), metadata=md,
+            timeout=30)
     got = await snapshot(answer_stack, kafka, OBS_TENANT)
 
     # One row per answer, with the versions the caller saw and stage latencies that add up to
@@ -157,6 +171,22 @@ async def test_answers_are_recorded_with_versions_stages_and_redacted(
     assert {"input", "output"} <= {d for d, _ in got["verdicts"]}
     assert ["retrieval", "best_retrieval_score", len(QUESTIONS)] in got["scores"]
     assert topics.INFERENCE_COMPLETED in {t for t, _ in got["events"]}
+    assert topics.FEEDBACK_SUBMITTED in {t for t, _ in got["events"]}
+    # Feedback joined to the answers it rates, its comment redacted.
+    assert got["feedback"] == [
+        [answers[1].request_id, -1.0, "Wrong, mail me at [EMAIL]", answers[1].model_version],
+        [answers[0].request_id, 1.0, "Spot on.", answers[0].model_version]]
+    # Every answer scored for groundedness, a share in [0, 1].
+    assert sorted(r for r, _ in got["groundedness"]) == sorted(a.request_id for a in answers)
+    assert all(0.0 <= v <= 1.0 for _, v in got["groundedness"])
+
+    # The same store read live through the service's panel API (what `llmops report` uses).
+    async with grpc.aio.insecure_channel(ports.service_address("observability")) as ch:
+        stub = observability_pb2_grpc.ObservabilityServiceStub(ch)
+        reply = await stub.QueryPanel(observability_pb2.QueryPanelRequest(
+            panel_id="feedback.by_model"), metadata=md, timeout=30)
+    shares = {row.values[0].string_value: row.values[1].number_value for row in reply.rows}
+    assert shares == {answers[0].model_version: 0.5}
 
 
 def _stop(stack_: Stack) -> None:
