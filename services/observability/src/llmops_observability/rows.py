@@ -62,7 +62,7 @@ class Rows:
         columns = self._columns.get(table)
         if columns is None:
             columns = self._columns[table] = {n: [] for n in COLUMNS[table]}
-        if len(values) != len(columns) or not all(n in values for n in columns):
+        if values.keys() != columns.keys():
             missing = sorted(set(columns) - set(values))
             extra = sorted(set(values) - set(columns))
             raise KeyError(f"{table}: missing columns {missing}, unknown columns {extra}")

@@ -84,7 +84,7 @@ class Settings(ServiceSettings):
     consumer_group: str = "observability"
     # The writer inserts once per table per consumer batch: a batch closes at this many
     # records or after this long, whichever comes first.
-    batch_max_records: int = Field(default=1000, ge=1, le=100_000)
+    batch_max_records: int = Field(default=10_000, ge=1, le=100_000)
     batch_timeout_ms: int = Field(default=200, ge=1, le=60_000)
     # table -> days; what is given is merged onto DEFAULT_TTL_DAYS (0 = keep forever).
     ttl_days: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_TTL_DAYS))

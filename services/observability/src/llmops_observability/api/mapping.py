@@ -15,10 +15,12 @@ largest stream).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -48,8 +50,23 @@ class MappingOptions:
     corpus_sample_rate: float = 0.1
 
 
+# Short texts repeat (safety reasons, sources, registry reasons): their redactions are cached
+# per day (a redaction may depend on the date, e.g. the age check of a Korean RRN).
+_CACHED_CHARS = 256
+_DAY_ZERO = date(1970, 1, 1).toordinal()
+
+
+@functools.lru_cache(maxsize=8192)
+def _redacted_short(text: str, day: int) -> str:
+    return redact_pii(text, today=date.fromordinal(day)).text
+
+
 def redacted(text: str) -> str:
-    return redact_pii(text).text if text else ""
+    if not text:
+        return ""
+    if len(text) <= _CACHED_CHARS:
+        return _redacted_short(text, _DAY_ZERO + int(time.time() // 86400))
+    return redact_pii(text).text
 
 
 def sampled(chunk_id: str, rate: float) -> bool:
