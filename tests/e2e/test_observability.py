@@ -21,6 +21,7 @@ from llmops.ingestion.v1 import ingestion_pb2
 from llmops.observability.v1 import observability_pb2, observability_pb2_grpc
 from llmops_cli import stack
 from llmops_cli.client import collect, document_for
+from llmops_inference.domain.groundedness import split_sentences
 from llmops_kit import ports, topics
 from llmops_kit.settings import KafkaSettings
 from llmops_kit.testing import error_reason, eventually, group_caught_up
@@ -176,8 +177,12 @@ async def test_answers_are_recorded_with_versions_stages_and_redacted(
     assert got["feedback"] == [
         [answers[1].request_id, -1.0, "Wrong, mail me at [EMAIL]", answers[1].model_version],
         [answers[0].request_id, 1.0, "Spot on.", answers[0].model_version]]
-    # Every answer scored for groundedness, a share in [0, 1].
-    assert sorted(r for r, _ in got["groundedness"]) == sorted(a.request_id for a in answers)
+    # Every answer with a sentence scored for groundedness (an answer like "1" has none), a
+    # share in [0, 1].
+    sentenced = [a.request_id for a in answers if split_sentences(a.answer) and not a.blocked]
+    assert sentenced, [a.answer for a in answers]
+    assert sorted(r for r, _ in got["groundedness"]) == sorted(sentenced), [
+        (a.answer, a.blocked) for a in answers]
     assert all(0.0 <= v <= 1.0 for _, v in got["groundedness"])
 
     # The same store read live through the service's panel API (what `llmops report` uses).
