@@ -19,7 +19,7 @@ rows, and the writer's lag under load.
    occurred_at (set just before it is sent) to the return of the insert that holds it.
 
     uv run --frozen python bench/observability_throughput.py [--events 100000] [--repeats 3]
-        [--max-records 1000] [--lag-seconds 10] [--json]
+        [--max-records N (default: the service's batch)] [--lag-seconds 10] [--json]
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from llmops_kit import events
 from llmops_kit.kafka import EventBus, ensure_topics
 from llmops_kit.settings import KafkaSettings
 from llmops_observability.clickhouse import connect, migrate
+from llmops_observability.settings import Settings as ObservabilitySettings
 
 TARGET_EVENTS_PER_S = 50_000
 
@@ -234,7 +235,8 @@ async def main() -> None:
     ap.add_argument("--events", type=int, default=100_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--warmup-events", type=int, default=20_000)
-    ap.add_argument("--max-records", type=int, default=1000)
+    ap.add_argument("--max-records", type=int,
+                    default=ObservabilitySettings.model_fields["batch_max_records"].default)
     ap.add_argument("--batch-timeout-ms", type=int, default=200)
     ap.add_argument("--lag-seconds", type=float, default=10.0)
     ap.add_argument("--lag-rate", type=float, default=0.0,

@@ -20,7 +20,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from aiokafka import ConsumerRecord
@@ -80,19 +80,33 @@ def sampled(chunk_id: str, rate: float) -> bool:
 
 def occurred(env: envelope_pb2.Envelope, record: ConsumerRecord[Any, Any] | None) -> datetime:
     """The event's time: the envelope's occurred_at, else the record's broker timestamp."""
-    if env.HasField("occurred_at") and (env.occurred_at.seconds or env.occurred_at.nanos):
-        return env.occurred_at.ToDatetime(tzinfo=UTC)
+    at = env.occurred_at
+    if at.seconds or at.nanos:
+        # Millisecond precision (the columns' DateTime64(3)), without Timestamp.ToDatetime's cost.
+        return _EPOCH + timedelta(seconds=at.seconds, milliseconds=at.nanos // 1_000_000)
     millis = record.timestamp if record is not None and record.timestamp else 0
     return datetime.fromtimestamp(millis / 1000, UTC)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ENUM_NAMES: dict[tuple[Callable[[Any], str], int], str] = {}
+
+
 def _enum(enum_name: Callable[[Any], str], value: int, prefix: str) -> str:
+    """An enum value's name without its prefix, lower case ('' for UNSPECIFIED); a value this
+    build does not know stays its number. Cached: verdicts and answers map several per event."""
+    key = (enum_name, value)
+    cached = _ENUM_NAMES.get(key)
+    if cached is not None:
+        return cached
     try:
-        name = enum_name(value)
+        name = enum_name(value).removeprefix(prefix).lower()
     except ValueError:
         return str(value)
-    name = name.removeprefix(prefix).lower()
-    return "" if name == "unspecified" else name
+    name = "" if name == "unspecified" else name
+    if len(_ENUM_NAMES) < 4096:
+        _ENUM_NAMES[key] = name
+    return name
 
 
 @dataclass(frozen=True)
