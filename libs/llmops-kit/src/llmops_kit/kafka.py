@@ -235,7 +235,7 @@ class EventBus:
             finally:
                 # Also on cancellation or a bug in run(): an unacked batch is always rewound,
                 # so no later commit of this consumer can move past it.
-                await _settle(msg, done)
+                await settle_batch(msg, done)
 
         subscriber = self.broker.subscriber(
             event_type.topic,
@@ -255,7 +255,8 @@ class EventBus:
         self.lag.add(lambda: getattr(subscriber, "consumer", None), group_id)
 
 
-async def _settle(msg: KafkaMessage, ack: bool) -> None:
+async def settle_batch(msg: KafkaMessage, ack: bool) -> None:
+    """Acks a manually acked batch (commits past it) or nacks it (seeks back: redelivered)."""
     try:
         await (msg.ack() if ack else msg.nack())
     except Exception:

@@ -34,7 +34,7 @@ from llmops_kit import events, topics
 from llmops_kit.delivery import Delivery
 from llmops_kit.errors import PoisonMessage
 from llmops_kit.events import EventType
-from llmops_kit.kafka import Batch, EventBus
+from llmops_kit.kafka import Batch, EventBus, settle_batch
 from llmops_kit.tenants import check_tenant_id
 from llmops_observability.api.mapping import (
     MappingOptions,
@@ -166,7 +166,7 @@ def register(bus: EventBus, writer: Writer, group: str, max_records: int,
                     break
         finally:
             # Unacked (a failure past the retry window, a cancellation) -> rewound, redelivered.
-            await _settle(msg, done)
+            await settle_batch(msg, done)
 
     subscriber = bus.broker.subscriber(
         *deliveries, *dlq_topics, group_id=group, batch=True, max_records=max_records,
@@ -200,11 +200,3 @@ async def _count_dead_letters(bus: EventBus, writer: Writer, group: str,
                 return False
             await asyncio.sleep(DLQ_RETRY_SECONDS)
 
-
-async def _settle(msg: KafkaMessage, ack: bool) -> None:
-    try:
-        await (msg.ack() if ack else msg.nack())
-    except Exception:
-        # A commit refused after a rebalance: the new owner starts from the last commit.
-        log.warning("could not %s a batch; it will be redelivered", "ack" if ack else "nack",
-                    exc_info=True)
