@@ -73,6 +73,9 @@ step "Stack status"
 llmops status || true
 
 step "Observability: the Grafana dashboards' panels as one static HTML report (no Grafana needed)"
+# Answers are scored and published after they are returned, then consumed in batches: give
+# the last ones a moment to land before the report reads them.
+sleep 15
 report="${LLMOPS_HOME:-$REPO/.llmops}/reports/llmops-report-$(date -u +%Y%m%d-%H%M%S).html"
 llmops report --tenant acme --since 1h --out "$report"
 
