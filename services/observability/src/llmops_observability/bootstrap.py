@@ -1,5 +1,5 @@
 """Composition root: ClickHouse (connected and migrated first), the writer's consumers, the
-panel API and, when its module is present, the drift monitor.
+panel API and the drift monitor.
 
 The gRPC port opens only after the migrations applied, so nothing reads a half-made schema and
 health answers SERVING only once the store is ready.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -23,18 +22,17 @@ from llmops_kit.app import ServiceApp, Stage
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
-from llmops_observability import clickhouse
+from llmops_observability import clickhouse, panels
 from llmops_observability.adapters.store import ClickHouseStore
 from llmops_observability.api import events as event_api
 from llmops_observability.api.grpc import ROLES, SERVICE_FULL_NAME, ObservabilityServicer
 from llmops_observability.api.mapping import MappingOptions
+from llmops_observability.drift import DriftMonitor, DriftSettings
 from llmops_observability.ports import PanelCatalog
 from llmops_observability.settings import ClickHouseSettings, Settings
 
 log = logging.getLogger(__name__)
 
-PANELS_MODULE = "llmops_observability.panels"
-DRIFT_MODULE = "llmops_observability.drift"
 
 
 def open_store(settings: ClickHouseSettings, ttl_days: dict[str, int]) -> Client:
@@ -58,19 +56,8 @@ def open_store(settings: ClickHouseSettings, ttl_days: dict[str, int]) -> Client
 
 
 def load_panels() -> PanelCatalog:
-    """The panel definitions; without the module the API lists none (and says so in the log)."""
-    try:
-        module = importlib.import_module(PANELS_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != PANELS_MODULE:
-            raise
-        log.warning("%s is not installed: ListPanels is empty", PANELS_MODULE)
-        return PanelCatalog({}, _no_panel)
-    return PanelCatalog(module.PANELS, module.run)
-
-
-def _no_panel(*args: Any, **kwargs: Any) -> Any:
-    raise KeyError("no panels")
+    """The panel definitions the API serves."""
+    return PanelCatalog(panels.PANELS, panels.run)
 
 
 Publish = Callable[[observability_pb2.DriftDetected], Awaitable[None]]
@@ -83,17 +70,9 @@ def drift_publisher(bus: EventBus) -> Publish:
     return publish
 
 
-def wire_drift(app: ServiceApp, client: Client, bus: EventBus) -> bool:
-    """Runs the drift monitor (llmops_observability.drift) beside the consumers when that
-    module is present; it publishes DriftDetected on the bus, so it starts after the bus."""
-    try:
-        drift = importlib.import_module(DRIFT_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != DRIFT_MODULE:
-            raise
-        log.info("%s is not installed: no drift monitor", DRIFT_MODULE)
-        return False
-    monitor = drift.DriftMonitor(client, drift_publisher(bus), drift.DriftSettings())
+def wire_drift(app: ServiceApp, monitor: DriftMonitor) -> None:
+    """Runs the drift monitor beside the consumers; it publishes DriftDetected on the bus, so it
+    starts after the bus and stops before it."""
     task: list[asyncio.Task[Any]] = []
 
     async def start() -> None:
@@ -107,7 +86,6 @@ def wire_drift(app: ServiceApp, client: Client, bus: EventBus) -> bool:
         task.clear()
 
     app.on(Stage.BUS_CLIENT, start=start, stop=stop)
-    return True
 
 
 def build_grpc(settings: Settings, catalog: PanelCatalog, client: Client) -> GrpcServer:
@@ -130,7 +108,7 @@ async def build(settings: Settings) -> ServiceApp:
     bus.add_health_probe(store.ready)
     app = ServiceApp(settings, bus, build_grpc(settings, load_panels(), client), topics)
     app.on(Stage.RESOURCE, stop=store.close)
-    wire_drift(app, client, bus)
+    wire_drift(app, DriftMonitor(client, drift_publisher(bus), DriftSettings()))
     return app
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 from llmops.observability.v1 import observability_pb2
 from llmops_kit import events
 from llmops_kit.app import Stage
-from llmops_observability.bootstrap import DRIFT_MODULE, wire_drift
+from llmops_observability.bootstrap import drift_publisher, wire_drift
 
 pytestmark = pytest.mark.unit
 
@@ -34,8 +32,7 @@ class FakeBus:
         self.published.append((event_type.topic, event, key))
 
 
-async def test_the_drift_monitor_runs_beside_the_consumers(monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
+async def test_the_drift_monitor_runs_beside_the_consumers() -> None:
     ran = asyncio.Event()
     cancelled: list[bool] = []
 
@@ -53,12 +50,8 @@ async def test_the_drift_monitor_runs_beside_the_consumers(monkeypatch: pytest.M
                 cancelled.append(True)
                 raise
 
-    module = types.ModuleType(DRIFT_MODULE)
-    module.DriftMonitor = DriftMonitor  # type: ignore[attr-defined]
-    module.DriftSettings = lambda: "settings"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, DRIFT_MODULE, module)
     app, bus = FakeApp(), FakeBus()
-    assert wire_drift(app, client=None, bus=bus)  # type: ignore[arg-type]
+    wire_drift(app, DriftMonitor(None, drift_publisher(bus), "settings"))  # type: ignore[arg-type]
     [(stage, start, stop)] = app.hooks
     assert stage is Stage.BUS_CLIENT
     await start()
@@ -67,9 +60,3 @@ async def test_the_drift_monitor_runs_beside_the_consumers(monkeypatch: pytest.M
     assert cancelled == [True]
     assert [(t, k) for t, _, k in bus.published] == [(events.DRIFT_DETECTED.topic, b"acme")]
 
-
-def test_without_the_drift_module_nothing_is_wired(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, DRIFT_MODULE, None)  # import raises ModuleNotFoundError
-    app = FakeApp()
-    assert not wire_drift(app, client=None, bus=FakeBus())  # type: ignore[arg-type]
-    assert app.hooks == []
