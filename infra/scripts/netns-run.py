@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs a command in a private network namespace and forwards chosen loopback ports into it.
 
-    netns-run.py --forward 8080 --forward 50051 -- weaviate-server --host 127.0.0.1 ...
+    netns-run.py --forward 8080 --forward 8081 -- weaviate-server --host 127.0.0.1 ...
 
 Why: Weaviate v1.35 binds its gRPC API and its internal cluster data port to ":port" (every
 interface), with no setting to change that. Inside a namespace of its own, whose only

@@ -20,7 +20,7 @@
 # instead, recorded in $LLMOPS_HOME/data/postgres.location so every later call finds it (the log
 # is linked from $LLMOPS_HOME/logs/postgres.log). As any other user the server runs as that user.
 #
-# Environment: LLMOPS_HOME (<repo>/.llmops), POSTGRES_PORT (55432), POSTGRES_OS_USER (postgres),
+# Environment: LLMOPS_HOME (<repo>/.llmops), POSTGRES_PORT (ports.env: 15432), POSTGRES_OS_USER (postgres),
 # POSTGRES_START_TIMEOUT (60 s), POSTGRES_BIN (newest /usr/lib/postgresql/*/bin),
 # POSTGRES_SERVER_ROOT (/var/lib/llmops).
 set -euo pipefail
@@ -29,7 +29,11 @@ LLMOPS_HOME=${LLMOPS_HOME:-$REPO/.llmops}
 mkdir -p "$LLMOPS_HOME"
 LLMOPS_HOME=$(cd "$LLMOPS_HOME" && pwd)   # absolute: the server must not depend on our cwd
 
-POSTGRES_PORT=${POSTGRES_PORT:-55432}
+PORTS_FILE="$REPO/libs/llmops-kit/src/llmops_kit/ports.env"
+if [[ -z ${POSTGRES_PORT:-} ]]; then
+  POSTGRES_PORT=$(sed -n 's/^POSTGRES_PORT=\([0-9][0-9]*\)$/\1/p' "$PORTS_FILE")
+  [[ -n $POSTGRES_PORT ]] || { echo "postgres: POSTGRES_PORT is not defined in $PORTS_FILE" >&2; exit 1; }
+fi
 POSTGRES_OS_USER=${POSTGRES_OS_USER:-postgres}
 POSTGRES_START_TIMEOUT=${POSTGRES_START_TIMEOUT:-60}
 DB_ROLE=llmops

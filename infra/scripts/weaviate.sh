@@ -22,7 +22,7 @@
 #   LLMOPS_CACHE             build cache root (default: ~/.cache/llmops)
 #   WEAVIATE_VERSION         module version to build (default: v1.35.2)
 #   WEAVIATE_PORT            REST port        } defaults: libs/llmops-kit/src/llmops_kit/
-#   WEAVIATE_GRPC_PORT       gRPC port        } ports.env (8080, 50051, 7100, 7102)
+#   WEAVIATE_GRPC_PORT       gRPC port        } ports.env (8080, 8081, 7100, 7102)
 #   WEAVIATE_GOSSIP_PORT     memberlist port (data port = +1)
 #   WEAVIATE_RAFT_PORT       raft port (raft internal RPC = +1)
 #   WEAVIATE_GOMAXPROCS      CPU cap (default: cores-1, at least 1)

@@ -373,7 +373,7 @@ def test_published_ports_are_the_ports_file(compose: dict[str, Any]) -> None:
 
 def test_no_service_port_is_written_out_anywhere_else() -> None:
     # Every port lives in llmops_kit/ports.env; a literal elsewhere would drift from it.
-    literal = re.compile(r"""["'=:]\s*(5006[1-7]|8090|8080|50051)\b""")
+    literal = re.compile(r"""["'=:]\s*(5006[1-7]|8090|8080|8081)\b""")
     files = [COMPOSE_FILE, *REPO.glob("libs/*/src/**/*.py"), *REPO.glob("services/*/src/**/*.py"),
              *REPO.glob("tests/e2e/*.py"), *REPO.glob("bench/*.py")]
     found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"

@@ -197,7 +197,7 @@ def run_setup_runtime(tmp_path: Path, port: str, protocol: str) -> tuple[int, li
 
 
 def test_runtime_setup_adds_the_image_user_and_data_folder(tmp_path: Path) -> None:
-    code, calls = run_setup_runtime(tmp_path, "50061", "grpc")
+    code, calls = run_setup_runtime(tmp_path, "7061", "grpc")
     assert code == 0
     assert [c[0] for c in calls] == ["groupadd", "useradd", "mkdir", "chown"]
     uid = calls[1][calls[1].index("--uid") + 1]
@@ -209,7 +209,7 @@ def test_runtime_setup_adds_the_image_user_and_data_folder(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(("port", "protocol"), [("grpc", "grpc"), ("70000", "grpc"), ("", "grpc"),
-                                                ("50061", "tcp"), ("50061", "")])
+                                                ("7061", "tcp"), ("7061", "")])
 def test_runtime_setup_fails_the_build_on_a_wrong_port_or_protocol(
     tmp_path: Path, port: str, protocol: str
 ) -> None:

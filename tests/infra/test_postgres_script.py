@@ -4,7 +4,7 @@ A new user clones into a mode-700 home or a `mktemp -d` folder. As root, the ser
 its own OS user, which cannot reach data under such a checkout: the script must keep the
 cluster where that user can reach it and still be driven from the checkout. The test copies
 the script into a fresh mode-700 folder laid out like a checkout, with its own port (never the
-shared instance on 55432), starts it, connects, stops and resets it.
+shared instance on 15432), starts it, connects, stops and resets it.
 """
 
 from __future__ import annotations

@@ -189,4 +189,4 @@ def test_replicas_get_their_own_metrics_port(monkeypatch: pytest.MonkeyPatch,
     stack.start_service(safety, replica=2)
     stack.start_service(safety, replica=1, env={"LLMOPS_SAFETY_METRICS_PORT": "0"})
     assert [e["LLMOPS_SAFETY_METRICS_PORT"] for e in started] == ["9464", "9664", "0"]
-    assert [e["LLMOPS_SAFETY_GRPC_PORT"] for e in started] == ["50064", "50264", "50164"]
+    assert [e["LLMOPS_SAFETY_GRPC_PORT"] for e in started] == ["7064", "7264", "7164"]

@@ -203,7 +203,7 @@ class ServiceSettings(BaseSettings):
         default="INFO", validation_alias=AliasChoices("log_level", "LLMOPS_LOG_LEVEL")
     )
     grpc_host: str = Field(default_factory=ports.local_host)
-    grpc_port: int = 50060
+    grpc_port: int = 7060
     grpc_grace_seconds: float = 10.0
     api_keys: str = Field(
         default=DEV_API_KEYS,

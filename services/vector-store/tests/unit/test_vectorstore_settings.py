@@ -14,11 +14,11 @@ pytestmark = pytest.mark.unit
 
 def test_defaults():
     settings = Settings()
-    assert settings.service_name == "vector-store" and settings.grpc_port == 50063
+    assert settings.service_name == "vector-store" and settings.grpc_port == 7063
     assert settings.weaviate == LocalWeaviate()
-    assert (settings.weaviate.http_port, settings.weaviate.grpc_port) == (8080, 50051)
+    assert (settings.weaviate.http_port, settings.weaviate.grpc_port) == (8080, 8081)
     assert settings.collection == "LlmopsChunk"
-    assert settings.embedding.address == "127.0.0.1:50062"
+    assert settings.embedding.address == "127.0.0.1:7062"
     assert (settings.consumer_group, settings.deletes_consumer_group) == (
         "vector-store", "vector-store-deletes"
     )
