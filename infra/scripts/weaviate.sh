@@ -286,6 +286,9 @@ cmd_start() {
     ENABLE_MODULES="${WEAVIATE_ENABLE_MODULES:-}"
     QUERY_DEFAULTS_LIMIT=25
     QUERY_MAXIMUM_RESULTS=10000
+    # Korean morphological tokenizer for BM25 (a collection asks for it per property;
+    # the vector-store's LLMOPS_VECTORSTORE_TEXT_TOKENIZATION=kagome_kr).
+    ENABLE_TOKENIZER_KAGOME_KR=true
     DISABLE_TELEMETRY=true          # no internet here; also avoids phoning home
     GO_PROFILING_DISABLE=true       # otherwise pprof listens on :6060 (all interfaces)
     PROMETHEUS_MONITORING_ENABLED=false

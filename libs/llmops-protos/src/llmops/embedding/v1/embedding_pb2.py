@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#llmops/embedding/v1/embedding.proto\x12\x13llmops.embedding.v1\"C\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x16\n\tnormalize\x18\x02 \x01(\x08H\x00\x88\x01\x01\x42\x0c\n\n_normalize\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"`\n\rEmbedResponse\x12,\n\x07vectors\x18\x01 \x03(\x0b\x32\x1b.llmops.embedding.v1.Vector\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\r\"\x15\n\x13GetModelInfoRequest\"b\n\x14GetModelInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\ndimensions\x18\x02 \x01(\r\x12\x16\n\x0emax_seq_length\x18\x03 \x01(\r\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t2\xc7\x01\n\x10\x45mbeddingService\x12N\n\x05\x45mbed\x12!.llmops.embedding.v1.EmbedRequest\x1a\".llmops.embedding.v1.EmbedResponse\x12\x63\n\x0cGetModelInfo\x12(.llmops.embedding.v1.GetModelInfoRequest\x1a).llmops.embedding.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#llmops/embedding/v1/embedding.proto\x12\x13llmops.embedding.v1\"R\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x16\n\tnormalize\x18\x02 \x01(\x08H\x00\x88\x01\x01\x12\r\n\x05model\x18\x03 \x01(\tB\x0c\n\n_normalize\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"`\n\rEmbedResponse\x12,\n\x07vectors\x18\x01 \x03(\x0b\x32\x1b.llmops.embedding.v1.Vector\x12\r\n\x05model\x18\x02 \x01(\t\x12\x12\n\ndimensions\x18\x03 \x01(\r\"$\n\x13GetModelInfoRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\x86\x01\n\x14GetModelInfoResponse\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\ndimensions\x18\x02 \x01(\r\x12\x16\n\x0emax_seq_length\x18\x03 \x01(\r\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x15\n\rserved_models\x18\x05 \x03(\t\x12\x0b\n\x03key\x18\x06 \x01(\t2\xc7\x01\n\x10\x45mbeddingService\x12N\n\x05\x45mbed\x12!.llmops.embedding.v1.EmbedRequest\x1a\".llmops.embedding.v1.EmbedResponse\x12\x63\n\x0cGetModelInfo\x12(.llmops.embedding.v1.GetModelInfoRequest\x1a).llmops.embedding.v1.GetModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,15 +32,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmops.embedding.v1.embeddi
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EMBEDREQUEST']._serialized_start=60
-  _globals['_EMBEDREQUEST']._serialized_end=127
-  _globals['_VECTOR']._serialized_start=129
-  _globals['_VECTOR']._serialized_end=153
-  _globals['_EMBEDRESPONSE']._serialized_start=155
-  _globals['_EMBEDRESPONSE']._serialized_end=251
-  _globals['_GETMODELINFOREQUEST']._serialized_start=253
-  _globals['_GETMODELINFOREQUEST']._serialized_end=274
-  _globals['_GETMODELINFORESPONSE']._serialized_start=276
-  _globals['_GETMODELINFORESPONSE']._serialized_end=374
-  _globals['_EMBEDDINGSERVICE']._serialized_start=377
-  _globals['_EMBEDDINGSERVICE']._serialized_end=576
+  _globals['_EMBEDREQUEST']._serialized_end=142
+  _globals['_VECTOR']._serialized_start=144
+  _globals['_VECTOR']._serialized_end=168
+  _globals['_EMBEDRESPONSE']._serialized_start=170
+  _globals['_EMBEDRESPONSE']._serialized_end=266
+  _globals['_GETMODELINFOREQUEST']._serialized_start=268
+  _globals['_GETMODELINFOREQUEST']._serialized_end=304
+  _globals['_GETMODELINFORESPONSE']._serialized_start=307
+  _globals['_GETMODELINFORESPONSE']._serialized_end=441
+  _globals['_EMBEDDINGSERVICE']._serialized_start=444
+  _globals['_EMBEDDINGSERVICE']._serialized_end=643
 # @@protoc_insertion_point(module_scope)

@@ -24,8 +24,13 @@ class EmbedRequest(_message.Message):
 
     TEXTS_FIELD_NUMBER: _builtins.int
     NORMALIZE_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     normalize: _builtins.bool
     """Unit-length vectors (cosine == dot product). Defaults to true server-side."""
+    model: _builtins.str
+    """Which of the served models embeds (its short name, e.g. "muse", or its full name);
+    empty: the service's default model (the one that embeds ingested chunks).
+    """
     @_builtins.property
     def texts(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -33,10 +38,11 @@ class EmbedRequest(_message.Message):
         *,
         texts: _abc.Iterable[_builtins.str] | None = ...,
         normalize: _builtins.bool | None = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_normalize", b"_normalize", "normalize", b"normalize"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_normalize", b"_normalize", "normalize", b"normalize", "texts", b"texts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_normalize", b"_normalize", "model", b"model", "normalize", b"normalize", "texts", b"texts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__normalize: _TypeAlias = _typing.Literal["normalize"]  # noqa: Y015
     _WhichOneofArgType__normalize: _TypeAlias = _typing.Literal["_normalize", b"_normalize"]  # noqa: Y015
@@ -94,12 +100,17 @@ Global___EmbedResponse: _TypeAlias = EmbedResponse  # noqa: Y015
 class GetModelInfoRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    MODEL_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """Empty: the default model. Otherwise a served model's short or full name."""
     def __init__(
         self,
+        *,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -113,10 +124,18 @@ class GetModelInfoResponse(_message.Message):
     DIMENSIONS_FIELD_NUMBER: _builtins.int
     MAX_SEQ_LENGTH_FIELD_NUMBER: _builtins.int
     BACKEND_FIELD_NUMBER: _builtins.int
+    SERVED_MODELS_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     dimensions: _builtins.int
     max_seq_length: _builtins.int
     backend: _builtins.str
+    key: _builtins.str
+    """The model's short name in the service's registry (e.g. "minilm", "muse")."""
+    @_builtins.property
+    def served_models(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Every model this service can embed with (full names); the first is the default."""
+
     def __init__(
         self,
         *,
@@ -124,10 +143,12 @@ class GetModelInfoResponse(_message.Message):
         dimensions: _builtins.int = ...,
         max_seq_length: _builtins.int = ...,
         backend: _builtins.str = ...,
+        served_models: _abc.Iterable[_builtins.str] | None = ...,
+        key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "dimensions", b"dimensions", "max_seq_length", b"max_seq_length", "model", b"model"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "dimensions", b"dimensions", "key", b"key", "max_seq_length", b"max_seq_length", "model", b"model", "served_models", b"served_models"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -138,6 +138,7 @@ class SearchHit(_message.Message):
     TITLE_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
     chunk_id: _builtins.str
     document_id: _builtins.str
     document_version: _builtins.int
@@ -146,6 +147,8 @@ class SearchHit(_message.Message):
     score: _builtins.float
     title: _builtins.str
     source: _builtins.str
+    model: _builtins.str
+    """The embedding model that made this chunk's vector."""
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
@@ -160,10 +163,11 @@ class SearchHit(_message.Message):
         title: _builtins.str = ...,
         source: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "chunk_index", b"chunk_index", "document_id", b"document_id", "document_version", b"document_version", "metadata", b"metadata", "score", b"score", "source", b"source", "text", b"text", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "chunk_index", b"chunk_index", "document_id", b"document_id", "document_version", b"document_version", "metadata", b"metadata", "model", b"model", "score", b"score", "source", b"source", "text", b"text", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -271,3 +275,126 @@ class StatsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StatsResponse: _TypeAlias = StatsResponse  # noqa: Y015
+
+@_typing.final
+class SwitchEmbeddingModelRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    """The embedding service's short or full model name (e.g. "muse")."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model", b"model"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SwitchEmbeddingModelRequest: _TypeAlias = SwitchEmbeddingModelRequest  # noqa: Y015
+
+@_typing.final
+class GetEmbeddingStatusRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEmbeddingStatusRequest: _TypeAlias = GetEmbeddingStatusRequest  # noqa: Y015
+
+@_typing.final
+class EmbeddingCollection(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    DIMENSIONS_FIELD_NUMBER: _builtins.int
+    COLLECTION_FIELD_NUMBER: _builtins.int
+    TOKENIZATION_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    dimensions: _builtins.int
+    collection: _builtins.str
+    tokenization: _builtins.str
+    """The tokenization of the text property (BM25): "word", "kagome_kr", ..."""
+    def __init__(
+        self,
+        *,
+        model: _builtins.str = ...,
+        dimensions: _builtins.int = ...,
+        collection: _builtins.str = ...,
+        tokenization: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection", b"collection", "dimensions", b"dimensions", "model", b"model", "tokenization", b"tokenization"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbeddingCollection: _TypeAlias = EmbeddingCollection  # noqa: Y015
+
+@_typing.final
+class EmbeddingStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    PHASE_FIELD_NUMBER: _builtins.int
+    TENANTS_TOTAL_FIELD_NUMBER: _builtins.int
+    TENANTS_DONE_FIELD_NUMBER: _builtins.int
+    CHUNKS_COPIED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    SWITCHED_AT_FIELD_NUMBER: _builtins.int
+    PREVIOUS_MODEL_FIELD_NUMBER: _builtins.int
+    phase: _builtins.str
+    """"idle", "building" or "failed"."""
+    tenants_total: _builtins.int
+    tenants_done: _builtins.int
+    chunks_copied: _builtins.int
+    error: _builtins.str
+    """Why the last re-embed failed (phase "failed"); it resumes when switched again."""
+    started_at: _builtins.float
+    """Unix seconds."""
+    updated_at: _builtins.float
+    switched_at: _builtins.float
+    previous_model: _builtins.str
+    """The model that was active before the last switch."""
+    @_builtins.property
+    def active(self) -> Global___EmbeddingCollection:
+        """Searches read this one."""
+
+    @_builtins.property
+    def target(self) -> Global___EmbeddingCollection:
+        """Being built by a re-embed (unset when none is running)."""
+
+    def __init__(
+        self,
+        *,
+        active: Global___EmbeddingCollection | None = ...,
+        target: Global___EmbeddingCollection | None = ...,
+        phase: _builtins.str = ...,
+        tenants_total: _builtins.int = ...,
+        tenants_done: _builtins.int = ...,
+        chunks_copied: _builtins.int = ...,
+        error: _builtins.str = ...,
+        started_at: _builtins.float = ...,
+        updated_at: _builtins.float = ...,
+        switched_at: _builtins.float = ...,
+        previous_model: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "chunks_copied", b"chunks_copied", "error", b"error", "phase", b"phase", "previous_model", b"previous_model", "started_at", b"started_at", "switched_at", b"switched_at", "target", b"target", "tenants_done", b"tenants_done", "tenants_total", b"tenants_total", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbeddingStatus: _TypeAlias = EmbeddingStatus  # noqa: Y015

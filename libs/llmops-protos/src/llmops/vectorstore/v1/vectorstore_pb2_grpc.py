@@ -49,6 +49,16 @@ class VectorStoreServiceStub(object):
                 request_serializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.StatsRequest.SerializeToString,
                 response_deserializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.SwitchEmbeddingModel = channel.unary_unary(
+                '/llmops.vectorstore.v1.VectorStoreService/SwitchEmbeddingModel',
+                request_serializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.SwitchEmbeddingModelRequest.SerializeToString,
+                response_deserializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.EmbeddingStatus.FromString,
+                _registered_method=True)
+        self.GetEmbeddingStatus = channel.unary_unary(
+                '/llmops.vectorstore.v1.VectorStoreService/GetEmbeddingStatus',
+                request_serializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.GetEmbeddingStatusRequest.SerializeToString,
+                response_deserializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.EmbeddingStatus.FromString,
+                _registered_method=True)
 
 
 class VectorStoreServiceServicer(object):
@@ -72,6 +82,21 @@ class VectorStoreServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SwitchEmbeddingModel(self, request, context):
+        """Platform admins only: re-embeds every tenant's chunks with another embedding model into
+        a new collection in the background while searches keep using the active one, then
+        switches. Asking again for the model being built returns its progress.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEmbeddingStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_VectorStoreServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +114,16 @@ def add_VectorStoreServiceServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.StatsRequest.FromString,
                     response_serializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.StatsResponse.SerializeToString,
+            ),
+            'SwitchEmbeddingModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.SwitchEmbeddingModel,
+                    request_deserializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.SwitchEmbeddingModelRequest.FromString,
+                    response_serializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.EmbeddingStatus.SerializeToString,
+            ),
+            'GetEmbeddingStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEmbeddingStatus,
+                    request_deserializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.GetEmbeddingStatusRequest.FromString,
+                    response_serializer=llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.EmbeddingStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +207,60 @@ class VectorStoreService(object):
             '/llmops.vectorstore.v1.VectorStoreService/Stats',
             llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.StatsRequest.SerializeToString,
             llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SwitchEmbeddingModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.vectorstore.v1.VectorStoreService/SwitchEmbeddingModel',
+            llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.SwitchEmbeddingModelRequest.SerializeToString,
+            llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.EmbeddingStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEmbeddingStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.vectorstore.v1.VectorStoreService/GetEmbeddingStatus',
+            llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.GetEmbeddingStatusRequest.SerializeToString,
+            llmops_dot_vectorstore_dot_v1_dot_vectorstore__pb2.EmbeddingStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,6 +34,12 @@ class VectorStoreServiceStub:
     Search: _grpc.UnaryUnaryMultiCallable[_vectorstore_pb2.SearchRequest, _vectorstore_pb2.SearchResponse]
     GetChunks: _grpc.UnaryUnaryMultiCallable[_vectorstore_pb2.GetChunksRequest, _vectorstore_pb2.GetChunksResponse]
     Stats: _grpc.UnaryUnaryMultiCallable[_vectorstore_pb2.StatsRequest, _vectorstore_pb2.StatsResponse]
+    SwitchEmbeddingModel: _grpc.UnaryUnaryMultiCallable[_vectorstore_pb2.SwitchEmbeddingModelRequest, _vectorstore_pb2.EmbeddingStatus]
+    """Platform admins only: re-embeds every tenant's chunks with another embedding model into
+    a new collection in the background while searches keep using the active one, then
+    switches. Asking again for the model being built returns its progress.
+    """
+    GetEmbeddingStatus: _grpc.UnaryUnaryMultiCallable[_vectorstore_pb2.GetEmbeddingStatusRequest, _vectorstore_pb2.EmbeddingStatus]
 
 @_typing.type_check_only
 class VectorStoreServiceAsyncStub(VectorStoreServiceStub):
@@ -41,6 +47,12 @@ class VectorStoreServiceAsyncStub(VectorStoreServiceStub):
     Search: _aio.UnaryUnaryMultiCallable[_vectorstore_pb2.SearchRequest, _vectorstore_pb2.SearchResponse]  # type: ignore[assignment]
     GetChunks: _aio.UnaryUnaryMultiCallable[_vectorstore_pb2.GetChunksRequest, _vectorstore_pb2.GetChunksResponse]  # type: ignore[assignment]
     Stats: _aio.UnaryUnaryMultiCallable[_vectorstore_pb2.StatsRequest, _vectorstore_pb2.StatsResponse]  # type: ignore[assignment]
+    SwitchEmbeddingModel: _aio.UnaryUnaryMultiCallable[_vectorstore_pb2.SwitchEmbeddingModelRequest, _vectorstore_pb2.EmbeddingStatus]  # type: ignore[assignment]
+    """Platform admins only: re-embeds every tenant's chunks with another embedding model into
+    a new collection in the background while searches keep using the active one, then
+    switches. Asking again for the model being built returns its progress.
+    """
+    GetEmbeddingStatus: _aio.UnaryUnaryMultiCallable[_vectorstore_pb2.GetEmbeddingStatusRequest, _vectorstore_pb2.EmbeddingStatus]  # type: ignore[assignment]
 
 class VectorStoreServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -63,5 +75,23 @@ class VectorStoreServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _vectorstore_pb2.StatsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_vectorstore_pb2.StatsResponse, _abc.Awaitable[_vectorstore_pb2.StatsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def SwitchEmbeddingModel(
+        self,
+        request: _vectorstore_pb2.SwitchEmbeddingModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vectorstore_pb2.EmbeddingStatus, _abc.Awaitable[_vectorstore_pb2.EmbeddingStatus]]:
+        """Platform admins only: re-embeds every tenant's chunks with another embedding model into
+        a new collection in the background while searches keep using the active one, then
+        switches. Asking again for the model being built returns its progress.
+        """
+
+    @_abc_1.abstractmethod
+    def GetEmbeddingStatus(
+        self,
+        request: _vectorstore_pb2.GetEmbeddingStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_vectorstore_pb2.EmbeddingStatus, _abc.Awaitable[_vectorstore_pb2.EmbeddingStatus]]: ...
 
 def add_VectorStoreServiceServicer_to_server(servicer: VectorStoreServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
