@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 from llmops.embedding.v1 import embedding_pb2_grpc
-from llmops_embedding.adapters.sentence_transformers import SentenceTransformerEmbedder
 from llmops_embedding.api import events as event_api
 from llmops_embedding.api.grpc import ROLES, SERVICE_FULL_NAME, EmbeddingServicer
 from llmops_embedding.domain.embedding import EmbeddingService
+from llmops_embedding.models import load_embedder
 from llmops_embedding.settings import Settings
 from llmops_kit import events
 from llmops_kit.app import ServiceApp
@@ -33,8 +33,8 @@ def build_grpc(settings: Settings, service: EmbeddingService) -> GrpcServer:
 
 
 async def build(settings: Settings) -> ServiceApp:
-    embedder = await SentenceTransformerEmbedder.load(settings.encoder)
-    service = EmbeddingService(embedder)
+    default, *extra = [await load_embedder(encoder) for encoder in settings.encoders()]
+    service = EmbeddingService(default, extra)
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     handler = event_api.EmbeddingHandlers(service, bus)
     event_api.register(bus, handler, settings.consumer_group, settings.max_records)

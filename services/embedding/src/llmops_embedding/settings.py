@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from llmops_embedding.models import DEFAULT_MODEL, model_spec
 from llmops_kit import ports
 from llmops_kit.settings import ServiceSettings, service_config
 
@@ -27,16 +29,39 @@ def bundled_model_dir() -> Path:
 
 
 class EncoderSettings(BaseModel):
-    """The sentence-transformers model (env: LLMOPS_EMBEDDING_ENCODER__<FIELD>)."""
+    """The embedding model (env: LLMOPS_EMBEDDING_ENCODER__<FIELD>)."""
 
+    # Which model, from the registry in models.py: "minilm" (English) or "muse" (multilingual,
+    # Korean). A deployment setting: changing it on a running platform is a re-embed
+    # (`llmops embeddings switch`, docs/operations.md), not an edit of this alone.
+    model: str = DEFAULT_MODEL
+    # The sentence-transformers folder (minilm); the bundled one unless set.
     path: Path = Field(default_factory=bundled_model_dir)
-    # Reported to callers and stamped on ChunkVectors; the folder name says nothing useful.
-    name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    # Reported to callers and stamped on ChunkVectors; default: the registry's full name.
+    name: str = ""
     device: str = "cpu"
     batch_size: int = Field(default=64, ge=1)
     # Texts per encode call while holding the model lock. A Kafka batch larger than this is
     # encoded in slices so a waiting query (gRPC Embed) gets the model between slices.
     slice_size: int = Field(default=1024, ge=1)
+    # BLAS threads of the numpy models (muse).
+    threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        return model_spec(value).key
+
+    @model_validator(mode="after")
+    def _default_name(self) -> EncoderSettings:
+        if not self.name:
+            self.name = model_spec(self.model).name
+        return self
+
+    def for_model(self, model: str) -> EncoderSettings:
+        """The same options for another registry model (its own name)."""
+        return self.model_copy(update={"model": model_spec(model).key,
+                                       "name": model_spec(model).name})
 
 
 class Settings(ServiceSettings):
@@ -45,6 +70,23 @@ class Settings(ServiceSettings):
     service_name: str = "embedding"
     grpc_port: int = Field(default_factory=lambda: ports.service_port("embedding"))
     encoder: EncoderSettings = Field(default_factory=EncoderSettings)
+    # More models served beside encoder.model, for queries and re-embedding only (Embed with
+    # `model`); ingested chunks are embedded by encoder.model. E.g. '["muse"]' while the
+    # vector-store re-embeds into muse's collection.
+    extra_models: list[str] = Field(default_factory=list)
     consumer_group: str = "embedding"
     # ChunksCreated events per Kafka batch; all their chunks go through one encode.
     max_records: int = Field(default=128, ge=1)
+
+    @field_validator("extra_models")
+    @classmethod
+    def _known_extra_models(cls, value: list[str]) -> list[str]:
+        return [model_spec(name).key for name in value]
+
+    def encoders(self) -> list[EncoderSettings]:
+        """The default model's settings first, then each extra model's (no duplicates)."""
+        out = [self.encoder]
+        for key in self.extra_models:
+            if all(e.model != key for e in out):
+                out.append(self.encoder.for_model(key))
+        return out

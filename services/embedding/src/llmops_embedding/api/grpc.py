@@ -23,7 +23,9 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):  # type: i
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> embedding_pb2.EmbedResponse:
         normalize = request.normalize if request.HasField("normalize") else True
-        result = await self.service.embed(list(request.texts), normalize=normalize)
+        result = await self.service.embed(
+            list(request.texts), normalize=normalize, model=request.model
+        )
         return embedding_pb2.EmbedResponse(
             vectors=[embedding_pb2.Vector(values=v) for v in result.vectors],
             model=result.model,
@@ -33,10 +35,12 @@ class EmbeddingServicer(embedding_pb2_grpc.EmbeddingServiceServicer):  # type: i
     async def GetModelInfo(
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> embedding_pb2.GetModelInfoResponse:
-        info = self.service.model_info()
+        info = self.service.model_info(request.model)
         return embedding_pb2.GetModelInfoResponse(
             model=info.model,
             dimensions=info.dimensions,
             max_seq_length=info.max_seq_length,
             backend=info.backend,
+            served_models=list(info.served_models),
+            key=info.key,
         )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from llmops_embedding.models import find_model
 from llmops_embedding.ports import Embedder
-from llmops_kit.errors import InvalidArgument
+from llmops_kit.errors import FailedPrecondition, InvalidArgument
 
 MAX_TEXTS = 256
 MAX_TEXT_CHARS = 20_000
@@ -25,6 +26,9 @@ class ModelInfo:
     dimensions: int
     max_seq_length: int
     backend: str
+    # The registry's short name ("" for a model outside it) and every served model's name.
+    key: str = ""
+    served_models: tuple[str, ...] = ()
 
 
 def validate_texts(texts: Sequence[str]) -> None:
@@ -50,13 +54,37 @@ def empty_chunk_indexes(texts: Sequence[str]) -> list[int]:
 
 
 class EmbeddingService:
-    def __init__(self, embedder: Embedder) -> None:
-        self.embedder = embedder
+    """Embeds with the default model (ingested chunks) or, on request, another served one."""
 
-    async def embed(self, texts: Sequence[str], *, normalize: bool = True) -> Embeddings:
+    def __init__(self, embedder: Embedder, extra: Sequence[Embedder] = ()) -> None:
+        self.embedder = embedder
+        self.served = [embedder, *[e for e in extra if e.model_name != embedder.model_name]]
+
+    def embedder_for(self, model: str = "") -> Embedder:
+        """The served model by full or short name; "" is the default one."""
+        if not model:
+            return self.embedder
+        spec = find_model(model)
+        wanted = spec.name if spec is not None else model
+        for embedder in self.served:
+            if embedder.model_name == wanted:
+                return embedder
+        served = ", ".join(e.model_name for e in self.served)
+        if spec is None:
+            raise InvalidArgument("UNKNOWN_MODEL", f"unknown embedding model {model!r}")
+        raise FailedPrecondition(
+            "MODEL_NOT_SERVED",
+            f"model {spec.key} is not served here (serving: {served}); add it to "
+            "LLMOPS_EMBEDDING_EXTRA_MODELS",
+        )
+
+    async def embed(
+        self, texts: Sequence[str], *, normalize: bool = True, model: str = ""
+    ) -> Embeddings:
+        embedder = self.embedder_for(model)
         validate_texts(texts)
-        vectors = await self.embedder.embed(texts, normalize=normalize)
-        return Embeddings(vectors, self.embedder.model_name, self.embedder.dimensions)
+        vectors = await embedder.embed(texts, normalize=normalize)
+        return Embeddings(vectors, embedder.model_name, embedder.dimensions)
 
     async def embed_many(self, groups: Sequence[Sequence[str]]) -> list[list[list[float]]]:
         """Embeds several groups of texts in one model call and splits the result back.
@@ -75,6 +103,11 @@ class EmbeddingService:
             start += len(group)
         return out
 
-    def model_info(self) -> ModelInfo:
-        e = self.embedder
-        return ModelInfo(e.model_name, e.dimensions, e.max_seq_length, e.backend)
+    def model_info(self, model: str = "") -> ModelInfo:
+        e = self.embedder_for(model)
+        spec = find_model(e.model_name)
+        return ModelInfo(
+            e.model_name, e.dimensions, e.max_seq_length, e.backend,
+            key=spec.key if spec is not None else "",
+            served_models=tuple(s.model_name for s in self.served),
+        )
