@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol, runtime_checkable
 
+from llmops_vectorstore.domain.layout import ModelCollection
 from llmops_vectorstore.domain.model import (
     ChunkRecord,
     DocumentState,
@@ -54,4 +55,54 @@ class ChunkStore(Protocol):
 class QueryEmbedder(Protocol):
     """Turns query text into a vector (the embedding service)."""
 
-    async def embed_query(self, text: str) -> list[float]: ...
+    async def embed_query(self, text: str, model: str = "") -> list[float]:
+        """`model` "" is the embedding service's default."""
+        ...
+
+
+class ActiveModel(Protocol):
+    async def active_model(self) -> ModelCollection:
+        """The collection searches read, with its model and dimensions."""
+        ...
+
+
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """Embeds stored chunk texts with a named model (re-embedding; no caller to act for)."""
+
+    async def embed_texts(self, texts: Sequence[str], model: str) -> list[list[float]]: ...
+
+    async def model_info(self, model: str) -> tuple[str, int]:
+        """(full name, dimensions) of a model the embedding service serves."""
+        ...
+
+
+class CollectionStores(Protocol):
+    """One ChunkStore per chunk collection; all of them share the documents' state."""
+
+    def store(self, collection: ModelCollection) -> ChunkStore: ...
+
+    async def ensure(self, collection: ModelCollection) -> None:
+        """Creates the collection when missing."""
+        ...
+
+    async def recreate(self, collection: ModelCollection) -> None:
+        """Drops what a collection of this name holds and creates it empty."""
+        ...
+
+    async def tenants(self, collection: ModelCollection) -> list[str]:
+        """The (Weaviate) tenants that have chunks in the collection."""
+        ...
+
+    def chunks(
+        self, collection: ModelCollection, tenant: str, page_size: int
+    ) -> AsyncIterator[list[ChunkRecord]]:
+        """The tenant's chunks page by page (no vectors)."""
+        ...
+
+    async def delete_tenant(self, collections: Sequence[ModelCollection], tenant: str) -> int:
+        """Removes the tenant from these chunk collections and from the document state."""
+        ...
+
+    async def forget_tenant(self, collections: Sequence[ModelCollection], tenant: str) -> int:
+        ...

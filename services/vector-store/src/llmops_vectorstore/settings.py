@@ -71,10 +71,25 @@ class Settings(ServiceSettings):
     weaviate: WeaviateBackend = Field(default_factory=LocalWeaviate)
     # Seconds to keep retrying the first connection (Weaviate may still be starting).
     weaviate_connect_timeout_seconds: float = Field(default=60.0, ge=0)
+    # The first embedding model's chunk collection; each later model gets
+    # "<collection>_<model>" (docs/operations.md, "Switching the embedding model").
     collection: str = "LlmopsChunk"
     documents_collection: str = "LlmopsDocument"
-    # Every vector written or searched must have this length (the embedding model's).
+    # Which collection holds which model and which one searches read (shared by replicas).
+    state_collection: str = "LlmopsEmbeddingState"
+    # The embedding model of the first start (later: `llmops embeddings switch`) and the
+    # length of its vectors. Must match the embedding service's default model.
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     dimensions: int = Field(default=384, ge=1)
+    # The BM25 tokenization of the text property in collections created from now on:
+    # "word" (English and other space-separated languages) or "kagome_kr" (Korean
+    # morphemes; Weaviate needs ENABLE_TOKENIZER_KAGOME_KR=true). Existing collections keep
+    # theirs: a switch builds a new collection with this one.
+    text_tokenization: Literal["word", "kagome_kr", "kagome_ja", "gse", "trigram"] = "word"
+    # Seconds a replica trusts its copy of the embedding state.
+    state_refresh_seconds: float = Field(default=2.0, gt=0, le=30)
+    # Chunks re-embedded per embedding call during a switch (the service takes <= 256).
+    reembed_page_size: int = Field(default=64, ge=1, le=256)
     embedding: EmbeddingClientSettings = Field(default_factory=EmbeddingClientSettings)
     consumer_group: str = "vector-store"
     max_records: int = Field(default=64, ge=1)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import weaviate
@@ -47,19 +48,23 @@ Collection = CollectionAsync[Any, Any]
 
 class WeaviateStore:
     def __init__(
-        self, client: weaviate.WeaviateAsyncClient, chunks: str, documents: str
+        self, client: weaviate.WeaviateAsyncClient, chunks: str, documents: str,
+        tokenization: str = "word",
     ) -> None:
         self.client = client
         self.chunks_name = chunks
         self.documents_name = documents
+        self.tokenization = tokenization
         self._chunks = client.collections.use(chunks)
         self._documents = client.collections.use(documents)
         self._known_tenants: set[str] = set()
 
     async def ensure_schema(self) -> None:
         await schema.ensure_collection(
-            self.client, self.chunks_name, schema.create_chunk_collection
+            self.client, self.chunks_name,
+            lambda client, name: schema.create_chunk_collection(client, name, self.tokenization),
         )
+        await schema.ensure_model_property(self.client, self.chunks_name)
         await schema.ensure_collection(
             self.client, self.documents_name, schema.create_document_collection
         )
@@ -195,6 +200,7 @@ class WeaviateStore:
                     schema.SOURCE: c.source,
                     schema.METADATA_JSON: json.dumps(dict(c.metadata), ensure_ascii=False),
                     schema.META_KV: [f"{k}={v}" for k, v in sorted(c.metadata.items())],
+                    schema.EMBEDDING_MODEL: c.model,
                 },
             )
             for c in chunks
@@ -263,6 +269,27 @@ class WeaviateStore:
             )
         return [_hit(o, o.metadata.score or 0.0) for o in res.objects]
 
+    async def tenant_names(self) -> list[str]:
+        """The Weaviate tenants of the chunk collection (a store call takes them as tenants:
+        tenant_name() leaves a valid name as it is)."""
+        return sorted(await self._chunks.tenants.get())
+
+    async def iterate_chunks(self, tenant: str, page_size: int) -> AsyncIterator[list[ChunkRecord]]:
+        """The tenant's chunks in uuid order, page by page, without vectors."""
+        handles = await self._read(tenant)
+        if handles is None:
+            return
+        col, _ = handles
+        after: uuid.UUID | None = None
+        while True:
+            res = await col.query.fetch_objects(
+                limit=page_size, after=after, return_properties=schema.CHUNK_PROPERTIES
+            )
+            if not res.objects:
+                return
+            yield [_record(o) for o in res.objects]
+            after = res.objects[-1].uuid
+
     async def stats(self, tenant: str) -> StoreStats:
         handles = await self._read(tenant)
         if handles is None:
@@ -305,6 +332,16 @@ def _hit(obj: Object[Any, Any], score: float) -> Hit:
         title=str(p.get(schema.TITLE) or ""),
         source=str(p.get(schema.SOURCE) or ""),
         metadata=metadata,
+        model=str(p.get(schema.EMBEDDING_MODEL) or ""),
+    )
+
+
+def _record(obj: Object[Any, Any]) -> ChunkRecord:
+    hit = _hit(obj, 0.0)
+    return ChunkRecord(
+        chunk_id=hit.chunk_id, document_id=hit.document_id,
+        document_version=hit.document_version, chunk_index=hit.chunk_index, text=hit.text,
+        vector=(), title=hit.title, source=hit.source, metadata=hit.metadata, model=hit.model,
     )
 
 

@@ -51,8 +51,12 @@ TITLE = "title"
 SOURCE = "source"
 METADATA_JSON = "metadata_json"
 META_KV = "meta_kv"
+# The embedding model that made the object's vector (one model per collection; kept on every
+# object so a vector always says where it came from).
+EMBEDDING_MODEL = "embedding_model"
 CHUNK_PROPERTIES = [
-    TEXT, CHUNK_ID, DOCUMENT_ID, DOCUMENT_VERSION, CHUNK_INDEX, TITLE, SOURCE, METADATA_JSON
+    TEXT, CHUNK_ID, DOCUMENT_ID, DOCUMENT_VERSION, CHUNK_INDEX, TITLE, SOURCE, METADATA_JSON,
+    EMBEDDING_MODEL,
 ]
 
 LATEST_VERSION = "latest_version"
@@ -104,7 +108,19 @@ def _multi_tenancy() -> MultiTenancyConfigCreate:
     )
 
 
-async def create_chunk_collection(client: weaviate.WeaviateAsyncClient, name: str) -> None:
+def text_tokenization(name: str) -> Tokenization:
+    """The Tokenization named by the settings ("word", "kagome_kr", ...)."""
+    try:
+        return Tokenization(name)
+    except ValueError:
+        known = ", ".join(t.value for t in Tokenization)
+        raise ValueError(f"unknown text tokenization {name!r}; known: {known}") from None
+
+
+async def create_chunk_collection(
+    client: weaviate.WeaviateAsyncClient, name: str, tokenization: str = "word"
+) -> None:
+    # kagome_kr (Korean morphemes) needs ENABLE_TOKENIZER_KAGOME_KR=true on the server.
     await client.collections.create(
         name,
         description="LLMOps chunks with their embeddings, one tenant per platform tenant",
@@ -115,7 +131,7 @@ async def create_chunk_collection(client: weaviate.WeaviateAsyncClient, name: st
         inverted_index_config=Configure.inverted_index(index_null_state=False),
         properties=[
             Property(
-                name=TEXT, data_type=DataType.TEXT, tokenization=Tokenization.WORD,
+                name=TEXT, data_type=DataType.TEXT, tokenization=text_tokenization(tokenization),
                 index_searchable=True, index_filterable=False,
             ),
             _exact(CHUNK_ID),
@@ -129,8 +145,18 @@ async def create_chunk_collection(client: weaviate.WeaviateAsyncClient, name: st
                 name=METADATA_JSON, data_type=DataType.TEXT,
                 index_searchable=False, index_filterable=False,
             ),
+            _exact(EMBEDDING_MODEL),
         ],
     )
+
+
+async def ensure_model_property(client: weaviate.WeaviateAsyncClient, name: str) -> None:
+    """Adds `embedding_model` to a chunk collection created before it existed."""
+    collection = client.collections.use(name)
+    config = await collection.config.get()
+    if all(p.name != EMBEDDING_MODEL for p in config.properties):
+        await collection.config.add_property(_exact(EMBEDDING_MODEL))
+        log.info("added %s to collection %s", EMBEDDING_MODEL, name)
 
 
 async def create_document_collection(client: weaviate.WeaviateAsyncClient, name: str) -> None:

@@ -41,6 +41,12 @@ class Publisher(Protocol):
     ) -> None: ...
 
 
+class ModelDimensions(Protocol):
+    async def dimensions_of(self, model: str) -> int | None:
+        """The vector length a collection of `model` holds (None: none does)."""
+        ...
+
+
 def vector_batch(event: embedding_events.ChunkVectors) -> VectorBatch:
     doc = event.document
     metadata = dict(doc.metadata)
@@ -50,6 +56,7 @@ def vector_batch(event: embedding_events.ChunkVectors) -> VectorBatch:
         total_chunks=doc.total_chunks,
         batch_index=event.batch_index,
         batch_count=event.batch_count,
+        model=event.model,
         chunks=[
             ChunkRecord(
                 chunk_id=ec.chunk.chunk_id,
@@ -61,6 +68,7 @@ def vector_batch(event: embedding_events.ChunkVectors) -> VectorBatch:
                 title=doc.title,
                 source=doc.source,
                 metadata=metadata,
+                model=event.model,
             )
             for ec in event.chunks
         ],
@@ -75,12 +83,23 @@ class IndexingHandlers:
         dimensions: int,
         concurrency: int = 8,
         sink: EventType[IndexedEvent] = events.CHUNKS_INDEXED,
+        models: ModelDimensions | None = None,
     ) -> None:
         self.indexer = indexer
         self.publisher = publisher
         self.dimensions = dimensions
         self.concurrency = concurrency
         self.sink = sink
+        # Per-model collections: vectors are checked against their own model's length.
+        self.models = models
+
+    async def _dimensions(self, event: embedding_events.ChunkVectors) -> int:
+        if self.models is None or not event.model:
+            return self.dimensions
+        known = await self.models.dimensions_of(event.model)
+        # Another model's vectors are re-embedded for each collection; they need only be
+        # what the event says they are.
+        return known if known is not None else event.dimensions or self.dimensions
 
     async def on_vectors(self, batch: VectorsBatch) -> None:
         # Events of one document stay in order; different documents are written concurrently.
@@ -88,7 +107,7 @@ class IndexingHandlers:
         for item in batch.items:
             try:
                 vb = vector_batch(item.event)
-                validate_batch(vb, self.dimensions)
+                validate_batch(vb, await self._dimensions(item.event))
             except DomainError as exc:
                 await batch.dead_letter(item, PoisonMessage(exc.reason, exc.message))
                 continue

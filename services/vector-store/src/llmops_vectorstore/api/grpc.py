@@ -13,13 +13,16 @@ import grpc
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
 from llmops_kit.auth import Role
 from llmops_kit.context import current_tenant
-from llmops_kit.errors import Unauthenticated
+from llmops_kit.errors import FailedPrecondition, Unauthenticated
+from llmops_vectorstore.api import embedding_admin
 from llmops_vectorstore.domain.model import Filter, Hit, SearchMode, SearchRequest
+from llmops_vectorstore.domain.reembed import ReEmbedder
 from llmops_vectorstore.domain.search import SearchService
 
 SERVICE_FULL_NAME = vectorstore_pb2.DESCRIPTOR.services_by_name["VectorStoreService"].full_name
 # The least role each RPC needs (enforced by the kit's gRPC wrapper).
-ROLES = {"Search": Role.MEMBER, "GetChunks": Role.MEMBER, "Stats": Role.MEMBER}
+ROLES = {"Search": Role.MEMBER, "GetChunks": Role.MEMBER, "Stats": Role.MEMBER,
+         "SwitchEmbeddingModel": Role.ADMIN, "GetEmbeddingStatus": Role.ADMIN}
 
 _MODE_FROM_PB = {
     vectorstore_pb2.SEARCH_MODE_VECTOR: SearchMode.VECTOR,
@@ -58,12 +61,29 @@ def hit_pb(hit: Hit) -> vectorstore_pb2.SearchHit:
         title=hit.title,
         source=hit.source,
         metadata=dict(hit.metadata),
+        model=hit.model,
     )
 
 
 class VectorStoreServicer(vectorstore_pb2_grpc.VectorStoreServiceServicer):  # type: ignore[misc]
-    def __init__(self, service: SearchService) -> None:
+    def __init__(self, service: SearchService, reembed: ReEmbedder | None = None) -> None:
         self.service = service
+        self.reembed = reembed
+
+    def _job(self) -> ReEmbedder:
+        if self.reembed is None:
+            raise FailedPrecondition("NO_REEMBED", "this server cannot switch embedding models")
+        return self.reembed
+
+    async def SwitchEmbeddingModel(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> vectorstore_pb2.EmbeddingStatus:
+        return await embedding_admin.switch(self._job(), request.model)
+
+    async def GetEmbeddingStatus(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> vectorstore_pb2.EmbeddingStatus:
+        return await embedding_admin.status(self._job())
 
     async def Search(
         self, request: Any, context: grpc.aio.ServicerContext

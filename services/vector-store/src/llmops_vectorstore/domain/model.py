@@ -20,6 +20,8 @@ class ChunkRecord:
     title: str = ""
     source: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # The embedding model that made `vector` ("": not said; taken as the active model's).
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class VectorBatch:
     total_chunks: int = 0
     batch_index: int = 0
     batch_count: int = 1
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class Hit:
     title: str = ""
     source: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
+    model: str = ""
 
 
 @dataclass(frozen=True)

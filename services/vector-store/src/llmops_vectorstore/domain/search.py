@@ -15,7 +15,7 @@ from llmops_vectorstore.domain.model import (
     StoreQuery,
     StoreStats,
 )
-from llmops_vectorstore.ports import ChunkStore, QueryEmbedder
+from llmops_vectorstore.ports import ActiveModel, ChunkStore, QueryEmbedder
 
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 100
@@ -53,10 +53,22 @@ def _check_filters(request: SearchRequest) -> None:
 
 
 class SearchService:
-    def __init__(self, store: ChunkStore, embedder: QueryEmbedder, dimensions: int) -> None:
+    def __init__(
+        self, store: ChunkStore, embedder: QueryEmbedder, dimensions: int,
+        models: ActiveModel | None = None,
+    ) -> None:
         self.store = store
         self.embedder = embedder
         self.dimensions = dimensions
+        # The active collection's model (queries are embedded with it); None: the embedding
+        # service's default model and `dimensions`.
+        self.models = models
+
+    async def _model(self) -> tuple[str, int]:
+        if self.models is None:
+            return "", self.dimensions
+        active = await self.models.active_model()
+        return active.model, active.dimensions
 
     async def search(self, tenant: str, request: SearchRequest) -> SearchResult:
         query = await self.plan(request)
@@ -82,16 +94,18 @@ class SearchService:
             raise InvalidArgument("EMPTY_QUERY", f"{mode.value} search needs query text")
         vector: list[float] | None = None
         if mode.needs_vector:
+            model, dimensions = await self._model()
             if request.vector:
                 vector = list(request.vector)
-                check_vector(vector, self.dimensions, "vector", "VECTOR_DIMENSION_MISMATCH")
+                check_vector(vector, dimensions, "vector", "VECTOR_DIMENSION_MISMATCH")
             elif text:
-                vector = await self.embedder.embed_query(text)
-                if len(vector) != self.dimensions:
+                vector = await (self.embedder.embed_query(text, model) if model
+                                else self.embedder.embed_query(text))
+                if len(vector) != dimensions:
                     raise FailedPrecondition(
                         "EMBEDDING_DIMENSION_MISMATCH",
                         f"embedding service returned {len(vector)} dimensions; the store holds "
-                        f"{self.dimensions}",
+                        f"{dimensions}",
                     )
             else:
                 raise InvalidArgument("EMPTY_QUERY", "vector search needs a query or a vector")
