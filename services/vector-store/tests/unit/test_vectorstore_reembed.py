@@ -182,7 +182,7 @@ async def test_during_a_build_writes_reach_both_collections_with_each_models_vec
 
 
 async def test_switch_re_embeds_every_tenant_then_makes_the_new_collection_active(world):
-    collections, states, texts, routed, job = world
+    collections, states, _texts, routed, job = world
     await index(routed, "acme", "d1", 3)
     await index(routed, "globex", "d2", 2)
     started = await job.switch("new")
@@ -243,7 +243,7 @@ async def test_a_crash_resumes_at_the_first_tenant_not_done(world):
 
 
 async def test_another_replica_takes_over_an_abandoned_build(world):
-    collections, states, texts, routed, job = world
+    _collections, states, _texts, routed, job = world
     await index(routed, "acme", "d1", 2)
     target = ModelCollection(NEW, 3, "Chunk_new_model")
     states.state = replace(states.state, target=target, phase=Phase.BUILDING, owner="dead",
@@ -258,7 +258,7 @@ async def test_another_replica_takes_over_an_abandoned_build(world):
 
 
 async def test_a_delete_during_the_copy_is_not_undone(world):
-    collections, states, texts, routed, job = world
+    collections, _states, texts, routed, job = world
     await index(routed, "acme", "d1", 2)
     await index(routed, "acme", "d2", 1)
 
@@ -293,7 +293,7 @@ async def test_refusals(world):
 
 
 async def test_tenant_deletion_covers_every_collection(world):
-    collections, states, _, routed, job = world
+    collections, _states, _, routed, job = world
     await index(routed, "acme", "d1", 2)
     await job.switch("new")
     await job.wait()
