@@ -299,3 +299,46 @@ async def test_tenant_deletion_covers_every_collection(world):
     await job.wait()
     assert await routed.delete_tenant("acme") == 4  # 2 in the previous, 2 in the active
     assert all("acme" not in s.chunks for s in collections.by_name.values())
+
+
+class ActiveIs:
+    def __init__(self, collection: ModelCollection) -> None:
+        self.collection = collection
+
+    async def active_model(self) -> ModelCollection:
+        return self.collection
+
+
+class QueryTexts:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def embed_query(self, text: str, model: str = "") -> list[float]:
+        self.calls.append((text, model))
+        return [1.0] * DIMS[model]
+
+
+async def test_queries_are_embedded_with_the_active_model_and_stale_vectors_replaced(store):
+    from llmops_kit.errors import InvalidArgument
+    from llmops_vectorstore.domain.model import SearchRequest
+    from llmops_vectorstore.domain.search import SearchService
+
+    texts = QueryTexts()
+    service = SearchService(store, texts, 2, models=ActiveIs(ModelCollection(NEW, 3, "C")))
+    plan = await service.plan(SearchRequest(query="hi", mode=SearchMode.VECTOR))
+    assert (list(plan.vector), texts.calls) == ([1.0, 1.0, 1.0], [("hi", NEW)])
+    # A vector of the model before the switch (named, or of another length) is replaced by
+    # the text's embedding with the active model; the active model's own vector is kept.
+    for stale in (SearchRequest(query="q2", vector=[0.5, 0.5, 0.5], vector_model=OLD),
+                  SearchRequest(query="q3", vector=[0.5, 0.5])):
+        assert list((await service.plan(stale)).vector) == [1.0, 1.0, 1.0]
+    kept = await service.plan(SearchRequest(query="q4", vector=[0.1, 0.2, 0.3],
+                                            vector_model=NEW))
+    assert list(kept.vector) == [0.1, 0.2, 0.3]
+    assert [t for t, _ in texts.calls] == ["hi", "q2", "q3"]
+    with pytest.raises(FailedPrecondition) as named:
+        await service.plan(SearchRequest(vector=[0.5, 0.5], vector_model=OLD))
+    assert named.value.reason == "EMBEDDING_MODEL_MISMATCH"
+    with pytest.raises(InvalidArgument) as unnamed:
+        await service.plan(SearchRequest(vector=[0.5, 0.5]))
+    assert unnamed.value.reason == "VECTOR_DIMENSION_MISMATCH"

@@ -47,6 +47,7 @@ def search_request(request: Any) -> SearchRequest:
         mode=_MODE_FROM_PB.get(request.mode),
         alpha=request.alpha if request.HasField("alpha") else None,
         filters=[Filter(f.key, f.equals) for f in request.filters],
+        vector_model=request.vector_model,
     )
 
 

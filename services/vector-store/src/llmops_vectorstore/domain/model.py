@@ -88,6 +88,8 @@ class SearchRequest:
     mode: SearchMode | None = None
     alpha: float | None = None
     filters: Sequence[Filter] = ()
+    # The model that made `vector` ("": not said).
+    vector_model: str = ""
 
 
 @dataclass(frozen=True)

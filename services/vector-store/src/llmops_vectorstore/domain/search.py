@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from llmops_kit.errors import FailedPrecondition, InvalidArgument
 from llmops_vectorstore.domain.indexing import check_vector
@@ -52,6 +53,14 @@ def _check_filters(request: SearchRequest) -> None:
             raise InvalidArgument("BAD_FILTER", f"filters[{i}]: key {f.key!r} contains '='")
 
 
+def _same_model(request: SearchRequest, model: str, dimensions: int) -> bool:
+    """Whether the caller's vector can be compared with the active collection's vectors."""
+    if request.vector_model and model:
+        return request.vector_model == model
+    # Unnamed: only a different length is known to be another model (checked as before).
+    return not model or len(request.vector) == dimensions
+
+
 class SearchService:
     def __init__(
         self, store: ChunkStore, embedder: QueryEmbedder, dimensions: int,
@@ -95,6 +104,17 @@ class SearchService:
         vector: list[float] | None = None
         if mode.needs_vector:
             model, dimensions = await self._model()
+            if request.vector and not _same_model(request, model, dimensions):
+                if text:
+                    # Made by another model than the active collection's (after a switch):
+                    # the text is embedded again below, with the right one.
+                    request = replace(request, vector=())
+                elif request.vector_model:
+                    raise FailedPrecondition(
+                        "EMBEDDING_MODEL_MISMATCH",
+                        f"the vector was made by {request.vector_model}; searches use {model}: "
+                        f"send the query text or a vector of {model}",
+                    )
             if request.vector:
                 vector = list(request.vector)
                 check_vector(vector, dimensions, "vector", "VECTOR_DIMENSION_MISMATCH")

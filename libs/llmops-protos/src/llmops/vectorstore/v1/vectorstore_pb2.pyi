@@ -75,12 +75,19 @@ class SearchRequest(_message.Message):
     MODE_FIELD_NUMBER: _builtins.int
     ALPHA_FIELD_NUMBER: _builtins.int
     FILTERS_FIELD_NUMBER: _builtins.int
+    VECTOR_MODEL_FIELD_NUMBER: _builtins.int
     query: _builtins.str
     """Text of the query; embedded by the embedding service unless vector is given."""
     top_k: _builtins.int
     mode: Global___SearchMode.ValueType
     alpha: _builtins.float
     """0..1, hybrid only; default 0.5."""
+    vector_model: _builtins.str
+    """The embedding model that made `vector` (EmbedResponse.model). When it is not the model of
+    the active collection (e.g. after `llmops embeddings switch`) and `query` is set, the
+    vector is ignored and the query embedded with the active model; without `query` the
+    search fails with FAILED_PRECONDITION EMBEDDING_MODEL_MISMATCH.
+    """
     @_builtins.property
     def vector(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
     @_builtins.property
@@ -94,10 +101,11 @@ class SearchRequest(_message.Message):
         mode: Global___SearchMode.ValueType = ...,
         alpha: _builtins.float | None = ...,
         filters: _abc.Iterable[Global___MetadataFilter] | None = ...,
+        vector_model: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "alpha", b"alpha"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "alpha", b"alpha", "filters", b"filters", "mode", b"mode", "query", b"query", "top_k", b"top_k", "vector", b"vector"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_alpha", b"_alpha", "alpha", b"alpha", "filters", b"filters", "mode", b"mode", "query", b"query", "top_k", b"top_k", "vector", b"vector", "vector_model", b"vector_model"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__alpha: _TypeAlias = _typing.Literal["alpha"]  # noqa: Y015
     _WhichOneofArgType__alpha: _TypeAlias = _typing.Literal["_alpha", b"_alpha"]  # noqa: Y015
