@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -137,12 +138,20 @@ async def build(settings: Settings) -> ServiceApp:
     app.on(Stage.RESOURCE, stop=collections.close)
     app.on(Stage.RESOURCE, stop=embedder.close)
 
-    async def resume() -> None:
-        await reembed.resume_if_abandoned()
+    watcher: list[asyncio.Task[None]] = []
 
-    # A re-embed a crashed replica left behind continues here (it writes through the bus's
-    # collections, not the bus itself, but must stop before the clients close).
-    app.on(Stage.BUS_CLIENT, start=resume, stop=reembed.stop)
+    async def watch() -> None:
+        watcher.append(asyncio.create_task(reembed.watch(), name="re-embed-watch"))
+
+    async def stop() -> None:
+        for task in watcher:
+            task.cancel()
+        await asyncio.gather(*watcher, return_exceptions=True)
+        await reembed.stop()
+
+    # A re-embed a crashed replica left behind continues here (it must stop before the
+    # Weaviate and embedding clients close).
+    app.on(Stage.BUS_CLIENT, start=watch, stop=stop)
     return app
 
 

@@ -342,3 +342,32 @@ async def test_queries_are_embedded_with_the_active_model_and_stale_vectors_repl
     with pytest.raises(InvalidArgument) as unnamed:
         await service.plan(SearchRequest(vector=[0.5, 0.5]))
     assert unnamed.value.reason == "VECTOR_DIMENSION_MISMATCH"
+
+
+async def test_the_watch_takes_over_once_the_owner_stops_beating_and_beats_in_long_tenants(world):
+    _, states, texts, routed, job = world
+    await index(routed, "acme", "d1", 7)  # 4 pages of 2
+    now = [1000.0]
+    job.clock = lambda: now[0]
+    job.lease_seconds = 0.03
+    target = ModelCollection(NEW, 3, "Chunk_new_model")
+    states.state = replace(states.state, target=target, phase=Phase.BUILDING, owner="other",
+                           heartbeat=now[0])
+    beats: list[float] = []
+
+    async def tick(batch: Sequence[str]) -> None:
+        now[0] += 1.0  # every page takes a second: the lease is renewed within the tenant
+        beats.append(states.state.heartbeat)
+
+    texts.before.append(tick)
+    watch = asyncio.create_task(job.watch())
+    try:
+        await asyncio.sleep(0.05)
+        assert not job.running  # the owner's heartbeat is fresh
+        now[0] += 1.0
+        await asyncio.sleep(0.05)
+        await job.wait()
+    finally:
+        watch.cancel()
+    assert states.state.active == target and states.state.owner == "me"
+    assert beats == sorted(beats) and len(set(beats)) >= 3

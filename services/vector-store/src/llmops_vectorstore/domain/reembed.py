@@ -69,6 +69,7 @@ class ReEmbedder:
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._last_beat = 0.0
 
     @property
     def running(self) -> bool:
@@ -83,6 +84,7 @@ class ReEmbedder:
     async def _save(self, state: EmbeddingState) -> EmbeddingState:
         await self.states.save(state)
         self.layout.set(state)
+        self._last_beat = max(self._last_beat, state.heartbeat)
         return state
 
     async def switch(self, model: str) -> EmbeddingState:
@@ -136,6 +138,16 @@ class ReEmbedder:
         log.info("resuming the re-embed into %s", state.target.collection)
         self.start()
         return True
+
+    async def watch(self) -> None:
+        """Until cancelled: takes over a build whose owner stopped writing progress."""
+        while True:
+            if not self.running:
+                try:
+                    await self.resume_if_abandoned()
+                except Exception:  # Weaviate briefly away: look again next time
+                    log.warning("could not check for an abandoned re-embed", exc_info=True)
+            await asyncio.sleep(self.lease_seconds / 3)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -204,7 +216,15 @@ class ReEmbedder:
             await dst.upsert_chunks(tenant, records)
             await self._drop_superseded(dst, tenant, records)
             copied += len(records)
+            await self._beat()
         return copied
+
+    async def _beat(self) -> None:
+        """Renews the lease within a long tenant (other replicas wait while it is fresh)."""
+        now = self.clock()
+        if now - self._last_beat > self.lease_seconds / 4:
+            current = await self.status()
+            await self._save(replace(current, heartbeat=now, owner=self.owner))
 
     @staticmethod
     async def _drop_superseded(dst: ChunkStore, tenant: str, records: list[ChunkRecord]) -> None:
