@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from llmops_kit.context import deadline_var, time_left
 from llmops_kit.errors import FailedPrecondition
 from llmops_vectorstore.adapters.weaviate_collections import state_from_json, state_to_json
 from llmops_vectorstore.domain.indexing import Indexer
@@ -100,6 +102,7 @@ class FakeTexts:
         self.before: list = []
 
     async def embed_texts(self, texts: Sequence[str], model: str) -> list[list[float]]:
+        time_left(5.0)  # as the real client: fails once the bound deadline has passed
         if self.gate is not None:
             await self.gate.wait()
         self.calls.append((model, list(texts)))
@@ -371,3 +374,19 @@ async def test_the_watch_takes_over_once_the_owner_stops_beating_and_beats_in_lo
         watch.cancel()
     assert states.state.active == target and states.state.owner == "me"
     assert beats == sorted(beats) and len(set(beats)) >= 3
+
+
+async def test_the_job_outlives_the_deadline_of_the_request_that_started_it(world):
+    _, states, texts, routed, job = world
+    await index(routed, "acme", "d1", 2)
+    texts.gate = asyncio.Event()
+    token = deadline_var.set(time.monotonic() + 0.01)  # the Switch call's gRPC deadline
+    try:
+        await job.switch("new")
+    finally:
+        deadline_var.reset(token)
+    await asyncio.sleep(0.05)
+    texts.gate.set()
+    await job.wait()
+    assert (states.state.phase, states.state.error, states.state.active.model) == (
+        Phase.IDLE, "", NEW)

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from llmops_kit.context import deadline_var
 from llmops_kit.errors import FailedPrecondition
 from llmops_vectorstore.domain.layout import (
     EmbeddingState,
@@ -125,7 +127,12 @@ class ReEmbedder:
 
     def start(self) -> None:
         if not self.running:
-            self._task = asyncio.create_task(self._run(), name="re-embed")
+            # The job outlives the request that started it: it keeps the caller's identity
+            # (its key is the fallback for calls to the embedding service) but not the
+            # request's deadline, which would fail every call after the first seconds.
+            context = contextvars.copy_context()
+            context.run(deadline_var.set, None)
+            self._task = asyncio.create_task(self._run(), name="re-embed", context=context)
 
     async def resume_if_abandoned(self) -> bool:
         """At start-up: takes over a build whose owner stopped writing progress (crashed)."""
