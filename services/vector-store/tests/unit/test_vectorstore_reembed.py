@@ -102,9 +102,9 @@ class FakeTexts:
         self.before: list = []
 
     async def embed_texts(self, texts: Sequence[str], model: str) -> list[list[float]]:
-        time_left(5.0)  # as the real client: fails once the bound deadline has passed
         if self.gate is not None:
             await self.gate.wait()
+        time_left(5.0)  # as the real client: fails once the bound deadline has passed
         self.calls.append((model, list(texts)))
         for hook in self.before:
             await hook(texts)
