@@ -9,6 +9,7 @@ with Korean tokenization while searches keep answering from the old one, then sw
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -45,6 +46,23 @@ ADMIN = (("x-api-key", "dev-admin-key"),)
 TENANT_ADMIN = (("x-api-key", "dev-key-acme"),)
 KEYS = {"acme": (("x-api-key", "dev-key-acme"),), "globex": (("x-api-key", "dev-key-globex"),)}
 KOREAN_QUESTION = "자기계발 지원금은 얼마인가요?"
+
+
+QUESTIONS = json.loads((ROOT / "services/embedding/tests/data/retrieval_questions.json")
+                       .read_text())["questions"]
+
+
+async def recall(stub: Any, tenant: str, k: int = 3) -> dict[str, float]:
+    """Per language: questions whose document is among the k best distinct documents of a
+    hybrid search (the platform's default mode)."""
+    found: dict[str, list[bool]] = {}
+    for item in QUESTIONS:
+        response = await stub.Search(vectorstore_pb2.SearchRequest(
+            query=item["q"], mode=vectorstore_pb2.SEARCH_MODE_HYBRID, top_k=10),
+            metadata=KEYS[tenant])
+        docs = list(dict.fromkeys(h.document_id for h in response.hits))[:k]
+        found.setdefault(item["lang"], []).append(item["doc"] in docs)
+    return {lang: sum(hits) / len(hits) for lang, hits in found.items()}
 
 
 def corpus() -> list[tuple[str, list[str]]]:
@@ -131,10 +149,13 @@ async def test_switch_re_embeds_in_the_background_then_searches_use_the_new_mode
     stub, store, embedder, collections = platform
     docs = corpus()
     *early, late = docs
-    counts = {tenant: await index_corpus(store, embedder, tenant, early)
-              for tenant in ("acme", "globex")}
+    # globex: the whole corpus (recall is measured there); acme: all but one document,
+    # which arrives while the re-embed runs.
+    counts = {"acme": await index_corpus(store, embedder, "acme", early),
+              "globex": await index_corpus(store, embedder, "globex", docs)}
     before = await search(stub, "acme", KOREAN_QUESTION)
     assert {h.model for h in before.hits} == {MINILM}
+    recall_before = await recall(stub, "globex")
 
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await stub.SwitchEmbeddingModel(
@@ -174,6 +195,11 @@ async def test_switch_re_embeds_in_the_background_then_searches_use_the_new_mode
     after = await search(stub, "acme", KOREAN_QUESTION)
     assert {h.model for h in after.hits} == {MUSE}
     assert after.hits[0].document_id == "onboarding-ko.md"
+    # Hybrid search (muse vectors, kagome_kr keywords) against MiniLM with word keywords.
+    recall_after = await recall(stub, "globex")
+    print(f"hybrid recall@3 before {recall_before}, after {recall_after}")
+    assert recall_after["ko"] >= 0.8 > recall_before["ko"]
+    assert recall_after["en"] >= recall_before["en"]
     # The document written during the re-embed is in the new collection too.
     late_hits = await search(stub, "acme", late[1][0])
     assert late_hits.hits[0].document_id == late[0]
