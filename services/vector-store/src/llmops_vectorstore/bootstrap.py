@@ -11,10 +11,12 @@ import time
 from llmops.vectorstore.v1 import vectorstore_pb2_grpc
 from llmops_kit import events
 from llmops_kit.app import ServiceApp, Stage
+from llmops_kit.audit import AuditLog
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
 from llmops_kit.settings import DEV_ADMIN_KEY
+from llmops_kit.sql_auth import SqlAuditLog, open_engine
 from llmops_vectorstore.adapters import weaviate_schema
 from llmops_vectorstore.adapters.embedding_client import EmbeddingClient
 from llmops_vectorstore.adapters.weaviate_collections import WeaviateCollections, WeaviateStateStore
@@ -39,12 +41,13 @@ TOPICS = (
 
 
 def build_grpc(
-    settings: Settings, service: SearchService, reembed: ReEmbedder | None = None
+    settings: Settings, service: SearchService, reembed: ReEmbedder | None = None,
+    audit: AuditLog | None = None,
 ) -> GrpcServer:
     server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(
         vectorstore_pb2_grpc.add_VectorStoreServiceServicer_to_server,
-        VectorStoreServicer(service, reembed),
+        VectorStoreServicer(service, reembed, audit),
         [SERVICE_FULL_NAME],
         ROLES,
     )
@@ -134,7 +137,9 @@ async def build(settings: Settings) -> ServiceApp:
     tenant_api.register(bus, store)
     # While Weaviate is down, failing batches are an outage (retried), never bad records.
     bus.add_health_probe(collections.ready)
-    app = ServiceApp(settings, bus, build_grpc(settings, service, reembed), TOPICS)
+    # Switches are platform-wide admin actions: recorded in the platform's audit log.
+    audit = SqlAuditLog(open_engine(settings.auth_database_url))
+    app = ServiceApp(settings, bus, build_grpc(settings, service, reembed, audit), TOPICS)
     app.on(Stage.RESOURCE, stop=collections.close)
     app.on(Stage.RESOURCE, stop=embedder.close)
 

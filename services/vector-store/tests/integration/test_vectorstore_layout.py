@@ -75,3 +75,29 @@ async def test_a_collection_from_before_gets_the_model_property_and_stays_active
         assert hit.model == "sentence-transformers/all-MiniLM-L6-v2"
     finally:
         await drop(collections, settings)
+
+
+
+async def test_build_creates_the_state_and_wires_the_watch(weaviate_server, tmp_path):
+    from llmops_kit.app import Stage
+    from llmops_vectorstore.bootstrap import build
+
+    settings = Settings(**names(), auth_database_url=f"sqlite:///{tmp_path}/auth.db",
+                        dev_mode=True)
+    app = await build(settings)
+    client = await schema.connect(settings.weaviate, 5)
+    try:
+        assert await client.collections.exists(settings.state_collection)
+        assert await client.collections.exists(settings.collection)
+        [watch] = [h for h in app.hooks if h.stage is Stage.BUS_CLIENT]
+        assert watch.start is not None and watch.stop is not None
+        await watch.start()  # a fresh store has nothing to resume
+        await watch.stop()
+    finally:
+        for hook in reversed([h for h in app.hooks if h.stage is Stage.RESOURCE]):
+            if hook.stop is not None:
+                await hook.stop()
+        for name in (settings.collection, settings.documents_collection,
+                     settings.state_collection):
+            await client.collections.delete(name)
+        await client.close()

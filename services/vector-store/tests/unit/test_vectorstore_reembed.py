@@ -390,3 +390,43 @@ async def test_the_job_outlives_the_deadline_of_the_request_that_started_it(worl
     await job.wait()
     assert (states.state.phase, states.state.error, states.state.active.model) == (
         Phase.IDLE, "", NEW)
+
+
+class MemoryAudit:
+    def __init__(self) -> None:
+        self.entries: list = []
+
+    async def record(self, entry) -> None:
+        self.entries.append(entry)
+
+
+async def test_a_switch_is_platform_admin_only_and_audited(world):
+    from llmops_kit.auth import Principal, Role, acting_as
+    from llmops_kit.context import tenant_var
+    from llmops_kit.errors import PermissionDenied
+    from llmops_vectorstore.api import embedding_admin
+
+    _, _, _, routed, job = world
+    await index(routed, "acme", "d1", 1)
+    audit = MemoryAudit()
+    token = tenant_var.set("acme")
+    try:
+        with acting_as(Principal("acme", Role.ADMIN, "k-acme")), \
+                pytest.raises(PermissionDenied) as denied:
+            await embedding_admin.switch(job, "new", audit)
+    finally:
+        tenant_var.reset(token)
+    assert denied.value.reason == "PLATFORM_ADMIN_REQUIRED" and audit.entries == []
+    token = tenant_var.set("platform")
+    try:
+        with acting_as(Principal("platform", Role.ADMIN, "k-root")):
+            status = await embedding_admin.switch(job, " new ", audit)
+            await job.wait()
+            again = await embedding_admin.switch(job, "new", audit)  # already active
+    finally:
+        tenant_var.reset(token)
+    assert (status.phase, status.target.model, again.active.model) == ("building", NEW, NEW)
+    [entry] = audit.entries
+    assert (entry.action, entry.target, entry.tenant, entry.actor, entry.actor_tenant) == (
+        "embedding.switch", NEW, "", "k-root", "platform")
+    assert (entry.before["active"], entry.after["target"]) == (OLD, "Chunk_new_model")

@@ -8,7 +8,9 @@ how far the job is, never which tenants it has seen.
 from __future__ import annotations
 
 from llmops.vectorstore.v1 import vectorstore_pb2
-from llmops_kit.context import current_tenant
+from llmops_kit.audit import AuditEntry, AuditLog
+from llmops_kit.auth import current_principal
+from llmops_kit.context import current_tenant, current_trace_id
 from llmops_kit.errors import InvalidArgument, PermissionDenied
 from llmops_kit.keys import PLATFORM_TENANT
 from llmops_vectorstore.domain.layout import EmbeddingState, ModelCollection
@@ -50,12 +52,38 @@ def status_pb(state: EmbeddingState) -> vectorstore_pb2.EmbeddingStatus:
     )
 
 
-async def switch(job: ReEmbedder, model: str) -> vectorstore_pb2.EmbeddingStatus:
+async def switch(
+    job: ReEmbedder, model: str, audit: AuditLog | None = None
+) -> vectorstore_pb2.EmbeddingStatus:
     require_platform_admin()
     model = model.strip()
     if not model or len(model) > MAX_MODEL_CHARS:
         raise InvalidArgument("BAD_MODEL", "model must name an embedding model (e.g. 'muse')")
-    return status_pb(await job.switch(model))
+    before = await job.status()
+    after = await job.switch(model)
+    if audit is not None and after != before:
+        await audit.record(audit_entry(before, after))
+    return status_pb(after)
+
+
+def audit_entry(before: EmbeddingState, after: EmbeddingState) -> AuditEntry:
+    """A platform-wide change: who started (or resumed) which re-embed, from which model."""
+    principal = current_principal()
+    return AuditEntry(
+        action="embedding.switch",
+        target=after.target.model if after.target else after.active.model,
+        tenant="",
+        actor=principal.key_id if principal else "",
+        actor_tenant=principal.tenant if principal else "",
+        service="vector-store",
+        before={"active": before.active.model,
+                "target": before.target.model if before.target else None,
+                "phase": before.phase.value},
+        after={"active": after.active.model,
+               "target": after.target.collection if after.target else None,
+               "phase": after.phase.value},
+        trace_id=current_trace_id() or "",
+    )
 
 
 async def status(job: ReEmbedder) -> vectorstore_pb2.EmbeddingStatus:

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
+from llmops_kit.audit import AuditLog
 from llmops_kit.auth import Role
 from llmops_kit.context import current_tenant
 from llmops_kit.errors import FailedPrecondition, Unauthenticated
@@ -67,9 +68,13 @@ def hit_pb(hit: Hit) -> vectorstore_pb2.SearchHit:
 
 
 class VectorStoreServicer(vectorstore_pb2_grpc.VectorStoreServiceServicer):  # type: ignore[misc]
-    def __init__(self, service: SearchService, reembed: ReEmbedder | None = None) -> None:
+    def __init__(
+        self, service: SearchService, reembed: ReEmbedder | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.service = service
         self.reembed = reembed
+        self.audit = audit
 
     def _job(self) -> ReEmbedder:
         if self.reembed is None:
@@ -79,7 +84,7 @@ class VectorStoreServicer(vectorstore_pb2_grpc.VectorStoreServiceServicer):  # t
     async def SwitchEmbeddingModel(
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> vectorstore_pb2.EmbeddingStatus:
-        return await embedding_admin.switch(self._job(), request.model)
+        return await embedding_admin.switch(self._job(), request.model, self.audit)
 
     async def GetEmbeddingStatus(
         self, request: Any, context: grpc.aio.ServicerContext
