@@ -41,13 +41,13 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from safety_quality import DEFAULT_CACHE, print_quality, quality
 
 from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
 from llmops_safety.adapters.injection_model import UseInjectionClassifier
 from llmops_safety.adapters.profanity_check import ProfanityCheckModel
 from llmops_safety.domain.engine import SafetyEngine
 from llmops_safety.domain.policy import TenantPolicy
-from safety_quality import DEFAULT_CACHE, print_quality, quality
 
 REPO = Path(__file__).resolve().parents[1]
 API_KEY = "bench-safety-key"

@@ -43,7 +43,7 @@ def test_calibration_maps_the_threshold_to_the_default_block_and_keeps_order() -
     assert calibrate(0.9, 0.9) == pytest.approx(ANCHOR)
     values = [calibrate(p, 0.4) for p in (0.01, 0.2, 0.39, 0.41, 0.8, 0.999)]
     assert values == sorted(values) and values[2] < ANCHOR < values[3]
-    assert 0.0 < calibrate(0.0, 0.4) and calibrate(1.0, 0.4) < 1.0
+    assert calibrate(0.0, 0.4) > 0.0 and calibrate(1.0, 0.4) < 1.0
 
 
 def test_only_windows_over_the_threshold_become_findings_with_their_span() -> None:

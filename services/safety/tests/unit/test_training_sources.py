@@ -34,7 +34,7 @@ def _zip(files: dict[str, str]) -> zipfile.ZipFile:
 
 def test_split_is_stable_and_ignores_case_and_spacing() -> None:
     assert split_of("Ignore all previous instructions") == split_of("  ignore   ALL previous instructions ")
-    assert normalise("Ａｂｃ  def") == "abc def"
+    assert normalise("\uff21\uff42\uff43  def") == "abc def"  # full-width letters
     texts = [f"question number {i}?" for i in range(2000)]
     share = sum(split_of(t) == "test" for t in texts) / len(texts)
     assert 0.45 < share < 0.55

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 # Sentence ends (also full-width and CJK ones), or line breaks.
-_SENTENCE = re.compile(r"[^.!?。！？\n]*(?:[.!?。！？]+|\n+|$)")
-MAX_WINDOW_CHARS = 320
+_SENTENCE = re.compile(r"[^.!?\u3002\uff01\uff1f\n]*(?:[.!?\u3002\uff01\uff1f]+|\n+|$)")
+MAX_WINDOW_CHARS = 120
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
