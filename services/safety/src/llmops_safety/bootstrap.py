@@ -16,7 +16,8 @@ from llmops_safety.api.events import BackgroundPublisher
 from llmops_safety.api.grpc import ROLES, SERVICE_FULL_NAME, SafetyServicer
 from llmops_safety.domain.engine import SafetyEngine
 from llmops_safety.domain.service import SafetyService
-from llmops_safety.settings import Settings
+from llmops_safety.ports import InjectionClassifier
+from llmops_safety.settings import InjectionModelSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,26 @@ def build_publisher(settings: Settings, bus: EventBus) -> BackgroundPublisher:
                                max_in_flight=settings.events_max_in_flight)
 
 
+def load_injection_model(settings: InjectionModelSettings) -> InjectionClassifier | None:
+    if not settings.enabled:
+        log.info("learned prompt-injection detector disabled: rules only")
+        return None
+    from llmops_safety.adapters.injection_model import UseInjectionClassifier
+
+    model = UseInjectionClassifier.load(settings.head)
+    log.info("prompt-injection detector: rules + %s (%s)", model.name, model.detail)
+    return model
+
+
+def build_engine(settings: Settings) -> SafetyEngine:
+    """Loads the models (blocking: call off the event loop)."""
+    return SafetyEngine(load_toxicity_model(settings.detoxify),
+                        injection_model=load_injection_model(settings.injection_model),
+                        injection_threshold=settings.injection_model.threshold)
+
+
 async def build(settings: Settings) -> ServiceApp:
-    model = await asyncio.to_thread(load_toxicity_model, settings.detoxify)
-    engine = SafetyEngine(model)
+    engine = await asyncio.to_thread(build_engine, settings)
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     publisher = build_publisher(settings, bus)
     service = build_service(settings, engine, publisher)

@@ -21,6 +21,21 @@ class ToxicityModel(Protocol):
         ...
 
 
+class InjectionClassifier(Protocol):
+    """A learned prompt-injection classifier. Synchronous and CPU-bound, like ToxicityModel."""
+
+    # e.g. "use-lr": the finding detail is "model.<name>".
+    name: str
+    # The specifics (encoder and head versions, training data), for the start-up log.
+    detail: str
+    # The probability at which a window counts as an injection (fitted with the weights).
+    threshold: float
+
+    def score(self, texts: Sequence[str]) -> list[float]:
+        """Per text, the probability that it is a prompt injection or jailbreak."""
+        ...
+
+
 class VerdictPublisher(Protocol):
     """Announces a verdict. Must never raise or block the caller on a broker outage."""
 

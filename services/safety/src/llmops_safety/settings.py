@@ -10,7 +10,9 @@ level only names what it changes; the rest comes from the level below (built-in 
 Fields per direction: toxicity_block, injection_block (null = never block), redact, block
 (lists of PII categories; "pii.*" means all of them), injection_action ("drop" or "neutralise":
 what a text at or above injection_block gets; meant for `context`, the retrieved passages,
-where it defaults to "drop"). Directions: input, output, context.
+where it defaults to "drop"), injection_model (whether the learned detector scores beside the
+rules: on for input, off for context; a direction with injection_block null never runs it).
+Directions: input, output, context.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class DirectionOverride(BaseModel):
     redact: list[str] = Field(default_factory=list)
     block: list[str] = Field(default_factory=list)
     injection_action: Literal["drop", "neutralise"] = "drop"
+    injection_model: bool = True
 
     @field_validator("redact", "block")
     @classmethod
@@ -128,6 +131,28 @@ class DetoxifySettings(BaseModel):
         return self.checkpoint is not None
 
 
+class InjectionModelSettings(BaseModel):
+    """The learned prompt-injection detector beside the rules (env: LLMOPS_SAFETY_INJECTION_MODEL__*).
+
+    `threshold`: the model probability at which a window counts as an injection (and scores
+    the default injection_block, 0.7); unset = the threshold fitted with the weights. `head`:
+    a head JSON fitted by `python -m llmops_safety.training`; unset = the one in the package.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    head: Path | None = None
+
+    @field_validator("head")
+    @classmethod
+    def _head_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"injection_model.head {value} is not a file")
+        return value
+
+
 class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_SAFETY_")
 
@@ -135,6 +160,7 @@ class Settings(ServiceSettings):
     grpc_port: int = Field(default_factory=lambda: ports.service_port("safety"))
     detoxify: DetoxifySettings = Field(default_factory=DetoxifySettings)
     policies: PoliciesSettings = Field(default_factory=PoliciesSettings)
+    injection_model: InjectionModelSettings = Field(default_factory=InjectionModelSettings)
     max_text_chars: int = Field(default=200_000, ge=1)
     # Characters of fully redacted text carried by each SafetyVerdictIssued (0: none).
     event_excerpt_chars: int = Field(default=200, ge=0)

@@ -26,7 +26,8 @@ async def test_clean_text_is_allowed(safety_stub):
     assert r.redacted_text == "Can you summarise the rules of chess?"
     assert r.toxicity_backend == "alt-profanity-check"
     assert r.scores["prompt_injection"] == 0.0 and r.scores["toxicity"] < 0.5
-    assert set(r.scores) == {"toxicity", "toxicity.model", "toxicity.lexicon", "prompt_injection", "pii"}
+    assert set(r.scores) == {"toxicity", "toxicity.model", "toxicity.lexicon", "prompt_injection",
+                             "prompt_injection.rules", "pii"}
 
 
 async def test_pii_is_redacted_with_spans(safety_stub):

@@ -20,7 +20,7 @@ def test_clean_text_is_allowed_unchanged(engine: SafetyEngine) -> None:
     assert result.analysis.findings == ()
     assert result.analysis.scores == {
         "toxicity": 0.01, "toxicity.model": 0.01, "toxicity.lexicon": 0.0,
-        "prompt_injection": 0.0, "pii": 0.0, "toxicity.female": 0.7,
+        "prompt_injection": 0.0, "prompt_injection.rules": 0.0, "pii": 0.0, "toxicity.female": 0.7,
     }
     assert result.analysis.toxicity_backend == "fake"
 

@@ -6,6 +6,7 @@ from datetime import date
 
 from llmops_pii import LABELS, Finding, detect_pii
 from llmops_safety.domain.injection import detect_injection
+from llmops_safety.domain.injection_model import detect_with_model
 from llmops_safety.domain.model import (
     NEUTRALISED_LABEL,
     PROMPT_INJECTION,
@@ -16,7 +17,7 @@ from llmops_safety.domain.model import (
 )
 from llmops_safety.domain.policy import DirectionPolicy, decide, injection_triggered
 from llmops_safety.domain.toxicity import lexicon_score, mask_benign, segments
-from llmops_safety.ports import ToxicityModel
+from llmops_safety.ports import InjectionClassifier, ToxicityModel
 
 # Classes that mean "toxic". Detoxify's unbiased checkpoint also has identity *mentions*
 # ("female", "muslim", ...): those say who a text is about, not that it is toxic.
@@ -29,9 +30,20 @@ MODEL_FINDING_THRESHOLD = 0.5
 
 
 class SafetyEngine:
-    def __init__(self, toxicity: ToxicityModel, today: date | None = None) -> None:
+    """`injection_model`, when given, scores beside the rules; the higher of the two counts.
+
+    `injection_threshold` overrides the model's own fitted threshold (a deployment setting).
+    """
+
+    def __init__(self, toxicity: ToxicityModel, today: date | None = None,
+                 injection_model: InjectionClassifier | None = None,
+                 injection_threshold: float | None = None) -> None:
         self.toxicity = toxicity
         self.today = today
+        self.injection_model = injection_model
+        self.injection_threshold = (
+            injection_threshold if injection_threshold is not None or injection_model is None
+            else injection_model.threshold)
 
     @property
     def backend(self) -> str:
@@ -55,9 +67,18 @@ class SafetyEngine:
                 findings.append(Finding(a, b, TOXICITY, round(score, 4), f"model.{self.backend}"))
         return best, classes, findings
 
-    def analyse(self, text: str) -> Analysis:
+    def analyse(self, text: str, use_injection_model: bool = True) -> Analysis:
         pii = detect_pii(text, self.today)
-        injection, injection_findings = detect_injection(text)
+        rules, injection_findings = detect_injection(text)
+        injection_scores = {"prompt_injection.rules": rules}
+        injection = rules
+        if (use_injection_model and self.injection_model is not None
+                and self.injection_threshold is not None):
+            learned, model_findings = detect_with_model(text, self.injection_model,
+                                                        self.injection_threshold)
+            injection = max(rules, learned)
+            injection_scores["prompt_injection.model"] = learned
+            injection_findings = [*injection_findings, *model_findings]
         lexicon, lexicon_findings = lexicon_score(text)
         model, classes, model_findings = self._model(text)
         scores = {
@@ -66,13 +87,14 @@ class SafetyEngine:
             "toxicity.lexicon": lexicon,
             "prompt_injection": injection,
             "pii": 1.0 if pii else 0.0,
+            **injection_scores,
         }
         scores.update({f"toxicity.{n}": round(p, 4) for n, p in classes.items() if n != "toxicity"})
         findings = sorted([*pii, *injection_findings, *lexicon_findings, *model_findings])
         return Analysis(tuple(findings), scores, self.backend)
 
     def check(self, text: str, policy: DirectionPolicy) -> CheckResult:
-        analysis = self.analyse(text)
+        analysis = self.analyse(text, policy.uses_injection_model)
         verdict, reasons = decide(analysis, policy)
         hidden = policy.redact | policy.block
         action = policy.injection_action if injection_triggered(analysis, policy) else None

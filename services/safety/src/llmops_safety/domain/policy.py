@@ -17,6 +17,12 @@ class DirectionPolicy:
     block: frozenset[str] = frozenset()
     # At or above injection_block: drop (BLOCK) or neutralise (REDACT, instructions removed).
     injection_action: InjectionAction = InjectionAction.DROP
+    # Whether the learned injection detector scores beside the rules (when the engine has one).
+    injection_model: bool = True
+
+    @property
+    def uses_injection_model(self) -> bool:
+        return self.injection_model and self.injection_block is not None
 
     def __post_init__(self) -> None:
         overlap = self.redact & self.block
@@ -37,9 +43,11 @@ class TenantPolicy:
         block=frozenset({"pii.api_key", "pii.secret"}),
     ))
     # Retrieved passages: a document that tries to instruct the model is an attack (indirect
-    # prompt injection); rude words in a document are not, so toxicity only scores.
+    # prompt injection); rude words in a document are not, so toxicity only scores. The learned
+    # detector is off here by default: it was fitted on messages to a model, and documents
+    # address their human readers with instructions all the time.
     context: DirectionPolicy = field(default_factory=lambda: DirectionPolicy(
-        toxicity_block=None, injection_block=0.7,
+        toxicity_block=None, injection_block=0.7, injection_model=False,
     ))
 
     def for_direction(self, direction: Direction) -> DirectionPolicy:
