@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from llmops.embedding.v1 import embedding_pb2_grpc
-from llmops_embedding.adapters.sentence_transformers import SentenceTransformerEmbedder
+from llmops_embedding.adapters.encoders import load_embedder
 from llmops_embedding.api import events as event_api
+from llmops_embedding.api.metrics import record_backend
 from llmops_embedding.api.grpc import ROLES, SERVICE_FULL_NAME, EmbeddingServicer
 from llmops_embedding.domain.embedding import EmbeddingService
 from llmops_embedding.settings import Settings
@@ -33,7 +34,8 @@ def build_grpc(settings: Settings, service: EmbeddingService) -> GrpcServer:
 
 
 async def build(settings: Settings) -> ServiceApp:
-    embedder = await SentenceTransformerEmbedder.load(settings.encoder)
+    embedder = await load_embedder(settings.encoder)
+    record_backend(embedder.report)
     service = EmbeddingService(embedder)
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     handler = event_api.EmbeddingHandlers(service, bus)
