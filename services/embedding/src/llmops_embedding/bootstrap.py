@@ -7,8 +7,8 @@ import logging
 from llmops.embedding.v1 import embedding_pb2_grpc
 from llmops_embedding.adapters.encoders import load_embedder
 from llmops_embedding.api import events as event_api
-from llmops_embedding.api.metrics import record_backend
 from llmops_embedding.api.grpc import ROLES, SERVICE_FULL_NAME, EmbeddingServicer
+from llmops_embedding.api.metrics import record_backend
 from llmops_embedding.domain.embedding import EmbeddingService
 from llmops_embedding.settings import Settings
 from llmops_kit import events

@@ -180,7 +180,7 @@ class BackendSelector:
                                                                      folder))
         except ImportError as err:
             raise BackendRefused("BACKEND_UNAVAILABLE", f"{err}") from err
-        except Exception as err:  # noqa: BLE001 - any exporter failure means: not this backend
+        except Exception as err:  # any exporter failure means: not this backend
             raise BackendRefused("EXPORT_FAILED", f"{type(err).__name__}: {err}") from err
         log.info("exported the embedding model to %s in %s", backend, self.cache.folder(key))
 
@@ -191,14 +191,14 @@ class BackendSelector:
                                           precision=self.settings.openvino_precision)
         except ImportError as err:
             raise BackendRefused("BACKEND_UNAVAILABLE", f"{err}") from err
-        except Exception as err:  # noqa: BLE001 - a file the runtime cannot read is a refusal
+        except Exception as err:  # a file the runtime cannot read is a refusal
             raise BackendRefused("LOAD_FAILED", f"{type(err).__name__}: {err}") from err
         report = BackendReport(self.settings.backend, backend, runner.description,
                                cache=cache_state)
         embedder = ExportedEmbedder(self.base.model, self.settings, runner, report)
         try:
             vectors = np.asarray(embedder._encode(PROBE_TEXTS, True))
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise BackendRefused("PROBE_FAILED", f"{type(err).__name__}: {err}") from err
         cosine = min_cosine(vectors, self.reference)
         if not cosine >= self.settings.min_cosine:

@@ -112,7 +112,7 @@ class ExportCache:
     def discard(self, key: str) -> None:
         shutil.rmtree(self.folder(key), ignore_errors=True)
 
-    def keys(self) -> Iterable[str]:
+    def entries(self) -> Iterable[str]:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / META_FILE).is_file())
