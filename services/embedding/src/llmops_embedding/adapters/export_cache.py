@@ -23,11 +23,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # Bump when the exported graph's inputs/outputs or this folder's layout change.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 META_FILE = "export.json"
 # The libraries every export depends on; each backend adds its own runtime (RUNTIME_PACKAGES).
 TRACE_PACKAGES = ("torch", "transformers", "sentence-transformers")
-RUNTIME_PACKAGES = {"onnx": ("onnx", "onnxruntime"), "openvino": ("openvino",)}
+RUNTIME_PACKAGES = {"onnx": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino")}
 
 
 def library_versions(backend: str) -> dict[str, str]:

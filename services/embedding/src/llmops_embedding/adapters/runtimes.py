@@ -1,10 +1,10 @@
 """Exporting a sentence-transformers model to ONNX / OpenVINO, and running the export.
 
 The exported graph is the whole sentence-transformers pipeline (transformer, pooling and,
-where the model has one, normalisation), traced from the loaded PyTorch module, so the
-tokenizer and the padding stay sentence-transformers' own and only the forward pass moves to
-the faster runtime. Neither optimum nor a hub download is involved: the trace starts from the
-weights already on disk.
+where the model has one, normalisation), traced from the loaded PyTorch module to ONNX (and
+read from there into OpenVINO's own format), so the tokenizer and the padding stay
+sentence-transformers' own and only the forward pass moves to the faster runtime. Neither
+optimum nor a hub download is involved: the trace starts from the weights already on disk.
 """
 
 from __future__ import annotations
@@ -88,29 +88,30 @@ def export(backend: str, model: SentenceTransformer, folder: Path) -> None:
     names = tuple(n for n in _KNOWN_INPUTS if n in found)  # the forward's parameter order
     module = _pipeline_module(model, tuple(found))
     example = tuple(found[n] for n in names)
+    if backend not in FAST_BACKENDS:
+        raise ValueError(f"no exporter for backend {backend!r}")
+    onnx_path = folder / ONNX_FILE
     # The tracers warn about every Python branch in transformers' code; none of them depends
     # on the batch or sequence size here (the probe check at start-up is the proof).
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if backend == "onnx":
-            torch.onnx.export(
-                module, example, str(folder / ONNX_FILE), input_names=list(names),
-                output_names=["sentence_embedding"], opset_version=17, dynamo=False,
-                dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
-                              "sentence_embedding": {0: "batch"}},
-            )
-        elif backend == "openvino":
-            import openvino as ov
+        torch.onnx.export(
+            module, example, str(onnx_path), input_names=list(names),
+            output_names=["sentence_embedding"], opset_version=17, dynamo=False,
+            dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names},
+                          "sentence_embedding": {0: "batch"}},
+        )
+    if backend == "openvino":
+        # OpenVINO reads the ONNX graph with its own frontend rather than tracing the torch
+        # module through openvino.convert_model: that converter reports usage to Intel unless
+        # a consent file says no, and the platform sends nothing anywhere.
+        import openvino as ov
 
-            graph = ov.convert_model(module, example_input=dict(zip(names, example,
-                                                                    strict=True)))
-            # Any batch size, any sequence length.
-            graph.reshape({port.get_any_name(): [-1, -1] for port in graph.inputs})
-            # Weights stay float32 on disk: fp16 compression would cost cosine for nothing,
-            # the runtime picks its own numeric format per CPU when it compiles.
-            ov.save_model(graph, str(folder / OPENVINO_FILE), compress_to_fp16=False)
-        else:
-            raise ValueError(f"no exporter for backend {backend!r}")
+        graph = ov.Core().read_model(str(onnx_path))
+        # Weights stay float32 on disk: fp16 compression would cost cosine for nothing; the
+        # runtime picks its own numeric format per CPU when it compiles.
+        ov.save_model(graph, str(folder / OPENVINO_FILE), compress_to_fp16=False)
+        onnx_path.unlink()
 
 
 class OnnxRunner:
