@@ -50,11 +50,18 @@ def settings_for(backend: str, root: Path, **extra: Any) -> EncoderSettings:
 
 @pytest.fixture(scope="session")
 async def exported(export_root) -> dict[str, ExportedEmbedder]:
+    import openvino
+
+    def no_converter(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("openvino.convert_model sends usage telemetry; it must not run")
+
     out = {}
-    for backend in runtimes.FAST_BACKENDS:
-        embedder = await load_embedder(settings_for(backend, export_root))
-        assert isinstance(embedder, ExportedEmbedder), embedder.backend
-        out[backend] = embedder
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(openvino, "convert_model", no_converter)
+        for backend in runtimes.FAST_BACKENDS:
+            embedder = await load_embedder(settings_for(backend, export_root))
+            assert isinstance(embedder, ExportedEmbedder), embedder.backend
+            out[backend] = embedder
     return out
 
 
