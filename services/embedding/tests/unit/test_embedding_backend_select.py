@@ -128,3 +128,12 @@ def test_encoder_info_metric():
     labels = {"requested": "auto", "active": "openvino", "runtime": "openvino/CPU/bf16",
               "fallback_reason": ""}
     assert registry.get_sample_value("llmops_embedding_encoder_info", labels) == 1.0
+
+
+def test_cache_store_keeps_an_export_another_replica_finished_first(tmp_path):
+    cache = ExportCache(tmp_path)
+    first = cache.store("k", {"n": 1}, lambda f: (f / "model.xml").write_text("first"))
+    again = cache.store("k", {"n": 2}, lambda f: (f / "model.xml").write_text("second"))
+    assert again == first and (first / "model.xml").read_text() == "first"
+    assert cache.meta("k") == {"n": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]  # no temporary folder left

@@ -101,9 +101,13 @@ class ExportCache:
             write(tmp)
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
             final = self.folder(key)
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                # Another replica finished the same export first: same key, same content; a
+                # process may already be reading that one, so it stays.
+                if self.lookup(key) is None:
+                    raise
             return final
         finally:
             if tmp.exists():
