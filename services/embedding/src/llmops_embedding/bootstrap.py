@@ -7,6 +7,7 @@ import logging
 from llmops.embedding.v1 import embedding_pb2_grpc
 from llmops_embedding.api import events as event_api
 from llmops_embedding.api.grpc import ROLES, SERVICE_FULL_NAME, EmbeddingServicer
+from llmops_embedding.api.metrics import record_backend
 from llmops_embedding.domain.embedding import EmbeddingService
 from llmops_embedding.models import load_embedder
 from llmops_embedding.settings import Settings
@@ -34,6 +35,9 @@ def build_grpc(settings: Settings, service: EmbeddingService) -> GrpcServer:
 
 async def build(settings: Settings) -> ServiceApp:
     default, *extra = [await load_embedder(encoder) for encoder in settings.encoders()]
+    report = getattr(default, "report", None)
+    if report is not None:  # sentence-transformers models: which backend serves, and why
+        record_backend(report)
     service = EmbeddingService(default, extra)
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     handler = event_api.EmbeddingHandlers(service, bus)

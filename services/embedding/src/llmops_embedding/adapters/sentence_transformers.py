@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,34 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
+
+TORCH = "torch"
+
+
+@dataclass(frozen=True)
+class BackendReport:
+    """Which encoder backend serves, and why (see encoders.load_embedder).
+
+    `fallback_reason` is a stable code (BACKEND_UNAVAILABLE, EXPORT_FAILED, LOAD_FAILED,
+    PROBE_FAILED, COSINE_TOO_LOW) for metrics and alerts; `detail` is for a person.
+    """
+
+    requested: str
+    active: str
+    runtime: str
+    min_cosine: float | None = None
+    cache: str | None = None
+    fallback_from: str | None = None
+    fallback_reason: str | None = None
+    detail: str | None = None
+
+    def describe(self) -> str:
+        if self.fallback_reason:
+            return (f"{self.runtime} (fallback: {self.fallback_from} refused, "
+                    f"{self.fallback_reason}: {self.detail})")
+        if self.min_cosine is None:
+            return self.runtime
+        return f"{self.runtime} (probe cosine {self.min_cosine:.5f} to torch, {self.cache})"
 
 
 def _load(path: Path, device: str) -> SentenceTransformer:
@@ -43,6 +72,7 @@ class SentenceTransformerEmbedder:
         if not dims:
             raise ValueError(f"model at {settings.path} does not report its embedding dimension")
         self._dimensions = int(dims)
+        self.report = BackendReport(settings.backend, TORCH, self._runtime())
 
     @classmethod
     async def load(cls, settings: EncoderSettings) -> SentenceTransformerEmbedder:
@@ -66,9 +96,20 @@ class SentenceTransformerEmbedder:
     def max_seq_length(self) -> int:
         return int(self._model.max_seq_length or 0)
 
+    def _runtime(self) -> str:
+        return f"sentence-transformers/torch/{self._settings.device}"
+
     @property
     def backend(self) -> str:
-        return f"sentence-transformers/torch/{self._settings.device}"
+        return self.report.describe()
+
+    @property
+    def model(self) -> SentenceTransformer:
+        return self._model
+
+    @property
+    def settings(self) -> EncoderSettings:
+        return self._settings
 
     def _encode(self, texts: Sequence[str], normalize: bool) -> Any:
         return self._model.encode(
