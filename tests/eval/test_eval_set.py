@@ -68,7 +68,7 @@ def test_facts_match_whole_words_after_normalising(answer: str, facts: list[str]
 
 
 def test_normalise_folds_width_case_and_separators() -> None:
-    assert normalise("  ＡBC\t1,234,567 and 2.08 ") == "abc 1234567 and 2.08"
+    assert normalise("  \uff21BC\t1,234,567 and 2.08 ") == "abc 1234567 and 2.08"
     assert normalise("3,5") == "3,5"  # not a thousands separator
 
 
