@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from llmops_kit import ports
 from llmops_kit.settings import ServiceSettings, read_secret, secret_file, service_config
+from llmops_vectorstore.domain.ranking import Fusion, HybridRanking
 
 
 class LocalWeaviate(BaseModel):
@@ -63,6 +64,21 @@ class EmbeddingClientSettings(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class HybridSearchSettings(BaseModel):
+    """How hybrid search ranks (domain/ranking.py); chosen on the evaluation set with
+    bench/hybrid_search_review.py (docs/testing.md, "Hybrid search review")."""
+
+    # Weight of the vector half when a request sets no alpha (1: vector only, 0: BM25 only).
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0)
+    # relative_score: each half's scores scaled to 0..1 and weighted; ranked: reciprocal rank.
+    fusion: Literal["relative_score", "ranked"] = "relative_score"
+    # Leave English question words ("what", "do", "I", "my"...) out of the BM25 half.
+    question_stopwords: bool = False
+
+    def ranking(self) -> HybridRanking:
+        return HybridRanking(self.alpha, Fusion(self.fusion), self.question_stopwords)
+
+
 class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_VECTORSTORE_")
 
@@ -75,6 +91,7 @@ class Settings(ServiceSettings):
     documents_collection: str = "LlmopsDocument"
     # Every vector written or searched must have this length (the embedding model's).
     dimensions: int = Field(default=384, ge=1)
+    hybrid: HybridSearchSettings = Field(default_factory=HybridSearchSettings)
     embedding: EmbeddingClientSettings = Field(default_factory=EmbeddingClientSettings)
     consumer_group: str = "vector-store"
     max_records: int = Field(default=64, ge=1)

@@ -58,6 +58,7 @@ def hit_pb(hit: Hit) -> vectorstore_pb2.SearchHit:
         title=hit.title,
         source=hit.source,
         metadata=dict(hit.metadata),
+        similarity=hit.similarity,
     )
 
 

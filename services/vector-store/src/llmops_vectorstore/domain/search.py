@@ -15,6 +15,7 @@ from llmops_vectorstore.domain.model import (
     StoreQuery,
     StoreStats,
 )
+from llmops_vectorstore.domain.ranking import HybridRanking
 from llmops_vectorstore.ports import ChunkStore, QueryEmbedder
 
 DEFAULT_TOP_K = 5
@@ -32,9 +33,9 @@ def _mode(request: SearchRequest) -> SearchMode:
     return SearchMode.HYBRID if request.query.strip() else SearchMode.VECTOR
 
 
-def _alpha(request: SearchRequest) -> float:
+def _alpha(request: SearchRequest, default: float) -> float:
     if request.alpha is None:
-        return DEFAULT_ALPHA
+        return default
     if math.isnan(request.alpha) or not 0.0 <= request.alpha <= 1.0:
         raise InvalidArgument("BAD_ALPHA", f"alpha must be within 0..1, got {request.alpha}")
     return request.alpha
@@ -53,10 +54,13 @@ def _check_filters(request: SearchRequest) -> None:
 
 
 class SearchService:
-    def __init__(self, store: ChunkStore, embedder: QueryEmbedder, dimensions: int) -> None:
+    def __init__(self, store: ChunkStore, embedder: QueryEmbedder, dimensions: int,
+                 ranking: HybridRanking | None = None) -> None:
         self.store = store
         self.embedder = embedder
         self.dimensions = dimensions
+        # Hybrid defaults: alpha (a request's own wins), fusion, question stopwords.
+        self.ranking = ranking or HybridRanking(DEFAULT_ALPHA)
 
     async def search(self, tenant: str, request: SearchRequest) -> SearchResult:
         query = await self.plan(request)
@@ -76,7 +80,8 @@ class SearchService:
             raise InvalidArgument("TOP_K_TOO_LARGE", f"top_k={request.top_k}; at most {MAX_TOP_K}")
         if request.top_k < 0:
             raise InvalidArgument("BAD_TOP_K", f"top_k={request.top_k} is negative")
-        alpha = _alpha(request) if mode is SearchMode.HYBRID else DEFAULT_ALPHA
+        hybrid = mode is SearchMode.HYBRID
+        alpha = _alpha(request, self.ranking.alpha) if hybrid else self.ranking.alpha
         _check_filters(request)
         if mode.needs_text and not text:
             raise InvalidArgument("EMPTY_QUERY", f"{mode.value} search needs query text")
@@ -102,6 +107,8 @@ class SearchService:
             vector=vector,
             alpha=alpha,
             filters=tuple(request.filters),
+            fusion=self.ranking.fusion,
+            keyword_text=self.ranking.keyword_text(text) if hybrid else "",
         )
 
     async def get_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> list[Hit]:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'llmops/vectorstore/v1/vectorstore.proto\x12\x15llmops.vectorstore.v1\"-\n\x0eMetadataFilter\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06\x65quals\x18\x02 \x01(\t\"\xc4\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12\r\n\x05top_k\x18\x03 \x01(\r\x12/\n\x04mode\x18\x04 \x01(\x0e\x32!.llmops.vectorstore.v1.SearchMode\x12\x12\n\x05\x61lpha\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x36\n\x07\x66ilters\x18\x06 \x03(\x0b\x32%.llmops.vectorstore.v1.MetadataFilterB\x08\n\x06_alpha\"\x90\x02\n\tSearchHit\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x18\n\x10\x64ocument_version\x18\x03 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x04 \x01(\r\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x02\x12\r\n\x05title\x18\x07 \x01(\t\x12\x0e\n\x06source\x18\x08 \x01(\t\x12@\n\x08metadata\x18\t \x03(\x0b\x32..llmops.vectorstore.v1.SearchHit.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x0eSearchResponse\x12.\n\x04hits\x18\x01 \x03(\x0b\x32 .llmops.vectorstore.v1.SearchHit\x12/\n\x04mode\x18\x02 \x01(\x0e\x32!.llmops.vectorstore.v1.SearchMode\"%\n\x10GetChunksRequest\x12\x11\n\tchunk_ids\x18\x01 \x03(\t\"E\n\x11GetChunksResponse\x12\x30\n\x06\x63hunks\x18\x01 \x03(\x0b\x32 .llmops.vectorstore.v1.SearchHit\"\x0e\n\x0cStatsRequest\"P\n\rStatsResponse\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\x04\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x04\x12\x12\n\ncollection\x18\x03 \x01(\t*r\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_VECTOR\x10\x01\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x02\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x03\x32\x9f\x02\n\x12VectorStoreService\x12U\n\x06Search\x12$.llmops.vectorstore.v1.SearchRequest\x1a%.llmops.vectorstore.v1.SearchResponse\x12^\n\tGetChunks\x12\'.llmops.vectorstore.v1.GetChunksRequest\x1a(.llmops.vectorstore.v1.GetChunksResponse\x12R\n\x05Stats\x12#.llmops.vectorstore.v1.StatsRequest\x1a$.llmops.vectorstore.v1.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'llmops/vectorstore/v1/vectorstore.proto\x12\x15llmops.vectorstore.v1\"-\n\x0eMetadataFilter\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06\x65quals\x18\x02 \x01(\t\"\xc4\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12\r\n\x05top_k\x18\x03 \x01(\r\x12/\n\x04mode\x18\x04 \x01(\x0e\x32!.llmops.vectorstore.v1.SearchMode\x12\x12\n\x05\x61lpha\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x36\n\x07\x66ilters\x18\x06 \x03(\x0b\x32%.llmops.vectorstore.v1.MetadataFilterB\x08\n\x06_alpha\"\xb8\x02\n\tSearchHit\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x18\n\x10\x64ocument_version\x18\x03 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x04 \x01(\r\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x02\x12\r\n\x05title\x18\x07 \x01(\t\x12\x0e\n\x06source\x18\x08 \x01(\t\x12@\n\x08metadata\x18\t \x03(\x0b\x32..llmops.vectorstore.v1.SearchHit.MetadataEntry\x12\x17\n\nsimilarity\x18\n \x01(\x02H\x00\x88\x01\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\r\n\x0b_similarity\"q\n\x0eSearchResponse\x12.\n\x04hits\x18\x01 \x03(\x0b\x32 .llmops.vectorstore.v1.SearchHit\x12/\n\x04mode\x18\x02 \x01(\x0e\x32!.llmops.vectorstore.v1.SearchMode\"%\n\x10GetChunksRequest\x12\x11\n\tchunk_ids\x18\x01 \x03(\t\"E\n\x11GetChunksResponse\x12\x30\n\x06\x63hunks\x18\x01 \x03(\x0b\x32 .llmops.vectorstore.v1.SearchHit\"\x0e\n\x0cStatsRequest\"P\n\rStatsResponse\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\x04\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x04\x12\x12\n\ncollection\x18\x03 \x01(\t*r\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_VECTOR\x10\x01\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x02\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x03\x32\x9f\x02\n\x12VectorStoreService\x12U\n\x06Search\x12$.llmops.vectorstore.v1.SearchRequest\x1a%.llmops.vectorstore.v1.SearchResponse\x12^\n\tGetChunks\x12\'.llmops.vectorstore.v1.GetChunksRequest\x1a(.llmops.vectorstore.v1.GetChunksResponse\x12R\n\x05Stats\x12#.llmops.vectorstore.v1.StatsRequest\x1a$.llmops.vectorstore.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,26 +33,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEARCHHIT_METADATAENTRY']._loaded_options = None
   _globals['_SEARCHHIT_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_SEARCHMODE']._serialized_start=910
-  _globals['_SEARCHMODE']._serialized_end=1024
+  _globals['_SEARCHMODE']._serialized_start=950
+  _globals['_SEARCHMODE']._serialized_end=1064
   _globals['_METADATAFILTER']._serialized_start=66
   _globals['_METADATAFILTER']._serialized_end=111
   _globals['_SEARCHREQUEST']._serialized_start=114
   _globals['_SEARCHREQUEST']._serialized_end=310
   _globals['_SEARCHHIT']._serialized_start=313
-  _globals['_SEARCHHIT']._serialized_end=585
-  _globals['_SEARCHHIT_METADATAENTRY']._serialized_start=538
-  _globals['_SEARCHHIT_METADATAENTRY']._serialized_end=585
-  _globals['_SEARCHRESPONSE']._serialized_start=587
-  _globals['_SEARCHRESPONSE']._serialized_end=700
-  _globals['_GETCHUNKSREQUEST']._serialized_start=702
-  _globals['_GETCHUNKSREQUEST']._serialized_end=739
-  _globals['_GETCHUNKSRESPONSE']._serialized_start=741
-  _globals['_GETCHUNKSRESPONSE']._serialized_end=810
-  _globals['_STATSREQUEST']._serialized_start=812
-  _globals['_STATSREQUEST']._serialized_end=826
-  _globals['_STATSRESPONSE']._serialized_start=828
-  _globals['_STATSRESPONSE']._serialized_end=908
-  _globals['_VECTORSTORESERVICE']._serialized_start=1027
-  _globals['_VECTORSTORESERVICE']._serialized_end=1314
+  _globals['_SEARCHHIT']._serialized_end=625
+  _globals['_SEARCHHIT_METADATAENTRY']._serialized_start=563
+  _globals['_SEARCHHIT_METADATAENTRY']._serialized_end=610
+  _globals['_SEARCHRESPONSE']._serialized_start=627
+  _globals['_SEARCHRESPONSE']._serialized_end=740
+  _globals['_GETCHUNKSREQUEST']._serialized_start=742
+  _globals['_GETCHUNKSREQUEST']._serialized_end=779
+  _globals['_GETCHUNKSRESPONSE']._serialized_start=781
+  _globals['_GETCHUNKSRESPONSE']._serialized_end=850
+  _globals['_STATSREQUEST']._serialized_start=852
+  _globals['_STATSREQUEST']._serialized_end=866
+  _globals['_STATSRESPONSE']._serialized_start=868
+  _globals['_STATSRESPONSE']._serialized_end=948
+  _globals['_VECTORSTORESERVICE']._serialized_start=1067
+  _globals['_VECTORSTORESERVICE']._serialized_end=1354
 # @@protoc_insertion_point(module_scope)
