@@ -61,6 +61,11 @@ async def test_default_service_ranks_as_before(store, embedder) -> None:
                                                          "what is rag")
 
 
+def test_settings_default_to_the_reviewed_ranking() -> None:
+    # bench/hybrid_search_review.py's best MRR on the evaluation set (docs/testing.md).
+    assert Settings().hybrid.ranking() == HybridRanking(0.25, Fusion.RANKED, True)
+
+
 def test_settings_build_the_ranking(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMOPS_VECTORSTORE_HYBRID__ALPHA", "0.8")
     monkeypatch.setenv("LLMOPS_VECTORSTORE_HYBRID__FUSION", "ranked")
