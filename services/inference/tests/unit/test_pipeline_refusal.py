@@ -179,7 +179,7 @@ async def test_a_stream_refusal_streams_the_message() -> None:
 
 async def test_unsupported_answer_is_replaced_by_the_message() -> None:
     policy = AnswerPolicy(min_retrieval_score=0.3, min_groundedness=0.5)
-    svc, gen, _, sink = service([passage(1, "hr.md", VACATION, 0.6)],
+    svc, gen, _, _ = service([passage(1, "hr.md", VACATION, 0.6)],
                                 reply="The moon is far away. Mars is red.", policy=policy,
                                 grounding=True)
     answer = await svc.answer(ask())
