@@ -79,16 +79,18 @@ async def ingest(tenant: str, api_key: str) -> None:
 
 
 async def retrieved(md: Metadata, questions: Sequence[EvalQuestion], k: int
-                    ) -> dict[str, list[str]]:
-    """Document ids of the first k hits of each question, as the answer path searches."""
-    out: dict[str, list[str]] = {}
+                    ) -> dict[str, tuple[list[str], float | None]]:
+    """Document ids of the first k hits of each question, as the answer path searches, and
+    the best hit's cosine to the question (what the weak-retrieval refusal compares)."""
+    out: dict[str, tuple[list[str], float | None]] = {}
     async with grpc.aio.insecure_channel(ports.service_address("vector-store")) as ch:
         store = vectorstore_pb2_grpc.VectorStoreServiceStub(ch)
         for q in questions:
             resp = await store.Search(vectorstore_pb2.SearchRequest(
                 query=q.question, top_k=k, mode=vectorstore_pb2.SEARCH_MODE_HYBRID),
                 metadata=md, timeout=30)
-            out[q.id] = [h.document_id for h in resp.hits]
+            known = [h.similarity for h in resp.hits if h.HasField("similarity")]
+            out[q.id] = ([h.document_id for h in resp.hits], max(known) if known else None)
     return out
 
 
@@ -104,6 +106,35 @@ async def answered(md: Metadata, questions: Sequence[EvalQuestion], top_k: int,
                 metadata=md, timeout=300)
             out[q.id] = (resp, (time.perf_counter() - t0) * 1000)
     return out
+
+
+THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5)
+
+
+def threshold_sweep(questions: Sequence[EvalQuestion], best: dict[str, float | None]
+                    ) -> list[dict[str, Any]]:
+    """For each min_retrieval_score: the share of questions the weak-retrieval check refuses
+    before generating, of the unanswerable (should be high) and of the answerable (low)."""
+    rows = []
+    for t in THRESHOLDS:
+        row: dict[str, Any] = {"min_retrieval_score": t}
+        for lang in ("en", "ko", "all"):
+            qs = [q for q in questions if lang in ("all", q.lang)]
+            for kind, want in (("not_covered", False), ("covered", True)):
+                group = [q for q in qs if q.answerable is want]
+                refused = sum(1 for q in group if (best[q.id] or 0.0) < t)
+                row[f"refused_{kind}_{lang}"] = refused / len(group) if group else None
+        rows.append(row)
+    return rows
+
+
+def sweep_table(rows: Sequence[dict[str, Any]]) -> str:
+    lines = ["min_retrieval_score | refused(not covered) en ko all | refused(covered) en ko all"]
+    for r in rows:
+        lines.append(f"{r['min_retrieval_score']:.2f} | " + " ".join(
+            _fmt(r[f"refused_not_covered_{k}"]) for k in ("en", "ko", "all")) + " | " + " ".join(
+            _fmt(r[f"refused_covered_{k}"]) for k in ("en", "ko", "all")))
+    return "\n".join(lines)
 
 
 def _fmt(v: float | None) -> str:
@@ -150,19 +181,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         got = responses.get(q.id)
         resp = got[0] if got else None
         refusal = getattr(resp, "refusal", "") if resp is not None else ""
-        o = Outcome(q, hits[q.id], generated=resp is not None)
+        docs, best = hits[q.id]
+        o = Outcome(q, docs, generated=resp is not None)
         if resp is not None:
             o.cited = [c.document_id for c in resp.citations]
             o.answer = resp.answer
             o.refused = bool(refusal)
         outcomes.append(o)
-        rows.append({"id": q.id, "retrieved": hits[q.id], "answer": o.answer,
-                     "cited": list(o.cited), "refusal": refusal,
-                     "retrieval_score": getattr(resp, "retrieval_score", None),
+        rows.append({"id": q.id, "retrieved": docs, "answer": o.answer,
+                     "cited": list(o.cited), "refusal": refusal, "retrieval_score": best,
                      "ms": round(got[1], 1) if got else None})
     scores = by_language(outcomes)
+    sweep = threshold_sweep(questions, {q.id: hits[q.id][1] for q in questions})
     return {"tenant": tenant, "retrieval_only": args.retrieval_only, "top_k": args.top_k,
-            "max_new_tokens": args.max_new_tokens, "ingest_s": round(ingest_s, 1),
+            "weak_retrieval_sweep": sweep, "max_new_tokens": args.max_new_tokens,
+            "ingest_s": round(ingest_s, 1),
             "search_s": round(search_s, 2),
             "scores": {k: asdict(v) for k, v in scores.items()}, "questions": rows,
             "table": table(scores)}
@@ -195,6 +228,9 @@ def main() -> None:
     print(f"{len(result['questions'])} questions, {what}; ingest {result['ingest_s']} s, "
           f"{len(result['questions'])} searches {result['search_s']} s")
     print(result["table"])
+    if args.retrieval_only:
+        print("weak-retrieval refusal by threshold (best hit's cosine to the question):")
+        print(sweep_table(result["weak_retrieval_sweep"]))
     for lang in ("en", "ko"):
         misses = result["scores"][lang]["misses"]
         if misses:

@@ -34,8 +34,9 @@ class TgiBackend(BaseModel):
 class AnswerPolicySettings(BaseModel):
     """When the answer is "the documents do not cover this" (domain/refusal.py); null: never."""
 
-    min_retrieval_score: float | None = Field(default=0.3, ge=-1.0, le=1.0)
+    min_retrieval_score: float | None = Field(default=0.2, ge=-1.0, le=1.0)
     min_groundedness: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_term_coverage: float | None = Field(default=0.5, ge=0.0, le=1.0)
 
 
 class AnswerPoliciesSettings(BaseModel):

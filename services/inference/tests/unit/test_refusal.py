@@ -16,6 +16,8 @@ from llmops_inference.domain.refusal import (
     best_similarity,
     language,
     message,
+    question_terms,
+    term_coverage,
     weak_retrieval,
 )
 from llmops_inference.settings import Settings
@@ -39,19 +41,54 @@ def test_the_message_is_in_the_question_language(text: str, lang: str) -> None:
     assert message(text) == MESSAGES[lang]
 
 
+Q = "How many vacation days?"
+
+
 def test_weak_retrieval_by_the_best_known_similarity() -> None:
-    policy = AnswerPolicy(min_retrieval_score=0.3)
-    assert weak_retrieval(policy, [p(0.1), p(0.29)])
-    assert not weak_retrieval(policy, [p(0.1), p(0.31)])
-    assert weak_retrieval(policy, [])  # nothing retrieved at all
+    policy = AnswerPolicy(min_retrieval_score=0.3, min_term_coverage=None)
+    assert weak_retrieval(policy, [p(0.1), p(0.29)], Q)
+    assert not weak_retrieval(policy, [p(0.1), p(0.31)], Q)
+    assert weak_retrieval(policy, [], Q)  # nothing retrieved at all
     # A store that does not report similarities never triggers it.
-    assert not weak_retrieval(policy, [p(None)])
+    assert not weak_retrieval(policy, [p(None)], Q)
     assert best_similarity([p(None), p(0.2)]) == 0.2 and best_similarity([p(None)]) is None
-    assert not weak_retrieval(AnswerPolicy(min_retrieval_score=None), [])
+    assert not weak_retrieval(AnswerPolicy(None, None, None), [], Q)
+
+
+@pytest.mark.parametrize(("question", "terms"), [
+    ("How many days of paid vacation do I get?", {"day", "paid", "vacation"}),
+    ("What do I do?", set()),
+    # One-character words ("1", "몇", "번") say too little to count.
+    ("건강검진은 1년에 몇 번 받을 수 있나요?", {"건강", "강검", "검진", "년에", "받을", "있나", "나요"}),
+    ("자기계발 지원금은 얼마인가요?", {"자기", "기계", "계발", "지원", "원금"}),
+    ("한국의 수도는 어디인가요?", {"한국", "수도"}),
+])
+def test_question_terms(question: str, terms: set[str]) -> None:
+    assert question_terms(question) == terms
+
+
+def test_term_coverage_in_english_and_korean() -> None:
+    vacation = [p(0.5, "Every employee accrues 25 days of paid vacation.")]
+    assert term_coverage("How many days of paid vacation?", vacation) == 1.0
+    assert term_coverage("Which dental insurance provider is paid?", vacation) == \
+        pytest.approx(1 / 4)
+    assert term_coverage("What is it?", vacation) is None
+    travel = [p(0.6, "숙박비는 1박에 12만 원까지 지원됩니다. 출장 보고서는 5영업일 안에 제출합니다.")]
+    # 출장 보고 고서 제출 found; 출해 해야 하나 나요 not ("언제" is a question word)
+    assert term_coverage("출장 보고서는 언제까지 제출해야 하나요?", travel) == 0.5
+    assert term_coverage("한국의 수도는 어디인가요?", travel) == 0.0
+
+
+def test_weak_retrieval_by_term_coverage() -> None:
+    policy = AnswerPolicy(min_retrieval_score=None, min_term_coverage=0.5)
+    travel = [p(None, "숙박비는 1박에 12만 원까지 지원됩니다.")]
+    assert weak_retrieval(policy, travel, "한국의 수도는 어디인가요?")
+    assert not weak_retrieval(policy, travel, "숙박비는 1박에 얼마까지 지원되나요?")
+    assert not weak_retrieval(policy, travel, "What?")  # no terms: no decision
 
 
 def test_policies_per_tenant() -> None:
-    strict = AnswerPolicy(0.5, 0.6)
+    strict = AnswerPolicy(0.5, 0.6, 0.7)
     book = AnswerPolicies(AnswerPolicy(), {"acme": strict})
     assert book.for_tenant("acme") is strict and book.for_tenant("globex") == AnswerPolicy()
     with pytest.raises(ValueError, match="min_groundedness"):
@@ -64,9 +101,9 @@ def test_policies_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
                        '"tenants": {"acme": {"min_groundedness": 0.5}, '
                        '"open": {"min_retrieval_score": null}}}')
     book = Settings().answer_policies.policies()
-    assert book.default == AnswerPolicy(0.2, None)
-    assert book.for_tenant("acme") == AnswerPolicy(0.2, 0.5)  # the rest from the default
-    assert book.for_tenant("open") == AnswerPolicy(None, None)
+    assert book.default == AnswerPolicy(0.2, None, 0.5)
+    assert book.for_tenant("acme") == AnswerPolicy(0.2, 0.5, 0.5)  # the rest: the default's
+    assert book.for_tenant("open") == AnswerPolicy(None, None, 0.5)
     monkeypatch.setenv("LLMOPS_INFERENCE_ANSWER_POLICIES",
                        '{"tenants": {"acme": {"min_retrieval_score": 3}}}')
     with pytest.raises(ValidationError, match="min_retrieval_score"):
@@ -75,7 +112,7 @@ def test_policies_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_default_policy() -> None:
     s = Settings()
-    assert s.answer_policies.policies().default == AnswerPolicy(0.3, None)
+    assert s.answer_policies.policies().default == AnswerPolicy(0.2, None, 0.5)
     assert s.context_token_budget == 1200
 
 

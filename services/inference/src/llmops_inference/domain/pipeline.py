@@ -29,6 +29,7 @@ from llmops_inference.domain.refusal import (
     UNSUPPORTED_ANSWER,
     WEAK_RETRIEVAL,
     AnswerPolicies,
+    AnswerPolicy,
     GroundingCheck,
     best_similarity,
     message,
@@ -170,7 +171,8 @@ class AnswerService:
         self.cache = cache
         self.limits = limits
         self.context = context or ContextBudget()
-        self.policies = policies or AnswerPolicies()
+        # Without policies nothing is refused (the settings give the measured defaults).
+        self.policies = policies or AnswerPolicies(AnswerPolicy(None, None, None))
         # Scores generated answers for the tenant policy's min_groundedness (None: never).
         self.grounding = grounding
 
@@ -209,7 +211,7 @@ class AnswerService:
                 retrieved = await self.retriever.search(text, vector, q.top_k)
             with sw.stage("context_safety"):
                 retrieved, guarded = await self._guard_passages(retrieved)
-            if weak_retrieval(self.policies.for_tenant(q.tenant), retrieved):
+            if weak_retrieval(self.policies.for_tenant(q.tenant), retrieved, text):
                 return not_covered(q.text, WEAK_RETRIEVAL, retrieved, guarded, verdict.verdict,
                                    text, vector)
             passages = build_context(retrieved, self.context)
