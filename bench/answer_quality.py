@@ -14,7 +14,11 @@ cache off, greedy) and prints, for English, Korean and all:
   "the documents do not cover this" (GenerateResponse.refusal set); target >= 0.8;
 - refused (covered): false refusals of the answerable ones.
 
---retrieval-only skips generation (seconds instead of minutes): only recall@5 and MRR.
+--retrieval-only skips generation (seconds instead of minutes): only recall@5 and MRR, and
+the weak-retrieval refusal by cosine threshold. --max-new-tokens 1 runs the whole answer path
+with the shortest generation: the refusal columns are exact (refusals are decided before
+generation unless a policy sets min_groundedness), the answer columns meaningless.
+--lang, --ids and --answerable-only ask a subset.
 The tenant is deleted at the end (--keep-tenant keeps it, --tenant/--api-key reuse one).
 
     uv run python bench/answer_quality.py [--retrieval-only] [--json] [--max-new-tokens 64]
@@ -154,7 +158,9 @@ def table(scores: dict[str, Scores]) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    questions = load()
+    questions = [q for q in load() if (not args.lang or q.lang == args.lang)
+                 and (not args.ids or q.id in args.ids.split(","))
+                 and not (args.answerable_only and not q.answerable)]
     admin_key = args.admin_key or os.environ.get("LLMOPS_ADMIN_KEY") or "dev-admin-key"
     if not args.no_stack:
         await ensure_stack()
@@ -214,6 +220,9 @@ def main() -> None:
     ap.add_argument("--keep-tenant", action="store_true")
     ap.add_argument("--no-ingest", action="store_true", help="the tenant already holds the corpus")
     ap.add_argument("--no-stack", action="store_true", help="do not start the local stack")
+    ap.add_argument("--lang", choices=("en", "ko"), help="only this language's questions")
+    ap.add_argument("--ids", help="only these questions (comma-separated ids)")
+    ap.add_argument("--answerable-only", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--verbose", action="store_true", help="every question's outcome")
     args = ap.parse_args()
