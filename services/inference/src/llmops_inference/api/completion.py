@@ -48,7 +48,7 @@ def completed_event(question: Question, answer: Answer, streamed: bool, redacted
         time_to_first_token_ms=answer.time_to_first_token_ms,
         prompt_tokens=answer.prompt_tokens,
         completion_tokens=answer.completion_tokens,
-        retrieved_chunk_ids=[c for p in answer.retrieved for c in p.all_chunk_ids],
+        retrieved_chunk_ids=[p.chunk_id for p in answer.retrieved],
         redacted_question=redacted_question,
         redacted_answer=redacted_answer,
         input_safety=OUTCOME[answer.input_safety] if "input" in answer.checked else unchecked,
