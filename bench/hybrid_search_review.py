@@ -71,7 +71,8 @@ async def review(args: argparse.Namespace) -> list[dict[str, Any]]:
         vectors = await embed((("x-api-key", api_key),), [q.question for q in questions])
         for alpha, fusion, stop in itertools.product(ALPHAS, Fusion, (False, True)):
             ranking = HybridRanking(alpha, fusion, stop)
-            service = SearchService(store, GivenVectors(vectors), settings.dimensions, ranking)
+            service = SearchService(store, GivenVectors(vectors), settings.dimensions,
+                                    ranking=ranking)
             outcomes = []
             for q in questions:
                 hits = (await service.search(tenant, SearchRequest(

@@ -57,7 +57,8 @@ async def build_store(settings: Settings) -> WeaviateStore:
 async def build(settings: Settings) -> ServiceApp:
     store = await build_store(settings)
     embedder = EmbeddingClient(settings.embedding)
-    service = SearchService(store, embedder, settings.dimensions, settings.hybrid.ranking())
+    service = SearchService(store, embedder, settings.dimensions,
+                            ranking=settings.hybrid.ranking())
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     handlers = event_api.IndexingHandlers(
         Indexer(store), bus, settings.dimensions, settings.write_concurrency

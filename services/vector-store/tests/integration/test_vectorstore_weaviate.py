@@ -206,7 +206,7 @@ async def test_hybrid_hits_carry_their_cosine_whatever_the_fused_score(indexer, 
         vectors=[unit(0.0, 1.0), unit(1.0, 1.0)]))
     for fusion in (Fusion.RELATIVE_SCORE, Fusion.RANKED):
         service = SearchService(search.store, search.embedder, search.dimensions,
-                                HybridRanking(0.5, fusion))
+                                ranking=HybridRanking(0.5, fusion))
         hits = (await service.search(tenant, SearchRequest(
             query="postgres vacuum", vector=unit(1.0), mode=SearchMode.HYBRID))).hits
         by_text = {h.text: h.similarity for h in hits}
@@ -229,7 +229,7 @@ async def test_question_words_do_not_rank_a_faq_first(indexer, search, tenant):
 
     async def first(stopwords: bool) -> str:
         service = SearchService(search.store, search.embedder, search.dimensions,
-                                HybridRanking(0.0, Fusion.RANKED, stopwords))
+                                ranking=HybridRanking(0.0, Fusion.RANKED, stopwords))
         hits = (await service.search(tenant, SearchRequest(
             query=question, vector=unit(1.0), mode=SearchMode.HYBRID, top_k=2))).hits
         return hits[0].text

@@ -42,7 +42,7 @@ def test_cosine() -> None:
 
 async def test_the_plan_carries_the_ranking(store, embedder) -> None:
     ranking = HybridRanking(alpha=0.7, fusion=Fusion.RANKED, question_stopwords=True)
-    service = SearchService(store, embedder, 4, ranking)
+    service = SearchService(store, embedder, 4, ranking=ranking)
     plan = await service.plan(SearchRequest(query="What do I do if my laptop is lost?"))
     assert plan.mode is SearchMode.HYBRID
     assert (plan.alpha, plan.fusion) == (0.7, Fusion.RANKED)

@@ -54,7 +54,7 @@ def _check_filters(request: SearchRequest) -> None:
 
 
 class SearchService:
-    def __init__(self, store: ChunkStore, embedder: QueryEmbedder, dimensions: int,
+    def __init__(self, store: ChunkStore, embedder: QueryEmbedder, dimensions: int, *,
                  ranking: HybridRanking | None = None) -> None:
         self.store = store
         self.embedder = embedder
