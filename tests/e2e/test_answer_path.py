@@ -86,7 +86,9 @@ async def test_answers_cite_the_document_that_holds_the_answer(
     assert resp.answer.strip() and not resp.blocked
     # The prompt's first source is the document that answers; the citations (what the answer
     # rests on, by its markers or by what it shares with each source) are among the sources.
-    assert [s.marker for s in resp.sources] == [1, 2, 3, 4]
+    # Four retrieved, fewer when neighbouring chunks of a document were merged into one.
+    assert [s.marker for s in resp.sources] == list(range(1, len(resp.sources) + 1))
+    assert 1 <= len(resp.sources) <= 4 and resp.refusal == "" and resp.retrieval_score > 0.2
     assert resp.sources[0].document_id == document and resp.sources[0].excerpt
     assert resp.citations, "a grounded answer carries citations"
     assert {c.chunk_id for c in resp.citations} <= {s.chunk_id for s in resp.sources}

@@ -88,7 +88,9 @@ class FakeStore:
             assert query.vector is not None
             scored = [(_cos(query.vector, r.vector), r) for r in rows]
         scored.sort(key=lambda t: -t[0])
-        return [_hit(r, s) for s, r in scored[: query.limit]]
+        keyword = query.mode is SearchMode.KEYWORD
+        return [replace(_hit(r, s), similarity=None if keyword else s)
+                for s, r in scored[: query.limit]]
 
     async def get_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> list[Hit]:
         table = self.chunks.get(tenant, {})

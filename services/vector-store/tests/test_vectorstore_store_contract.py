@@ -282,3 +282,17 @@ async def test_delete_and_late_vectors_end_right_in_every_order(
         # A redelivery of the same vectors on either replica changes nothing.
         await Indexer(any_store).apply_vectors(tenant, batch("d", vectors_version))
         assert await assert_consistent(any_store, tenant, "d", 3) == state, order
+
+
+async def test_vector_hits_carry_their_cosine_to_the_query(any_store):
+    tenant = fresh_tenant()
+    await any_store.upsert_chunks(tenant, batch("d1", 1, n=2).chunks)
+    query = unit(1.0)
+    hits = await any_store.search(tenant, StoreQuery(SearchMode.VECTOR, limit=5, vector=query))
+    # Chunk i's vector is unit(1, i): cosine 1 for chunk 0, 1/sqrt(2) for chunk 1.
+    assert [h.chunk_index for h in hits] == [0, 1]
+    assert [h.similarity for h in hits] == [pytest.approx(1.0, abs=1e-5),
+                                            pytest.approx(1 / math.sqrt(2), abs=1e-5)]
+    keyword = await any_store.search(tenant, StoreQuery(SearchMode.KEYWORD, limit=5,
+                                                        text="part"))
+    assert keyword and all(h.similarity is None for h in keyword)

@@ -14,9 +14,11 @@ from llmops_inference.api.completion import BusCompletionSink
 from llmops_inference.api.feedback import BusFeedbackPublisher
 from llmops_inference.api.grpc import ROLES, SERVICE_FULL_NAME, InferenceServicer
 from llmops_inference.domain.cache import AnswerCache
+from llmops_inference.domain.context import ContextBudget
 from llmops_inference.domain.feedback import FeedbackService
 from llmops_inference.domain.pipeline import AnswerService, Limits
 from llmops_inference.domain.quality import QualityConfig, QualityScorer
+from llmops_inference.domain.refusal import GroundingCheck
 from llmops_inference.settings import Settings
 from llmops_kit import events
 from llmops_kit.app import ServiceApp, Stage
@@ -54,8 +56,14 @@ async def build(settings: Settings) -> ServiceApp:
     cache = AnswerCache(settings.cache_entries, settings.cache_ttl_seconds)
     embedder = EmbeddingClient(settings.embedding_address, timeout)
     sink = build_sink(settings, bus, guard, embedder)
-    service = AnswerService(retriever, registry, registry, guard, generator, sink, cache,
-                            Limits())
+    policies = settings.answer_policies.policies()
+    # Answers are scored on the path only where a policy refuses unsupported ones.
+    needs_grounding = any(p.min_groundedness is not None
+                          for p in (policies.default, *policies.tenants.values()))
+    service = AnswerService(
+        retriever, registry, registry, guard, generator, sink, cache, Limits(),
+        ContextBudget(settings.context_token_budget), policies,
+        GroundingCheck(embedder, settings.groundedness_threshold) if needs_grounding else None)
     feedback = FeedbackService(guard, BusFeedbackPublisher(bus))
     event_api.register(bus, event_api.AliasHandlers(registry), settings.alias_consumer_group())
     tenant_api.register(bus, cache, settings.consumer_group)

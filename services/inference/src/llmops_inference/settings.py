@@ -8,6 +8,7 @@ import socket
 
 from pydantic import BaseModel, Field, SecretStr
 
+from llmops_inference.domain.refusal import AnswerPolicies, AnswerPolicy
 from llmops_kit import ports
 from llmops_kit.settings import ServiceSettings, service_config
 
@@ -28,6 +29,29 @@ class TgiBackend(BaseModel):
     timeout_seconds: float = Field(default=60.0, gt=0)
     attempts: int = Field(default=3, ge=1)
     backoff_seconds: float = Field(default=0.5, ge=0)
+
+
+class AnswerPolicySettings(BaseModel):
+    """When the answer is "the documents do not cover this" (domain/refusal.py); null: never."""
+
+    min_retrieval_score: float | None = Field(default=0.2, ge=-1.0, le=1.0)
+    min_groundedness: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_term_coverage: float | None = Field(default=0.5, ge=0.0, le=1.0)
+
+
+class AnswerPoliciesSettings(BaseModel):
+    """LLMOPS_INFERENCE_ANSWER_POLICIES as JSON: a default and per-tenant overrides, e.g.
+    {"default": {"min_retrieval_score": 0.3}, "tenants": {"acme": {"min_groundedness": 0.5}}};
+    a tenant's fields not given are the default's."""
+
+    default: AnswerPolicySettings = Field(default_factory=AnswerPolicySettings)
+    tenants: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+
+    def policies(self) -> AnswerPolicies:
+        base = self.default.model_dump()
+        tenants = {name: AnswerPolicy(**AnswerPolicySettings(**{**base, **o}).model_dump())
+                   for name, o in self.tenants.items()}
+        return AnswerPolicies(AnswerPolicy(**base), tenants)
 
 
 class Settings(ServiceSettings):
@@ -61,6 +85,9 @@ class Settings(ServiceSettings):
     # with bench/groundedness_threshold.py (README "Groundedness").
     groundedness_threshold: float = Field(default=0.30, ge=-1.0, le=1.0)
     quality_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Estimated tokens of passage text in the prompt (domain/context.py; 0: no limit).
+    context_token_budget: int = Field(default=1200, ge=0)
+    answer_policies: AnswerPoliciesSettings = Field(default_factory=AnswerPoliciesSettings)
     # InferenceCompleted events being built or published at once; more are dropped (counted).
     events_max_in_flight: int = Field(default=1000, ge=1)
     # Names this process's own consumer group for alias changes (see alias_consumer_group).

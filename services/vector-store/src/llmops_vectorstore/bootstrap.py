@@ -124,7 +124,8 @@ async def build(settings: Settings) -> ServiceApp:
     layout.set(state)
     embedder = EmbeddingClient(settings.embedding, background_key(settings))
     store = RoutedStore(collections, layout, embedder)
-    service = SearchService(store, embedder, settings.dimensions, models=store)
+    service = SearchService(store, embedder, settings.dimensions, models=store,
+                            ranking=settings.hybrid.ranking())
     reembed = build_reembed(settings, collections, states, layout, embedder)
     bus = EventBus(settings.kafka, client_id=settings.service_name)
     handlers = event_api.IndexingHandlers(

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, SecretStr
 
 from llmops_kit import ports
 from llmops_kit.settings import ServiceSettings, read_secret, secret_file, service_config
+from llmops_vectorstore.domain.ranking import Fusion, HybridRanking
 
 
 class LocalWeaviate(BaseModel):
@@ -63,6 +64,25 @@ class EmbeddingClientSettings(BaseModel):
     timeout_seconds: float = Field(default=10.0, gt=0)
 
 
+class HybridSearchSettings(BaseModel):
+    """How hybrid search ranks (domain/ranking.py); chosen on the evaluation set with
+    bench/hybrid_search_review.py (docs/testing.md, "Hybrid search review")."""
+
+    # Weight of the vector half when a request sets no alpha (1: vector only, 0: BM25 only).
+    # 0.25 had the best MRR on the set (the English-only MiniLM ranks Korean poorly; a
+    # multilingual model may move it up: re-run the review after changing the model).
+    alpha: float = Field(default=0.25, ge=0.0, le=1.0)
+    # relative_score: each half's scores scaled to 0..1 and weighted; ranked: reciprocal rank
+    # (as good or better than relative_score at every alpha on the set).
+    fusion: Literal["relative_score", "ranked"] = "ranked"
+    # Leave English question words ("what", "do", "I", "my"...) out of the BM25 half: without
+    # it "What do I do if my laptop is lost or stolen?" ranks the IT FAQ ("do I") first.
+    question_stopwords: bool = True
+
+    def ranking(self) -> HybridRanking:
+        return HybridRanking(self.alpha, Fusion(self.fusion), self.question_stopwords)
+
+
 class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_VECTORSTORE_")
 
@@ -90,6 +110,7 @@ class Settings(ServiceSettings):
     state_refresh_seconds: float = Field(default=2.0, gt=0, le=30)
     # Chunks re-embedded per embedding call during a switch (the service takes <= 256).
     reembed_page_size: int = Field(default=64, ge=1, le=256)
+    hybrid: HybridSearchSettings = Field(default_factory=HybridSearchSettings)
     embedding: EmbeddingClientSettings = Field(default_factory=EmbeddingClientSettings)
     consumer_group: str = "vector-store"
     max_records: int = Field(default=64, ge=1)

@@ -16,6 +16,7 @@ from llmops_vectorstore.domain.model import (
     StoreQuery,
     VectorBatch,
 )
+from llmops_vectorstore.domain.ranking import Fusion, HybridRanking
 from llmops_vectorstore.domain.search import SearchService
 
 pytestmark = pytest.mark.integration
@@ -197,3 +198,41 @@ async def test_large_document_replacement(weaviate_store, indexer, tenant):
     await indexer.apply_vectors(tenant, batch("big", 1, texts))
     await indexer.apply_vectors(tenant, batch("big", 2, texts[:5]))
     assert (await weaviate_store.stats(tenant)).chunk_count == 5
+
+
+async def test_hybrid_hits_carry_their_cosine_whatever_the_fused_score(indexer, search, tenant):
+    await indexer.apply_vectors(tenant, batch(
+        "d", 1, ["postgres vacuum tuning guide", "database maintenance overview"],
+        vectors=[unit(0.0, 1.0), unit(1.0, 1.0)]))
+    for fusion in (Fusion.RELATIVE_SCORE, Fusion.RANKED):
+        service = SearchService(search.store, search.embedder, search.dimensions,
+                                ranking=HybridRanking(0.5, fusion))
+        hits = (await service.search(tenant, SearchRequest(
+            query="postgres vacuum", vector=unit(1.0), mode=SearchMode.HYBRID))).hits
+        by_text = {h.text: h.similarity for h in hits}
+        assert by_text["postgres vacuum tuning guide"] == pytest.approx(0.0, abs=1e-5)
+        assert by_text["database maintenance overview"] == pytest.approx(0.7071, abs=1e-4)
+        if fusion is Fusion.RANKED:  # reciprocal ranks: small, whatever the raw scores
+            assert all(0.0 < h.score < 0.1 for h in hits)
+        else:  # each half scaled to 0..1: the best hit of a half brings its whole weight
+            assert max(h.score for h in hits) >= 0.5
+
+
+async def test_question_words_do_not_rank_a_faq_first(indexer, search, tenant):
+    # Both chunks point the same way: only BM25 tells them apart.
+    await indexer.apply_vectors(tenant, batch(
+        "d", 1,
+        ["What do I do if I forget my badge? What do I do when I travel? Do I need a visa?",
+         "Report a lost or stolen laptop to the security team within one hour."],
+        vectors=[unit(0.0, 1.0), unit(0.0, 1.0)]))
+    question = "What do I do if my laptop is lost or stolen?"
+
+    async def first(stopwords: bool) -> str:
+        service = SearchService(search.store, search.embedder, search.dimensions,
+                                ranking=HybridRanking(0.0, Fusion.RANKED, stopwords))
+        hits = (await service.search(tenant, SearchRequest(
+            query=question, vector=unit(1.0), mode=SearchMode.HYBRID, top_k=2))).hits
+        return hits[0].text
+
+    assert (await first(False)).startswith("What do I do")  # "do I" x6 beats "lost stolen"
+    assert (await first(True)).startswith("Report a lost")

@@ -36,7 +36,8 @@ class VectorStoreRetriever:
                                           mode=vectorstore_pb2.SEARCH_MODE_HYBRID),
             peer="vector-store", timeout=self.timeout, unavailable="RETRIEVAL_UNAVAILABLE")
         return [Passage(marker=i + 1, document_id=h.document_id, chunk_id=h.chunk_id,
-                        title=h.title, text=h.text, score=h.score)
+                        title=h.title, text=h.text, score=h.score, chunk_index=h.chunk_index,
+                        similarity=h.similarity if h.HasField("similarity") else None)
                 for i, h in enumerate(resp.hits)]
 
     async def close(self) -> None:

@@ -64,6 +64,7 @@ def completed_event(question: Question, answer: Answer, streamed: bool, redacted
         question_embedding=quality.question_embedding,
         embedding_model=quality.embedding_model,
         error=answer.error,
+        refusal=answer.refusal,
     )
     if quality.groundedness is not None:
         event.groundedness = quality.groundedness

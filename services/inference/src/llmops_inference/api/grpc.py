@@ -87,6 +87,8 @@ def to_response(a: Answer) -> inference_pb2.GenerateResponse:
         finish_reason=a.finish_reason,
         guarded_passages=[to_guarded(g) for g in a.guarded],
         request_id=a.request_id,
+        refusal=a.refusal,
+        retrieval_score=a.retrieval_score,
     )
 
 

@@ -35,6 +35,16 @@ class Passage:
     title: str
     text: str
     score: float
+    # The chunk's place in its document (-1: unknown), for merging neighbours.
+    chunk_index: int = -1
+    # Cosine of the chunk to the question (None: the store did not say).
+    similarity: float | None = None
+    # Every chunk merged into this passage, in document order (empty: just chunk_id).
+    chunk_ids: tuple[str, ...] = ()
+
+    @property
+    def all_chunk_ids(self) -> tuple[str, ...]:
+        return self.chunk_ids or (self.chunk_id,)
 
 
 class InjectionAction(enum.Enum):
@@ -138,6 +148,10 @@ class Answer:
     # The directions whose verdict above is real: a request that failed before its output
     # (or input) check reports that outcome as unspecified in its event.
     checked: tuple[str, ...] = ("input", "output")
+    # Set when the answer is "the documents do not cover this" (domain/refusal.py): why.
+    refusal: str = ""
+    # Best cosine of the question to a retrieved chunk (None: not known).
+    retrieval_score: float | None = None
 
     @property
     def model_version(self) -> str:

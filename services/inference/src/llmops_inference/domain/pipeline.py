@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -13,6 +12,8 @@ from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 
 from llmops_inference.domain.cache import AnswerCache, CacheKey
+from llmops_inference.domain.citations import cited
+from llmops_inference.domain.context import ContextBudget, build_context
 from llmops_inference.domain.errors import InvalidQuestion, failure_code
 from llmops_inference.domain.model import (
     Answer,
@@ -23,6 +24,17 @@ from llmops_inference.domain.model import (
     Question,
     RenderedPrompt,
     Verdict,
+)
+from llmops_inference.domain.refusal import (
+    UNSUPPORTED_ANSWER,
+    WEAK_RETRIEVAL,
+    AnswerPolicies,
+    AnswerPolicy,
+    GroundingCheck,
+    best_similarity,
+    message,
+    not_covered,
+    weak_retrieval,
 )
 from llmops_inference.domain.streaming import OutputWindow, Segmenter
 from llmops_inference.ports import (
@@ -39,14 +51,6 @@ log = logging.getLogger(__name__)
 
 REFUSAL_INPUT = "I can't help with that request."
 REFUSAL_OUTPUT = "I can't share that answer."
-_MARKER = re.compile(r"\[(\d{1,2})\]")
-_WORD = re.compile(r"\w+")
-# Words too common to say which passage an answer came from.
-_STOPWORDS = frozenset("""a an and are as at be by can do does for from has have how i if in is it
-its my of on or our the their there this to was what when where which who will with you your
-""".split())
-
-
 _SEVERITY = {Verdict.ALLOW: 0, Verdict.REDACT: 1, Verdict.BLOCK: 2}
 
 
@@ -66,31 +70,6 @@ async def _aclose(stream: object) -> None:
     close = getattr(stream, "aclose", None)
     if close is not None:
         await close()
-
-
-def _terms(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
-
-
-def cited(answer: str, passages: list[Passage]) -> list[Passage]:
-    """The passages an answer rests on.
-
-    Those it cites with [n] markers when it does. Small models often cite nothing (or markers
-    that do not exist); then the answer is attributed by overlap: the passages holding at least
-    half as many of the answer's words and numbers as the best one, in retrieval order. An
-    answer that shares nothing with any passage cites the top-ranked one.
-    """
-    by_marker = {p.marker: p for p in passages}
-    picked = [by_marker[n] for n in dict.fromkeys(int(m) for m in _MARKER.findall(answer))
-              if n in by_marker]
-    if picked or not passages:
-        return picked
-    terms = _terms(_MARKER.sub(" ", answer))
-    overlap = [len(terms & _terms(p.text)) for p in passages]
-    best = max(overlap)
-    if best == 0:
-        return passages[:1]
-    return [p for p, n in zip(passages, overlap, strict=True) if 2 * n >= best]
 
 
 class Stopwatch:
@@ -122,6 +101,8 @@ class _Ready:
     # What retrieval embedded and searched, and its vector (empty without retrieval).
     searched: str = ""
     vector: list[float] = field(default_factory=list)
+    # Everything retrieval returned and kept (passages: what the prompt holds of it).
+    retrieved: list[Passage] = field(default_factory=list)
 
     def answered(self, gen: Generation | None, text: str, verdict: Verdict) -> Answer:
         """The Answer for generated `text` (already redacted if needed) and its output verdict."""
@@ -142,7 +123,15 @@ class _Ready:
             served_version=gen.model_version if gen else "",
             searched_text=self.searched,
             query_vector=self.vector,
+            retrieval_score=best_similarity(self.retrieved),
         )
+
+    def refused(self, question: str, reason: str, gen: Generation | None = None) -> Answer:
+        """"The documents do not cover this", in the question's language (domain/refusal.py)."""
+        answer = self.answered(gen, message(question), Verdict.ALLOW)
+        answer.passages = []
+        answer.refusal = reason
+        return answer
 
 
 @dataclass
@@ -169,6 +158,9 @@ class AnswerService:
         sink: CompletionSink,
         cache: AnswerCache,
         limits: Limits,
+        context: ContextBudget | None = None,
+        policies: AnswerPolicies | None = None,
+        grounding: GroundingCheck | None = None,
     ) -> None:
         self.retriever = retriever
         self.prompts = prompts
@@ -178,6 +170,11 @@ class AnswerService:
         self.sink = sink
         self.cache = cache
         self.limits = limits
+        self.context = context or ContextBudget()
+        # Without policies nothing is refused (the settings give the measured defaults).
+        self.policies = policies or AnswerPolicies(AnswerPolicy(None, None, None))
+        # Scores generated answers for the tenant policy's min_groundedness (None: never).
+        self.grounding = grounding
 
     def validate(self, q: Question) -> None:
         if not q.text.strip():
@@ -203,6 +200,7 @@ class AnswerService:
                           blocked=True)
         # A question with PII is answered from its redacted form: PII never reaches the model.
         text = verdict.redacted_text if verdict.verdict is Verdict.REDACT else q.text
+        retrieved: list[Passage] = []
         passages: list[Passage] = []
         guarded: list[GuardedPassage] = []
         vector: list[float] = []
@@ -210,16 +208,20 @@ class AnswerService:
             with sw.stage("embedding"):
                 vector = await self.retriever.embed(text)
             with sw.stage("retrieval"):
-                passages = await self.retriever.search(text, vector, q.top_k)
+                retrieved = await self.retriever.search(text, vector, q.top_k)
             with sw.stage("context_safety"):
-                passages, guarded = await self._guard_passages(passages)
+                retrieved, guarded = await self._guard_passages(retrieved)
+            if weak_retrieval(self.policies.for_tenant(q.tenant), retrieved, text):
+                return not_covered(q.text, WEAK_RETRIEVAL, retrieved, guarded, verdict.verdict,
+                                   text, vector)
+            passages = build_context(retrieved, self.context)
         with sw.stage("prompt"):
             prompt = await self.prompts.render(q.prompt_name, q.prompt_label, text, passages)
         with sw.stage("model"):
             model = await self.models.resolve(q.model_alias)
             await self.generator.prepare(model)
         attempt.ready = _Ready(prompt, passages, verdict.verdict, model, guarded,
-                               text if q.rag else "", list(vector))
+                               text if q.rag else "", list(vector), retrieved)
         return attempt.ready
 
     async def _guard_passages(self, passages: list[Passage]
@@ -294,8 +296,13 @@ class AnswerService:
             out = await self.guard.check(gen.text, "output")
         text = out.redacted_text if out.verdict is Verdict.REDACT else gen.text
         answer = ready.answered(gen, text, out.verdict)
+        if not answer.blocked and self.grounding is not None and ready.passages:
+            with sw.stage("grounding"):
+                if await self.grounding.unsupported(self.policies.for_tenant(q.tenant), text,
+                                                    ready.passages):
+                    answer = ready.refused(q.text, UNSUPPORTED_ANSWER, gen)
         answer.time_to_first_token_ms = sw.stages["generation"]
-        if not answer.blocked and q.temperature is None:
+        if not answer.blocked and not answer.refusal and q.temperature is None:
             self.cache.put(key, answer)
         return self._finish(q, answer, sw, streamed=False)
 
@@ -321,6 +328,8 @@ class AnswerService:
                       ) -> AsyncGenerator[str | Answer, None]:
         ready = await self._prepare(q, sw, attempt)
         if isinstance(ready, Answer):
+            if ready.refusal:  # the message is the whole answer: streamed like one
+                yield ready.text
             yield self._finish(q, ready, sw, streamed=True)
             return
         gen: Generation | None = None

@@ -16,7 +16,7 @@ from typing import Any
 import weaviate
 from weaviate.classes.aggregate import GroupByAggregate
 from weaviate.classes.data import DataObject
-from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery
 from weaviate.classes.tenants import Tenant
 from weaviate.collections import CollectionAsync
 from weaviate.collections.classes.filters import _Filters
@@ -35,6 +35,7 @@ from llmops_vectorstore.domain.model import (
     StoreStats,
 )
 from llmops_vectorstore.domain.model import Filter as FieldFilter
+from llmops_vectorstore.domain.ranking import Fusion, cosine
 
 log = logging.getLogger(__name__)
 
@@ -252,21 +253,26 @@ class WeaviateStore:
                 return_properties=schema.CHUNK_PROPERTIES,
             )
             # Cosine distance is 1 - cosine similarity: report the similarity.
-            return [_hit(o, 1.0 - (o.metadata.distance or 0.0)) for o in res.objects]
+            return [_hit(o, 1.0 - (o.metadata.distance or 0.0),
+                         1.0 - (o.metadata.distance or 0.0)) for o in res.objects]
         if query.mode is SearchMode.HYBRID:
             assert query.vector is not None
+            # The vectors come back so each hit gets its cosine to the query: the fused score
+            # is relative to the result set and says nothing about how close the best hit is.
             res = await col.query.hybrid(
-                query.text, vector=list(query.vector), alpha=query.alpha,
+                query.bm25_text, vector=list(query.vector), alpha=query.alpha,
+                fusion_type=_FUSION[query.fusion],
                 query_properties=[schema.TEXT], limit=query.limit, filters=where,
-                return_metadata=MetadataQuery(score=True),
+                return_metadata=MetadataQuery(score=True), include_vector=True,
                 return_properties=schema.CHUNK_PROPERTIES,
             )
-        else:
-            res = await col.query.bm25(
-                query.text, query_properties=[schema.TEXT], limit=query.limit, filters=where,
-                return_metadata=MetadataQuery(score=True),
-                return_properties=schema.CHUNK_PROPERTIES,
-            )
+            return [_hit(o, o.metadata.score or 0.0, _similarity(o, query.vector))
+                    for o in res.objects]
+        res = await col.query.bm25(
+            query.text, query_properties=[schema.TEXT], limit=query.limit, filters=where,
+            return_metadata=MetadataQuery(score=True),
+            return_properties=schema.CHUNK_PROPERTIES,
+        )
         return [_hit(o, o.metadata.score or 0.0) for o in res.objects]
 
     async def tenant_names(self) -> list[str]:
@@ -315,7 +321,18 @@ def _filters(filters: Sequence[FieldFilter]) -> _Filters | None:
     return Filter.all_of(parts) if parts else None
 
 
-def _hit(obj: Object[Any, Any], score: float) -> Hit:
+_FUSION = {Fusion.RELATIVE_SCORE: HybridFusion.RELATIVE_SCORE, Fusion.RANKED: HybridFusion.RANKED}
+
+
+def _similarity(obj: Object[Any, Any], query: Sequence[float]) -> float | None:
+    """The object's cosine to the query vector (its only vector, or the default one)."""
+    vectors: Any = obj.vector
+    if isinstance(vectors, dict):
+        vectors = vectors.get("default") or next(iter(vectors.values()), None)
+    return cosine(vectors, query) if vectors else None
+
+
+def _hit(obj: Object[Any, Any], score: float, similarity: float | None = None) -> Hit:
     p = obj.properties
     raw = p.get(schema.METADATA_JSON) or "{}"
     try:
@@ -333,6 +350,7 @@ def _hit(obj: Object[Any, Any], score: float) -> Hit:
         source=str(p.get(schema.SOURCE) or ""),
         metadata=metadata,
         model=str(p.get(schema.EMBEDDING_MODEL) or ""),
+        similarity=similarity,
     )
 
 

@@ -64,6 +64,7 @@ def hit_pb(hit: Hit) -> vectorstore_pb2.SearchHit:
         source=hit.source,
         metadata=dict(hit.metadata),
         model=hit.model,
+        similarity=hit.similarity,
     )
 
 

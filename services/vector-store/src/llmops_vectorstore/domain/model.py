@@ -6,6 +6,8 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from llmops_vectorstore.domain.ranking import Fusion
+
 
 @dataclass(frozen=True)
 class ChunkRecord:
@@ -102,6 +104,14 @@ class StoreQuery:
     vector: Sequence[float] | None = None
     alpha: float = 0.5
     filters: Sequence[Filter] = ()
+    # Hybrid only: how the two halves' lists are fused, and the text BM25 searches (the
+    # query without question words; `text` when empty).
+    fusion: Fusion = Fusion.RELATIVE_SCORE
+    keyword_text: str = ""
+
+    @property
+    def bm25_text(self) -> str:
+        return self.keyword_text or self.text
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,9 @@ class Hit:
     source: str = ""
     metadata: Mapping[str, str] = field(default_factory=dict)
     model: str = ""
+    # Cosine similarity of the chunk's vector to the query's (vector and hybrid searches;
+    # None for keyword search). Unlike a hybrid score, comparable across queries.
+    similarity: float | None = None
 
 
 @dataclass(frozen=True)

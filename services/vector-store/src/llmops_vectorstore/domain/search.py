@@ -16,6 +16,7 @@ from llmops_vectorstore.domain.model import (
     StoreQuery,
     StoreStats,
 )
+from llmops_vectorstore.domain.ranking import HybridRanking
 from llmops_vectorstore.ports import ActiveModel, ChunkStore, QueryEmbedder
 
 DEFAULT_TOP_K = 5
@@ -33,9 +34,9 @@ def _mode(request: SearchRequest) -> SearchMode:
     return SearchMode.HYBRID if request.query.strip() else SearchMode.VECTOR
 
 
-def _alpha(request: SearchRequest) -> float:
+def _alpha(request: SearchRequest, default: float) -> float:
     if request.alpha is None:
-        return DEFAULT_ALPHA
+        return default
     if math.isnan(request.alpha) or not 0.0 <= request.alpha <= 1.0:
         raise InvalidArgument("BAD_ALPHA", f"alpha must be within 0..1, got {request.alpha}")
     return request.alpha
@@ -64,7 +65,7 @@ def _same_model(request: SearchRequest, model: str, dimensions: int) -> bool:
 class SearchService:
     def __init__(
         self, store: ChunkStore, embedder: QueryEmbedder, dimensions: int,
-        models: ActiveModel | None = None,
+        models: ActiveModel | None = None, *, ranking: HybridRanking | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -72,6 +73,8 @@ class SearchService:
         # The active collection's model (queries are embedded with it); None: the embedding
         # service's default model and `dimensions`.
         self.models = models
+        # Hybrid defaults: alpha (a request's own wins), fusion, question stopwords.
+        self.ranking = ranking or HybridRanking(DEFAULT_ALPHA)
 
     async def _model(self) -> tuple[str, int]:
         if self.models is None:
@@ -97,7 +100,8 @@ class SearchService:
             raise InvalidArgument("TOP_K_TOO_LARGE", f"top_k={request.top_k}; at most {MAX_TOP_K}")
         if request.top_k < 0:
             raise InvalidArgument("BAD_TOP_K", f"top_k={request.top_k} is negative")
-        alpha = _alpha(request) if mode is SearchMode.HYBRID else DEFAULT_ALPHA
+        hybrid = mode is SearchMode.HYBRID
+        alpha = _alpha(request, self.ranking.alpha) if hybrid else self.ranking.alpha
         _check_filters(request)
         if mode.needs_text and not text:
             raise InvalidArgument("EMPTY_QUERY", f"{mode.value} search needs query text")
@@ -136,6 +140,8 @@ class SearchService:
             vector=vector,
             alpha=alpha,
             filters=tuple(request.filters),
+            fusion=self.ranking.fusion,
+            keyword_text=self.ranking.keyword_text(text) if hybrid else "",
         )
 
     async def get_chunks(self, tenant: str, chunk_ids: Sequence[str]) -> list[Hit]:

@@ -233,6 +233,8 @@ class GenerateResponse(_message.Message):
     SOURCES_FIELD_NUMBER: _builtins.int
     GUARDED_PASSAGES_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    RETRIEVAL_SCORE_FIELD_NUMBER: _builtins.int
     answer: _builtins.str
     model_version: _builtins.str
     """"<model name>@<version>"; empty when the input was blocked before generation."""
@@ -249,6 +251,17 @@ class GenerateResponse(_message.Message):
     request_id: _builtins.str
     """Identifies this answer: what SubmitFeedback refers to, and InferenceCompleted's
     envelope.event_id.
+    """
+    refusal: _builtins.str
+    """Set when the answer is the platform's "the documents do not cover this question" (in the
+    question's language) instead of a generated one: "WEAK_RETRIEVAL" (no retrieved passage
+    close enough to the question, under the tenant's min_retrieval_score; nothing generated)
+    or "UNSUPPORTED_ANSWER" (the generated answer's sentences were not supported by the
+    passages, under the tenant's min_groundedness). Empty for every other answer.
+    """
+    retrieval_score: _builtins.float
+    """Best cosine similarity of the question to a retrieved chunk; unset when not known (no
+    retrieval, or a vector-store that does not report it).
     """
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Citation]: ...
@@ -282,12 +295,16 @@ class GenerateResponse(_message.Message):
         sources: _abc.Iterable[Global___Citation] | None = ...,
         guarded_passages: _abc.Iterable[Global___GuardedPassage] | None = ...,
         request_id: _builtins.str = ...,
+        refusal: _builtins.str = ...,
+        retrieval_score: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_retrieval_score", b"_retrieval_score", "retrieval_score", b"retrieval_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "blocked", b"blocked", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "finish_reason", b"finish_reason", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "request_id", b"request_id", "sources", b"sources", "stages", b"stages"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_retrieval_score", b"_retrieval_score", "answer", b"answer", "blocked", b"blocked", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "finish_reason", b"finish_reason", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "refusal", b"refusal", "request_id", b"request_id", "retrieval_score", b"retrieval_score", "sources", b"sources", "stages", b"stages"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__retrieval_score: _TypeAlias = _typing.Literal["retrieval_score"]  # noqa: Y015
+    _WhichOneofArgType__retrieval_score: _TypeAlias = _typing.Literal["_retrieval_score", b"_retrieval_score"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__retrieval_score) -> _WhichOneofReturnType__retrieval_score | None: ...
 
 Global___GenerateResponse: _TypeAlias = GenerateResponse  # noqa: Y015
 
@@ -346,6 +363,7 @@ class InferenceCompleted(_message.Message):
     QUESTION_EMBEDDING_FIELD_NUMBER: _builtins.int
     EMBEDDING_MODEL_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     prompt_version: _builtins.str
     time_to_first_token_ms: _builtins.float
@@ -374,6 +392,10 @@ class InferenceCompleted(_message.Message):
     """Empty on success; otherwise the reason the request failed, as a code:
     "INPUT_BLOCKED", "OUTPUT_BLOCKED", "GENERATION_UNAVAILABLE", "RETRIEVAL_UNAVAILABLE",
     "DEADLINE_EXCEEDED", "INTERNAL" (blocked answers are also counted by their safety fields).
+    """
+    refusal: _builtins.str
+    """GenerateResponse.refusal: why the answer is "the documents do not cover this" (empty for
+    a generated answer).
     """
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
@@ -420,10 +442,11 @@ class InferenceCompleted(_message.Message):
         question_embedding: _abc.Iterable[_builtins.float] | None = ...,
         embedding_model: _builtins.str = ...,
         error: _builtins.str = ...,
+        refusal: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness", "envelope", b"envelope", "groundedness", b"groundedness"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness", "answer_sentences", b"answer_sentences", "best_retrieval_score", b"best_retrieval_score", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "embedding_model", b"embedding_model", "envelope", b"envelope", "error", b"error", "groundedness", b"groundedness", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "question_embedding", b"question_embedding", "redacted_answer", b"redacted_answer", "redacted_question", b"redacted_question", "retrieved_chunk_ids", b"retrieved_chunk_ids", "stages", b"stages", "streamed", b"streamed", "supported_sentences", b"supported_sentences", "time_to_first_token_ms", b"time_to_first_token_ms", "total_ms", b"total_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness", "answer_sentences", b"answer_sentences", "best_retrieval_score", b"best_retrieval_score", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "embedding_model", b"embedding_model", "envelope", b"envelope", "error", b"error", "groundedness", b"groundedness", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "question_embedding", b"question_embedding", "redacted_answer", b"redacted_answer", "redacted_question", b"redacted_question", "refusal", b"refusal", "retrieved_chunk_ids", b"retrieved_chunk_ids", "stages", b"stages", "streamed", b"streamed", "supported_sentences", b"supported_sentences", "time_to_first_token_ms", b"time_to_first_token_ms", "total_ms", b"total_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__groundedness: _TypeAlias = _typing.Literal["groundedness"]  # noqa: Y015
     _WhichOneofArgType__groundedness: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness"]  # noqa: Y015

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'llmops/vectorstore/v1/vectorstore.proto\x12\x15llmops.vectorstore.v1\"-\n\x0eMetadataFilter\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06\x65quals\x18\x02 \x01(\t\"\xda\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12\r\n\x05top_k\x18\x03 \x01(\r\x12/\n\x04mode\x18\x04 \x01(\x0e\x32!.llmops.vectorstore.v1.SearchMode\x12\x12\n\x05\x61lpha\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x36\n\x07\x66ilters\x18\x06 \x03(\x0b\x32%.llmops.vectorstore.v1.MetadataFilter\x12\x14\n\x0cvector_model\x18\x07 \x01(\tB\x08\n\x06_alpha\"\x9f\x02\n\tSearchHit\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x18\n\x10\x64ocument_version\x18\x03 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x04 \x01(\r\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x02\x12\r\n\x05title\x18\x07 \x01(\t\x12\x0e\n\x06source\x18\x08 \x01(\t\x12@\n\x08metadata\x18\t \x03(\x0b\x32..llmops.vectorstore.v1.SearchHit.MetadataEntry\x12\r\n\x05model\x18\n \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"q\n\x0eSearchResponse\x12.\n\x04hits\x18\x01 \x03(\x0b\x32 .llmops.vectorstore.v1.SearchHit\x12/\n\x04mode\x18\x02 \x01(\x0e\x32!.llmops.vectorstore.v1.SearchMode\"%\n\x10GetChunksRequest\x12\x11\n\tchunk_ids\x18\x01 \x03(\t\"E\n\x11GetChunksResponse\x12\x30\n\x06\x63hunks\x18\x01 \x03(\x0b\x32 .llmops.vectorstore.v1.SearchHit\"\x0e\n\x0cStatsRequest\"P\n\rStatsResponse\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\x04\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x04\x12\x12\n\ncollection\x18\x03 \x01(\t\",\n\x1bSwitchEmbeddingModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\x1b\n\x19GetEmbeddingStatusRequest\"b\n\x13\x45mbeddingCollection\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\ndimensions\x18\x02 \x01(\r\x12\x12\n\ncollection\x18\x03 \x01(\t\x12\x14\n\x0ctokenization\x18\x04 \x01(\t\"\xc0\x02\n\x0f\x45mbeddingStatus\x12:\n\x06\x61\x63tive\x18\x01 \x01(\x0b\x32*.llmops.vectorstore.v1.EmbeddingCollection\x12:\n\x06target\x18\x02 \x01(\x0b\x32*.llmops.vectorstore.v1.EmbeddingCollection\x12\r\n\x05phase\x18\x03 \x01(\t\x12\x15\n\rtenants_total\x18\x04 \x01(\r\x12\x14\n\x0ctenants_done\x18\x05 \x01(\r\x12\x15\n\rchunks_copied\x18\x06 \x01(\x04\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x12\n\nstarted_at\x18\x08 \x01(\x01\x12\x12\n\nupdated_at\x18\t \x01(\x01\x12\x13\n\x0bswitched_at\x18\n \x01(\x01\x12\x16\n\x0eprevious_model\x18\x0b \x01(\t*r\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_VECTOR\x10\x01\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x02\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x03\x32\x83\x04\n\x12VectorStoreService\x12U\n\x06Search\x12$.llmops.vectorstore.v1.SearchRequest\x1a%.llmops.vectorstore.v1.SearchResponse\x12^\n\tGetChunks\x12\'.llmops.vectorstore.v1.GetChunksRequest\x1a(.llmops.vectorstore.v1.GetChunksResponse\x12R\n\x05Stats\x12#.llmops.vectorstore.v1.StatsRequest\x1a$.llmops.vectorstore.v1.StatsResponse\x12r\n\x14SwitchEmbeddingModel\x12\x32.llmops.vectorstore.v1.SwitchEmbeddingModelRequest\x1a&.llmops.vectorstore.v1.EmbeddingStatus\x12n\n\x12GetEmbeddingStatus\x12\x30.llmops.vectorstore.v1.GetEmbeddingStatusRequest\x1a&.llmops.vectorstore.v1.EmbeddingStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'llmops/vectorstore/v1/vectorstore.proto\x12\x15llmops.vectorstore.v1\"-\n\x0eMetadataFilter\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0e\n\x06\x65quals\x18\x02 \x01(\t\"\xda\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0e\n\x06vector\x18\x02 \x03(\x02\x12\r\n\x05top_k\x18\x03 \x01(\r\x12/\n\x04mode\x18\x04 \x01(\x0e\x32!.llmops.vectorstore.v1.SearchMode\x12\x12\n\x05\x61lpha\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x36\n\x07\x66ilters\x18\x06 \x03(\x0b\x32%.llmops.vectorstore.v1.MetadataFilter\x12\x14\n\x0cvector_model\x18\x07 \x01(\tB\x08\n\x06_alpha\"\xc7\x02\n\tSearchHit\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x18\n\x10\x64ocument_version\x18\x03 \x01(\r\x12\x13\n\x0b\x63hunk_index\x18\x04 \x01(\r\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\r\n\x05score\x18\x06 \x01(\x02\x12\r\n\x05title\x18\x07 \x01(\t\x12\x0e\n\x06source\x18\x08 \x01(\t\x12@\n\x08metadata\x18\t \x03(\x0b\x32..llmops.vectorstore.v1.SearchHit.MetadataEntry\x12\r\n\x05model\x18\n \x01(\t\x12\x17\n\nsimilarity\x18\x0b \x01(\x02H\x00\x88\x01\x01\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\r\n\x0b_similarity\"q\n\x0eSearchResponse\x12.\n\x04hits\x18\x01 \x03(\x0b\x32 .llmops.vectorstore.v1.SearchHit\x12/\n\x04mode\x18\x02 \x01(\x0e\x32!.llmops.vectorstore.v1.SearchMode\"%\n\x10GetChunksRequest\x12\x11\n\tchunk_ids\x18\x01 \x03(\t\"E\n\x11GetChunksResponse\x12\x30\n\x06\x63hunks\x18\x01 \x03(\x0b\x32 .llmops.vectorstore.v1.SearchHit\"\x0e\n\x0cStatsRequest\"P\n\rStatsResponse\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\x04\x12\x16\n\x0e\x64ocument_count\x18\x02 \x01(\x04\x12\x12\n\ncollection\x18\x03 \x01(\t\",\n\x1bSwitchEmbeddingModelRequest\x12\r\n\x05model\x18\x01 \x01(\t\"\x1b\n\x19GetEmbeddingStatusRequest\"b\n\x13\x45mbeddingCollection\x12\r\n\x05model\x18\x01 \x01(\t\x12\x12\n\ndimensions\x18\x02 \x01(\r\x12\x12\n\ncollection\x18\x03 \x01(\t\x12\x14\n\x0ctokenization\x18\x04 \x01(\t\"\xc0\x02\n\x0f\x45mbeddingStatus\x12:\n\x06\x61\x63tive\x18\x01 \x01(\x0b\x32*.llmops.vectorstore.v1.EmbeddingCollection\x12:\n\x06target\x18\x02 \x01(\x0b\x32*.llmops.vectorstore.v1.EmbeddingCollection\x12\r\n\x05phase\x18\x03 \x01(\t\x12\x15\n\rtenants_total\x18\x04 \x01(\r\x12\x14\n\x0ctenants_done\x18\x05 \x01(\r\x12\x15\n\rchunks_copied\x18\x06 \x01(\x04\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12\x12\n\nstarted_at\x18\x08 \x01(\x01\x12\x12\n\nupdated_at\x18\t \x01(\x01\x12\x13\n\x0bswitched_at\x18\n \x01(\x01\x12\x16\n\x0eprevious_model\x18\x0b \x01(\t*r\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_VECTOR\x10\x01\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x02\x12\x17\n\x13SEARCH_MODE_KEYWORD\x10\x03\x32\x83\x04\n\x12VectorStoreService\x12U\n\x06Search\x12$.llmops.vectorstore.v1.SearchRequest\x1a%.llmops.vectorstore.v1.SearchResponse\x12^\n\tGetChunks\x12\'.llmops.vectorstore.v1.GetChunksRequest\x1a(.llmops.vectorstore.v1.GetChunksResponse\x12R\n\x05Stats\x12#.llmops.vectorstore.v1.StatsRequest\x1a$.llmops.vectorstore.v1.StatsResponse\x12r\n\x14SwitchEmbeddingModel\x12\x32.llmops.vectorstore.v1.SwitchEmbeddingModelRequest\x1a&.llmops.vectorstore.v1.EmbeddingStatus\x12n\n\x12GetEmbeddingStatus\x12\x30.llmops.vectorstore.v1.GetEmbeddingStatusRequest\x1a&.llmops.vectorstore.v1.EmbeddingStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,34 +33,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEARCHHIT_METADATAENTRY']._loaded_options = None
   _globals['_SEARCHHIT_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_SEARCHMODE']._serialized_start=1445
-  _globals['_SEARCHMODE']._serialized_end=1559
+  _globals['_SEARCHMODE']._serialized_start=1485
+  _globals['_SEARCHMODE']._serialized_end=1599
   _globals['_METADATAFILTER']._serialized_start=66
   _globals['_METADATAFILTER']._serialized_end=111
   _globals['_SEARCHREQUEST']._serialized_start=114
   _globals['_SEARCHREQUEST']._serialized_end=332
   _globals['_SEARCHHIT']._serialized_start=335
-  _globals['_SEARCHHIT']._serialized_end=622
-  _globals['_SEARCHHIT_METADATAENTRY']._serialized_start=575
-  _globals['_SEARCHHIT_METADATAENTRY']._serialized_end=622
-  _globals['_SEARCHRESPONSE']._serialized_start=624
-  _globals['_SEARCHRESPONSE']._serialized_end=737
-  _globals['_GETCHUNKSREQUEST']._serialized_start=739
-  _globals['_GETCHUNKSREQUEST']._serialized_end=776
-  _globals['_GETCHUNKSRESPONSE']._serialized_start=778
-  _globals['_GETCHUNKSRESPONSE']._serialized_end=847
-  _globals['_STATSREQUEST']._serialized_start=849
-  _globals['_STATSREQUEST']._serialized_end=863
-  _globals['_STATSRESPONSE']._serialized_start=865
-  _globals['_STATSRESPONSE']._serialized_end=945
-  _globals['_SWITCHEMBEDDINGMODELREQUEST']._serialized_start=947
-  _globals['_SWITCHEMBEDDINGMODELREQUEST']._serialized_end=991
-  _globals['_GETEMBEDDINGSTATUSREQUEST']._serialized_start=993
-  _globals['_GETEMBEDDINGSTATUSREQUEST']._serialized_end=1020
-  _globals['_EMBEDDINGCOLLECTION']._serialized_start=1022
-  _globals['_EMBEDDINGCOLLECTION']._serialized_end=1120
-  _globals['_EMBEDDINGSTATUS']._serialized_start=1123
-  _globals['_EMBEDDINGSTATUS']._serialized_end=1443
-  _globals['_VECTORSTORESERVICE']._serialized_start=1562
-  _globals['_VECTORSTORESERVICE']._serialized_end=2077
+  _globals['_SEARCHHIT']._serialized_end=662
+  _globals['_SEARCHHIT_METADATAENTRY']._serialized_start=600
+  _globals['_SEARCHHIT_METADATAENTRY']._serialized_end=647
+  _globals['_SEARCHRESPONSE']._serialized_start=664
+  _globals['_SEARCHRESPONSE']._serialized_end=777
+  _globals['_GETCHUNKSREQUEST']._serialized_start=779
+  _globals['_GETCHUNKSREQUEST']._serialized_end=816
+  _globals['_GETCHUNKSRESPONSE']._serialized_start=818
+  _globals['_GETCHUNKSRESPONSE']._serialized_end=887
+  _globals['_STATSREQUEST']._serialized_start=889
+  _globals['_STATSREQUEST']._serialized_end=903
+  _globals['_STATSRESPONSE']._serialized_start=905
+  _globals['_STATSRESPONSE']._serialized_end=985
+  _globals['_SWITCHEMBEDDINGMODELREQUEST']._serialized_start=987
+  _globals['_SWITCHEMBEDDINGMODELREQUEST']._serialized_end=1031
+  _globals['_GETEMBEDDINGSTATUSREQUEST']._serialized_start=1033
+  _globals['_GETEMBEDDINGSTATUSREQUEST']._serialized_end=1060
+  _globals['_EMBEDDINGCOLLECTION']._serialized_start=1062
+  _globals['_EMBEDDINGCOLLECTION']._serialized_end=1160
+  _globals['_EMBEDDINGSTATUS']._serialized_start=1163
+  _globals['_EMBEDDINGSTATUS']._serialized_end=1483
+  _globals['_VECTORSTORESERVICE']._serialized_start=1602
+  _globals['_VECTORSTORESERVICE']._serialized_end=2117
 # @@protoc_insertion_point(module_scope)

@@ -147,6 +147,7 @@ class SearchHit(_message.Message):
     SOURCE_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    SIMILARITY_FIELD_NUMBER: _builtins.int
     chunk_id: _builtins.str
     document_id: _builtins.str
     document_version: _builtins.int
@@ -157,6 +158,11 @@ class SearchHit(_message.Message):
     source: _builtins.str
     model: _builtins.str
     """The embedding model that made this chunk's vector."""
+    similarity: _builtins.float
+    """Cosine similarity of the chunk's vector to the query vector (vector and hybrid searches;
+    unset for keyword search). `score` of a hybrid search is fused relative to its result
+    set; this one says how close the chunk really is, comparable across queries.
+    """
     @_builtins.property
     def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     def __init__(
@@ -172,12 +178,15 @@ class SearchHit(_message.Message):
         source: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         model: _builtins.str = ...,
+        similarity: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_similarity", b"_similarity", "similarity", b"similarity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "chunk_index", b"chunk_index", "document_id", b"document_id", "document_version", b"document_version", "metadata", b"metadata", "model", b"model", "score", b"score", "source", b"source", "text", b"text", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_similarity", b"_similarity", "chunk_id", b"chunk_id", "chunk_index", b"chunk_index", "document_id", b"document_id", "document_version", b"document_version", "metadata", b"metadata", "model", b"model", "score", b"score", "similarity", b"similarity", "source", b"source", "text", b"text", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__similarity: _TypeAlias = _typing.Literal["similarity"]  # noqa: Y015
+    _WhichOneofArgType__similarity: _TypeAlias = _typing.Literal["_similarity", b"_similarity"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__similarity) -> _WhichOneofReturnType__similarity | None: ...
 
 Global___SearchHit: _TypeAlias = SearchHit  # noqa: Y015
 
