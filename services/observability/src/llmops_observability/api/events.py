@@ -3,9 +3,10 @@
 One raw batch consumer (the kit's BatchConsumer, group `observability`) over every topic: the
 records of each topic go through the kit's Delivery (undecodable records dead-lettered,
 failures retried in place, a failing record isolated), and the batch is acked when every
-topic's part was handled, or rewound. (A subscriber per topic in one group would be ~30 members rebalancing each other.)
-Each topic's part becomes one insert per table, and the batch is acked only after the inserts
-returned (at least once; ReplacingMergeTree turns replays into nothing under FINAL).
+topic's part was handled, or rewound. (A subscriber per topic in one group would be ~30
+members rebalancing each other.) Each topic's part becomes one insert per table, and the
+batch is acked only after the inserts returned (at least once; ReplacingMergeTree turns
+replays into nothing under FINAL).
 Deletions (TenantDeleted, DocumentDeleted) run after the rest of their batch is written, so
 the rows they cover are there to delete.
 
