@@ -101,7 +101,9 @@ class Meter:
             returned = time.time()
             ts = data[list(column_names).index("ts")]
             if self.sample_every:
-                self.lags += [returned - t.timestamp() for t in ts[::self.sample_every]]
+                # ts: epoch ms (the service's rows) or a datetime (the stand-in's)
+                self.lags += [returned - (t / 1000 if isinstance(t, int) else t.timestamp())
+                              for t in ts[::self.sample_every]]
             self.rows += len(ts)
             if self.expected and self.rows >= self.expected and self.done_at is None \
                     and self.unique() >= self.expected:

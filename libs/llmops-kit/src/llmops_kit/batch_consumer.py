@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,23 @@ Handle = Callable[[Records, P], Awaitable[bool]]
 
 # After an unexpected error in the poll loop (not in a handler), wait this long and go on.
 LOOP_ERROR_BACKOFF_SECONDS = 1.0
+
+
+# The garbage collector's thresholds for a process of high-volume batches (relax_gc).
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def relax_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
+    """For a process that turns batches of thousands of records into short-lived containers
+    (tuples, lists, dicts: no reference cycles): everything alive now (modules, clients,
+    caches) leaves the collector's view (`gc.freeze`) and the youngest generation is collected
+    every 50,000 allocations instead of 700. With the defaults a 10,000-record batch set off
+    dozens of collections that each walked the batch still in hand: measured on the
+    observability writer, decoding and mapping took about 40% more CPU. Call once, after
+    start-up's imports and connections."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*thresholds)
 
 
 def first_offsets(*batches: Records) -> dict[TopicPartition, int]:

@@ -269,7 +269,8 @@ def _verdict(rows: Rows, h: Head, ev: safety_pb2.SafetyVerdictIssued,
         _enum(_VERDICT_NAME, ev.verdict, "VERDICT_"),
         [f.category for f in findings] if findings else [],
         [f.rule for f in findings] if findings else [],
-        dict(ev.scores), [redacted(r) for r in reasons] if reasons else [],
+        {k: scores[k] for k in scores} if (scores := ev.scores) else {},
+        [redacted(r) for r in reasons] if reasons else [],
         ev.toxicity_backend, ev.text_chars, ev.redacted_excerpt, h.ts))
 
 
