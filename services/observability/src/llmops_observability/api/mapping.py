@@ -126,16 +126,20 @@ class Head(NamedTuple):
         return self.ts
 
 
+# Head(...) goes through a Python-level __new__; this is the same tuple at half the cost.
+_new_head: Callable[[tuple[str, int, str, str]], Head] = functools.partial(tuple.__new__, Head)
+
+
 def head(event: Message, record: ConsumerRecord[Any, Any] | None) -> Head:
     env: envelope_pb2.Envelope = event.envelope  # type: ignore[attr-defined]
-    return Head(env.tenant_id, occurred_ms(env, record), env.event_id, env.trace_id)
+    return _new_head((env.tenant_id, occurred_ms(env, record), env.event_id, env.trace_id))
 
 
 def add_event(rows: Rows, topic: str, event: Message, record: ConsumerRecord[Any, Any] | None,
               options: MappingOptions) -> None:
     """The rows of one decoded event of `topic` (positional: COLUMNS' order)."""
     env: envelope_pb2.Envelope = event.envelope  # type: ignore[attr-defined]
-    h = Head(env.tenant_id, occurred_ms(env, record), env.event_id, env.trace_id)
+    h = _new_head((env.tenant_id, occurred_ms(env, record), env.event_id, env.trace_id))
     size = len(record.value or b"") if record is not None else event.ByteSize()
     # events: tenant, ts, id, topic, producer, bytes, trace_id, version
     rows.append("events", (h.tenant, h.ts, h.event_id, topic, env.producer,
