@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
-from llmops_kit.batch_consumer import BatchConsumer, Records, first_offsets, next_offsets
+from llmops_kit.batch_consumer import BatchConsumer, Records
 from llmops_kit.kafka import ensure_topics
 from llmops_kit.settings import KafkaSettings
 from llmops_kit.testing import eventually, group_caught_up
@@ -157,15 +157,3 @@ async def test_a_rebalance_in_the_middle_of_a_batch_loses_nothing_and_repeats_no
     assert second.ok, "the second member got partitions"
     assert sorted(handled) == sorted((topic, i % 4, i // 4) for i in range(800))  # each once
 
-
-def test_offsets_to_rewind_to_and_to_commit() -> None:
-    from aiokafka import ConsumerRecord, TopicPartition
-
-    def rec(p: int, o: int) -> ConsumerRecord[Any, Any]:
-        return ConsumerRecord("t", p, o, 0, 0, None, b"", None, 0, 0, ())
-
-    ahead, behind = (rec(0, 5), rec(0, 6), rec(1, 9)), (rec(0, 7), rec(2, 3))
-    assert first_offsets(ahead, behind) == {TopicPartition("t", 0): 5,
-                                            TopicPartition("t", 1): 9,
-                                            TopicPartition("t", 2): 3}
-    assert next_offsets(ahead) == {TopicPartition("t", 0): 7, TopicPartition("t", 1): 10}
