@@ -188,7 +188,17 @@ class BatchConsumer(Generic[P]):
             if self._inflight is not None and self._inflight.task.done():
                 await self._settle()
             return
-        prepared = self.prepare(records)  # while the batch in flight is being handled
+        try:
+            prepared = self.prepare(records)  # while the batch in flight is being handled
+        except Exception:
+            # Fetched but not handed over: back to its first records, or a later commit
+            # would skip it.
+            log.exception("%s: preparing a batch of %d records failed; it comes again",
+                          self.group, len(records))
+            if await self._settle(behind=records) is not False:
+                self._seek_back(first_offsets(records))
+            await asyncio.sleep(LOOP_ERROR_BACKOFF_SECONDS)
+            return
         # A failed batch ahead is rewound together with this one (unhandled).
         settled = await self._settle(behind=records)
         if generation != self._generation or settled is False:

@@ -182,7 +182,15 @@ class Delivery(Generic[M]):
                 items.append(got)
             else:
                 poison.append((record, got))
-        payload = self.prepare_items(items) if self.prepare_items is not None and items else None
+        payload = None
+        if self.prepare_items is not None and items:
+            try:
+                payload = self.prepare_items(items)
+            except Exception:
+                # The handler works on the items itself when the batch runs, where a failure
+                # is retried, isolated and dead-lettered by the rules above.
+                log.warning("%s: preparing a batch failed; it is handled without",
+                            self.event_type.topic, exc_info=True)
         return Prepared(items, poison, payload)
 
     async def run(self, records: tuple[ConsumerRecord[Any, Any], ...],

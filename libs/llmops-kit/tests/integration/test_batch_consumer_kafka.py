@@ -156,3 +156,30 @@ async def test_a_rebalance_in_the_middle_of_a_batch_loses_nothing_and_repeats_no
     assert second.ok, "the second member got partitions"
     assert sorted(handled) == sorted((topic, i % 4, i // 4) for i in range(800))  # each once
 
+
+
+async def test_a_batch_whose_prepare_fails_comes_again_not_skipped(
+        kafka: KafkaSettings, unique: str, caplog: pytest.LogCaptureFixture) -> None:
+    topic, group = f"test-raw-{unique}", f"g-{unique}"
+    await ensure_topics(kafka, [topic], partitions=1)
+    await _produce(kafka, topic, 30)
+    script = Script()
+    prepare, failed = script.prepare, []
+
+    def flaky(records: Records) -> int:
+        if not failed:
+            failed.append(records[0].offset)
+            raise ValueError("a bug while preparing")
+        return prepare(records)
+
+    consumer = BatchConsumer(kafka, [topic], group, flaky, script.handle, client_id=group,
+                             max_records=10, batch_timeout_ms=50)
+    with caplog.at_level(logging.ERROR, logger="llmops_kit.batch_consumer"):
+        await consumer.start()
+        try:
+            await eventually(lambda: group_caught_up(kafka, group, [topic]), timeout=60)
+        finally:
+            await consumer.stop()
+    assert failed == [0]
+    assert script.ok == [(topic, 0, i) for i in range(30)]  # nothing skipped
+    assert any("preparing a batch" in r.getMessage() and r.exc_info for r in caplog.records)

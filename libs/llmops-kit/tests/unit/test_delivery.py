@@ -266,3 +266,18 @@ async def test_a_retry_of_part_of_a_prepared_batch_gets_no_prepared_payload() ->
     assert handler.prepared_seen[0] == ["doc-0", "doc-1", "doc-2"]
     assert handler.prepared_seen[1:] == [None] * (len(handler.prepared_seen) - 1)
     assert handler.handled == ["doc-0", "doc-2"] and bus.dead == [(1, HANDLER_FAILED)]
+
+
+async def test_a_failing_prepare_hook_leaves_the_batch_to_the_handler() -> None:
+    bus, handler = FakeBus(), Preparer()
+
+    def broken(items: list[Received[Any]]) -> Any:
+        raise KeyError("a bug in the hook")
+
+    handler.prepare_items = broken  # type: ignore[method-assign]
+    delivery = _preparing(bus, handler)
+    records = (_good(0), _good(1))
+    prepared = delivery.prepare(records)
+    assert prepared.payload is None and len(prepared.items) == 2
+    assert await delivery.run(records, prepared) is True
+    assert handler.handled == ["doc-0", "doc-1"] and handler.prepared_seen == [None]
