@@ -69,23 +69,25 @@ def relax_gc(thresholds: tuple[int, int, int] = GC_THRESHOLDS) -> None:
 
 def first_offsets(*batches: Records) -> dict[TopicPartition, int]:
     """The lowest offset per partition over `batches` (where a rewind seeks to)."""
-    out: dict[TopicPartition, int] = {}
+    out: dict[tuple[str, int], int] = {}
     for records in batches:
         for r in records:
-            tp = TopicPartition(r.topic, r.partition)
-            if tp not in out or r.offset < out[tp]:
-                out[tp] = r.offset
-    return out
+            key = (r.topic, r.partition)
+            if key not in out or r.offset < out[key]:
+                out[key] = r.offset
+    return {TopicPartition(*key): offset for key, offset in out.items()}
 
 
 def next_offsets(records: Records) -> dict[TopicPartition, int]:
-    """What to commit once `records` are handled: the last offset + 1 per partition."""
-    out: dict[TopicPartition, int] = {}
+    """What to commit once `records` are handled: the last offset + 1 per partition.
+    (Plain tuples while scanning: a TopicPartition per record cost more than the rest.)"""
+    out: dict[tuple[str, int], int] = {}
+    get = out.get
     for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        if r.offset + 1 > out.get(tp, -1):
-            out[tp] = r.offset + 1
-    return out
+        key = (r.topic, r.partition)
+        if r.offset >= get(key, -1):
+            out[key] = r.offset + 1
+    return {TopicPartition(*key): offset for key, offset in out.items()}
 
 
 @dataclass

@@ -149,6 +149,7 @@ class _Progress(Generic[M]):
     isolate: bool = False
     current: Where | None = None
     prepared: Prepared[M] | None = None
+    all_done: bool = False  # the whole batch was handled in one go
 
 
 class Delivery(Generic[M]):
@@ -221,8 +222,9 @@ class Delivery(Generic[M]):
             try:
                 await self._attempt(progress)
                 await self.bus.report(self.group, healthy=True)
-                for record in records:
-                    self.failures.pop(where(record), None)
+                if self.failures:
+                    for record in records:
+                        self.failures.pop(where(record), None)
                 return True
             except Exception as exc:
                 retry_now = await self._failed(progress, exc)
@@ -275,16 +277,21 @@ class Delivery(Generic[M]):
 
     async def _attempt(self, progress: _Progress[M]) -> None:
         progress.current = None
+        if progress.all_done:
+            return
         if progress.items is None:
             progress.items = await self._decode(progress)
-        pending = [i for i in progress.items if where(i.record) not in progress.done]
+        done = progress.done
+        # Nothing finished by number yet (the usual first attempt): no per-record look-ups.
+        pending = [i for i in progress.items if where(i.record) not in done] if done \
+            else list(progress.items)
         if not pending:
             return
         if not progress.isolate:
             whole = progress.prepared is not None and len(pending) == len(progress.items)
             await self._handle(pending, progress,
                                progress.prepared.payload if whole and progress.prepared else None)
-            progress.done.update(where(i.record) for i in pending)
+            progress.all_done = True
             return
         for item in pending:
             if where(item.record) in progress.done:  # the handler dead-lettered it
