@@ -183,3 +183,30 @@ async def test_a_batch_whose_prepare_fails_comes_again_not_skipped(
     assert failed == [0]
     assert script.ok == [(topic, 0, i) for i in range(30)]  # nothing skipped
     assert any("preparing a batch" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+async def test_the_bus_runs_a_raw_consumer_and_reports_its_lag(
+        kafka: KafkaSettings, unique: str) -> None:
+    from llmops_kit.kafka import EventBus
+
+    topic, group = f"test-raw-{unique}", f"g-{unique}"
+    await ensure_topics(kafka, [topic], partitions=1)
+    await _produce(kafka, topic, 30)
+    script = Script(delay=0.5)
+    bus = EventBus(kafka, client_id=group)
+    bus.subscribe_raw([topic], group, script.prepare, script.handle, max_records=10,
+                      batch_timeout_ms=50)
+    await bus.start()
+    try:
+        async def busy() -> bool:
+            return ("start", 0) in script.log
+
+        await eventually(busy, timeout=60)
+        behind = await bus.lag.refresh()
+        # The first batch is in flight, the second prepared: 10 or more records still ahead.
+        assert 10 <= behind[(topic, "0", group)] <= 30
+        await eventually(lambda: group_caught_up(kafka, group, [topic]), timeout=60)
+        assert (await bus.lag.refresh())[(topic, "0", group)] == 0
+    finally:
+        await bus.stop()
+    assert script.ok == [(topic, 0, i) for i in range(30)]
