@@ -26,6 +26,7 @@ from clickhouse_connect.driver.client import Client
 
 from llmops.safety.v1 import safety_pb2
 from llmops_kit import events
+from llmops_kit.batch_consumer import relax_gc
 from llmops_kit.kafka import Batch, EventBus
 
 TOPIC = events.SAFETY_VERDICT_ISSUED.topic
@@ -107,6 +108,7 @@ def subscribe_writer(bus: EventBus, client: Client, group: str, max_records: int
         writer = Writer(ClickHouseStore(client), MappingOptions())
         register(bus, writer, group, max_records, batch_timeout_ms,
                  event_types=(events.SAFETY_VERDICT_ISSUED,))
+        relax_gc()  # as the service's bootstrap does
         return
 
     async def on_batch(batch: Batch[safety_pb2.SafetyVerdictIssued]) -> None:

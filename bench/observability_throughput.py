@@ -75,7 +75,12 @@ class Meter:
         self.expected = 0
         self.tenant = ""
         self.rows = 0
+        self.inserts = 0  # inserts into `table` (one per consumer batch)
+        self.insert_s = 0.0  # seconds inside those inserts
         self.first_start: float | None = None
+        # CPU seconds of this process (every thread: loop, inserts, chDB) at the same marks:
+        # what an event costs, whatever the machine's other load.
+        self.first_cpu = self.done_cpu = 0.0
         self.done_at: float | None = None
         self.rows_at_done = 0
         self.done = asyncio.Event()
@@ -96,16 +101,24 @@ class Meter:
     def insert(self, table: str, data: Any, column_names: Any = None, **kw: Any) -> Any:
         if self.first_start is None:
             self.first_start = time.perf_counter()
+            self.first_cpu = time.process_time()
+        began = time.perf_counter()
         out = self._client.insert(table, data, column_names=column_names, **kw)
+        if table == self.table:
+            self.inserts += 1
+            self.insert_s += time.perf_counter() - began
         if table == self.table:
             returned = time.time()
             ts = data[list(column_names).index("ts")]
             if self.sample_every:
-                self.lags += [returned - t.timestamp() for t in ts[::self.sample_every]]
+                # ts: epoch ms (the service's rows) or a datetime (the stand-in's)
+                self.lags += [returned - (t / 1000 if isinstance(t, int) else t.timestamp())
+                              for t in ts[::self.sample_every]]
             self.rows += len(ts)
             if self.expected and self.rows >= self.expected and self.done_at is None \
                     and self.unique() >= self.expected:
                 self.done_at = time.perf_counter()
+                self.done_cpu = time.process_time()
                 self.rows_at_done = self.rows
                 self._loop.call_soon_threadsafe(self.done.set)
         return out
@@ -162,6 +175,7 @@ async def platform_round(kafka: KafkaSettings, meter: Meter, start: dict[TopicPa
     group = f"bench-obs-{uuid.uuid4().hex[:10]}"
     await set_group_offsets(kafka, group, start)
     meter.expected, meter.rows, meter.first_start, meter.done_at = expected, 0, None, None
+    meter.inserts, meter.insert_s = 0, 0.0
     meter.done.clear()
     bus = EventBus(kafka, client_id=group)
     subscribe_writer(bus, meter, group, args.max_records, args.batch_timeout_ms)  # type: ignore[arg-type]
@@ -282,15 +296,21 @@ async def main() -> None:
         expected = n
         await asyncio.to_thread(truncate, client)
         drain_s, join_s, again = await platform_round(kafka, meter, start, expected, args)
+        inserts, insert_s = meter.inserts, meter.insert_s
         visible = client.query("SELECT count() FROM safety_verdicts FINAL WHERE tenant = "
                                "{t:String}", parameters={"t": tenant}).result_rows[0][0]
         await asyncio.to_thread(truncate, client)
+        cpu0 = time.process_time()
         bare_s = await asyncio.to_thread(bare_round, client, batches[:-(-n // step)])
+        bare_cpu = time.process_time() - cpu0
+        platform_cpu = meter.done_cpu - meter.first_cpu
         print(f"{label}: platform {expected / drain_s:,.0f} events/s ({drain_s:.2f}s, start to "
               f"first insert {join_s:.2f}s, {again} extra rows (redelivered, or others' on the "
-              f"topic), {visible} of {n} visible), bare insert "
-              f"{n / bare_s:,.0f} events/s ({bare_s:.2f}s), ratio "
-              f"{(expected / drain_s) / (n / bare_s):.3f}", flush=True)
+              f"topic), {visible} of {n} visible; {inserts} batches of {n / max(inserts, 1):,.0f} "
+              f"on average, {insert_s:.2f}s inside the inserts of {meter.table}; CPU "
+              f"{1e6 * platform_cpu / n:.1f} us/event), bare insert "
+              f"{n / bare_s:,.0f} events/s ({bare_s:.2f}s, CPU {1e6 * bare_cpu / n:.1f} us/event), "
+              f"ratio {(expected / drain_s) / (n / bare_s):.3f}", flush=True)
         if r == 0:
             continue
         if visible != args.events:

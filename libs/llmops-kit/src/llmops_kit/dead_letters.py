@@ -54,8 +54,10 @@ def clean(text: str, limit: int) -> str:
 
 def record_size(record: ConsumerRecord[Any, Any]) -> int:
     """Key + value + header bytes of a consumed record (what max_record_bytes bounds)."""
-    headers = sum(len(k) + len(v or b"") for k, v in record.headers or ())
-    return max(record.serialized_key_size, 0) + max(record.serialized_value_size, 0) + headers
+    size = max(record.serialized_key_size, 0) + max(record.serialized_value_size, 0)
+    for key, value in record.headers or ():
+        size += len(key) + len(value or b"")
+    return size
 
 
 def too_large(record: ConsumerRecord[Any, Any], max_record_bytes: int) -> PoisonMessage | None:

@@ -12,6 +12,12 @@ The rules (docs/events.md, "Delivery guarantees"):
 - Any other failure isolates the batch: its records are retried one at a time, so the good
   ones are handled exactly once, and a record that fails `max_handler_failures` times with the
   dependencies healthy is dead-lettered as HANDLER_FAILED.
+
+A pipelined consumer (batch_consumer.py) decodes a batch ahead with `prepare` (no side
+effects: what cannot be decoded is only noted, and dead-lettered when the batch runs), and
+may let the handler's own `prepare_items` hook work on the decoded items there too (e.g. build
+rows); the handler gets that as `Batch.prepared` on the attempt at the whole batch, and None
+on a retry of a part of it (then it works on `Batch.items` itself).
 """
 
 from __future__ import annotations
@@ -113,6 +119,8 @@ class Batch(Generic[M]):
     # Records finished (handled or dead-lettered); shared by every attempt at one batch, so a
     # retried batch neither dead-letters a record twice nor hands a finished one over again.
     _done: set[Where] = field(default_factory=set)
+    # What the subscription's prepare_items hook made of exactly these items (None: not made).
+    prepared: Any = None
 
     async def dead_letter(self, item: Received[M], error: PoisonMessage) -> None:
         if where(item.record) not in self._done:
@@ -121,6 +129,16 @@ class Batch(Generic[M]):
 
 
 BatchHandler = Callable[[Batch[M]], Awaitable[None]]
+PrepareItems = Callable[[list[Received[M]]], Any]
+
+
+@dataclass
+class Prepared(Generic[M]):
+    """A batch decoded ahead of its turn (Delivery.prepare): nothing dead-lettered yet."""
+
+    items: list[Received[M]]
+    poison: list[tuple[ConsumerRecord[Any, Any], PoisonMessage]]
+    payload: Any = None
 
 
 @dataclass
@@ -130,6 +148,8 @@ class _Progress(Generic[M]):
     items: list[Received[M]] | None = None
     isolate: bool = False
     current: Where | None = None
+    prepared: Prepared[M] | None = None
+    all_done: bool = False  # the whole batch was handled in one go
 
 
 class Delivery(Generic[M]):
@@ -140,24 +160,50 @@ class Delivery(Generic[M]):
 
     def __init__(self, bus: EventBus, event_type: EventType[M], group: str,
                  handler: BatchHandler[M], max_retry_seconds: float,
-                 metrics: KitMetrics | None = None) -> None:
+                 metrics: KitMetrics | None = None,
+                 prepare_items: PrepareItems[M] | None = None) -> None:
         self.bus = bus
         self.metrics = metrics or kit_metrics()
         self.event_type = event_type
         self.group = group
         self.handler = handler
         self.max_retry_seconds = max_retry_seconds
+        self.prepare_items = prepare_items
         # Deterministic failures per record; kept across rewinds, dropped once it is acked.
         self.failures: dict[Where, int] = {}
 
-    async def run(self, records: tuple[ConsumerRecord[Any, Any], ...]) -> bool:
-        """`_run` inside the batch's span (continuing its producers' traces), measured."""
+    def prepare(self, records: tuple[ConsumerRecord[Any, Any], ...]) -> Prepared[M]:
+        """Decodes `records` ahead of `run` (see the module doc); no side effects."""
+        items: list[Received[M]] = []
+        poison: list[tuple[ConsumerRecord[Any, Any], PoisonMessage]] = []
+        limit = self.bus.settings.max_record_bytes
+        for record in records:
+            got = self._decode_one(record, limit)
+            if isinstance(got, Received):
+                items.append(got)
+            else:
+                poison.append((record, got))
+        payload = None
+        if self.prepare_items is not None and items:
+            try:
+                payload = self.prepare_items(items)
+            except Exception:
+                # The handler works on the items itself when the batch runs, where a failure
+                # is retried, isolated and dead-lettered by the rules above.
+                log.warning("%s: preparing a batch failed; it is handled without",
+                            self.event_type.topic, exc_info=True)
+        return Prepared(items, poison, payload)
+
+    async def run(self, records: tuple[ConsumerRecord[Any, Any], ...],
+                  prepared: Prepared[M] | None = None) -> bool:
+        """`_run` inside the batch's span (continuing its producers' traces), measured.
+        `prepared`: this very batch, decoded by `prepare`."""
         started = time.perf_counter()
         topic = self.event_type.topic
         producers = tracing.producers(records) if tracing.active() else []
         with tracing.consume_span(topic, self.group, producers) as span:
             span.set_attribute("messaging.batch.message_count", len(records))
-            done = await self._run(records)
+            done = await self._run(records, prepared)
             span.set_attribute("llmops.outcome", "ack" if done else "rewind")
         m = self.metrics
         m.child(m.batch_duration, topic, self.group).observe(time.perf_counter() - started)
@@ -167,16 +213,18 @@ class Delivery(Generic[M]):
             m.child(m.batches_rewound, topic, self.group).inc()
         return done
 
-    async def _run(self, records: tuple[ConsumerRecord[Any, Any], ...]) -> bool:
-        progress: _Progress[M] = _Progress(records)
+    async def _run(self, records: tuple[ConsumerRecord[Any, Any], ...],
+                   prepared: Prepared[M] | None) -> bool:
+        progress: _Progress[M] = _Progress(records, prepared=prepared)
         deadline = time.monotonic() + self.max_retry_seconds
         delay = self.first_delay
         while True:
             try:
                 await self._attempt(progress)
                 await self.bus.report(self.group, healthy=True)
-                for record in records:
-                    self.failures.pop(where(record), None)
+                if self.failures:
+                    for record in records:
+                        self.failures.pop(where(record), None)
                 return True
             except Exception as exc:
                 retry_now = await self._failed(progress, exc)
@@ -229,14 +277,21 @@ class Delivery(Generic[M]):
 
     async def _attempt(self, progress: _Progress[M]) -> None:
         progress.current = None
+        if progress.all_done:
+            return
         if progress.items is None:
             progress.items = await self._decode(progress)
-        pending = [i for i in progress.items if where(i.record) not in progress.done]
+        done = progress.done
+        # Nothing finished by number yet (the usual first attempt): no per-record look-ups.
+        pending = [i for i in progress.items if where(i.record) not in done] if done \
+            else list(progress.items)
         if not pending:
             return
         if not progress.isolate:
-            await self._handle(pending, progress)
-            progress.done.update(where(i.record) for i in pending)
+            whole = progress.prepared is not None and len(pending) == len(progress.items)
+            await self._handle(pending, progress,
+                               progress.prepared.payload if whole and progress.prepared else None)
+            progress.all_done = True
             return
         for item in pending:
             if where(item.record) in progress.done:  # the handler dead-lettered it
@@ -248,23 +303,37 @@ class Delivery(Generic[M]):
     async def _decode(self, progress: _Progress[M]) -> list[Received[M]]:
         """Decodes every record, dead-lettering what can never be handled. A dead-letter
         failure raises before anything is returned, so the whole batch is tried again."""
+        if progress.prepared is not None:
+            for record, error in progress.prepared.poison:
+                if where(record) not in progress.done:
+                    await self.bus.dead_letter(record, error, self.group)
+                    progress.done.add(where(record))
+            return list(progress.prepared.items)
         items: list[Received[M]] = []
         limit = self.bus.settings.max_record_bytes
         for record in progress.records:
             if where(record) in progress.done:
                 continue
-            problem = dead_letters.too_large(record, limit)
-            if problem is None:
-                try:
-                    items.append(Received(decode(self.event_type, record.value), record))
-                    continue
-                except PoisonMessage as exc:
-                    problem = exc
-            await self.bus.dead_letter(record, problem, self.group)
+            got = self._decode_one(record, limit)
+            if isinstance(got, Received):
+                items.append(got)
+                continue
+            await self.bus.dead_letter(record, got, self.group)
             progress.done.add(where(record))
         return items
 
-    async def _handle(self, items: list[Received[M]], progress: _Progress[M]) -> None:
+    def _decode_one(self, record: ConsumerRecord[Any, Any],
+                    limit: int) -> Received[M] | PoisonMessage:
+        problem = dead_letters.too_large(record, limit)
+        if problem is not None:
+            return problem
+        try:
+            return Received(decode(self.event_type, record.value), record)
+        except PoisonMessage as exc:
+            return exc
+
+    async def _handle(self, items: list[Received[M]], progress: _Progress[M],
+                      prepared: Any = None) -> None:
         first = items[0].event.envelope  # type: ignore[attr-defined]
         with bound(first.tenant_id, first.trace_id):
-            await self.handler(Batch(items, self.bus, self.group, progress.done))
+            await self.handler(Batch(items, self.bus, self.group, progress.done, prepared))

@@ -24,6 +24,7 @@ from faststream.middlewares import AckPolicy
 from google.protobuf.message import Message
 
 from llmops_kit import dead_letters, topics, tracing
+from llmops_kit.batch_consumer import BatchConsumer, Handle, Prepare
 from llmops_kit.consumer_lag import ConsumerLag
 from llmops_kit.dead_letters import (
     HEADER_DLQ_ERROR,
@@ -50,6 +51,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=Message)
+P = TypeVar("P")
 # A dependency's health check (Weaviate ready, database reachable): True when it is up.
 HealthProbe = Callable[[], Awaitable[bool]]
 HealthListener = Callable[[bool], Awaitable[None]]
@@ -75,6 +77,9 @@ class EventBus:
         self.metrics = kit_metrics()
         self.lag = ConsumerLag(self.metrics)
         self._lag_task: asyncio.Task[None] | None = None
+        # Raw (non-FastStream) consumers: started after the broker, stopped before it (their
+        # handlers publish dead letters through it).
+        self.raw_consumers: list[BatchConsumer[Any]] = []
         self.broker = KafkaBroker(
             **settings.broker_options(),
             client_id=client_id,
@@ -91,6 +96,8 @@ class EventBus:
     async def start(self) -> None:
         self.stopping = False
         await self.broker.start()
+        for consumer in self.raw_consumers:
+            await consumer.start()
         if self._probes and self._watcher is None:
             self._watcher = asyncio.create_task(self._watch_dependencies())
         if self.lag.sources and self._lag_task is None:
@@ -106,6 +113,11 @@ class EventBus:
             self._lag_task.cancel()
             await asyncio.gather(self._lag_task, return_exceptions=True)
             self._lag_task = None
+        for consumer in reversed(self.raw_consumers):
+            try:
+                await consumer.stop()
+            except Exception:  # the others and the broker still stop
+                log.exception("consumer %s did not stop cleanly", consumer.group)
         await self.broker.stop()
         self.lag.clear()
 
@@ -253,6 +265,21 @@ class EventBus:
         subscriber(consume)
         # Its aiokafka consumer exists while the bus runs; the lag watcher reads it.
         self.lag.add(lambda: getattr(subscriber, "consumer", None), group_id)
+
+    def subscribe_raw(self, topic_names: Sequence[str], group_id: str, prepare: Prepare[P],
+                      handle: Handle[P], *, max_records: int = 10_000,
+                      batch_timeout_ms: int = 200,
+                      start_at: Literal["earliest", "latest"] = "earliest") -> BatchConsumer[P]:
+        """A raw aiokafka consumer for high-volume work (batch_consumer.py): records are
+        handed over undecoded (run them through a `Delivery`), one batch is prepared while the
+        one before it is handled, offsets are committed after `handle` returned True. Call
+        before start()."""
+        consumer = BatchConsumer(self.settings, topic_names, group_id, prepare, handle,
+                                 client_id=self.client_id, max_records=max_records,
+                                 batch_timeout_ms=batch_timeout_ms, start_at=start_at)
+        self.raw_consumers.append(consumer)
+        self.lag.add(lambda: consumer.consumer, group_id)
+        return consumer
 
 
 async def settle_batch(msg: KafkaMessage, ack: bool) -> None:

@@ -215,3 +215,69 @@ def test_a_cause_that_is_an_outage_makes_the_failure_transient() -> None:
             raise RuntimeError("write failed") from inner
     except RuntimeError as exc:
         assert is_transient(exc)
+
+
+# ------------------------------------------------------------------ decoded ahead (prepare)
+
+
+class Preparer(Recorder):
+    """A handler with a prepare_items hook: records what it was handed as `prepared`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prepared_seen: list[Any] = []
+
+    def prepare_items(self, items: list[Received[Any]]) -> list[str]:
+        return [i.event.document_id for i in items]
+
+    async def __call__(self, batch: Batch[events_pb2.DocumentDeleted]) -> None:
+        self.prepared_seen.append(batch.prepared)
+        await super().__call__(batch)
+
+
+def _preparing(bus: FakeBus, handler: Preparer) -> Delivery[Any]:
+    d: Delivery[Any] = Delivery(bus, ET, "g", handler, max_retry_seconds=30.0,  # type: ignore[arg-type]
+                                prepare_items=handler.prepare_items)
+    d.first_delay = d.max_delay = 0.001
+    return d
+
+
+async def test_prepare_decodes_ahead_without_dead_lettering_then_run_dead_letters() -> None:
+    bus, handler = FakeBus(), Preparer()
+    delivery = _preparing(bus, handler)
+    records = (_good(0), _record(1, b"\x08\x96\x01garbage"), _good(2))
+    prepared = delivery.prepare(records)
+    assert bus.dead == [] and bus.dlq_attempts == 0  # no side effect before the batch's turn
+    assert [r.offset for r, _ in prepared.poison] == [1]
+    assert prepared.payload == ["doc-0", "doc-2"]
+    assert await delivery.run(records, prepared) is True
+    assert bus.dead == [(1, "MALFORMED_PROTOBUF")]
+    assert handler.handled == ["doc-0", "doc-2"]
+    assert handler.prepared_seen == [["doc-0", "doc-2"]]  # the hook's work, handed over
+
+
+async def test_a_retry_of_part_of_a_prepared_batch_gets_no_prepared_payload() -> None:
+    bus, handler = FakeBus(max_handler_failures=1), Preparer()
+    handler.fail_with = {"doc-1": InvalidArgument("BAD", "always")}
+    delivery = _preparing(bus, handler)
+    records = (_good(0), _good(1), _good(2))
+    assert await delivery.run(records, delivery.prepare(records)) is True
+    # The whole batch once with the payload, then one record at a time without it.
+    assert handler.prepared_seen[0] == ["doc-0", "doc-1", "doc-2"]
+    assert handler.prepared_seen[1:] == [None] * (len(handler.prepared_seen) - 1)
+    assert handler.handled == ["doc-0", "doc-2"] and bus.dead == [(1, HANDLER_FAILED)]
+
+
+async def test_a_failing_prepare_hook_leaves_the_batch_to_the_handler() -> None:
+    bus, handler = FakeBus(), Preparer()
+
+    def broken(items: list[Received[Any]]) -> Any:
+        raise KeyError("a bug in the hook")
+
+    handler.prepare_items = broken  # type: ignore[method-assign]
+    delivery = _preparing(bus, handler)
+    records = (_good(0), _good(1))
+    prepared = delivery.prepare(records)
+    assert prepared.payload is None and len(prepared.items) == 2
+    assert await delivery.run(records, prepared) is True
+    assert handler.handled == ["doc-0", "doc-1"] and handler.prepared_seen == [None]

@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 from llmops.observability.v1 import observability_pb2, observability_pb2_grpc
 from llmops_kit import events
 from llmops_kit.app import ServiceApp, Stage
+from llmops_kit.batch_consumer import relax_gc
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
@@ -113,4 +114,7 @@ async def build(settings: Settings) -> ServiceApp:
 
 
 async def serve(settings: Settings) -> None:
-    await (await build(settings)).serve()
+    app = await build(settings)
+    # The process's work is the writer's batches: tens of thousands of short-lived rows.
+    relax_gc()
+    await app.serve()

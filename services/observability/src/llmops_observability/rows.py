@@ -7,7 +7,7 @@ keeps its default. Pure: no I/O, no protobuf.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -39,6 +39,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 UINT32_MAX = 2**32 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def ms_version(ts: datetime) -> int:
@@ -47,64 +48,81 @@ def ms_version(ts: datetime) -> int:
     return int(ts.timestamp() * 1000)
 
 
+def to_ms(ts: datetime) -> int:
+    """A time as epoch milliseconds (what the rows hold in `ts`: DateTime64(3) ticks)."""
+    return (utc(ts) - _EPOCH) // _MS
+
+
+_MS = timedelta(milliseconds=1)
+
+
+def from_ms(ms: int) -> datetime:
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
 def utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 class Rows:
-    """Rows of one consumer batch, per table and column-oriented (what clickhouse-connect
-    inserts fastest)."""
+    """Rows of one consumer batch, per table, as tuples in COLUMNS order (appending a tuple is
+    the cheapest way to collect them; `tables()` turns them into the columns clickhouse-connect
+    inserts fastest). `ts` is epoch milliseconds, an int: clickhouse-connect writes ints into
+    DateTime64(3) as they are, where a datetime costs a conversion per row."""
 
     def __init__(self) -> None:
-        self._columns: dict[str, dict[str, list[Any]]] = {}
+        self._rows: dict[str, list[tuple[Any, ...]]] = {}
+
+    def append(self, table: str, row: tuple[Any, ...]) -> None:
+        """One row, its values in COLUMNS[table] order (the mapping's hot path: unchecked here,
+        `tables()` checks the width)."""
+        rows = self._rows.get(table)
+        if rows is None:
+            rows = self._rows[table] = []
+        rows.append(row)
 
     def add(self, table: str, **values: Any) -> None:
-        columns = self._columns.get(table)
-        if columns is None:
-            columns = self._columns[table] = {n: [] for n in COLUMNS[table]}
-        if values.keys() != columns.keys():
-            missing = sorted(set(columns) - set(values))
-            extra = sorted(set(values) - set(columns))
+        """One row by column name (every column, no other)."""
+        names = COLUMNS[table]
+        if values.keys() != set(names):
+            missing = sorted(set(names) - set(values))
+            extra = sorted(set(values) - set(names))
             raise KeyError(f"{table}: missing columns {missing}, unknown columns {extra}")
-        for name, column in columns.items():
-            column.append(values[name])
+        self.append(table, tuple(values[n] for n in names))
 
     def extend(self, other: Rows) -> None:
-        for table, columns in other._columns.items():
-            mine = self._columns.setdefault(table, {n: [] for n in columns})
-            for name, values in columns.items():
-                mine[name].extend(values)
+        for table, rows in other._rows.items():
+            self._rows.setdefault(table, []).extend(rows)
 
-    def drop_deleted(self, deleted: dict[str, datetime]) -> int:
-        """Drops the rows of deleted tenants from before their deletion; returns how many."""
+    def drop_deleted(self, deleted: dict[str, int]) -> int:
+        """Drops the rows of deleted tenants (tenant -> deletion time in epoch ms) from before
+        their deletion; returns how many. Every table starts with (tenant, ts)."""
         dropped = 0
-        for columns in self._columns.values():
-            tenants, times = columns["tenant"], columns["ts"]
-            keep = [i for i, (t, ts) in enumerate(zip(tenants, times, strict=True))
-                    if t not in deleted or utc(ts) > deleted[t]]
-            if len(keep) == len(tenants):
-                continue
-            dropped += len(tenants) - len(keep)
-            for name, values in columns.items():
-                columns[name] = [values[i] for i in keep]
+        for table, rows in self._rows.items():
+            keep = [r for r in rows if r[0] not in deleted or r[1] > deleted[r[0]]]
+            if len(keep) != len(rows):
+                dropped += len(rows) - len(keep)
+                self._rows[table] = keep
         return dropped
 
     def count(self, table: str) -> int:
-        columns = self._columns.get(table)
-        return len(columns["id"]) if columns else 0
+        return len(self._rows.get(table, ()))
 
-    def tables(self) -> Iterator[tuple[str, tuple[str, ...], list[list[Any]]]]:
-        """(table, column names, one list per column) for every table with rows."""
-        for table, columns in self._columns.items():
-            names = tuple(columns)
-            yield table, names, [columns[n] for n in names]
+    def tables(self) -> Iterator[tuple[str, tuple[str, ...], list[Any]]]:
+        """(table, column names, one sequence per column) for every table with rows."""
+        for table, rows in self._rows.items():
+            if not rows:
+                continue
+            names = COLUMNS[table]
+            columns = list(zip(*rows, strict=True))
+            if len(columns) != len(names):
+                raise ValueError(f"{table}: rows of {len(columns)} values, {len(names)} columns")
+            yield table, names, columns
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         """The rows of `table` as dicts (tests and logs)."""
-        columns = self._columns.get(table, {})
-        names = list(columns)
-        return [dict(zip(names, values, strict=True))
-                for values in zip(*columns.values(), strict=True)] if names else []
+        names = COLUMNS[table]
+        return [dict(zip(names, r, strict=True)) for r in self._rows.get(table, ())]
 
     def __bool__(self) -> bool:
-        return any(self.count(t) for t in self._columns)
+        return any(self._rows.values())

@@ -245,3 +245,51 @@ async def test_deletions_seen_by_another_replica_count_too(make: Any, as_record:
         (topics.FEEDBACK_SUBMITTED, type(make)(tenant="globex").feedback("r1")),
     ], as_record))
     assert store.calls == []  # nothing left to write
+
+
+async def test_rows_made_ahead_are_written_as_made_and_bad_deletions_dead_lettered(
+        make: Any, as_record: Any) -> None:
+    store, bus = FakeStore(), FakeBus()
+    writer = Writer(store, MappingOptions())
+    b = batch(bus, [(topics.INFERENCE_COMPLETED, make.answer(event_id="r1")),
+                    (topics.TENANT_DELETED, make.tenant_deleted(""))], as_record)
+    mapped = writer.prepare(b.items)  # while the batch before is written: no side effects
+    assert bus.dead == [] and store.calls == []
+    assert [r["id"] for r in mapped.rows.rows("answers")] == ["r1"]
+    b.prepared = mapped
+    await writer.on_batch(b)
+    assert [reason for _, reason in bus.dead] == ["MISSING_TENANT_ID"]
+    assert store.written == [mapped.rows]  # the rows made ahead, not made again
+    assert store.calls == [("write", {"events": 1, "answers": 1, "scores": 3})]
+
+
+async def test_a_deletion_in_one_batch_drops_the_rows_made_ahead_in_the_next(
+        make: Any, as_record: Any) -> None:
+    store, bus = FakeStore(), FakeBus()
+    writer = Writer(store, MappingOptions())
+    globex = type(make)(tenant="globex")
+    first = batch(bus, [(topics.TENANT_DELETED, globex.tenant_deleted("globex"))], as_record)
+    late = type(make)(tenant="globex", when=make.when - timedelta(seconds=1))
+    second = batch(bus, [(topics.INFERENCE_COMPLETED, late.answer(event_id="late")),
+                         (topics.INFERENCE_COMPLETED, make.answer(event_id="acme"))], as_record)
+    first.prepared, second.prepared = writer.prepare(first.items), writer.prepare(second.items)
+    await writer.on_batch(first)
+    await writer.on_batch(second)  # mapped before the deletion ran; dropped when written
+    assert [r["id"] for r in store.written[-1].rows("answers")] == ["acme"]
+
+
+def test_rows_are_positional_and_ts_is_epoch_ms() -> None:
+    rows = Rows()
+    rows.append("events", ("acme", 1_000, "e1", "t", "p", 10, "tr", 1_000))
+    rows.add("events", tenant="globex", ts=2_000, id="e2", topic="t", producer="p", bytes=1,
+             trace_id="tr", version=2_000)
+    [(table, names, columns)] = list(rows.tables())
+    assert table == "events" and names[:3] == ("tenant", "ts", "id")
+    assert list(columns[0]) == ["acme", "globex"] and list(columns[1]) == [1_000, 2_000]
+    assert rows.drop_deleted({"globex": 2_000, "acme": 999}) == 1  # not after its deletion
+    assert [r["id"] for r in rows.rows("events")] == ["e1"]
+    with pytest.raises(KeyError, match="missing columns"):
+        rows.add("events", tenant="x")
+    rows.append("scores", ("too", "short"))
+    with pytest.raises(ValueError, match="scores: rows of 2 values"):
+        list(rows.tables())

@@ -40,7 +40,7 @@ def test_every_event_becomes_one_events_row(make: Any, as_record: Any) -> None:
         rec = as_record(topic, event)
         row = rows_of(event, topic, rec=rec).rows("events")
         assert row == [{
-            "tenant": event.envelope.tenant_id, "ts": make.when, "id": event.envelope.event_id,
+            "tenant": event.envelope.tenant_id, "ts": WHEN_MS, "id": event.envelope.event_id,
             "topic": topic, "producer": event.envelope.producer, "bytes": len(rec.value),
             "trace_id": "trace-1", "version": WHEN_MS}], topic
 
@@ -122,7 +122,7 @@ def test_text_with_pii_is_redacted_before_it_is_stored(make: Any) -> None:
 def test_feedback_becomes_a_rating_score_joined_by_request_id(make: Any) -> None:
     ev = make.feedback("req-7", rating=-1, comment="wrong answer")
     [row] = rows_of(ev, topics.FEEDBACK_SUBMITTED).rows("scores")
-    assert row == {"tenant": "acme", "ts": make.when, "id": ev.envelope.event_id,
+    assert row == {"tenant": "acme", "ts": WHEN_MS, "id": ev.envelope.event_id,
                    "request_id": "req-7", "source": "feedback", "name": "rating", "value": -1.0,
                    "comment": "wrong answer", "response_model": "", "run_id": "",
                    "version": WHEN_MS}
