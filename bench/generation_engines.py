@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -38,6 +39,7 @@ from generation_batching import PROMPTS, free_port, start_server
 from llmops_generation.settings import Settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "samples" / "corpus"
+print = functools.partial(print, flush=True)  # each figure shows as soon as it is measured
 TARGETS = {"decode": 0.5, "streams": 2.0, "ttft": 1.5}
 
 
