@@ -6,7 +6,7 @@ tokens/s for both and their ratio (median of --rounds). Target: ratio >= 4 with 
 For reference it also runs bare transformers `generate()` in this process (same model folder,
 same dtype) single-stream and as one left-padded batch of N; skip that with --no-bare.
 
-    uv run python bench/generation_batching.py [--clients 8] [--rounds 3] [--dtype bfloat16]
+    uv run python bench/generation_batching.py [--clients 8] [--rounds 3] [--dtype auto|bfloat16|float32|int8]
     uv run python bench/generation_batching.py --url http://127.0.0.1:8090
 """
 
@@ -103,14 +103,19 @@ def bare_generate(dtype: str, prompts: list[str], max_new: int) -> tuple[float, 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from llmops_generation.adapters.loader import TransformersLoader
+    from llmops_generation.adapters.loader import TransformersLoader, quantize_int8
     from llmops_generation.bootstrap import default_spec
+    from llmops_generation.domain.numerics import choose_format, read_cpu_flags
     from llmops_generation.settings import Settings
 
     settings = Settings(dtype=dtype)
-    folder = TransformersLoader(settings.models_dir).model_dir(default_spec(settings))
+    spec = default_spec(settings, read_cpu_flags())
+    fmt = choose_format(spec.dtype, frozenset())
+    folder = TransformersLoader(settings.models_dir).model_dir(spec)
     tok = AutoTokenizer.from_pretrained(folder, padding_side="left")
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, fmt.torch_dtype)).eval()
+    if fmt.quantized:
+        model = quantize_int8(model)
 
     def run(batch: list[str]) -> int:
         enc = tok(batch, return_tensors="pt", padding=True)
@@ -136,7 +141,7 @@ async def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    ap.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32", "int8"])
     ap.add_argument("--no-bare", action="store_true", help="skip the bare transformers reference")
     args = ap.parse_args()
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(args.clients)]

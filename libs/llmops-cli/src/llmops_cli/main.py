@@ -80,8 +80,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
         pid = stack.service_pid(spec.name)
         state = await stack.health(spec.port, protocol=spec.protocol)
         report[spec.name] = {"pid": pid, "port": spec.port, "health": state}
-    lines = [v["detail"] if v.get("detail") else f"{n}: {v.get('health')}"
-             for n, v in report.items()]
+        if spec.protocol == "http" and state == "SERVING":  # generation: its numeric format
+            report[spec.name].update(await stack.numeric_format(spec.port) or {})
+    lines = [stack.status_line(n, v) for n, v in report.items()]
     _emit(args, report, "\n".join(lines))
     healthy = all(v.get("running", v.get("health") == "SERVING") for v in report.values())
     return 0 if healthy else 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -175,6 +177,33 @@ def _get_status(url: str, timeout: float) -> int:
 async def _http_health(port: int, timeout: float) -> str:
     code = await asyncio.to_thread(_get_status, f"http://127.0.0.1:{port}/health", timeout)
     return {0: "UNREACHABLE", 200: "SERVING"}.get(code, "NOT_SERVING")
+
+
+def _get_json(url: str, timeout: float) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except (OSError, ValueError):
+        return None
+
+
+async def numeric_format(port: int, timeout: float = 1.0) -> dict[str, str] | None:
+    """The generation server's numeric format and why it was chosen (its /info), or None."""
+    info = await asyncio.to_thread(_get_json, f"http://127.0.0.1:{port}/info", timeout)
+    if not isinstance(info, dict) or not info.get("model_dtype"):
+        return None
+    return {"model_dtype": str(info["model_dtype"]), "dtype_reason": str(info.get("dtype_reason") or "")}
+
+
+def status_line(name: str, entry: dict[str, Any]) -> str:
+    """One line of `llmops status`: an infra script's own line, or a service's health."""
+    if entry.get("detail"):
+        return str(entry["detail"])
+    line = f"{name}: {entry.get('health')}"
+    if entry.get("model_dtype"):
+        reason = entry.get("dtype_reason")
+        line += f" ({entry['model_dtype']}: {reason})" if reason else f" ({entry['model_dtype']})"
+    return line
 
 
 async def wait_healthy(port: int, timeout: float = 120.0, protocol: str = "grpc") -> bool:

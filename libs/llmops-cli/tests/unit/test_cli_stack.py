@@ -69,8 +69,16 @@ def test_every_service_module_is_in_the_stack() -> None:
 
 class Health(http.server.BaseHTTPRequestHandler):
     status = 200
+    info: dict[str, object] | None = None
 
     def do_GET(self) -> None:
+        if self.path == "/info" and self.info is not None:
+            body = json.dumps(self.info).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+            return
         self.send_response(self.status if self.path == "/health" else 404)
         self.end_headers()
 
@@ -95,6 +103,22 @@ def test_http_health_follows_the_status_code(http_server: tuple[int, type[Health
     assert asyncio.run(stack.health(port, protocol="http")) == "NOT_SERVING"
     assert not asyncio.run(stack.wait_healthy(port, timeout=0.6, protocol="http"))
     assert asyncio.run(stack.health(free_port(), protocol="http")) == "UNREACHABLE"
+
+
+def test_status_shows_the_generation_servers_numeric_format(http_server) -> None:
+    port, handler = http_server
+    assert asyncio.run(stack.numeric_format(port)) is None  # no /info (an older server)
+    handler.info = {"model_id": "m", "model_dtype": "float32",
+                    "dtype_reason": "cpu has no native bfloat16 (avx2)"}
+    fmt = asyncio.run(stack.numeric_format(port))
+    assert fmt == {"model_dtype": "float32", "dtype_reason": "cpu has no native bfloat16 (avx2)"}
+    assert stack.status_line("generation", {"health": "SERVING", **fmt}) == (
+        "generation: SERVING (float32: cpu has no native bfloat16 (avx2))")
+    assert stack.status_line("generation", {"health": "SERVING", "model_dtype": "int8"}) == (
+        "generation: SERVING (int8)")
+    assert stack.status_line("safety", {"health": "UNREACHABLE"}) == "safety: UNREACHABLE"
+    assert stack.status_line("kafka", {"running": True, "detail": "kafka running"}) == "kafka running"
+    assert asyncio.run(stack.numeric_format(free_port())) is None
 
 
 ANSWER = inference_pb2.GenerateResponse(

@@ -16,6 +16,7 @@ from llmops_generation.api import admin, http
 from llmops_generation.api.metrics import Metrics
 from llmops_generation.domain.errors import GenerationServiceError, ValidationError
 from llmops_generation.domain.model import ModelSpec
+from llmops_generation.domain.numerics import choose_format, read_cpu_flags
 from llmops_generation.domain.service import BatchingConfig, GenerationService
 from llmops_generation.domain.validation import Limits
 from llmops_generation.ports import ModelLoader
@@ -24,12 +25,14 @@ from llmops_generation.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def default_spec(settings: Settings) -> ModelSpec:
+def default_spec(settings: Settings, cpu_flags: frozenset[str]) -> ModelSpec:
+    fmt = choose_format(settings.dtype, cpu_flags, source="setting LLMOPS_GENERATION_DTYPE")
     return ModelSpec(
         model_id=settings.model_id,
         path=settings.model_path,
         gguf_file=settings.gguf_file,
-        dtype=settings.dtype,
+        dtype=fmt.dtype,
+        dtype_reason=fmt.reason,
     )
 
 
@@ -61,8 +64,15 @@ def _describe(errors: Sequence[Any]) -> str:
     return f"{loc}: {first.get('msg', 'invalid')}" if loc else str(first.get("msg", "invalid"))
 
 
-def build_app(settings: Settings, loader: ModelLoader | None = None) -> FastAPI:
-    """The app; the default model loads in its lifespan (uvicorn accepts requests after that)."""
+def build_app(
+    settings: Settings, loader: ModelLoader | None = None, cpu_flags: frozenset[str] | None = None
+) -> FastAPI:
+    """The app; the default model loads in its lifespan (uvicorn accepts requests after that).
+
+    `cpu_flags` (read from /proc/cpuinfo when None) decide the numeric format of "auto".
+    """
+    if cpu_flags is None:
+        cpu_flags = read_cpu_flags()
     if loader is None:
         from llmops_generation.adapters.loader import TransformersLoader
 
@@ -76,7 +86,7 @@ def build_app(settings: Settings, loader: ModelLoader | None = None) -> FastAPI:
             import torch
 
             torch.set_num_threads(settings.torch_threads)
-        await service.load_model(default_spec(settings), default=True)
+        await service.load_model(default_spec(settings, cpu_flags), default=True)
         log.info("generation server ready", extra={"host": settings.host, "port": settings.port})
         try:
             yield
@@ -85,6 +95,7 @@ def build_app(settings: Settings, loader: ModelLoader | None = None) -> FastAPI:
 
     app = FastAPI(title="llmops generation (TGI API)", version=http.package_version(), lifespan=lifespan)
     app.state.settings = settings
+    app.state.cpu_flags = cpu_flags
     app.state.service = service
     app.state.metrics = metrics
     app.include_router(http.router)

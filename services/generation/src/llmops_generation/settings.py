@@ -41,9 +41,10 @@ class Settings(ServiceSettings):
     gguf_file: str | None = BUNDLED_GGUF
     # Reported by /info and in chat responses; also the selector that names this model.
     model_id: str = "HuggingFaceTB/SmolLM2-135M-Instruct"
-    # bfloat16 measured faster here than float32 (bench/generation_batching.py); float32
-    # keeps greedy output bit-identical whatever the batch holds.
-    dtype: Literal["bfloat16", "float32", "float16", "auto"] = "bfloat16"
+    # The numeric format (domain/numerics.py): "auto" picks bfloat16 only where the CPU has
+    # native bfloat16 (avx512_bf16/amx_bf16) and float32 elsewhere, where bfloat16 is emulated
+    # and several times slower; "int8" is float32 with dynamically quantised Linear layers.
+    dtype: Literal["auto", "bfloat16", "float32", "float16", "int8"] = "auto"
     # Where converted GGUF models are cached (models/<name>/), shared with the rest of the stack.
     # Read from LLMOPS_HOME (not the prefixed name: it is the whole stack's state folder).
     llmops_home: Path = Field(default=Path(".llmops"), validation_alias=AliasChoices("llmops_home"))

@@ -105,7 +105,7 @@ def model_dir(server_url: str) -> Path:
     from llmops_generation.adapters.loader import TransformersLoader
 
     settings = Settings(llmops_home=llmops_home())
-    return TransformersLoader(settings.models_dir).model_dir(default_spec(settings))
+    return TransformersLoader(settings.models_dir).model_dir(default_spec(settings, frozenset()))
 
 
 @pytest.fixture

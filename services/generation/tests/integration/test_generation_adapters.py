@@ -111,6 +111,27 @@ async def test_second_full_model_loads_serves_and_unloads(http, model_copy: Path
     assert default.status_code == 409 and default.json()["error_type"] == "conflict"
 
 
+async def test_int8_model_loads_by_admin_and_answers_like_float32(http, model_copy: Path, lora_dir: Path
+                                                                  ) -> None:
+    prompt = "The largest planet in the solar system is"
+    base = await generate(http, inputs=prompt)
+    created = await http.post(
+        "/admin/models", json={"model_id": "smollm2-int8", "path": "smollm2-copy", "dtype": "int8"})
+    assert created.status_code == 201, created.text
+    assert (created.json()["dtype"], created.json()["dtype_reason"]) == ("int8", "requested by admin load")
+    try:
+        quantized = await generate(http, "smollm2-int8", inputs=prompt)
+        # int8 weights: not bit-identical to float32 (the wording drifts after a few tokens),
+        # but the greedy answer holds the same fact.
+        assert quantized.split()[0] == base.split()[0] == "Jupiter,", (quantized, base)
+        refused = await http.post("/admin/adapters", json={
+            "adapter_id": "lora-int8", "path": str(lora_dir),
+            "base_model": "smollm2-int8"})
+        assert refused.status_code == 422 and "need a float model" in refused.json()["error"]
+    finally:
+        await http.delete("/admin/models/smollm2-int8")
+
+
 async def test_bad_adapter_path_is_rejected(http, models_root: Path) -> None:
     (models_root / "empty").mkdir(exist_ok=True)
     response = await http.post("/admin/adapters", json={"adapter_id": "x", "path": "empty"})

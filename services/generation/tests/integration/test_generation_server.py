@@ -167,6 +167,9 @@ async def test_tokenize_info_metrics_health(http) -> None:
     info = (await http.get("/info")).json()
     assert info["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert (info["max_input_tokens"], info["max_total_tokens"]) == (256, 320)
+    # The tests' server sets LLMOPS_GENERATION_DTYPE=float32 (see conftest.py).
+    assert (info["model_dtype"], info["dtype_reason"]) == (
+        "float32", "requested by setting LLMOPS_GENERATION_DTYPE")
     assert (await http.get("/health")).status_code == 200
     metrics = (await http.get("/metrics")).text
     assert "tgi_request_duration_bucket" in metrics and "tgi_queue_size" in metrics

@@ -130,10 +130,12 @@ class FakeDecoder:
 class FakeLoader:
     def __init__(self) -> None:
         self.decoders: dict[str, FakeDecoder] = {}
+        self.specs: dict[str, ModelSpec] = {}
 
     def load(self, spec: ModelSpec) -> tuple[FakeCodec, FakeDecoder]:
         if not spec.path.exists():
             raise OSError(f"no model at {spec.path}")
+        self.specs[spec.model_id] = spec
         decoder = self.decoders[spec.model_id] = FakeDecoder()
         return FakeCodec(), decoder
 

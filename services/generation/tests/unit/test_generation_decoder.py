@@ -122,6 +122,21 @@ def test_lora_adapter_applies_to_its_own_rows_only(tiny_model, tmp_path: Path) -
     assert alone_on(decoder, PROMPTS[1], 6) == base_tokens
 
 
+def test_int8_model_decodes_and_refuses_lora(tiny_model, tmp_path: Path) -> None:
+    from llmops_generation.adapters.loader import quantize_int8
+
+    model = LlamaForCausalLM(tiny_model.config)
+    model.load_state_dict(tiny_model.state_dict())
+    decoder = TransformersDecoder(quantize_int8(model.eval()), frozenset({EOS}), 0, quantized=True)
+    # The batch surgery works on the int8 model as on the float one.
+    together = decoder.step([seq(1, PROMPTS[1]), seq(2, PROMPTS[2])], [])
+    assert sorted(together) == [1, 2]
+    assert len(decoder.step([], [1])) == 1
+    with pytest.raises(ValueError, match="LoRA adapters need a float model"):
+        decoder.load_adapter("v2", tmp_path)
+    assert decoder.adapters == {}
+
+
 def alone_on(decoder: TransformersDecoder, ids: list[int], steps: int) -> list[int]:
     out = [decoder.step([seq(9, ids)], [])[9].token_id]
     return out + [decoder.step([], [])[9].token_id for _ in range(steps - 1)]

@@ -21,7 +21,7 @@ def test_defaults_point_at_the_bundled_gguf(monkeypatch: pytest.MonkeyPatch) -> 
         "127.0.0.1",
         8090,
         8,
-        "bfloat16",
+        "auto",
     )
     assert settings.models_dir == Path(".llmops") / "models"
 
@@ -40,7 +40,8 @@ def test_bad_settings_fail_with_the_field_name() -> None:
     with pytest.raises(ValidationError, match="max_input_tokens must be < max_total_tokens"):
         Settings(max_input_tokens=4096, max_total_tokens=2048)
     with pytest.raises(ValidationError, match="dtype"):
-        Settings(dtype="int8")
+        Settings(dtype="int4")
+    assert Settings(dtype="int8").dtype == "int8"
 
 
 def test_cache_folder_name() -> None:

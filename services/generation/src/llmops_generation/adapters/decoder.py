@@ -69,8 +69,16 @@ def check_batchable(model: PreTrainedModel) -> None:
 class TransformersDecoder:
     """Implements ports.Decoder for a transformers causal LM (optionally with PEFT adapters)."""
 
-    def __init__(self, model: PreTrainedModel, eos_token_ids: frozenset[int], pad_token_id: int) -> None:
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        eos_token_ids: frozenset[int],
+        pad_token_id: int,
+        *,
+        quantized: bool = False,
+    ) -> None:
         check_batchable(model)
+        self._quantized = quantized
         self._base: Any = model
         self._peft: Any = None
         self._adapters: dict[str, Path] = {}
@@ -116,6 +124,9 @@ class TransformersDecoder:
 
         if name in self._adapters:
             raise ValueError(f"adapter {name!r} is already loaded")
+        if self._quantized:
+            # PEFT wraps float nn.Linear layers; int8 dynamic layers are a different module.
+            raise ValueError("LoRA adapters need a float model; this model runs in int8 (load it as float32)")
         if self._peft is None:
             self._peft = PeftModel.from_pretrained(
                 self._base, str(path), adapter_name=name, is_trainable=False

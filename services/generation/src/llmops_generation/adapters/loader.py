@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,11 +24,11 @@ from typing import Any
 from llmops_generation.adapters.codec import HFTextCodec
 from llmops_generation.adapters.decoder import TransformersDecoder
 from llmops_generation.domain.model import ModelSpec
+from llmops_generation.domain.numerics import CONCRETE_DTYPES, choose_format, read_cpu_flags
 
 log = logging.getLogger(__name__)
 
 _MARKER = "llmops-source.json"
-DTYPES = ("bfloat16", "float32", "float16", "auto")
 
 
 def cache_name(model_id: str) -> str:
@@ -96,6 +97,19 @@ def convert_gguf(source: Path, gguf_file: str, target: Path) -> bool:
         return True
 
 
+def quantize_int8(model: Any) -> Any:
+    """float32 model -> the same model with int8 weights in its Linear layers (torch dynamic).
+
+    torch marks torch.ao.quantization deprecated in favour of torchao, but the eager dynamic
+    path still ships and needs no extra package; its warnings say nothing an operator can act on.
+    """
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 class TransformersLoader:
     """Implements ports.ModelLoader."""
 
@@ -113,14 +127,16 @@ class TransformersLoader:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if spec.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {DTYPES}, not {spec.dtype!r}")
+        fmt = choose_format(spec.dtype, read_cpu_flags())
+        if fmt.dtype not in CONCRETE_DTYPES:
+            raise ValueError(f"dtype must be one of {CONCRETE_DTYPES}, not {spec.dtype!r}")
         started = time.perf_counter()
         folder = self.model_dir(spec)
-        dtype = spec.dtype if spec.dtype == "auto" else getattr(torch, spec.dtype)
         tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, fmt.torch_dtype))
         model.eval()
+        if fmt.quantized:
+            model = quantize_int8(model)
         eos = model.generation_config.eos_token_id
         eos_ids = {eos} if isinstance(eos, int) else set(eos or ())
         if tokenizer.eos_token_id is not None:
@@ -128,13 +144,13 @@ class TransformersLoader:
         if not eos_ids:
             raise ValueError(f"model {spec.model_id!r} declares no end-of-sequence token")
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
-        decoder = TransformersDecoder(model, frozenset(eos_ids), int(pad))
+        decoder = TransformersDecoder(model, frozenset(eos_ids), int(pad), quantized=fmt.quantized)
         log.info(
             "model loaded",
             extra={
                 "model_id": spec.model_id,
                 "folder": str(folder),
-                "dtype": str(model.dtype),
+                "dtype": fmt.dtype,
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmops_generation.api.admin_guard import require_admin, under_models_root
 from llmops_generation.domain.errors import ValidationError
 from llmops_generation.domain.model import ModelSpec
+from llmops_generation.domain.numerics import choose_format
 from llmops_generation.domain.service import Engine, GenerationService
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -28,7 +29,8 @@ class LoadModel(BaseModel):
     model_id: str = Field(min_length=1)
     path: Path
     gguf_file: str | None = None
-    dtype: Literal["bfloat16", "float32", "float16", "auto"] | None = None
+    # None: the server's setting (LLMOPS_GENERATION_DTYPE); "auto": chosen from the CPU.
+    dtype: Literal["auto", "bfloat16", "float32", "float16", "int8"] | None = None
 
 
 class LoadAdapter(BaseModel):
@@ -54,6 +56,7 @@ def _engine_json(engine: Engine, default: str | None) -> dict[str, Any]:
         "path": str(engine.spec.path),
         "gguf_file": engine.spec.gguf_file,
         "dtype": engine.spec.dtype,
+        "dtype_reason": engine.spec.dtype_reason,
         "default": engine.model_id == default,
         "adapters": sorted(engine.adapters),
         "running": engine.batcher.running,
@@ -75,8 +78,13 @@ async def load_model(request: Request, body: LoadModel) -> dict[str, Any]:
     if body.gguf_file is not None and Path(body.gguf_file).name != body.gguf_file:
         raise ValidationError("gguf_file must be a file name inside `path`")
     service = _service(request)
-    dtype = body.dtype or request.app.state.settings.dtype
-    spec = ModelSpec(model_id=body.model_id, path=path, gguf_file=body.gguf_file, dtype=dtype)
+    if body.dtype is None:
+        fmt = choose_format(request.app.state.settings.dtype, request.app.state.cpu_flags,
+                            source="setting LLMOPS_GENERATION_DTYPE")
+    else:
+        fmt = choose_format(body.dtype, request.app.state.cpu_flags, source="admin load")
+    spec = ModelSpec(model_id=body.model_id, path=path, gguf_file=body.gguf_file,
+                     dtype=fmt.dtype, dtype_reason=fmt.reason)
     try:
         engine = await service.load_model(spec)
     except (OSError, ValueError) as exc:

@@ -250,6 +250,8 @@ async def info(request: Request) -> dict[str, Any]:
         "model_sha": None,
         "model_pipeline_tag": "text-generation",
         "model_dtype": engine.spec.dtype,
+        # Not in TGI's Info: why this format (the CPU's capabilities, or who asked for it).
+        "dtype_reason": engine.spec.dtype_reason,
         "max_concurrent_requests": request.app.state.settings.max_concurrent_requests,
         "max_best_of": limits.max_best_of,
         "max_stop_sequences": limits.max_stop_sequences,

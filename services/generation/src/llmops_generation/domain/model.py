@@ -139,9 +139,14 @@ class Completion:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A full model to serve: a transformers folder, or a folder holding `gguf_file`."""
+    """A full model to serve: a transformers folder, or a folder holding `gguf_file`.
+
+    `dtype` is the numeric format it runs in (domain.numerics: "auto" is resolved against
+    the CPU before a spec reaches the loader) and `dtype_reason` why that one was chosen.
+    """
 
     model_id: str
     path: Path
     gguf_file: str | None = None
-    dtype: str = "bfloat16"
+    dtype: str = "float32"
+    dtype_reason: str = ""

