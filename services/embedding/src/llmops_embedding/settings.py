@@ -60,6 +60,10 @@ class EncoderSettings(BaseModel):
     cache_dir: Path = Field(default_factory=default_export_cache)
     # OpenVINO's numeric format: auto is bf16 on CPUs with native bf16, f32 elsewhere.
     openvino_precision: Literal["auto", "f32", "bf16"] = "auto"
+    # The service answers with PyTorch from the start while the backend above is exported and
+    # checked in a worker thread, and switches to it when it passes (an export takes from ~25 s
+    # to minutes on a busy machine; a cached one a few seconds). False: checked before serving.
+    select_in_background: bool = True
     # BLAS threads of the numpy models (muse).
     threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
 

@@ -193,3 +193,26 @@ async def test_missing_runtime_is_reported(tmp_path, exported):
     assert embedder.report.fallback_reason == "BACKEND_UNAVAILABLE"
     assert embedder.report.active == "torch"
     assert "No module named 'openvino'" in embedder.backend
+
+
+async def test_the_service_serves_pytorch_at_once_then_the_checked_backend(
+        export_root, exported, st_embedder, monkeypatch):
+    from llmops_embedding.bootstrap import BackgroundSelection, build
+    from llmops_embedding.settings import Settings
+
+    monkeypatch.setenv("LLMOPS_EMBEDDING_ENCODER__CACHE_DIR", str(export_root))
+    monkeypatch.setenv("LLMOPS_EMBEDDING_ENCODER__BACKEND", "auto")
+    app = await build(Settings(grpc_host="127.0.0.1", grpc_port=0))
+    [selection] = [h.start.__self__ for h in app.hooks  # type: ignore[union-attr]
+                   if isinstance(getattr(h.start, "__self__", None), BackgroundSelection)]
+    service = selection.service
+    # Before the hook starts: PyTorch answers, and says what it waits for.
+    assert service.embedder.report.active == "torch"
+    assert "until auto has been checked" in service.embedder.backend
+    await selection.start()
+    assert selection.done is not None
+    chosen = await selection.done
+    assert chosen is service.embedder and chosen.report.active == "openvino"
+    vectors = await service.embedder.embed(TEXTS)
+    assert cosines(vectors, await st_embedder.embed(TEXTS)).min() >= 0.999
+    await selection.stop()

@@ -209,14 +209,25 @@ class BackendSelector:
         return embedder
 
 
+def choose_backend(base: SentenceTransformerEmbedder,
+                   exporter: Exporter = runtimes.export) -> SentenceTransformerEmbedder:
+    """The backend base.settings ask for, checked against `base` (PyTorch), or `base` itself
+    with the reason it had to be PyTorch. Blocking: export, compile and probe."""
+    if base.settings.backend == TORCH:
+        return base
+    embedder = BackendSelector(base, exporter).select()
+    log.info("embedding backend: %s", embedder.backend,
+             extra={"requested": base.settings.backend, "active": embedder.report.active})
+    return embedder
+
+
+async def select_backend(base: SentenceTransformerEmbedder,
+                         exporter: Exporter = runtimes.export) -> SentenceTransformerEmbedder:
+    """choose_backend in a worker thread."""
+    return await asyncio.to_thread(choose_backend, base, exporter)
+
+
 async def load_embedder(settings: EncoderSettings,
                         exporter: Exporter = runtimes.export) -> SentenceTransformerEmbedder:
     """The embedder the settings ask for, or PyTorch with the reason it had to be PyTorch."""
-    base = await SentenceTransformerEmbedder.load(settings)
-    if settings.backend == TORCH:
-        return base
-    selector = await asyncio.to_thread(BackendSelector, base, exporter)
-    embedder = await asyncio.to_thread(selector.select)
-    log.info("embedding backend: %s", embedder.backend,
-             extra={"requested": settings.backend, "active": embedder.report.active})
-    return embedder
+    return await select_backend(await SentenceTransformerEmbedder.load(settings), exporter)

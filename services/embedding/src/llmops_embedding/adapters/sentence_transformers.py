@@ -40,6 +40,8 @@ class BackendReport:
         if self.fallback_reason:
             return (f"{self.runtime} (fallback: {self.fallback_from} refused, "
                     f"{self.fallback_reason}: {self.detail})")
+        if self.active == TORCH and self.requested != TORCH:  # chosen in the background
+            return f"{self.runtime} (until {self.requested} has been checked, in the background)"
         if self.min_cosine is None:
             return self.runtime
         return f"{self.runtime} (probe cosine {self.min_cosine:.5f} to torch, {self.cache})"
@@ -83,6 +85,11 @@ class SentenceTransformerEmbedder:
             settings.name, embedder.dimensions, settings.path, settings.device,
         )
         return embedder
+
+    def with_backend(self, backend: str) -> SentenceTransformerEmbedder:
+        """The same PyTorch model, for settings that ask for `backend` (select_backend's
+        reference while this one keeps serving)."""
+        return type(self)(self._model, self._settings.model_copy(update={"backend": backend}))
 
     @property
     def model_name(self) -> str:

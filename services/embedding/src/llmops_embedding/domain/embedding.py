@@ -60,6 +60,14 @@ class EmbeddingService:
         self.embedder = embedder
         self.served = [embedder, *[e for e in extra if e.model_name != embedder.model_name]]
 
+    def replace_default(self, embedder: Embedder) -> None:
+        """Serves `embedder` as the default model from now on: the same model on a faster
+        backend, once it passed the check against the one serving (vectors stay the same)."""
+        if embedder.model_name != self.embedder.model_name:
+            raise ValueError(f"{embedder.model_name} cannot replace {self.embedder.model_name}")
+        self.served = [embedder if e is self.embedder else e for e in self.served]
+        self.embedder = embedder
+
     def embedder_for(self, model: str = "") -> Embedder:
         """The served model by full or short name; "" is the default one."""
         if not model:
