@@ -3,6 +3,7 @@ is unsupported, and fits its context into the token budget."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -32,6 +33,7 @@ from llmops_inference.domain.refusal import (
     AnswerPolicy,
     GroundingCheck,
 )
+from llmops_kit.errors import NotFound
 
 pytestmark = pytest.mark.unit
 
@@ -62,6 +64,8 @@ class Prompts:
 
 class Models:
     async def resolve(self, alias: str) -> ModelRef:
+        if alias == "nope":
+            raise NotFound("ALIAS_NOT_FOUND", f"no alias {alias!r}")
         return ModelRef("smollm2", 1)
 
     def invalidate(self, model_name: str | None = None, tenant: str | None = None) -> None:
@@ -143,13 +147,22 @@ async def test_weak_retrieval_is_refused_without_generating() -> None:
     assert answer.text == MESSAGES["en"] and answer.refusal == WEAK_RETRIEVAL
     assert answer.passages == [] and not answer.blocked and answer.error == ""
     assert answer.retrieval_score == pytest.approx(0.21)
-    assert gen.calls == 0 and prompts.rendered == []
+    # The prompt is still resolved (an unknown one is NOT_FOUND), with no passages in it.
+    assert gen.calls == 0 and prompts.rendered == [[]]
     assert sink.answers[-1].refusal == WEAK_RETRIEVAL
     resp = to_response(answer)
     assert resp.refusal == WEAK_RETRIEVAL and resp.retrieval_score == pytest.approx(0.21)
     assert resp.answer == MESSAGES["en"] and list(resp.citations) == []
     event = completed_event(ask(), sink.answers[-1], False, "q", answer.text, Quality())
     assert event.refusal == WEAK_RETRIEVAL and event.error == ""
+
+
+async def test_an_unknown_alias_is_not_found_even_when_retrieval_is_weak() -> None:
+    svc, gen, _, _ = service([passage(1, "faq.txt", "Orbit runs in Frankfurt.", 0.05)])
+    question = dataclasses.replace(ask("q"), model_alias="nope")
+    with pytest.raises(NotFound) as err:
+        await svc.answer(question)
+    assert err.value.reason == "ALIAS_NOT_FOUND" and gen.calls == 0
 
 
 async def test_korean_question_gets_the_korean_message() -> None:

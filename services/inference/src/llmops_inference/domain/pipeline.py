@@ -204,6 +204,7 @@ class AnswerService:
         passages: list[Passage] = []
         guarded: list[GuardedPassage] = []
         vector: list[float] = []
+        weak = False
         if q.rag:
             with sw.stage("embedding"):
                 vector = await self.retriever.embed(text)
@@ -211,14 +212,17 @@ class AnswerService:
                 retrieved = await self.retriever.search(text, vector, q.top_k)
             with sw.stage("context_safety"):
                 retrieved, guarded = await self._guard_passages(retrieved)
-            if weak_retrieval(self.policies.for_tenant(q.tenant), retrieved, text):
-                return not_covered(q.text, WEAK_RETRIEVAL, retrieved, guarded, verdict.verdict,
-                                   text, vector)
-            passages = build_context(retrieved, self.context)
+            weak = weak_retrieval(self.policies.for_tenant(q.tenant), retrieved, text)
+            passages = [] if weak else build_context(retrieved, self.context)
+        # The prompt and the model are resolved even for a refusal: an unknown prompt or alias
+        # is the caller's error (NOT_FOUND), whatever the documents cover.
         with sw.stage("prompt"):
             prompt = await self.prompts.render(q.prompt_name, q.prompt_label, text, passages)
         with sw.stage("model"):
             model = await self.models.resolve(q.model_alias)
+            if weak:
+                return not_covered(q.text, WEAK_RETRIEVAL, retrieved, guarded, verdict.verdict,
+                                   text, vector)
             await self.generator.prepare(model)
         attempt.ready = _Ready(prompt, passages, verdict.verdict, model, guarded,
                                text if q.rag else "", list(vector), retrieved)
