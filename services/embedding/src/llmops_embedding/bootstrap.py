@@ -52,7 +52,8 @@ async def build(settings: Settings) -> ServiceApp:
     default = await load_embedder(first.model_copy(update={"backend": "torch"}) if later
                                   else first)
     if later:  # says what it waits for (GetModelInfo.backend, the metric's `requested`)
-        default.report = replace(default.report, requested=first.backend)  # type: ignore[attr-defined]
+        default.report = replace(  # type: ignore[attr-defined]
+            default.report, requested=first.backend, pending=True)
     extra = [await load_embedder(encoder) for encoder in others]
     _record(default)
     service = EmbeddingService(default, extra)

@@ -103,8 +103,9 @@ def test_which_settings_choose_a_backend_in_the_background() -> None:
 
 
 def test_the_report_says_what_it_waits_for() -> None:
-    waiting = BackendReport("auto", "torch", "sentence-transformers/torch/cpu")
+    waiting = BackendReport("auto", "torch", "sentence-transformers/torch/cpu", pending=True)
     assert waiting.describe() == (
         "sentence-transformers/torch/cpu (until auto has been checked, in the background)")
-    assert BackendReport("torch", "torch", "sentence-transformers/torch/cpu").describe() == (
-        "sentence-transformers/torch/cpu")
+    for requested in ("torch", "auto"):  # loaded directly, nothing waited for
+        assert BackendReport(requested, "torch", "sentence-transformers/torch/cpu").describe() == (
+            "sentence-transformers/torch/cpu")

@@ -35,12 +35,14 @@ class BackendReport:
     fallback_from: str | None = None
     fallback_reason: str | None = None
     detail: str | None = None
+    # The requested backend is still being exported and checked (in the background).
+    pending: bool = False
 
     def describe(self) -> str:
         if self.fallback_reason:
             return (f"{self.runtime} (fallback: {self.fallback_from} refused, "
                     f"{self.fallback_reason}: {self.detail})")
-        if self.active == TORCH and self.requested != TORCH:  # chosen in the background
+        if self.pending:
             return f"{self.runtime} (until {self.requested} has been checked, in the background)"
         if self.min_cosine is None:
             return self.runtime
