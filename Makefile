@@ -75,6 +75,8 @@ bench: setup infra-up
 	$(DEV) $(RUN) python bench/ingest_throughput.py
 	$(DEV) $(RUN) python bench/ingest_latency.py
 	$(DEV) $(RUN) python bench/answer_latency.py
+	$(DEV) $(RUN) python bench/answer_quality.py
+	$(DEV) $(RUN) python bench/safety_checks.py
 	$(DEV) $(RUN) python bench/observability_throughput.py
 
 # Grafana's dashboards are generated from the observability panel definitions (committed).
