@@ -1,0 +1,1 @@
+"""Dataset versions: validated, deduplicated, redacted, split and stored by content hash."""

@@ -1,0 +1,1 @@
+"""Trainer service: fine-tuning jobs on DeepSpeed, dataset versions, registration with lineage."""
