@@ -364,6 +364,7 @@ class InferenceCompleted(_message.Message):
     EMBEDDING_MODEL_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
     REFUSAL_FIELD_NUMBER: _builtins.int
+    CANARY_FIELD_NUMBER: _builtins.int
     model_version: _builtins.str
     prompt_version: _builtins.str
     time_to_first_token_ms: _builtins.float
@@ -396,6 +397,10 @@ class InferenceCompleted(_message.Message):
     refusal: _builtins.str
     """GenerateResponse.refusal: why the answer is "the documents do not cover this" (empty for
     a generated answer).
+    """
+    canary: _builtins.bool
+    """True when a tenant's canary routed this request to its candidate version (model_version
+    names it); false on production or outside a canary.
     """
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
@@ -443,10 +448,11 @@ class InferenceCompleted(_message.Message):
         embedding_model: _builtins.str = ...,
         error: _builtins.str = ...,
         refusal: _builtins.str = ...,
+        canary: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness", "envelope", b"envelope", "groundedness", b"groundedness"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness", "answer_sentences", b"answer_sentences", "best_retrieval_score", b"best_retrieval_score", "cached", b"cached", "citations", b"citations", "completion_tokens", b"completion_tokens", "embedding_model", b"embedding_model", "envelope", b"envelope", "error", b"error", "groundedness", b"groundedness", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "question_embedding", b"question_embedding", "redacted_answer", b"redacted_answer", "redacted_question", b"redacted_question", "refusal", b"refusal", "retrieved_chunk_ids", b"retrieved_chunk_ids", "stages", b"stages", "streamed", b"streamed", "supported_sentences", b"supported_sentences", "time_to_first_token_ms", b"time_to_first_token_ms", "total_ms", b"total_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness", "answer_sentences", b"answer_sentences", "best_retrieval_score", b"best_retrieval_score", "cached", b"cached", "canary", b"canary", "citations", b"citations", "completion_tokens", b"completion_tokens", "embedding_model", b"embedding_model", "envelope", b"envelope", "error", b"error", "groundedness", b"groundedness", "guarded_passages", b"guarded_passages", "input_safety", b"input_safety", "model_version", b"model_version", "output_safety", b"output_safety", "prompt_tokens", b"prompt_tokens", "prompt_version", b"prompt_version", "question_embedding", b"question_embedding", "redacted_answer", b"redacted_answer", "redacted_question", b"redacted_question", "refusal", b"refusal", "retrieved_chunk_ids", b"retrieved_chunk_ids", "stages", b"stages", "streamed", b"streamed", "supported_sentences", b"supported_sentences", "time_to_first_token_ms", b"time_to_first_token_ms", "total_ms", b"total_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__groundedness: _TypeAlias = _typing.Literal["groundedness"]  # noqa: Y015
     _WhichOneofArgType__groundedness: _TypeAlias = _typing.Literal["_groundedness", b"_groundedness"]  # noqa: Y015
