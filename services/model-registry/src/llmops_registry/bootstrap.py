@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from llmops.admin.v1 import admin_pb2_grpc
-from llmops.registry.v1 import registry_pb2_grpc
+from llmops.registry.v1 import registry_pb2_grpc, rollout_pb2_grpc
 from llmops_kit import topics
 from llmops_kit.admin import Admin
 from llmops_kit.admin_grpc import ROLES as ADMIN_ROLES
@@ -21,20 +21,30 @@ from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
 from llmops_kit.sql_auth import SqlAuditLog, SqlKeyStore, open_engine
+from llmops_registry.adapters import promotion_gate
 from llmops_registry.adapters.memory_audit import MemoryAuditLog
+from llmops_registry.adapters.observability_metrics import ObservabilityMetrics
+from llmops_registry.adapters.sql_rollout import SqlRolloutStore
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
 from llmops_registry.adapters.sql_store import SqlRegistryStore
 from llmops_registry.adapters.sql_tenants import SqlTenantData
 from llmops_registry.api import tenants as tenant_api
 from llmops_registry.api.events import BusEventPublisher, RegistryTopics
 from llmops_registry.api.grpc import SERVICE_NAME, RegistryServicer
+from llmops_registry.api.rollout_grpc import ROLES as ROLLOUT_ROLES
+from llmops_registry.api.rollout_grpc import SERVICE_NAME as ROLLOUT_SERVICE
+from llmops_registry.api.rollout_grpc import RolloutServicer
 from llmops_registry.domain.audit import Auditor
+from llmops_registry.domain.canary import Thresholds
+from llmops_registry.domain.canary_controller import CanaryController
 from llmops_registry.domain.model import Actor
 from llmops_registry.domain.models import ModelRegistry, Policy
 from llmops_registry.domain.outbox import OutboxRelay
 from llmops_registry.domain.prompts import PromptRegistry
+from llmops_registry.domain.rollout import Rollouts
 from llmops_registry.domain.seed import SeedModel, seed
 from llmops_registry.domain.validation import Limits
+from llmops_registry.ports_rollout import PromotionGate
 from llmops_registry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +60,7 @@ class Registry:
     models: ModelRegistry
     prompts: PromptRegistry
     audit_log: AuditLog
+    rollouts: Rollouts | None = None
 
 
 def policy(settings: Settings) -> Policy:
@@ -60,13 +71,30 @@ def policy(settings: Settings) -> Policy:
     )
 
 
+def rollout_defaults(settings: Settings) -> Thresholds:
+    r = settings.rollout
+    return Thresholds(r.max_error_rate_increase, r.max_latency_ratio,
+                      r.max_safety_block_increase, r.max_groundedness_drop,
+                      r.max_negative_feedback_increase, r.min_requests)
+
+
+def default_gate() -> PromotionGate:
+    """The evaluation gate where its module is installed, else one that refuses (override)."""
+    if promotion_gate.available():
+        return promotion_gate.EvaluationGate(None)
+    log.warning("promotion gate: none configured; canaries need override_gate with a reason")
+    return promotion_gate.NoGate()
+
+
 async def build_registry(settings: Settings, bus: EventBus,
                          event_topics: RegistryTopics | None = None,
-                         audit_log: AuditLog | None = None) -> Registry:
+                         audit_log: AuditLog | None = None,
+                         gate: PromotionGate | None = None) -> Registry:
     """Opens the database (schema created if missing) and seeds what a fresh registry ships.
 
     `audit_log` receives every privileged action; without one, entries are kept in memory
-    (lost on restart) until the platform's SQL audit log is passed here.
+    (lost on restart) until the platform's SQL audit log is passed here. `gate` decides which
+    candidates may start a canary (default_gate() when None).
     """
     engine = make_engine(settings.database_url)
     create_schema(engine)
@@ -81,6 +109,8 @@ async def build_registry(settings: Settings, bus: EventBus,
     auditor = Auditor(audit_log)
     registry = Registry(engine, store, relay, ModelRegistry(store, relay, rules, auditor),
                         PromptRegistry(store, relay, rules, auditor), audit_log)
+    registry.rollouts = Rollouts(SqlRolloutStore(engine), store, relay, auditor,
+                                 gate or default_gate(), rollout_defaults(settings), rules.limits)
     sm = settings.seed_model
     await seed(registry.models, registry.prompts, Actor(settings.system_actor),
                SeedModel(sm.name, sm.artifact_uri, sm.base_model, sm.format, sm.alias)
@@ -108,6 +138,10 @@ def build_grpc(settings: Settings, registry: Registry, bus: EventBus | None = No
     server = GrpcServer(settings.grpc_host, settings.grpc_port, resolver)
     server.add(registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server,
                RegistryServicer(registry.models, registry.prompts), [SERVICE_NAME], ROLES)
+    if registry.rollouts is not None:
+        server.add(rollout_pb2_grpc.add_RolloutServiceServicer_to_server,
+                   RolloutServicer(registry.rollouts, registry.models), [ROLLOUT_SERVICE],
+                   ROLLOUT_ROLES)
     if bus is not None:
         admin = Admin(store, SqlAuditLog(engine),
                       BusTenantDeletedPublisher(bus, settings.service_name), settings.service_name,
@@ -136,7 +170,43 @@ async def build(settings: Settings) -> ServiceApp:
     # The outbox relay publishes: it needs the bus up and stops before it; the engine outlives both.
     app.on(Stage.RESOURCE, stop=dispose)
     app.on(Stage.BUS_CLIENT, start=start_relay, stop=registry.relay.stop)
+    controller = build_controller(settings, registry)
+    if controller is not None:
+        async def start_controller() -> None:
+            controller.start()
+
+        app.on(Stage.BUS_CLIENT, start=start_controller, stop=controller.stop)
+        app.on(Stage.RESOURCE, stop=controller.metrics_close)
     return app
+
+
+@dataclass
+class Controller:
+    controller: CanaryController
+    metrics: ObservabilityMetrics
+
+    def start(self) -> None:
+        self.controller.start()
+
+    async def stop(self) -> None:
+        await self.controller.stop()
+
+    async def metrics_close(self) -> None:
+        await self.metrics.close()
+
+
+def build_controller(settings: Settings, registry: Registry) -> Controller | None:
+    """The canary controller (every replica runs one; the lease lets one of them act)."""
+    r = settings.rollout
+    if registry.rollouts is None or not r.controller_enabled:
+        return None
+    metrics = ObservabilityMetrics(r.observability_address,
+                                   next(iter(settings.platform_admin_keys()), None),
+                                   r.observability_timeout_seconds)
+    return Controller(CanaryController(registry.rollouts, metrics,
+                                       SqlRolloutStore(registry.engine),
+                                       tick_seconds=r.tick_seconds,
+                                       lease_seconds=r.lease_seconds), metrics)
 
 
 async def serve(settings: Settings) -> None:

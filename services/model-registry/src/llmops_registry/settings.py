@@ -23,6 +23,26 @@ class SeedModelSettings(BaseModel):
     alias: str = "production"
 
 
+class RolloutSettings(BaseModel):
+    """Canary analysis (nested env: LLMOPS_REGISTRY_ROLLOUT__TICK_SECONDS=...). The metric
+    margins are the defaults of a canary that does not set its own (CanaryThresholds)."""
+
+    # Off: no replica analyses canaries (they stay at their share until aborted/rolled back).
+    controller_enabled: bool = True
+    tick_seconds: float = Field(default=1.0, gt=0)
+    lease_seconds: float = Field(default=10.0, gt=0)
+    # Where the per-version metrics come from (ObservabilityService.QueryPanel).
+    observability_address: str = Field(
+        default_factory=lambda: ports.service_address("observability"))
+    observability_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_error_rate_increase: float = Field(default=0.05, ge=0)
+    max_latency_ratio: float = Field(default=1.5, gt=0)
+    max_safety_block_increase: float = Field(default=0.05, ge=0)
+    max_groundedness_drop: float = Field(default=0.1, ge=0)
+    max_negative_feedback_increase: float = Field(default=0.1, ge=0)
+    min_requests: int = Field(default=20, ge=1)
+
+
 class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_REGISTRY_")
 
@@ -42,3 +62,4 @@ class Settings(ServiceSettings):
     publish_timeout_seconds: float = Field(default=5.0, gt=0)
     # How often unpublished events are retried (and a crashed run's leftovers picked up).
     outbox_interval_seconds: float = Field(default=5.0, gt=0)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)

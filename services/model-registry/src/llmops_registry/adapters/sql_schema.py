@@ -152,6 +152,9 @@ class OutboxRow(Base):
 
 
 def create_schema(engine: Engine) -> None:
+    # The rollout tables live in their own module on the same metadata.
+    from llmops_registry.adapters import sql_rollout_schema  # noqa: F401
+
     db.create_schema(Base.metadata, engine)
     # create_all leaves existing tables as they are: a database from before scopes would fail
     # on its first query instead of at start-up.

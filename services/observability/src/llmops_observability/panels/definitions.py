@@ -10,6 +10,7 @@ interpolation between the closest ranks, like numpy's default).
 
 from __future__ import annotations
 
+from llmops_observability.panels import rollout
 from llmops_observability.panels.model import Annotation, Dashboard, Panel
 
 # The tenant variable: one tenant, or "All" (sent as '*').
@@ -272,6 +273,8 @@ WHERE {RANGE} AND ({TENANT} OR tenant = '')
 ORDER BY time DESC, id
 LIMIT 100""", width=24),
 ]
+
+_PANELS += rollout.panels(WHERE, TENANT)
 
 PANELS: dict[str, Panel] = {p.id: p for p in _PANELS}
 
