@@ -25,6 +25,7 @@ from llmops_registry.adapters.sql_family import MODELS
 from llmops_registry.adapters.sql_rollout_schema import CanaryRow, LeaseRow
 from llmops_registry.domain.canary import (
     CANARY_ALIAS,
+    ROLLBACK_REASON,
     Canary,
     CanarySpec,
     CanaryState,
@@ -190,10 +191,13 @@ class SqlRolloutStore:
                          actor: Actor) -> tuple[int, int]:
         with Session(self._writer) as s, s.begin():
             owner = f.visible_head(s, MODELS, name, tenant, lock=True)
+            # The newest change that was not itself a rollback: rolling back twice does not
+            # bring the bad version back.
             last = s.scalars(select(MODELS.history).where(
                 MODELS.history.owner_id == owner.id, MODELS.history.tenant == tenant,
                 MODELS.history.name == PRODUCTION,
-                MODELS.history.from_version != MODELS.history.to_version)
+                MODELS.history.from_version != MODELS.history.to_version,
+                MODELS.history.reason.not_like(f"{ROLLBACK_REASON}%"))
                 .order_by(MODELS.history.id.desc()).limit(1)).one_or_none()
             current = _effective(s, owner, tenant, PRODUCTION)
             if last is None or last.to_version != current or last.from_version == 0:

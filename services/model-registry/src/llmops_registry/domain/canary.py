@@ -13,6 +13,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 CANARY_ALIAS = "canary"
+# How the alias-history reason of a rollback without a canary starts (the next rollback skips it).
+ROLLBACK_REASON = "rollback"
+# A candidate exactly at a margin passes (rates and means are floats).
+EPS = 1e-9
 
 
 class CanaryState(enum.Enum):
@@ -117,25 +121,25 @@ def analyse(candidate: VersionMetrics, production: VersionMetrics, t: Thresholds
                            f"{t.min_requests} needed for a verdict")
     failures = []
     c_err, p_err = candidate.rate(candidate.errors), production.rate(production.errors)
-    if c_err > p_err + t.max_error_rate_increase:
+    if c_err > p_err + t.max_error_rate_increase + EPS:
         failures.append(f"error rate {c_err:.3f} > production {p_err:.3f} + "
                         f"{t.max_error_rate_increase:g}")
     # Latency is only compared with a production that served requests in the window.
     if production.requests and production.p95_latency_ms > 0 and \
-            candidate.p95_latency_ms > production.p95_latency_ms * t.max_latency_ratio:
+            candidate.p95_latency_ms > production.p95_latency_ms * t.max_latency_ratio + EPS:
         failures.append(f"p95 latency {candidate.p95_latency_ms:.0f} ms > production "
                         f"{production.p95_latency_ms:.0f} ms x {t.max_latency_ratio:g}")
     c_blk, p_blk = candidate.rate(candidate.safety_blocks), production.rate(production.safety_blocks)
-    if c_blk > p_blk + t.max_safety_block_increase:
+    if c_blk > p_blk + t.max_safety_block_increase + EPS:
         failures.append(f"safety-block rate {c_blk:.3f} > production {p_blk:.3f} + "
                         f"{t.max_safety_block_increase:g}")
     if candidate.groundedness is not None and production.groundedness is not None and \
-            candidate.groundedness < production.groundedness - t.max_groundedness_drop:
+            candidate.groundedness < production.groundedness - t.max_groundedness_drop - EPS:
         failures.append(f"groundedness {candidate.groundedness:.3f} < production "
                         f"{production.groundedness:.3f} - {t.max_groundedness_drop:g}")
     c_neg = candidate.rate(candidate.negative_feedback)
     p_neg = production.rate(production.negative_feedback)
-    if c_neg > p_neg + t.max_negative_feedback_increase:
+    if c_neg > p_neg + t.max_negative_feedback_increase + EPS:
         failures.append(f"negative-feedback rate {c_neg:.3f} > production {p_neg:.3f} + "
                         f"{t.max_negative_feedback_increase:g}")
     if failures:

@@ -16,6 +16,7 @@ from llmops_registry.domain import audit as a
 from llmops_registry.domain import validation as v
 from llmops_registry.domain.audit import Auditor
 from llmops_registry.domain.canary import (
+    ROLLBACK_REASON,
     Canary,
     CanarySpec,
     CanaryState,
@@ -153,7 +154,7 @@ class Rollouts:
             before, after = canary.candidate, canary.last_good
         else:
             before, after = await self.store.roll_back_alias(
-                actor.tenant, name, f"rollback{suffix}", actor)
+                actor.tenant, name, f"{ROLLBACK_REASON}{suffix}", actor)
         await self.auditor.record(actor, ROLLBACK, f"{name}@production", actor.tenant,
                                   a.version_state(before), a.version_state(after))
         await self.relay.flush()
