@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmops.inference.v1 import inference_pb2_grpc
+from llmops_inference.adapters.canary import CanaryResolver
 from llmops_inference.adapters.embedding import EmbeddingClient
 from llmops_inference.adapters.registry import RegistryClient
 from llmops_inference.adapters.retrieval import VectorStoreRetriever
@@ -60,12 +61,14 @@ async def build(settings: Settings) -> ServiceApp:
     # Answers are scored on the path only where a policy refuses unsupported ones.
     needs_grounding = any(p.min_groundedness is not None
                           for p in (policies.default, *policies.tenants.values()))
+    # Requests for `production` go to the tenant's canary candidate by its share (rollout).
+    models = CanaryResolver(registry, settings.default_model_alias)
     service = AnswerService(
-        retriever, registry, registry, guard, generator, sink, cache, Limits(),
+        retriever, registry, models, guard, generator, sink, cache, Limits(),
         ContextBudget(settings.context_token_budget), policies,
         GroundingCheck(embedder, settings.groundedness_threshold) if needs_grounding else None)
     feedback = FeedbackService(guard, BusFeedbackPublisher(bus))
-    event_api.register(bus, event_api.AliasHandlers(registry), settings.alias_consumer_group())
+    event_api.register(bus, event_api.AliasHandlers(models), settings.alias_consumer_group())
     tenant_api.register(bus, cache, settings.consumer_group)
     server = GrpcServer(settings.grpc_host, settings.grpc_port, build_resolver(settings))
     server.add(inference_pb2_grpc.add_InferenceServiceServicer_to_server,

@@ -65,6 +65,7 @@ def completed_event(question: Question, answer: Answer, streamed: bool, redacted
         embedding_model=quality.embedding_model,
         error=answer.error,
         refusal=answer.refusal,
+        canary=bool(answer.model and answer.model.canary),
     )
     if quality.groundedness is not None:
         event.groundedness = quality.groundedness

@@ -87,6 +87,8 @@ class ModelRef:
     adapter_id: str | None = None
     # A LoRA version's weights, for a backend that loads adapters on demand; "" otherwise.
     artifact_uri: str = ""
+    # True when the tenant's canary routed the request to this (candidate) version.
+    canary: bool = False
 
     @property
     def label(self) -> str:

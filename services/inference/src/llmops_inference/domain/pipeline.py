@@ -140,6 +140,8 @@ class _Attempt:
 
     input_safety: Verdict | None = None
     ready: _Ready | None = None
+    # The version resolved for it: a failure to load it (prepare) is still that version's.
+    model: ModelRef | None = None
 
 
 def _deadline_passed() -> bool:
@@ -220,6 +222,7 @@ class AnswerService:
             prompt = await self.prompts.render(q.prompt_name, q.prompt_label, text, passages)
         with sw.stage("model"):
             model = await self.models.resolve(q.model_alias)
+            attempt.model = model
             if weak:
                 return not_covered(q.text, WEAK_RETRIEVAL, retrieved, guarded, verdict.verdict,
                                    text, vector)
@@ -268,8 +271,9 @@ class AnswerService:
                 code: str) -> None:
         ready = attempt.ready
         answer = (ready.answered(None, "", Verdict.ALLOW) if ready
-                  else Answer("", [], None, None, attempt.input_safety or Verdict.ALLOW,
-                              Verdict.ALLOW, blocked=False))
+                  else Answer("", [], attempt.model, None,
+                              attempt.input_safety or Verdict.ALLOW, Verdict.ALLOW,
+                              blocked=False))
         answer.error = code
         answer.checked = ("input",) if attempt.input_safety is not None else ()
         self._finish(q, answer, sw, streamed)
