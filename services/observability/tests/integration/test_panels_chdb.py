@@ -337,6 +337,36 @@ def _registry(c: Client, s: Sample) -> None:
     assert [r[1] for r in run(c, "registry.changes", tenant="globex")] == ["globex", ""]
 
 
+# ---- rollout ----------------------------------------------------------------------------------
+
+@check("rollout.version_metrics")
+def _version_metrics(c: Client, s: Sample) -> None:
+    negative = Counter(r["request_id"] for r in s.rows["scores"]
+                       if r["tenant"] == "acme" and r["source"] == "feedback"
+                       and r["value"] < 0 and r["ts"] >= START)
+    by_model: dict[str, list[Row]] = defaultdict(list)
+    for r in truth(s, "answers"):
+        if r["response_model"] and not r["cached"]:
+            by_model[r["response_model"]].append(r)
+    want = {}
+    for model, rows in by_model.items():
+        scored = [r["groundedness"] for r in rows if r.get("groundedness") is not None]
+        want[(model,)] = (
+            len(rows),
+            sum(r.get("error", "") not in ("", "INPUT_BLOCKED", "OUTPUT_BLOCKED") for r in rows),
+            pct([r["duration_ms"] for r in rows], 0.95),
+            sum(r.get("output_safety") == "block" for r in rows),
+            statistics.fmean(scored) if scored else None,
+            sum(negative[r["id"]] for r in rows))
+    got = keyed(run(c, "rollout.version_metrics"), 1)
+    assert sorted(got) == sorted(want) and len(want) >= 2
+    for key, values in want.items():
+        assert got[key][:2] == values[:2] and got[key][3] == values[3], key
+        assert got[key][2] == pytest.approx(values[2], rel=1e-9), key
+        assert got[key][4] == pytest.approx(values[4], rel=1e-6), key
+        assert got[key][5] == values[5], key
+
+
 # ---- every panel --------------------------------------------------------------------------------
 
 def test_every_panel_has_a_check() -> None:
