@@ -132,3 +132,12 @@ async def test_lease_is_held_renewed_and_taken_over_after_expiry(stores: Stores)
     await asyncio.sleep(0.7)
     assert await stores.rollout.acquire_lease("ctl", "b", 5)
     assert not await stores.rollout.acquire_lease("ctl", "a", 5)
+
+
+async def test_a_deleted_tenant_leaves_no_canary(stores: Stores) -> None:
+    from llmops_registry.adapters.sql_tenants import SqlTenantData
+
+    await stores.rollout.start_canary("acme", "m", SPEC, "go", ACME)
+    assert await SqlTenantData(stores.rollout.engine).delete_tenant_data("acme") > 0
+    assert await reason_of(stores.rollout.get_canary("acme", "m")) == "CANARY_NOT_FOUND"
+    assert await stores.rollout.due_canaries(datetime.now(UTC) + timedelta(hours=1), 10) == []

@@ -1,9 +1,10 @@
 """TenantData on the registry's SQL store: what a deleted tenant leaves behind.
 
 Shared models, prompts, their versions, pointers and histories stay (scope ""). The tenant's
-own scope goes: its aliases and labels, their history, and its private model and prompt
-versions. Its outbox rows: published ones are deleted, and ones not yet published are detached
-from the tenant (they are still published, so consumers' caches follow). One transaction.
+own scope goes: its aliases and labels, their history, its private model and prompt versions
+and its canaries. Its outbox rows: published ones are deleted, and ones not yet published are
+detached from the tenant (they are still published, so consumers' caches follow). One
+transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from llmops_registry.adapters import sql_family as f
+from llmops_registry.adapters.sql_rollout_schema import CanaryRow
 from llmops_registry.adapters.sql_schema import (
     ModelAliasHistoryRow,
     ModelAliasRow,
@@ -25,8 +27,8 @@ from llmops_registry.adapters.sql_schema import (
     PromptVersionRow,
 )
 
-# Pointers and history before the versions they reference.
-SCOPED = (ModelAliasRow, PromptLabelRow, ModelAliasHistoryRow, PromptLabelHistoryRow,
+# Canaries, pointers and history before the versions they reference.
+SCOPED = (CanaryRow, ModelAliasRow, PromptLabelRow, ModelAliasHistoryRow, PromptLabelHistoryRow,
           ModelVersionRow, PromptVersionRow)
 # The outbox kind announcing each scoped row (its ref_id is that row's id).
 ANNOUNCED = ((f.MODEL_VERSION_CREATED, ModelVersionRow), (f.PROMPT_VERSION_CREATED, PromptVersionRow),
