@@ -47,11 +47,14 @@ class CanaryController:
 
     async def run_once(self, now: datetime | None = None) -> list[Step]:
         """One tick: the steps taken (none when another replica holds the lease)."""
-        if not await self.lease.acquire_lease(LEASE, self.holder, self.lease_seconds):
-            return []
         now = now or datetime.now(UTC)
+        due = await self.rollouts.store.due_canaries(now, self.batch)
+        # The lease (a write) is only taken when there is work: an idle registry only reads.
+        if not due or not await self.lease.acquire_lease(LEASE, self.holder,
+                                                         self.lease_seconds):
+            return []
         steps = []
-        for canary in await self.rollouts.store.due_canaries(now, self.batch):
+        for canary in due:
             try:
                 steps.append(await self.rollouts.analyse(canary, self.metrics, CONTROLLER, now))
             except Exception as exc:
