@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -198,7 +199,9 @@ async def rig(kafka: KafkaSettings, tmp_path_factory: pytest.TempPathFactory
     isettings = InferenceSettings(grpc_host="127.0.0.1", grpc_port=0, kafka=kafka,
                                   api_keys=KEYS, auth_database_url=auth)
     client = RegistryClient(f"127.0.0.1:{rport}", 10.0, MODEL, ttl_seconds=600)
-    models = CanaryResolver(client, "production", ttl_seconds=600)
+    # A seeded draw: the share test is a binomial check that cannot flake between runs.
+    models = CanaryResolver(client, "production", ttl_seconds=600,
+                            draw=random.Random(20261201).random)
     rest, gen, sink = Rest(), Generation_(), Sink()
     service = AnswerService(rest, rest, models, rest, gen, sink, AnswerCache(10, 60), Limits())
     iserver = GrpcServer("127.0.0.1", 0, build_resolver(isettings))
@@ -265,6 +268,8 @@ async def test_canary_share_is_within_binomial_tolerance(rig: Rig) -> None:
     assert served.count(f"{MODEL}@1") + on_candidate == n
     sigma = math.sqrt(n * p * (1 - p))
     assert abs(on_candidate - n * p) <= 3 * sigma, (on_candidate, n * p, sigma)
+    print(f"canary share: {on_candidate} of {n} on the candidate (expected {n * p:.0f} "
+          f"+- {3 * sigma:.0f})")
     # Every answer's event says which version served and whether the canary routed it.
     mine = [a for _, t, a in rig.sink.answers if t == tenant]
     assert sum(a.model is not None and a.model.canary for a in mine) == on_candidate
