@@ -56,7 +56,7 @@ class CanaryController:
         steps = []
         for canary in due:
             try:
-                steps.append(await self.rollouts.analyse(canary, self.metrics, CONTROLLER, now))
+                steps.append(await self.rollouts.run_check(canary, self.metrics, CONTROLLER, now))
             except Exception as exc:
                 log.warning("canary %s/%s not analysed, retrying next tick: %s: %s",
                             canary.tenant, canary.name, type(exc).__name__, exc)

@@ -178,8 +178,8 @@ class Rollouts:
         rows = rows[:size]
         return Page(rows, v.encode_token(rows[-1].sequence) if more else "")
 
-    async def analyse(self, canary: Canary, metrics: CanaryMetrics, actor: Actor,
-                      now: datetime | None = None) -> Step:
+    async def run_check(self, canary: Canary, metrics: CanaryMetrics, actor: Actor,
+                        now: datetime | None = None) -> Step:
         """One check of one canary over the window since its last verdict (the controller)."""
         now = now or datetime.now(UTC)
         by_version = await metrics.window(canary.tenant, canary.name, canary.window_start, now)
