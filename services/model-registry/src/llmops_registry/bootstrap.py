@@ -78,10 +78,11 @@ def rollout_defaults(settings: Settings) -> Thresholds:
                       r.max_negative_feedback_increase, r.min_requests)
 
 
-def default_gate() -> PromotionGate:
-    """The evaluation gate where its module is installed, else one that refuses (override)."""
-    if promotion_gate.available():
-        return promotion_gate.EvaluationGate(None)
+def default_gate(evaluations: object | None) -> PromotionGate:
+    """The evaluation gate over `evaluations` (the evaluation runs' store) where its module is
+    installed, else one that refuses every canary unless overridden."""
+    if evaluations is not None and promotion_gate.available():
+        return promotion_gate.EvaluationGate(evaluations)
     log.warning("promotion gate: none configured; canaries need override_gate with a reason")
     return promotion_gate.NoGate()
 
@@ -110,7 +111,8 @@ async def build_registry(settings: Settings, bus: EventBus,
     registry = Registry(engine, store, relay, ModelRegistry(store, relay, rules, auditor),
                         PromptRegistry(store, relay, rules, auditor), audit_log)
     registry.rollouts = Rollouts(SqlRolloutStore(engine), store, relay, auditor,
-                                 gate or default_gate(), rollout_defaults(settings), rules.limits)
+                                 gate or default_gate(getattr(registry, "evaluations", None)),
+                                 rollout_defaults(settings), rules.limits)
     sm = settings.seed_model
     await seed(registry.models, registry.prompts, Actor(settings.system_actor),
                SeedModel(sm.name, sm.artifact_uri, sm.base_model, sm.format, sm.alias)

@@ -45,3 +45,19 @@ async def test_the_controller_can_be_switched_off(tmp_path: Path) -> None:
         await controller.metrics_close()
     finally:
         reg.engine.dispose()
+
+
+def test_default_gate_needs_the_evaluation_module_and_a_store(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from llmops_registry.adapters.promotion_gate import GATE_MODULE, EvaluationGate
+    from llmops_registry.bootstrap import default_gate
+
+    monkeypatch.delitem(sys.modules, GATE_MODULE, raising=False)
+    assert isinstance(default_gate("runs"), (NoGate, EvaluationGate))
+    monkeypatch.setitem(sys.modules, GATE_MODULE, types.ModuleType(GATE_MODULE))
+    assert isinstance(default_gate(None), NoGate)
+    gate = default_gate("runs")
+    assert isinstance(gate, EvaluationGate) and gate.evaluations == "runs"
