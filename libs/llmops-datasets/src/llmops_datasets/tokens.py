@@ -99,13 +99,21 @@ class HFTokenCounter:
         if len(offsets) <= max_tokens:
             return [text]
         pieces = []
-        for start in range(0, len(offsets), max_tokens):
+        start = 0
+        while start < len(offsets):
             end = min(start + max_tokens, len(offsets))
-            char_start = 0 if start == 0 else offsets[start][0]
-            char_end = len(text) if end == len(offsets) else offsets[end][0]
-            piece = text[char_start:char_end].strip()
+            while True:
+                char_start = 0 if start == 0 else offsets[start][0]
+                char_end = len(text) if end == len(offsets) else offsets[end][0]
+                piece = text[char_start:char_end].strip()
+                # A piece tokenised on its own can take a token more than inside the text
+                # (a word losing its leading space): shorten it until it fits.
+                if end - start <= 1 or self.count(piece) <= max_tokens:
+                    break
+                end -= 1
             if piece:
                 pieces.append(piece)
+            start = end
         return pieces
 
 
