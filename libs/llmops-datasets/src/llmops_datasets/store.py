@@ -134,15 +134,17 @@ class DatasetStore:
         if built.skipped:
             files[SKIPPED] = "".join(json.dumps(p.as_dict()) + "\n" for p in built.skipped).encode()
         files[MANIFEST] = json.dumps(manifest, ensure_ascii=False, indent=2).encode()
+        created = True
         if self.local:
-            self._write_local(tenant, built.id, files)
+            created = self._write_local(tenant, built.id, files)
         else:
             folder = self.key(tenant, built.id)
             for file_name in sorted(files, key=lambda n: n == MANIFEST):  # manifest last
                 self.fs.pipe_file(f"{folder}/{file_name}", files[file_name])
-        return self.get(tenant, built.id), True
+        return self.get(tenant, built.id), created
 
-    def _write_local(self, tenant: str, dataset_id: str, files: dict[str, bytes]) -> None:
+    def _write_local(self, tenant: str, dataset_id: str, files: dict[str, bytes]) -> bool:
+        """Whether this call put the version in place (False: a concurrent writer did)."""
         final = Path(self.key(tenant, dataset_id))
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".{dataset_id}.tmp-{uuid.uuid4().hex[:8]}"
@@ -152,9 +154,11 @@ class DatasetStore:
                 (tmp / file_name).write_bytes(data)
             try:
                 os.rename(tmp, final)
+                return True
             except OSError:
                 if not (final / MANIFEST).is_file():  # not a concurrent writer of the same version
                     raise
+                return False
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -182,6 +186,15 @@ class DatasetStore:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return target
+
+    def delete_tenant(self, tenant: str) -> int:
+        """Removes every version of a deleted tenant (TenantDeleted); how many there were."""
+        folder = f"{self._base.rstrip('/')}/{check_tenant(tenant)}"
+        count = len(self.list(tenant))
+        if self.fs.exists(folder):
+            self.fs.rm(folder, recursive=True)
+        shutil.rmtree(self.cache_dir / tenant, ignore_errors=True)
+        return count
 
     def list(self, tenant: str) -> list[DatasetVersion]:
         """The tenant's versions, newest first."""

@@ -106,3 +106,26 @@ def test_the_shipped_smollm2_tokenizer_counts_chat_tokens() -> None:
     assert 300 <= total <= 310
     assert len(pieces) == -(-total // 100) and all(counter.count(p) <= 100 for p in pieces)
     assert "".join(pieces).count("vacation") == 300  # nothing lost at the cuts
+
+
+def test_concurrent_writers_of_one_version_both_get_it(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = DatasetStore(tmp_path)
+    b = built()
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda i: store.write("acme", b, name=f"n{i}"), range(8)))
+    assert {v.id for v, _ in results} == {b.id}
+    assert sum(created for _, created in results) == 1  # exactly one writer put it in place
+    assert [p.name for p in (tmp_path / "acme").iterdir()] == [b.id]
+    assert store.get("acme", b.id).train_path.is_file()
+
+
+def test_delete_tenant_removes_its_versions_only(tmp_path: Path) -> None:
+    store = DatasetStore(tmp_path)
+    b = built()
+    store.write("acme", b, name="a")
+    store.write("globex", b, name="g")
+    assert store.delete_tenant("acme") == 1
+    assert store.list("acme") == [] and [v.id for v in store.list("globex")] == [b.id]
+    assert store.delete_tenant("acme") == 0
