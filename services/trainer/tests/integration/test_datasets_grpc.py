@@ -197,3 +197,19 @@ async def test_a_call_without_a_key_is_refused(stub: Any) -> None:
     reason, _ = await fails(stub.ListDatasets(pb.ListDatasetsRequest()),
                             grpc.StatusCode.UNAUTHENTICATED)
     assert reason == "MISSING_API_KEY"
+
+
+async def test_a_deleted_tenants_versions_are_removed(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
+    servicer = build_dataset_service(DatasetSettings(root=str(tmp_path / "a")), engine,
+                                     documents=FakeDocuments())
+    service = servicer.service
+    from llmops_trainer.datasets.service import Options
+
+    for tenant in ("acme", "globex"):
+        await service.create_from_jsonl(tenant, "n", "chat", jsonl(CHAT), Options(), tenant)
+    assert await service.delete_tenant("acme") == 1
+    assert await service.list("acme", None, 10) == []
+    assert not (tmp_path / "a" / "acme").exists()
+    assert len(await service.list("globex", None, 10)) == 1
+    engine.dispose()

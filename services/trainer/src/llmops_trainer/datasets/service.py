@@ -136,6 +136,12 @@ class DatasetService:
             raise NotFound("DATASET_NOT_FOUND", f"no dataset {dataset_id!r} in this tenant")
         return entry
 
+    async def delete_tenant(self, tenant: str) -> int:
+        """Forgets a deleted tenant's versions (catalogue rows and files); how many rows."""
+        rows = await asyncio.to_thread(self.catalogue.delete_tenant, tenant)
+        await asyncio.to_thread(self.store.delete_tenant, tenant)
+        return rows
+
     async def list(self, tenant: str, kind: str | None, limit: int) -> list[Entry]:
         return await asyncio.to_thread(self.catalogue.list, tenant, kind, min(limit or 100, 1000))
 
