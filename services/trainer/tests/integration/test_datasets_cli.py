@@ -63,6 +63,7 @@ def test_create_list_show_with_json(trainer: Path, capsys: pytest.CaptureFixture
     created = out_json(capsys)
     ds = created["dataset"]
     assert created["created"] is True and ds["kind"] == "instruction"
+    assert ds["id"] == "ds-e2dc91197f45c536"  # the id README.md shows (default settings)
     assert (ds["counts"]["train"], ds["counts"]["validation"]) == (122, 17)
     assert ds["manifest"]["pii"]["findings"] == {"pii.email": 1}
     assert ds["token_stats"]["max"] == 299 and ds["token_stats"]["p50"] == 62

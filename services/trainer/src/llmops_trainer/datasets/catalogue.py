@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import Column, DateTime, Index, Integer, MetaData, String, Table, Text, select
 from sqlalchemy.engine import Engine
 
-from llmops_kit import db
+from llmops_kit.db import create_schema as kit_create_schema
+from llmops_kit.db import insert_ignore, writer
 
 metadata = MetaData()
 
@@ -45,7 +46,7 @@ class Entry:
 
 
 def create_schema(engine: Engine) -> None:
-    db.create_schema(metadata, engine)
+    kit_create_schema(metadata, engine)
 
 
 def _entry(row: Any) -> Entry:
@@ -69,8 +70,8 @@ class SqlCatalogue:
                   "validation_count": counts.get("validation", 0),
                   "records_count": counts.get("records", 0),
                   "manifest": json.dumps(manifest, ensure_ascii=False)}
-        with db.writer(self.engine).begin() as conn:
-            conn.execute(db.insert_ignore(self.engine, dataset_versions, values))
+        with writer(self.engine).begin() as conn:
+            conn.execute(insert_ignore(self.engine, dataset_versions, values))
         entry = self.get(tenant, manifest["id"])
         assert entry is not None
         return entry
@@ -90,6 +91,6 @@ class SqlCatalogue:
             return [_entry(r) for r in conn.execute(query)]
 
     def delete_tenant(self, tenant: str) -> int:
-        with db.writer(self.engine).begin() as conn:
+        with writer(self.engine).begin() as conn:
             result = conn.execute(dataset_versions.delete().where(dataset_versions.c.tenant == tenant))
         return int(result.rowcount or 0)
