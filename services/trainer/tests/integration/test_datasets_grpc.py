@@ -213,3 +213,37 @@ async def test_a_deleted_tenants_versions_are_removed(tmp_path: Path) -> None:
     assert not (tmp_path / "a" / "acme").exists()
     assert len(await service.list("globex", None, 10)) == 1
     engine.dispose()
+
+
+async def test_each_new_version_is_announced_once(tmp_path: Path) -> None:
+    from llmops_trainer.datasets import dataset_created_event
+    from llmops_trainer.datasets.catalogue import Entry
+    from llmops_trainer.datasets.service import Options
+
+    seen: list[Entry] = []
+
+    async def announce(entry: Entry) -> None:
+        seen.append(entry)
+        if entry.name == "fails":
+            raise ConnectionError("bus down")
+
+    engine = make_engine(f"sqlite:///{tmp_path}/t.db")
+    service = build_dataset_service(DatasetSettings(root=str(tmp_path / "a")), engine,
+                                    documents=FakeDocuments(), on_created=announce).service
+    entry, created = await service.create_from_jsonl("acme", "n", "chat", jsonl(CHAT), Options(), "u")
+    again, created_again = await service.create_from_jsonl("acme", "m", "chat", jsonl(CHAT),
+                                                           Options(), "u")
+    assert (created, created_again, again.id) == (True, False, entry.id)
+    assert [e.id for e in seen] == [entry.id]
+    # A failing announcement is logged; the version is created all the same.
+    other, created = await service.create_from_jsonl("acme", "fails", "chat", jsonl(CHAT[:5]),
+                                                     Options(), "u")
+    assert created and len(seen) == 2 and (await service.get("acme", other.id)).name == "fails"
+
+    event = dataset_created_event(entry)
+    assert (event.envelope.tenant_id, event.envelope.producer) == ("acme", "trainer")
+    assert event.envelope.event_id == dataset_created_event(entry).envelope.event_id  # stable
+    assert event.envelope.event_id != dataset_created_event(other).envelope.event_id
+    assert (event.dataset.id, event.dataset.counts.train + event.dataset.counts.validation) == (
+        entry.id, 12)
+    engine.dispose()

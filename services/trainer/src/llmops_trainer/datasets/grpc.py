@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import grpc
@@ -11,10 +12,13 @@ from llmops.trainer.v1 import datasets_pb2, datasets_pb2_grpc
 from llmops_kit.auth import Role, current_principal
 from llmops_kit.context import current_tenant
 from llmops_kit.errors import Unauthenticated
+from llmops_kit.events import make_envelope
 from llmops_trainer.datasets.catalogue import Entry
 from llmops_trainer.datasets.service import DatasetService, Options
 
 SERVICE_NAME = "llmops.trainer.v1.DatasetService"
+DATASET_CREATED_TOPIC = "llmops.trainer.dataset-created.v1"
+_EVENT_NAMESPACE = uuid.UUID("0b7e3f55-5d0e-4a8e-9c1f-6a2d8e4b7c90")
 # Any key of a tenant may create, read and list that tenant's dataset versions: building one
 # changes nothing that serves traffic (training on it is the trainer's own, finer decision).
 ROLES = {"CreateDataset": Role.MEMBER, "GetDataset": Role.MEMBER, "ListDatasets": Role.MEMBER}
@@ -73,6 +77,14 @@ def dataset_pb(entry: Entry) -> datasets_pb2.Dataset:
     )
     msg.created_at.FromDatetime(entry.created_at)
     return msg
+
+
+def dataset_created_event(entry: Entry, producer: str = "trainer") -> datasets_pb2.DatasetVersionCreated:
+    """The event for a new version (topic DATASET_CREATED_TOPIC, key: the tenant id)."""
+    event_id = str(uuid.uuid5(_EVENT_NAMESPACE, f"{entry.tenant}/{entry.id}"))
+    return datasets_pb2.DatasetVersionCreated(
+        envelope=make_envelope(producer, tenant=entry.tenant, event_id=event_id),
+        dataset=dataset_pb(entry))
 
 
 class DatasetServicer(datasets_pb2_grpc.DatasetServiceServicer):

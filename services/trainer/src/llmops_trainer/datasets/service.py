@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,10 @@ from llmops_trainer.datasets.settings import DatasetSettings
 from llmops_trainer.datasets.sources import DocumentSource
 
 log = logging.getLogger(__name__)
+
+# Called once per new version (not when the same content is created again), e.g. to publish
+# DatasetVersionCreated. A failure is logged; the version stays created.
+OnCreated = Callable[[Entry], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,12 @@ class InvalidDatasetError(InvalidArgument):
 
 class DatasetService:
     def __init__(self, settings: DatasetSettings, store: DatasetStore, catalogue: SqlCatalogue,
-                 counter: Callable[[], TokenCounter], documents: DocumentSource) -> None:
+                 counter: Callable[[], TokenCounter], documents: DocumentSource,
+                 on_created: OnCreated | None = None) -> None:
         self.settings = settings
+        self.on_created = on_created
+        # Builds are CPU-bound (tokenising, MinHash, PII): a few at a time, each in a thread.
+        self._builds = asyncio.Semaphore(settings.max_concurrent_builds)
         self.store = store
         self.catalogue = catalogue
         self._counter_factory = counter
@@ -97,8 +105,8 @@ class DatasetService:
         if not data.strip():
             raise InvalidArgument("EMPTY_UPLOAD", "the upload is empty")
         settings = self.build_settings(kind, options)
-        return await asyncio.to_thread(self._build_and_store, tenant, name, created_by,
-                                       lambda c: build_jsonl(data, settings, c, {"type": "upload"}))
+        return await self._run(tenant, name, created_by,
+                               lambda c: build_jsonl(data, settings, c, {"type": "upload"}))
 
     async def create_from_documents(self, tenant: str, name: str, document_ids: Sequence[str],
                                     options: Options, created_by: str) -> tuple[Entry, bool]:
@@ -114,8 +122,21 @@ class DatasetService:
         source = {"type": "documents", "documents": [
             {"document_id": d.document_id, "version": d.version} for d in docs]}
         texts = [(d.document_id, d.text) for d in docs]
-        return await asyncio.to_thread(self._build_and_store, tenant, name, created_by,
-                                       lambda c: build_texts(texts, settings, c, source))
+        return await self._run(tenant, name, created_by,
+                               lambda c: build_texts(texts, settings, c, source))
+
+    async def _run(self, tenant: str, name: str, created_by: str,
+                   build: Callable[[TokenCounter], Built]) -> tuple[Entry, bool]:
+        async with self._builds:
+            entry, created = await asyncio.to_thread(self._build_and_store, tenant, name,
+                                                     created_by, build)
+        if created and self.on_created is not None:
+            try:
+                await self.on_created(entry)
+            except Exception:
+                log.exception("dataset version created, but its event could not be published",
+                              extra={"dataset_id": entry.id})
+        return entry, created
 
     def _build_and_store(self, tenant: str, name: str, created_by: str,
                          build: Callable[[TokenCounter], Built]) -> tuple[Entry, bool]:

@@ -42,6 +42,8 @@ class DatasetSettings(BaseSettings):
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_records: int = Field(default=200_000, ge=1)
     max_documents: int = Field(default=500, ge=1)
+    # Builds running at once (each takes a CPU core while it runs).
+    max_concurrent_builds: int = Field(default=2, ge=1, le=64)
     ingestion_address: str = Field(default_factory=lambda: ports.service_address("ingestion"))
     vectorstore_address: str = Field(default_factory=lambda: ports.service_address("vector-store"))
     # Seconds for each call to ingestion and the vector store.

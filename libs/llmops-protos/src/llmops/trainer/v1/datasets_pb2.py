@@ -23,39 +23,42 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from llmops.common.v1 import envelope_pb2 as llmops_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n llmops/trainer/v1/datasets.proto\x12\x11llmops.trainer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"%\n\rFromDocuments\x12\x14\n\x0c\x64ocument_ids\x18\x01 \x03(\t\"\x85\x02\n\x0c\x42uildOptions\x12\x18\n\x0bmax_seq_len\x18\x01 \x01(\rH\x00\x88\x01\x01\x12 \n\x13validation_fraction\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x03 \x01(\rH\x02\x88\x01\x01\x12%\n\x18near_duplicate_threshold\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x1b\n\x13\x64isable_near_dedupe\x18\x05 \x01(\x08\x12\x14\n\x0cskip_invalid\x18\x06 \x01(\x08\x42\x0e\n\x0c_max_seq_lenB\x16\n\x14_validation_fractionB\x07\n\x05_seedB\x1b\n\x19_near_duplicate_threshold\"\xdb\x01\n\x14\x43reateDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.llmops.trainer.v1.DatasetKind\x12\x0f\n\x05jsonl\x18\x03 \x01(\x0cH\x00\x12:\n\x0e\x66rom_documents\x18\x04 \x01(\x0b\x32 .llmops.trainer.v1.FromDocumentsH\x00\x12\x30\n\x07options\x18\x05 \x01(\x0b\x32\x1f.llmops.trainer.v1.BuildOptionsB\x08\n\x06source\"U\n\x15\x43reateDatasetResponse\x12+\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1a.llmops.trainer.v1.Dataset\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x9c\x01\n\rDatasetCounts\x12\r\n\x05train\x18\x01 \x01(\r\x12\x12\n\nvalidation\x18\x02 \x01(\r\x12\x0f\n\x07records\x18\x03 \x01(\r\x12\x13\n\x0binput_lines\x18\x04 \x01(\r\x12\x0f\n\x07skipped\x18\x05 \x01(\r\x12\x18\n\x10\x65xact_duplicates\x18\x06 \x01(\r\x12\x17\n\x0fnear_duplicates\x18\x07 \x01(\r\"\x87\x01\n\nTokenStats\x12\x0b\n\x03min\x18\x01 \x01(\r\x12\x0c\n\x04mean\x18\x02 \x01(\x02\x12\x0b\n\x03p50\x18\x03 \x01(\x02\x12\x0b\n\x03p95\x18\x04 \x01(\x02\x12\x0b\n\x03max\x18\x05 \x01(\r\x12\x13\n\x0bmax_seq_len\x18\x06 \x01(\r\x12\x13\n\x0bover_length\x18\x07 \x01(\r\x12\r\n\x05total\x18\x08 \x01(\x04\"Q\n\x11ValidationProblem\x12\x0c\n\x04line\x18\x01 \x01(\r\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xfd\x02\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12,\n\x04kind\x18\x04 \x01(\x0e\x32\x1e.llmops.trainer.v1.DatasetKind\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x06 \x01(\t\x12\x0b\n\x03uri\x18\x07 \x01(\t\x12\x30\n\x06\x63ounts\x18\x08 \x01(\x0b\x32 .llmops.trainer.v1.DatasetCounts\x12\x32\n\x0btoken_stats\x18\t \x01(\x0b\x32\x1d.llmops.trainer.v1.TokenStats\x12\x12\n\nbase_model\x18\n \x01(\t\x12\x15\n\rmanifest_json\x18\x0b \x01(\t\x12\x35\n\x07skipped\x18\x0c \x03(\x0b\x32$.llmops.trainer.v1.ValidationProblem\"\x1f\n\x11GetDatasetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"R\n\x13ListDatasetsRequest\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.llmops.trainer.v1.DatasetKind\x12\r\n\x05limit\x18\x02 \x01(\r\"D\n\x14ListDatasetsResponse\x12,\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1a.llmops.trainer.v1.Dataset*\x8e\x01\n\x0b\x44\x61tasetKind\x12\x1c\n\x18\x44\x41TASET_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x41TASET_KIND_INSTRUCTION\x10\x01\x12\x15\n\x11\x44\x41TASET_KIND_CHAT\x10\x02\x12\x15\n\x11\x44\x41TASET_KIND_TEXT\x10\x03\x12\x15\n\x11\x44\x41TASET_KIND_EVAL\x10\x04\x32\xa5\x02\n\x0e\x44\x61tasetService\x12\x62\n\rCreateDataset\x12\'.llmops.trainer.v1.CreateDatasetRequest\x1a(.llmops.trainer.v1.CreateDatasetResponse\x12N\n\nGetDataset\x12$.llmops.trainer.v1.GetDatasetRequest\x1a\x1a.llmops.trainer.v1.Dataset\x12_\n\x0cListDatasets\x12&.llmops.trainer.v1.ListDatasetsRequest\x1a\'.llmops.trainer.v1.ListDatasetsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n llmops/trainer/v1/datasets.proto\x12\x11llmops.trainer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fllmops/common/v1/envelope.proto\"%\n\rFromDocuments\x12\x14\n\x0c\x64ocument_ids\x18\x01 \x03(\t\"\x85\x02\n\x0c\x42uildOptions\x12\x18\n\x0bmax_seq_len\x18\x01 \x01(\rH\x00\x88\x01\x01\x12 \n\x13validation_fraction\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x11\n\x04seed\x18\x03 \x01(\rH\x02\x88\x01\x01\x12%\n\x18near_duplicate_threshold\x18\x04 \x01(\x02H\x03\x88\x01\x01\x12\x1b\n\x13\x64isable_near_dedupe\x18\x05 \x01(\x08\x12\x14\n\x0cskip_invalid\x18\x06 \x01(\x08\x42\x0e\n\x0c_max_seq_lenB\x16\n\x14_validation_fractionB\x07\n\x05_seedB\x1b\n\x19_near_duplicate_threshold\"\xdb\x01\n\x14\x43reateDatasetRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.llmops.trainer.v1.DatasetKind\x12\x0f\n\x05jsonl\x18\x03 \x01(\x0cH\x00\x12:\n\x0e\x66rom_documents\x18\x04 \x01(\x0b\x32 .llmops.trainer.v1.FromDocumentsH\x00\x12\x30\n\x07options\x18\x05 \x01(\x0b\x32\x1f.llmops.trainer.v1.BuildOptionsB\x08\n\x06source\"U\n\x15\x43reateDatasetResponse\x12+\n\x07\x64\x61taset\x18\x01 \x01(\x0b\x32\x1a.llmops.trainer.v1.Dataset\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x9c\x01\n\rDatasetCounts\x12\r\n\x05train\x18\x01 \x01(\r\x12\x12\n\nvalidation\x18\x02 \x01(\r\x12\x0f\n\x07records\x18\x03 \x01(\r\x12\x13\n\x0binput_lines\x18\x04 \x01(\r\x12\x0f\n\x07skipped\x18\x05 \x01(\r\x12\x18\n\x10\x65xact_duplicates\x18\x06 \x01(\r\x12\x17\n\x0fnear_duplicates\x18\x07 \x01(\r\"\x87\x01\n\nTokenStats\x12\x0b\n\x03min\x18\x01 \x01(\r\x12\x0c\n\x04mean\x18\x02 \x01(\x02\x12\x0b\n\x03p50\x18\x03 \x01(\x02\x12\x0b\n\x03p95\x18\x04 \x01(\x02\x12\x0b\n\x03max\x18\x05 \x01(\r\x12\x13\n\x0bmax_seq_len\x18\x06 \x01(\r\x12\x13\n\x0bover_length\x18\x07 \x01(\r\x12\r\n\x05total\x18\x08 \x01(\x04\"Q\n\x11ValidationProblem\x12\x0c\n\x04line\x18\x01 \x01(\r\x12\r\n\x05\x66ield\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\xfd\x02\n\x07\x44\x61taset\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12,\n\x04kind\x18\x04 \x01(\x0e\x32\x1e.llmops.trainer.v1.DatasetKind\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\ncreated_by\x18\x06 \x01(\t\x12\x0b\n\x03uri\x18\x07 \x01(\t\x12\x30\n\x06\x63ounts\x18\x08 \x01(\x0b\x32 .llmops.trainer.v1.DatasetCounts\x12\x32\n\x0btoken_stats\x18\t \x01(\x0b\x32\x1d.llmops.trainer.v1.TokenStats\x12\x12\n\nbase_model\x18\n \x01(\t\x12\x15\n\rmanifest_json\x18\x0b \x01(\t\x12\x35\n\x07skipped\x18\x0c \x03(\x0b\x32$.llmops.trainer.v1.ValidationProblem\"\x1f\n\x11GetDatasetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"R\n\x13ListDatasetsRequest\x12,\n\x04kind\x18\x01 \x01(\x0e\x32\x1e.llmops.trainer.v1.DatasetKind\x12\r\n\x05limit\x18\x02 \x01(\r\"D\n\x14ListDatasetsResponse\x12,\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1a.llmops.trainer.v1.Dataset\"r\n\x15\x44\x61tasetVersionCreated\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12+\n\x07\x64\x61taset\x18\x02 \x01(\x0b\x32\x1a.llmops.trainer.v1.Dataset*\x8e\x01\n\x0b\x44\x61tasetKind\x12\x1c\n\x18\x44\x41TASET_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x44\x41TASET_KIND_INSTRUCTION\x10\x01\x12\x15\n\x11\x44\x41TASET_KIND_CHAT\x10\x02\x12\x15\n\x11\x44\x41TASET_KIND_TEXT\x10\x03\x12\x15\n\x11\x44\x41TASET_KIND_EVAL\x10\x04\x32\xa5\x02\n\x0e\x44\x61tasetService\x12\x62\n\rCreateDataset\x12\'.llmops.trainer.v1.CreateDatasetRequest\x1a(.llmops.trainer.v1.CreateDatasetResponse\x12N\n\nGetDataset\x12$.llmops.trainer.v1.GetDatasetRequest\x1a\x1a.llmops.trainer.v1.Dataset\x12_\n\x0cListDatasets\x12&.llmops.trainer.v1.ListDatasetsRequest\x1a\'.llmops.trainer.v1.ListDatasetsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'llmops.trainer.v1.datasets_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DATASETKIND']._serialized_start=1652
-  _globals['_DATASETKIND']._serialized_end=1794
-  _globals['_FROMDOCUMENTS']._serialized_start=88
-  _globals['_FROMDOCUMENTS']._serialized_end=125
-  _globals['_BUILDOPTIONS']._serialized_start=128
-  _globals['_BUILDOPTIONS']._serialized_end=389
-  _globals['_CREATEDATASETREQUEST']._serialized_start=392
-  _globals['_CREATEDATASETREQUEST']._serialized_end=611
-  _globals['_CREATEDATASETRESPONSE']._serialized_start=613
-  _globals['_CREATEDATASETRESPONSE']._serialized_end=698
-  _globals['_DATASETCOUNTS']._serialized_start=701
-  _globals['_DATASETCOUNTS']._serialized_end=857
-  _globals['_TOKENSTATS']._serialized_start=860
-  _globals['_TOKENSTATS']._serialized_end=995
-  _globals['_VALIDATIONPROBLEM']._serialized_start=997
-  _globals['_VALIDATIONPROBLEM']._serialized_end=1078
-  _globals['_DATASET']._serialized_start=1081
-  _globals['_DATASET']._serialized_end=1462
-  _globals['_GETDATASETREQUEST']._serialized_start=1464
-  _globals['_GETDATASETREQUEST']._serialized_end=1495
-  _globals['_LISTDATASETSREQUEST']._serialized_start=1497
-  _globals['_LISTDATASETSREQUEST']._serialized_end=1579
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=1581
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=1649
-  _globals['_DATASETSERVICE']._serialized_start=1797
-  _globals['_DATASETSERVICE']._serialized_end=2090
+  _globals['_DATASETKIND']._serialized_start=1801
+  _globals['_DATASETKIND']._serialized_end=1943
+  _globals['_FROMDOCUMENTS']._serialized_start=121
+  _globals['_FROMDOCUMENTS']._serialized_end=158
+  _globals['_BUILDOPTIONS']._serialized_start=161
+  _globals['_BUILDOPTIONS']._serialized_end=422
+  _globals['_CREATEDATASETREQUEST']._serialized_start=425
+  _globals['_CREATEDATASETREQUEST']._serialized_end=644
+  _globals['_CREATEDATASETRESPONSE']._serialized_start=646
+  _globals['_CREATEDATASETRESPONSE']._serialized_end=731
+  _globals['_DATASETCOUNTS']._serialized_start=734
+  _globals['_DATASETCOUNTS']._serialized_end=890
+  _globals['_TOKENSTATS']._serialized_start=893
+  _globals['_TOKENSTATS']._serialized_end=1028
+  _globals['_VALIDATIONPROBLEM']._serialized_start=1030
+  _globals['_VALIDATIONPROBLEM']._serialized_end=1111
+  _globals['_DATASET']._serialized_start=1114
+  _globals['_DATASET']._serialized_end=1495
+  _globals['_GETDATASETREQUEST']._serialized_start=1497
+  _globals['_GETDATASETREQUEST']._serialized_end=1528
+  _globals['_LISTDATASETSREQUEST']._serialized_start=1530
+  _globals['_LISTDATASETSREQUEST']._serialized_end=1612
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=1614
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=1682
+  _globals['_DATASETVERSIONCREATED']._serialized_start=1684
+  _globals['_DATASETVERSIONCREATED']._serialized_end=1798
+  _globals['_DATASETSERVICE']._serialized_start=1946
+  _globals['_DATASETSERVICE']._serialized_end=2239
 # @@protoc_insertion_point(module_scope)
