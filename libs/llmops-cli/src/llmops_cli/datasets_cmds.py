@@ -30,6 +30,11 @@ KINDS = {"auto": datasets_pb2.DATASET_KIND_UNSPECIFIED,
          "chat": datasets_pb2.DATASET_KIND_CHAT, "text": datasets_pb2.DATASET_KIND_TEXT,
          "eval": datasets_pb2.DATASET_KIND_EVAL}
 KIND_NAMES = {v: k for k, v in KINDS.items()}
+# The platform's gRPC message limit (llmops_kit.grpc_server); the service's own upload limit
+# (LLMOPS_DATASETS_MAX_UPLOAD_BYTES, 32 MiB by default) may be lower.
+MAX_MESSAGE = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE),
+                   ("grpc.max_receive_message_length", MAX_MESSAGE)]
 
 
 def trainer_address() -> str:
@@ -91,6 +96,9 @@ def create_request(args: argparse.Namespace) -> datasets_pb2.CreateDatasetReques
         path = Path(args.file)
         if not path.is_file():
             raise SystemExit(f"no such file: {path}")
+        if path.stat().st_size > MAX_MESSAGE - 1024 * 1024:
+            raise SystemExit(f"{path} is {path.stat().st_size / 2**20:.0f} MiB; an upload can be "
+                             f"at most {MAX_MESSAGE // 2**20 - 1} MiB: split the file")
         req.jsonl = path.read_bytes()
     else:
         raise SystemExit("give a FILE (JSONL) or --from-documents DOC_ID ...")
@@ -99,7 +107,7 @@ def create_request(args: argparse.Namespace) -> datasets_pb2.CreateDatasetReques
 
 async def cmd_create(args: argparse.Namespace) -> int:
     req = create_request(args)
-    async with grpc.aio.insecure_channel(trainer_address()) as ch:
+    async with grpc.aio.insecure_channel(trainer_address(), options=CHANNEL_OPTIONS) as ch:
         resp = await _stub(ch).CreateDataset(req, metadata=metadata(
             api_key_for(args.tenant, args.api_key)), timeout=args.timeout)
     data = {"created": resp.created, "dataset": dataset_dict(resp.dataset)}
@@ -109,7 +117,7 @@ async def cmd_create(args: argparse.Namespace) -> int:
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
-    async with grpc.aio.insecure_channel(trainer_address()) as ch:
+    async with grpc.aio.insecure_channel(trainer_address(), options=CHANNEL_OPTIONS) as ch:
         resp = await _stub(ch).ListDatasets(
             datasets_pb2.ListDatasetsRequest(kind=KINDS[args.kind], limit=args.limit),
             metadata=metadata(api_key_for(args.tenant, args.api_key)), timeout=args.timeout)
@@ -122,7 +130,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
 
 
 async def cmd_show(args: argparse.Namespace) -> int:
-    async with grpc.aio.insecure_channel(trainer_address()) as ch:
+    async with grpc.aio.insecure_channel(trainer_address(), options=CHANNEL_OPTIONS) as ch:
         ds = await _stub(ch).GetDataset(datasets_pb2.GetDatasetRequest(id=args.id), metadata=metadata(
             api_key_for(args.tenant, args.api_key)), timeout=args.timeout)
     _emit(args, dataset_dict(ds), summary(ds))
