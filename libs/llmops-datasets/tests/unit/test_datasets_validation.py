@@ -128,3 +128,16 @@ def test_eval_sets_keep_their_fields_and_are_not_split() -> None:
                         {"id": "c", "question": "other", "facts": []}), kind="eval")
     assert [(p.line, p.field, p.reason) for p in exc.problems] == [
         (1, "facts", "EMPTY_FIELD"), (2, "facts", "BAD_FACTS"), (4, "id", "DUPLICATE_ID")]
+
+
+def test_problems_never_echo_the_content() -> None:
+    exc = refused(jsonl(
+        {"messages": [{"role": "kim@example.com", "content": "x"}, {"role": "assistant", "content": "a"}]},
+        '{"prompt": "call 010-1234-5678", "response": ',
+        {"messages": [{"role": "user", "content": 4111111111111111},
+                      {"role": "assistant", "content": "a"}]},
+    ), kind="auto")
+    text = "\n".join(str(p) for p in exc.problems)
+    assert [p.reason for p in exc.problems] == ["UNKNOWN_ROLE", "INVALID_JSON", "NOT_A_STRING"]
+    for secret in ("kim@example.com", "010-1234-5678", "4111111111111111"):
+        assert secret not in text
