@@ -19,6 +19,7 @@ from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2
 from llmops_cli import (
     admin_cmds,
+    datasets_cmds,
     embeddings_cmds,
     feedback_cmds,
     registry_cmds,
@@ -273,6 +274,7 @@ def parser() -> argparse.ArgumentParser:
                                                   "(default rag-answer@production)")
     ask.set_defaults(func=cmd_ask)
     feedback_cmds.add_commands(sub, [common, tenant])
+    datasets_cmds.add_commands(sub, [common, tenant])
     registry_cmds.add_commands(sub, [common, tenant])
     rollout_cmds.add_commands(sub, [common, tenant])
     report_cmd.add_commands(sub, [common, tenant])
