@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from llmops.admin.v1 import admin_pb2_grpc
-from llmops.registry.v1 import registry_pb2_grpc
+from llmops.registry.v1 import evaluation_pb2_grpc, registry_pb2_grpc
 from llmops_kit import topics
 from llmops_kit.admin import Admin
 from llmops_kit.admin_grpc import ROLES as ADMIN_ROLES
@@ -22,20 +22,26 @@ from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
 from llmops_kit.sql_auth import SqlAuditLog, SqlKeyStore, open_engine
 from llmops_registry.adapters.memory_audit import MemoryAuditLog
+from llmops_registry.adapters.sql_evaluation import SqlEvaluationStore
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
 from llmops_registry.adapters.sql_store import SqlRegistryStore
 from llmops_registry.adapters.sql_tenants import SqlTenantData
 from llmops_registry.api import tenants as tenant_api
+from llmops_registry.api.evaluation_grpc import SERVICE_NAME as EVALUATION_SERVICE
+from llmops_registry.api.evaluation_grpc import EvaluationServicer
 from llmops_registry.api.events import BusEventPublisher, RegistryTopics
 from llmops_registry.api.grpc import SERVICE_NAME, RegistryServicer
 from llmops_registry.domain.audit import Auditor
+from llmops_registry.domain.evaluation import Evaluations
+from llmops_registry.domain.gate import GatePolicies, GatePolicy, GateRule
 from llmops_registry.domain.model import Actor
 from llmops_registry.domain.models import ModelRegistry, Policy
 from llmops_registry.domain.outbox import OutboxRelay
+from llmops_registry.domain.promotion import Promoter
 from llmops_registry.domain.prompts import PromptRegistry
 from llmops_registry.domain.seed import SeedModel, seed
 from llmops_registry.domain.validation import Limits
-from llmops_registry.settings import Settings
+from llmops_registry.settings import GatePolicySettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,8 @@ class Registry:
     models: ModelRegistry
     prompts: PromptRegistry
     audit_log: AuditLog
+    evaluations: Evaluations
+    promoter: Promoter
 
 
 def policy(settings: Settings) -> Policy:
@@ -58,6 +66,20 @@ def policy(settings: Settings) -> Policy:
         limits=Limits(settings.default_page_size, settings.max_page_size,
                       settings.max_template_chars),
     )
+
+
+def _gate_policy(p: GatePolicySettings) -> GatePolicy:
+    return GatePolicy(tuple(GateRule(r.metric, r.min_delta, r.max_delta, r.max_ratio)
+                            for r in p.rules), p.dataset)
+
+
+def gate_policies(settings: Settings) -> GatePolicies:
+    """The gate's policies; a bad rule fails at start-up naming the setting."""
+    try:
+        return GatePolicies(_gate_policy(settings.gate.default),
+                            {t: _gate_policy(p) for t, p in settings.gate.tenants.items()})
+    except ValueError as exc:
+        raise ValueError(f"LLMOPS_REGISTRY_GATE: {exc}") from exc
 
 
 async def build_registry(settings: Settings, bus: EventBus,
@@ -79,8 +101,11 @@ async def build_registry(settings: Settings, bus: EventBus,
         log.warning("audit log: in memory only (entries are lost on restart)")
         audit_log = MemoryAuditLog()
     auditor = Auditor(audit_log)
-    registry = Registry(engine, store, relay, ModelRegistry(store, relay, rules, auditor),
-                        PromptRegistry(store, relay, rules, auditor), audit_log)
+    models = ModelRegistry(store, relay, rules, auditor)
+    runs = SqlEvaluationStore(engine)
+    registry = Registry(engine, store, relay, models, PromptRegistry(store, relay, rules, auditor),
+                        audit_log, Evaluations(runs, store, relay, rules.limits, auditor),
+                        Promoter(models, runs, gate_policies(settings)))
     sm = settings.seed_model
     await seed(registry.models, registry.prompts, Actor(settings.system_actor),
                SeedModel(sm.name, sm.artifact_uri, sm.base_model, sm.format, sm.alias)
@@ -96,6 +121,8 @@ ROLES = {name: Role.MEMBER for name in (
     "DeleteAlias", "GetAliasHistory", "CreatePromptVersion", "GetPromptVersion",
     "ListPromptVersions", "ListPrompts", "SetPromptLabel", "GetPromptLabelHistory",
     "RenderPrompt")}
+EVALUATION_ROLES = {name: Role.MEMBER for name in (
+    "RecordEvaluationRun", "GetEvaluationRun", "ListEvaluationRuns", "Promote")}
 
 
 def build_grpc(settings: Settings, registry: Registry, bus: EventBus | None = None,
@@ -108,6 +135,9 @@ def build_grpc(settings: Settings, registry: Registry, bus: EventBus | None = No
     server = GrpcServer(settings.grpc_host, settings.grpc_port, resolver)
     server.add(registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server,
                RegistryServicer(registry.models, registry.prompts), [SERVICE_NAME], ROLES)
+    server.add(evaluation_pb2_grpc.add_EvaluationServiceServicer_to_server,
+               EvaluationServicer(registry.evaluations, registry.promoter), [EVALUATION_SERVICE],
+               EVALUATION_ROLES)
     if bus is not None:
         admin = Admin(store, SqlAuditLog(engine),
                       BusTenantDeletedPublisher(bus, settings.service_name), settings.service_name,
