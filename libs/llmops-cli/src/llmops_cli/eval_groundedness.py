@@ -2,8 +2,9 @@
 
 Inference scores an answer after sending it (QualityScorer: the share of the answer's sentences
 supported by the passages it cites) and publishes the score in InferenceCompleted, whose
-envelope event id is the answer's request id. The runner reads the topic from just before the
-run started (offsets by time) until every answer's event arrived or the wait is over.
+envelope event id is the answer's request id. `begin()` notes where the topic ends before the
+first question is asked; `scores()` reads from there until every answer's event arrived or the
+wait is over. Any failure leaves the scores out (logged): the run is recorded without them.
 """
 
 from __future__ import annotations
@@ -29,29 +30,40 @@ class KafkaGroundedness:
         self.kafka = kafka
         self.timeout = timeout_seconds
         self.event_type = event_type
+        self._consumer: AIOKafkaConsumer | None = None
+        self._start: dict[TopicPartition, int] = {}
 
-    async def scores(self, request_ids: Sequence[str], since_ms: int) -> dict[str, float]:
+    async def begin(self) -> None:
+        topic = self.event_type.topic
+        consumer = AIOKafkaConsumer(topic, **self.kafka.client_options(), group_id=None,
+                                    enable_auto_commit=False,
+                                    max_partition_fetch_bytes=self.kafka.consumer_fetch_bytes)
+        try:
+            await consumer.start()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while not consumer.assignment() and loop.time() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)  # aiokafka assigns the partitions in the background
+            self._start = dict(await consumer.end_offsets(list(consumer.assignment())))
+            self._consumer = consumer
+        except Exception as exc:
+            log.warning("groundedness will not be read from %s: %s: %s", topic,
+                        type(exc).__name__, exc)
+            await consumer.stop()
+
+    async def scores(self, request_ids: Sequence[str]) -> dict[str, float]:
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return {}
         wanted = set(request_ids)
         found: dict[str, float] = {}
         seen: set[str] = set()
-        topic = self.event_type.topic
-        consumer = AIOKafkaConsumer(**self.kafka.client_options(), group_id=None,
-                                    enable_auto_commit=False)
         try:
-            await consumer.start()
-            await consumer.topics()  # loads the cluster's metadata
-            parts = [TopicPartition(topic, p)
-                     for p in sorted(consumer.partitions_for_topic(topic) or ())]
-            consumer.assign(parts)
-            offsets = await consumer.offsets_for_times({tp: since_ms for tp in parts})
-            for tp in parts:
-                at = offsets.get(tp)
-                if at is None:
-                    await consumer.seek_to_end(tp)
-                else:
-                    consumer.seek(tp, at.offset)
-            deadline = asyncio.get_running_loop().time() + self.timeout
-            while seen < wanted and asyncio.get_running_loop().time() < deadline:
+            for tp, offset in self._start.items():
+                consumer.seek(tp, offset)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.timeout
+            while seen < wanted and loop.time() < deadline:
                 for records in (await consumer.getmany(timeout_ms=500)).values():
                     for record in records:
                         try:
@@ -63,8 +75,9 @@ class KafkaGroundedness:
                             seen.add(rid)
                             if ev.HasField("groundedness"):
                                 found[rid] = float(ev.groundedness)
-        except Exception as exc:  # groundedness is optional: the run is recorded without it
-            log.warning("groundedness not read from %s: %s: %s", topic, type(exc).__name__, exc)
+        except Exception as exc:
+            log.warning("groundedness not read from %s: %s: %s", self.event_type.topic,
+                        type(exc).__name__, exc)
         finally:
             await consumer.stop()
         return found

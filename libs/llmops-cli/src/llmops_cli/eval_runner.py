@@ -36,7 +36,11 @@ class EvalSets(Protocol):
 
 
 class GroundednessSource(Protocol):
-    async def scores(self, request_ids: Sequence[str], since_ms: int) -> dict[str, float]:
+    async def begin(self) -> None:
+        """Called before the first question: scores of earlier answers are not wanted."""
+        ...
+
+    async def scores(self, request_ids: Sequence[str]) -> dict[str, float]:
         """Inference's groundedness per request id (absent: not scored, or not seen in time)."""
         ...
 
@@ -152,7 +156,8 @@ async def run_set(generate: Generate, questions: Sequence[EvalQuestion], model: 
                   version: int, prompt_name: str, prompt_label: str, max_new_tokens: int,
                   groundedness: GroundednessSource | None,
                   progress: Callable[[int, QuestionResult], None] | None = None) -> RunOutcome:
-    since_ms = int(time.time() * 1000) - 5_000
+    if groundedness is not None:
+        await groundedness.begin()
     answered: list[Answered] = []
     for i, q in enumerate(questions, start=1):
         a = await ask(generate, q, version, prompt_name, prompt_label, max_new_tokens)
@@ -167,6 +172,6 @@ async def run_set(generate: Generate, questions: Sequence[EvalQuestion], model: 
     scores: dict[str, float] = {}
     ids = [a.request_id for a in answered if a.request_id and not a.result.refused]
     if groundedness is not None and ids:
-        scores = await groundedness.scores(ids, since_ms)
+        scores = await groundedness.scores(ids)
     results = [replace(a.result, groundedness=scores.get(a.request_id)) for a in answered]
     return RunOutcome(results, prompt_version, mismatched)
