@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -93,3 +94,20 @@ def test_rules_are_checked_and_policies_chosen_per_tenant() -> None:
     policies = GatePolicies(tenants={"acme": strict})
     assert policies.for_tenant("acme") is strict
     assert policies.for_tenant("globex").rules[0].metric == "holds_fact"
+
+
+def test_gate_settings_come_from_the_environment_and_a_bad_rule_fails_at_start_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmops_registry.bootstrap import gate_policies
+    from llmops_registry.settings import Settings
+
+    monkeypatch.setenv("LLMOPS_REGISTRY_GATE", json.dumps({"tenants": {"acme": {
+        "rules": [{"metric": "cited", "max_delta": 0.1}], "dataset": "ds-1"}}}))
+    policies = gate_policies(Settings())
+    assert policies.for_tenant("acme") == GatePolicy((GateRule("cited", max_delta=0.1),), "ds-1")
+    assert [r.metric for r in policies.for_tenant("globex").rules] == \
+        ["holds_fact", "cited", "latency_p95_ms"]
+    monkeypatch.setenv("LLMOPS_REGISTRY_GATE", json.dumps({"default": {
+        "rules": [{"metric": "accuracy", "min_delta": 0}]}}))
+    with pytest.raises(ValueError, match="LLMOPS_REGISTRY_GATE: gate metric 'accuracy'"):
+        gate_policies(Settings())
