@@ -56,7 +56,10 @@ class Registry:
     models: ModelRegistry
     prompts: PromptRegistry
     audit_log: AuditLog
-    evaluations: Evaluations
+    # The evaluation runs' store (the port the promotion gate reads, interface 3) and their
+    # use cases (record, read, list).
+    evaluations: SqlEvaluationStore
+    evaluation_runs: Evaluations
     promoter: Promoter
 
 
@@ -104,7 +107,7 @@ async def build_registry(settings: Settings, bus: EventBus,
     models = ModelRegistry(store, relay, rules, auditor)
     runs = SqlEvaluationStore(engine)
     registry = Registry(engine, store, relay, models, PromptRegistry(store, relay, rules, auditor),
-                        audit_log, Evaluations(runs, store, relay, rules.limits, auditor),
+                        audit_log, runs, Evaluations(runs, store, relay, rules.limits, auditor),
                         Promoter(models, runs, gate_policies(settings)))
     sm = settings.seed_model
     await seed(registry.models, registry.prompts, Actor(settings.system_actor),
@@ -136,7 +139,7 @@ def build_grpc(settings: Settings, registry: Registry, bus: EventBus | None = No
     server.add(registry_pb2_grpc.add_ModelRegistryServiceServicer_to_server,
                RegistryServicer(registry.models, registry.prompts), [SERVICE_NAME], ROLES)
     server.add(evaluation_pb2_grpc.add_EvaluationServiceServicer_to_server,
-               EvaluationServicer(registry.evaluations, registry.promoter), [EVALUATION_SERVICE],
+               EvaluationServicer(registry.evaluation_runs, registry.promoter), [EVALUATION_SERVICE],
                EVALUATION_ROLES)
     if bus is not None:
         admin = Admin(store, SqlAuditLog(engine),

@@ -111,3 +111,13 @@ def test_gate_settings_come_from_the_environment_and_a_bad_rule_fails_at_start_u
         "rules": [{"metric": "accuracy", "min_delta": 0}]}}))
     with pytest.raises(ValueError, match="LLMOPS_REGISTRY_GATE: gate metric 'accuracy'"):
         gate_policies(Settings())
+
+
+async def test_the_policy_may_be_per_tenant_or_left_to_the_defaults() -> None:
+    """How the rollout's canary calls it: policy None (the default rules) or every tenant's."""
+    cand = run(2, holds_fact=0.79, cited=0.70, latency_p95_ms=1000.0, refusals=0.1)
+    default = await check_promotion(Runs(PROD, cand), "acme", "m", 2, 1, None)
+    assert not default.allowed and default.details["holds_fact.limit"] == pytest.approx(0.80)
+    lenient = GatePolicies(tenants={"acme": POLICY})
+    per_tenant = await check_promotion(Runs(PROD, cand), "acme", "m", 2, 1, lenient)
+    assert per_tenant.allowed, per_tenant.reason

@@ -117,11 +117,17 @@ def compare_runs(candidate: EvaluationRun, production: EvaluationRun,
 
 
 async def check_promotion(evaluations: EvaluationStore, tenant: str, model: str,
-                          candidate: int, production: int | None, policy: GatePolicy,
+                          candidate: int, production: int | None,
+                          policy: GatePolicy | GatePolicies | None = None,
                           dataset: str = "") -> GateDecision:
     """The gate's verdict for promoting `model` v`candidate` over v`production` (None: the
     tenant has no production version) for `tenant`, on `dataset` (else the policy's set, else
-    the set of the candidate's latest run)."""
+    the set of the candidate's latest run). `policy`: one policy, the per-tenant policies
+    (the tenant's is used), or None for the default rules."""
+    if policy is None:
+        policy = GatePolicy()
+    elif isinstance(policy, GatePolicies):
+        policy = policy.for_tenant(tenant)
     dataset = dataset or policy.dataset
     cand_run = await latest_run(evaluations, tenant, model, candidate, dataset)
     label = f"{model}@{candidate}"
