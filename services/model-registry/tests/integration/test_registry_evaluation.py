@@ -144,3 +144,21 @@ async def test_promote_goes_through_the_gate(running, unique) -> None:
     assert [e.after["allowed"] for e in entries[-4:]] == [True, False, False, False]
     assert entries[-2].after["overridden"] is True
     assert entries[-2].after["override_reason"] == "hotfix for INC-42"
+
+
+async def test_a_deleted_tenants_runs_go_with_it(running, unique) -> None:
+    from llmops_registry.adapters.sql_tenants import SqlTenantData
+
+    stub = evaluation_pb2_grpc.EvaluationServiceStub(running.channel)
+    name = f"gone-{unique}"
+    await running.stub.RegisterModelVersion(pb.RegisterModelVersionRequest(
+        name=name, artifact_uri="file:///models/g", format="hf"), metadata=GLOBEX)
+    run = await stub.RecordEvaluationRun(ev.RecordEvaluationRunRequest(
+        model_name=name, model_version=1, dataset="s", results=results([True])), metadata=GLOBEX)
+    kept = await stub.ListEvaluationRuns(ev.ListEvaluationRunsRequest(), metadata=ACME)
+    await SqlTenantData(running.registry.engine).delete_tenant_data("globex")
+    assert (await fails(stub.GetEvaluationRun(ev.GetEvaluationRunRequest(id=run.id),
+                                              metadata=GLOBEX),
+                        grpc.StatusCode.NOT_FOUND))[0] == "EVALUATION_RUN_NOT_FOUND"
+    after = await stub.ListEvaluationRuns(ev.ListEvaluationRunsRequest(), metadata=ACME)
+    assert [r.id for r in after.runs] == [r.id for r in kept.runs] and kept.runs
