@@ -53,23 +53,27 @@ def datasets_root() -> Path:
 
 
 class DatasetStoreSets:
-    """Evaluation sets from the dataset store (llmops_datasets.DatasetStore when installed,
-    else its on-disk layout: <root>/<tenant>/<dataset_id>/{manifest.json,records.jsonl})."""
+    """Evaluation sets from the dataset store: llmops_datasets.DatasetStore where installed
+    (local folders and object storage), else its on-disk layout
+    <root>/<tenant>/<dataset_id>/{manifest.json,records.jsonl}."""
 
     def __init__(self, root: str | Path | None = None) -> None:
-        self.root = root if root is not None else datasets_root()
+        self.root = root
 
     def records_path(self, tenant: str, dataset_id: str) -> Path:
         try:
-            from llmops_datasets import DatasetStore  # type: ignore[attr-defined]
+            from llmops_datasets import DatasetStore  # type: ignore[attr-defined,unused-ignore]
         except ImportError:
-            folder = Path(self.root) / tenant / dataset_id
+            folder = Path(self.root or datasets_root()) / tenant / dataset_id
             manifest_path, records = folder / "manifest.json", folder / "records.jsonl"
             if not manifest_path.is_file():
                 raise ValueError(f"dataset {dataset_id} not found for tenant {tenant}") from None
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         else:
-            version = DatasetStore(self.root).get(tenant, dataset_id)
+            try:
+                version = DatasetStore(self.root or datasets_root()).get(tenant, dataset_id)
+            except Exception as exc:  # DatasetNotFound, storage errors: one clear message
+                raise ValueError(f"dataset {dataset_id} of tenant {tenant}: {exc}") from exc
             manifest, records = version.manifest, Path(version.records_path)
         if manifest.get("kind") != "eval":
             raise ValueError(f"dataset {dataset_id} is of kind {manifest.get('kind')!r}, "
