@@ -21,6 +21,7 @@ from llmops_cli import (
     admin_cmds,
     datasets_cmds,
     embeddings_cmds,
+    eval_cmds,
     feedback_cmds,
     registry_cmds,
     report_cmd,
@@ -276,6 +277,7 @@ def parser() -> argparse.ArgumentParser:
     feedback_cmds.add_commands(sub, [common, tenant])
     datasets_cmds.add_commands(sub, [common, tenant])
     registry_cmds.add_commands(sub, [common, tenant])
+    eval_cmds.add_commands(sub, [common, tenant])  # after registry_cmds: adds `models promote`
     rollout_cmds.add_commands(sub, [common, tenant])
     report_cmd.add_commands(sub, [common, tenant])
     admin_cmds.add_commands(sub, common)

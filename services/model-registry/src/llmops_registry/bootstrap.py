@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 
 from llmops.admin.v1 import admin_pb2_grpc
-from llmops.registry.v1 import registry_pb2_grpc, rollout_pb2_grpc
+from llmops.registry.v1 import evaluation_pb2_grpc, registry_pb2_grpc, rollout_pb2_grpc
 from llmops_kit import topics
 from llmops_kit.admin import Admin
 from llmops_kit.admin_grpc import ROLES as ADMIN_ROLES
@@ -24,11 +24,14 @@ from llmops_kit.sql_auth import SqlAuditLog, SqlKeyStore, open_engine
 from llmops_registry.adapters import promotion_gate
 from llmops_registry.adapters.memory_audit import MemoryAuditLog
 from llmops_registry.adapters.observability_metrics import ObservabilityMetrics
+from llmops_registry.adapters.sql_evaluation import SqlEvaluationStore
 from llmops_registry.adapters.sql_rollout import SqlRolloutStore
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
 from llmops_registry.adapters.sql_store import SqlRegistryStore
 from llmops_registry.adapters.sql_tenants import SqlTenantData
 from llmops_registry.api import tenants as tenant_api
+from llmops_registry.api.evaluation_grpc import SERVICE_NAME as EVALUATION_SERVICE
+from llmops_registry.api.evaluation_grpc import EvaluationServicer
 from llmops_registry.api.events import BusEventPublisher, RegistryTopics
 from llmops_registry.api.grpc import SERVICE_NAME, RegistryServicer
 from llmops_registry.api.rollout_grpc import ROLES as ROLLOUT_ROLES
@@ -37,15 +40,18 @@ from llmops_registry.api.rollout_grpc import RolloutServicer
 from llmops_registry.domain.audit import Auditor
 from llmops_registry.domain.canary import Thresholds
 from llmops_registry.domain.canary_controller import CanaryController
+from llmops_registry.domain.evaluation import Evaluations
+from llmops_registry.domain.gate import GatePolicies, GatePolicy, GateRule
 from llmops_registry.domain.model import Actor
 from llmops_registry.domain.models import ModelRegistry, Policy
 from llmops_registry.domain.outbox import OutboxRelay
+from llmops_registry.domain.promotion import Promoter
 from llmops_registry.domain.prompts import PromptRegistry
 from llmops_registry.domain.rollout import Rollouts
 from llmops_registry.domain.seed import SeedModel, seed
 from llmops_registry.domain.validation import Limits
 from llmops_registry.ports_rollout import PromotionGate
-from llmops_registry.settings import Settings
+from llmops_registry.settings import GatePolicySettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,11 @@ class Registry:
     models: ModelRegistry
     prompts: PromptRegistry
     audit_log: AuditLog
+    # The evaluation runs' store (the port the promotion gate reads, interface 3) and their
+    # use cases (record, read, list).
+    evaluations: SqlEvaluationStore
+    evaluation_runs: Evaluations
+    promoter: Promoter
     rollouts: Rollouts | None = None
 
 
@@ -71,20 +82,25 @@ def policy(settings: Settings) -> Policy:
     )
 
 
+def _gate_policy(p: GatePolicySettings) -> GatePolicy:
+    return GatePolicy(tuple(GateRule(r.metric, r.min_delta, r.max_delta, r.max_ratio)
+                            for r in p.rules), p.dataset)
+
+
+def gate_policies(settings: Settings) -> GatePolicies:
+    """The gate's policies; a bad rule fails at start-up naming the setting."""
+    try:
+        return GatePolicies(_gate_policy(settings.gate.default),
+                            {t: _gate_policy(p) for t, p in settings.gate.tenants.items()})
+    except ValueError as exc:
+        raise ValueError(f"LLMOPS_REGISTRY_GATE: {exc}") from exc
+
+
 def rollout_defaults(settings: Settings) -> Thresholds:
     r = settings.rollout
     return Thresholds(r.max_error_rate_increase, r.max_latency_ratio,
                       r.max_safety_block_increase, r.max_groundedness_drop,
                       r.max_negative_feedback_increase, r.min_requests)
-
-
-def default_gate(evaluations: object | None) -> PromotionGate:
-    """The evaluation gate over `evaluations` (the evaluation runs' store) where its module is
-    installed, else one that refuses every canary unless overridden."""
-    if evaluations is not None and promotion_gate.available():
-        return promotion_gate.EvaluationGate(evaluations)
-    log.warning("promotion gate: none configured; canaries need override_gate with a reason")
-    return promotion_gate.NoGate()
 
 
 async def build_registry(settings: Settings, bus: EventBus,
@@ -95,7 +111,7 @@ async def build_registry(settings: Settings, bus: EventBus,
 
     `audit_log` receives every privileged action; without one, entries are kept in memory
     (lost on restart) until the platform's SQL audit log is passed here. `gate` decides which
-    candidates may start a canary (default_gate() when None).
+    candidates may start a canary (the evaluation gate with LLMOPS_REGISTRY_GATE's policies when None).
     """
     engine = make_engine(settings.database_url)
     create_schema(engine)
@@ -108,11 +124,15 @@ async def build_registry(settings: Settings, bus: EventBus,
         log.warning("audit log: in memory only (entries are lost on restart)")
         audit_log = MemoryAuditLog()
     auditor = Auditor(audit_log)
-    registry = Registry(engine, store, relay, ModelRegistry(store, relay, rules, auditor),
-                        PromptRegistry(store, relay, rules, auditor), audit_log)
-    registry.rollouts = Rollouts(SqlRolloutStore(engine), store, relay, auditor,
-                                 gate or default_gate(getattr(registry, "evaluations", None)),
-                                 rollout_defaults(settings), rules.limits)
+    models = ModelRegistry(store, relay, rules, auditor)
+    runs = SqlEvaluationStore(engine)
+    registry = Registry(engine, store, relay, models, PromptRegistry(store, relay, rules, auditor),
+                        audit_log, runs, Evaluations(runs, store, relay, rules.limits, auditor),
+                        Promoter(models, runs, gate_policies(settings)))
+    registry.rollouts = Rollouts(
+        SqlRolloutStore(engine), store, relay, auditor,
+        gate or promotion_gate.EvaluationGate(runs, gate_policies(settings)),
+        rollout_defaults(settings), rules.limits)
     sm = settings.seed_model
     await seed(registry.models, registry.prompts, Actor(settings.system_actor),
                SeedModel(sm.name, sm.artifact_uri, sm.base_model, sm.format, sm.alias)
@@ -128,6 +148,8 @@ ROLES = {name: Role.MEMBER for name in (
     "DeleteAlias", "GetAliasHistory", "CreatePromptVersion", "GetPromptVersion",
     "ListPromptVersions", "ListPrompts", "SetPromptLabel", "GetPromptLabelHistory",
     "RenderPrompt")}
+EVALUATION_ROLES = {name: Role.MEMBER for name in (
+    "RecordEvaluationRun", "GetEvaluationRun", "ListEvaluationRuns", "Promote")}
 
 
 def build_grpc(settings: Settings, registry: Registry, bus: EventBus | None = None,
@@ -144,6 +166,9 @@ def build_grpc(settings: Settings, registry: Registry, bus: EventBus | None = No
         server.add(rollout_pb2_grpc.add_RolloutServiceServicer_to_server,
                    RolloutServicer(registry.rollouts, registry.models), [ROLLOUT_SERVICE],
                    ROLLOUT_ROLES)
+    server.add(evaluation_pb2_grpc.add_EvaluationServiceServicer_to_server,
+               EvaluationServicer(registry.evaluation_runs, registry.promoter), [EVALUATION_SERVICE],
+               EVALUATION_ROLES)
     if bus is not None:
         admin = Admin(store, SqlAuditLog(engine),
                       BusTenantDeletedPublisher(bus, settings.service_name), settings.service_name,

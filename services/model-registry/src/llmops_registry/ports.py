@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from llmops_registry.domain.evaluation_model import EvaluationRun, NewEvaluationRun
 from llmops_registry.domain.model import (
     SHARED,
     Actor,
@@ -112,6 +113,26 @@ class PromptStore(Protocol):
         self, name: str, label: str | None, limit: int, before_sequence: int | None = None,
         *, tenant: str = SHARED,
     ) -> list[PointerChange]: ...
+
+
+class EvaluationStore(Protocol):
+    """Evaluation runs, each owned by the tenant that recorded it (other tenants never see it)."""
+
+    async def record_evaluation_run(self, new: NewEvaluationRun, actor: Actor) -> EvaluationRun:
+        """Stores the run (totals computed from its results) in the actor's tenant, with its
+        EvaluationCompleted event in the outbox."""
+        ...
+
+    async def get_evaluation_run(self, run_id: str, *, tenant: str) -> EvaluationRun:
+        """With its results; EVALUATION_RUN_NOT_FOUND (also for another tenant's run)."""
+        ...
+
+    async def list_evaluation_runs(
+        self, tenant: str, model_name: str = "", model_version: int = 0, dataset: str = "",
+        limit: int = 50, before_sequence: int | None = None,
+    ) -> list[EvaluationRun]:
+        """Newest first, without results; empty filters match any."""
+        ...
 
 
 class Outbox(Protocol):

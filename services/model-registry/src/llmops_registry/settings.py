@@ -41,6 +41,31 @@ class RolloutSettings(BaseModel):
     max_groundedness_drop: float = Field(default=0.1, ge=0)
     max_negative_feedback_increase: float = Field(default=0.1, ge=0)
     min_requests: int = Field(default=20, ge=1)
+class GateRuleSettings(BaseModel):
+    """One metric's bound (set exactly one): candidate >= production + min_delta, candidate <=
+    production + max_delta, or candidate <= production * max_ratio."""
+
+    metric: str
+    min_delta: float | None = None
+    max_delta: float | None = None
+    max_ratio: float | None = None
+
+
+class GatePolicySettings(BaseModel):
+    rules: list[GateRuleSettings] = Field(default_factory=lambda: [
+        GateRuleSettings(metric="holds_fact", min_delta=0.0),
+        GateRuleSettings(metric="cited", min_delta=0.0),
+        GateRuleSettings(metric="latency_p95_ms", max_ratio=1.2)])
+    # The tenant's evaluation set (a dataset id); "": the set of the candidate's latest run.
+    dataset: str = ""
+
+
+class GateSettings(BaseModel):
+    """The promotion gate's policy: LLMOPS_REGISTRY_GATE='{"default": {...}, "tenants":
+    {"acme": {"rules": [{"metric": "holds_fact", "min_delta": -0.02}], "dataset": "ds-..."}}}'."""
+
+    default: GatePolicySettings = Field(default_factory=GatePolicySettings)
+    tenants: dict[str, GatePolicySettings] = Field(default_factory=dict)
 
 
 class Settings(ServiceSettings):
@@ -63,3 +88,4 @@ class Settings(ServiceSettings):
     # How often unpublished events are retried (and a crashed run's leftovers picked up).
     outbox_interval_seconds: float = Field(default=5.0, gt=0)
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)

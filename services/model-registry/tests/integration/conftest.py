@@ -16,7 +16,7 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
+from llmops.registry.v1 import evaluation_pb2, registry_pb2, registry_pb2_grpc
 from llmops_kit.events import EventType
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus, ensure_topics
@@ -39,6 +39,7 @@ def unique_topics() -> RegistryTopics:
         EventType(f"{base}.alias-changed.v1", registry_pb2.ModelAliasChanged),
         EventType(f"{base}.prompt-version-created.v1", registry_pb2.PromptVersionCreated),
         EventType(f"{base}.prompt-label-changed.v1", registry_pb2.PromptLabelChanged),
+        EventType(f"{base}.evaluation-completed.v1", evaluation_pb2.EvaluationCompleted),
     )
 
 

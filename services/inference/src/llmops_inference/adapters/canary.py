@@ -38,6 +38,10 @@ class CanaryResolver:
         self.draw = draw
         self._routes: dict[str, tuple[float, CanaryRoute | None]] = {}
 
+    async def resolve_version(self, version: int) -> ModelRef:
+        # A pinned version (evaluation runs) bypasses the canary.
+        return await self.registry.resolve_version(version)
+
     async def resolve(self, alias: str) -> ModelRef:
         production = await self.registry.resolve(alias)
         if alias != self.production_alias:

@@ -21,18 +21,26 @@ from llmops_kit.context import current_tenant
 from llmops_kit.errors import FailedPrecondition
 from llmops_kit.grpc_client import call_peer
 
+FULL_MODEL_SCHEMES = ("file://", "pkg://")
+
 
 def model_ref(mv: registry_pb2.ModelVersion) -> ModelRef:
     """How the generation backend addresses a version.
 
     A `peft-lora` version is a TGI adapter (`adapter_id` metadata, else `<name>-v<version>`)
-    that may be loaded on demand from its artifact. Any other version is the server's base
-    model, unless its `adapter_id` metadata names a model the server already serves (a full
-    model loaded with the generation server's POST /admin/models, or a TGI LORA_ADAPTERS id).
+    that may be loaded on demand from its artifact. An `hf` version with a file:// or pkg://
+    artifact and no `adapter_id` is a full model loaded on demand (the generation server's
+    POST /admin/models) as `<name>-v<version>`. Any other version is the server's base model,
+    unless its `adapter_id` metadata names a model the server already serves (a full model
+    loaded at its start, or a TGI LORA_ADAPTERS id).
     """
     lora = mv.format == "peft-lora"
-    adapter = mv.metadata.get("adapter_id") or (f"{mv.name}-v{mv.version}" if lora else None)
-    return ModelRef(mv.name, mv.version, adapter, mv.artifact_uri if lora else "")
+    full = (mv.format == "hf" and not mv.metadata.get("adapter_id")
+            and mv.artifact_uri.startswith(FULL_MODEL_SCHEMES))
+    adapter = mv.metadata.get("adapter_id") or (
+        f"{mv.name}-v{mv.version}" if lora or full else None)
+    return ModelRef(mv.name, mv.version, adapter, mv.artifact_uri if lora or full else "",
+                    full_model=full)
 
 
 class RegistryClient:
@@ -54,6 +62,22 @@ class RegistryClient:
             self.stub.GetModelVersion,
             registry_pb2.GetModelVersionRequest(name=self.model_name, alias=alias),
             peer=f"registry (model {self.model_name}@{alias})", timeout=self.timeout,
+            unavailable="REGISTRY_UNAVAILABLE")
+        ref = model_ref(mv)
+        self._models[key] = (time.monotonic(), ref)
+        return ref
+
+    async def resolve_version(self, version: int) -> ModelRef:
+        """A pinned version; cached like aliases (a version never changes, but the tenant's
+        access to it may, e.g. a deleted tenant: the TTL bounds that)."""
+        key = (current_tenant() or "", f"#{version}")
+        cached = self._models.get(key)
+        if cached and time.monotonic() - cached[0] < self.ttl:
+            return cached[1]
+        mv = await call_peer(
+            self.stub.GetModelVersion,
+            registry_pb2.GetModelVersionRequest(name=self.model_name, version=version),
+            peer=f"registry (model {self.model_name} v{version})", timeout=self.timeout,
             unavailable="REGISTRY_UNAVAILABLE")
         ref = model_ref(mv)
         self._models[key] = (time.monotonic(), ref)

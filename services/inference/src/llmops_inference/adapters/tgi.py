@@ -12,8 +12,10 @@ loads the adapter again and retries once.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -188,8 +190,23 @@ class TgiGenerator:
         await self.adapters.close()
 
 
+def local_path(uri: str) -> str:
+    """The folder an artifact URI names on this machine: file:///x is /x; pkg://package/sub is
+    `sub` inside the installed Python package (the generation server must run where inference
+    does, and that folder must lie under its models root)."""
+    if uri.startswith("pkg://"):
+        package, _, sub = uri.removeprefix("pkg://").partition("/")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise FailedPrecondition("MODEL_NOT_SERVED",
+                                     f"artifact {uri}: package {package!r} is not installed")
+        return str(Path(next(iter(spec.submodule_search_locations))) / sub)
+    return uri.removeprefix("file://")
+
+
 class AdapterLoader:
-    """Loads a LoRA version's adapter into the project's generation server on first use.
+    """Loads a LoRA version's adapter, or a full-model (`hf`) version, into the project's
+    generation server on first use (POST /admin/adapters, /admin/models).
 
     A registry alias moved to a `peft-lora` version is served at once: the first request for it
     posts the artifact to the server's /admin/adapters, later ones find it loaded. A TGI, vLLM or
@@ -211,16 +228,19 @@ class AdapterLoader:
 
     async def prepare(self, model: ModelRef) -> None:
         adapter = model.adapter_id
-        # Only LoRA versions come with weights to load; other ids name what the server serves.
+        # Only LoRA and on-demand full-model versions come with weights to load; other ids
+        # name what the server serves already.
         if not adapter or not model.artifact_uri or adapter in self.loaded or not self.supported:
             return
+        route, field, listed_key = (("/admin/models", "model_id", "models") if model.full_model
+                                    else ("/admin/adapters", "adapter_id", "adapters"))
         async with self._lock:
             if adapter in self.loaded:
                 return
             try:
-                listed = await self.http.get("/admin/adapters", timeout=time_left(10.0))
+                listed = await self.http.get(route, timeout=time_left(10.0))
                 if listed.status_code == 404:
-                    log.info("generation backend has no /admin/adapters; adapters are its own")
+                    log.info("generation backend has no %s; its models are its own", route)
                     self.supported = False
                     return
                 if listed.status_code in (401, 403):
@@ -230,24 +250,25 @@ class AdapterLoader:
                         f"loading {adapter}: set LLMOPS_ADMIN_KEY (or "
                         f"LLMOPS_INFERENCE_GENERATION__ADMIN_KEY) to its admin key")
                 listed.raise_for_status()
-                if adapter not in {a["adapter_id"] for a in listed.json()["adapters"]}:
-                    await self._load(model)
+                if adapter not in {a[field] for a in listed.json()[listed_key]}:
+                    await self._load(model, route, field)
             except httpx.HTTPError as exc:
                 raise Unavailable("GENERATION_UNAVAILABLE",
-                                  f"could not load adapter {adapter}: {exc}") from exc
+                                  f"could not load {adapter}: {exc}") from exc
             self.loaded.add(adapter)
 
-    async def _load(self, model: ModelRef) -> None:
-        path = model.artifact_uri.removeprefix("file://")
-        resp = await self.http.post("/admin/adapters", json={"adapter_id": model.adapter_id,
-                                                             "path": path},
-                                    timeout=time_left(120.0))
+    async def _load(self, model: ModelRef, route: str, field: str) -> None:
+        path = local_path(model.artifact_uri)
+        # A full model takes longer to load than an adapter (weights, not a delta).
+        resp = await self.http.post(route, json={field: model.adapter_id, "path": path},
+                                    timeout=time_left(300.0 if model.full_model else 120.0))
         if resp.status_code >= 400:
             raise FailedPrecondition(
-                "ADAPTER_NOT_SERVED",
-                f"generation server refused adapter {model.adapter_id} from {path}: "
-                f"{resp.status_code} {resp.text[:300]}")
-        log.info("loaded adapter %s for %s from %s", model.adapter_id, model.label, path)
+                "MODEL_NOT_SERVED" if model.full_model else "ADAPTER_NOT_SERVED",
+                f"generation server refused {'model' if model.full_model else 'adapter'} "
+                f"{model.adapter_id} from {path}: {resp.status_code} {resp.text[:300]}")
+        log.info("loaded %s %s for %s from %s", "model" if model.full_model else "adapter",
+                 model.adapter_id, model.label, path)
 
     def forget(self) -> None:
         """After the backend restarts, adapters must be checked again."""

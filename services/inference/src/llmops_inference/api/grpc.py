@@ -49,6 +49,7 @@ def to_question(req: inference_pb2.GenerateRequest, settings: Settings) -> Quest
         temperature=req.temperature if req.HasField("temperature") else None,
         seed=req.seed if req.HasField("seed") else None,
         use_cache=not req.no_cache,
+        model_version=req.model_version,
     )
 
 

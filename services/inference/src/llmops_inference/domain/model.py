@@ -25,6 +25,9 @@ class Question:
     temperature: float | None = None
     seed: int | None = None
     use_cache: bool = True
+    # Serve exactly this registry version (the tenant's own or shared) instead of resolving
+    # model_alias; 0: resolve the alias. Evaluation runs pin the version they measure.
+    model_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,10 +88,13 @@ class ModelRef:
     version: int
     # TGI adapter id (LoRA) or None for the server's base model.
     adapter_id: str | None = None
-    # A LoRA version's weights, for a backend that loads adapters on demand; "" otherwise.
+    # A LoRA version's weights, or a full model's folder (full_model), for a backend that loads
+    # them on demand; "" otherwise.
     artifact_uri: str = ""
     # True when the tenant's canary routed the request to this (candidate) version.
     canary: bool = False
+    # True: adapter_id names a full model the backend loads from artifact_uri on first use.
+    full_model: bool = False
 
     @property
     def label(self) -> str:

@@ -221,7 +221,8 @@ class AnswerService:
         with sw.stage("prompt"):
             prompt = await self.prompts.render(q.prompt_name, q.prompt_label, text, passages)
         with sw.stage("model"):
-            model = await self.models.resolve(q.model_alias)
+            model = await (self.models.resolve_version(q.model_version) if q.model_version
+                           else self.models.resolve(q.model_alias))
             attempt.model = model
             if weak:
                 return not_covered(q.text, WEAK_RETRIEVAL, retrieved, guarded, verdict.verdict,

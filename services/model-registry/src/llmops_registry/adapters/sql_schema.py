@@ -136,6 +136,35 @@ class PromptLabelHistoryRow(_History, Base):
     name: Mapped[str] = mapped_column("label", POINTER)
 
 
+class EvaluationRunRow(_Scoped, Base):
+    """One evaluation run of a model version (the tenant that recorded it owns it)."""
+
+    __tablename__ = "evaluation_runs"
+    __table_args__ = (Index("ix_evaluation_runs_model", "tenant", "model_name", "model_version",
+                            "dataset", "id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64), unique=True)
+    model_name: Mapped[str] = mapped_column(NAME)
+    model_version: Mapped[int] = mapped_column(Integer)
+    prompt_name: Mapped[str] = mapped_column(NAME, default="")
+    prompt_version: Mapped[int] = mapped_column(Integer, default=0)
+    dataset: Mapped[str] = mapped_column(String(256))
+    totals: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(TENANT)
+
+
+class EvaluationResultRow(_Scoped, Base):
+    """One question of a run; `result` is the QuestionResult's fields."""
+
+    __tablename__ = "evaluation_results"
+    __table_args__ = (UniqueConstraint("run_id", "question_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("evaluation_runs.id"), index=True)
+    question_id: Mapped[str] = mapped_column(String(128))
+    result: Mapped[dict[str, object]] = mapped_column(JSON)
+
+
 class OutboxRow(Base):
     __tablename__ = "outbox"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

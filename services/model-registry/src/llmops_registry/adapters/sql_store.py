@@ -17,10 +17,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from llmops_kit import db
+from llmops_registry.adapters import sql_evaluation
 from llmops_registry.adapters import sql_family as f
 from llmops_registry.adapters.sql_family import MODELS, PROMPTS, Family
 from llmops_registry.adapters.sql_schema import OutboxRow
 from llmops_registry.domain.errors import Missing
+from llmops_registry.domain.evaluation_model import EvaluationCompletedEvent
 from llmops_registry.domain.model import (
     LATEST,
     SHARED,
@@ -252,6 +254,8 @@ class SqlRegistryStore:
     # ------------------------------------------------------------------ outbox
 
     def _event(self, s: Session, row: OutboxRow) -> RegistryEvent:
+        if row.kind == sql_evaluation.EVALUATION_COMPLETED:
+            return EvaluationCompletedEvent(sql_evaluation.load_run(s, row.ref_id))
         if row.kind in (f.MODEL_VERSION_CREATED, f.PROMPT_VERSION_CREATED):
             fam = MODELS if row.kind == f.MODEL_VERSION_CREATED else PROMPTS
             version = s.get_one(fam.version, row.ref_id)

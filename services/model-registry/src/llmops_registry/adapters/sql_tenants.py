@@ -2,9 +2,9 @@
 
 Shared models, prompts, their versions, pointers and histories stay (scope ""). The tenant's
 own scope goes: its aliases and labels, their history, its private model and prompt versions
-and its canaries. Its outbox rows: published ones are deleted, and ones not yet published are
-detached from the tenant (they are still published, so consumers' caches follow). One
-transaction.
+and its canaries and evaluation runs. Its outbox rows: published ones are deleted, and ones not yet
+published are detached from the tenant (they are still published, so consumers' caches follow).
+One transaction.
 """
 
 from __future__ import annotations
@@ -16,8 +16,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from llmops_registry.adapters import sql_family as f
+from llmops_registry.adapters.sql_evaluation import EVALUATION_COMPLETED
 from llmops_registry.adapters.sql_rollout_schema import CanaryRow
 from llmops_registry.adapters.sql_schema import (
+    EvaluationResultRow,
+    EvaluationRunRow,
     ModelAliasHistoryRow,
     ModelAliasRow,
     ModelVersionRow,
@@ -29,11 +32,12 @@ from llmops_registry.adapters.sql_schema import (
 
 # Canaries, pointers and history before the versions they reference.
 SCOPED = (CanaryRow, ModelAliasRow, PromptLabelRow, ModelAliasHistoryRow, PromptLabelHistoryRow,
-          ModelVersionRow, PromptVersionRow)
+          ModelVersionRow, PromptVersionRow, EvaluationResultRow, EvaluationRunRow)
 # The outbox kind announcing each scoped row (its ref_id is that row's id).
 ANNOUNCED = ((f.MODEL_VERSION_CREATED, ModelVersionRow), (f.PROMPT_VERSION_CREATED, PromptVersionRow),
              (f.MODEL_ALIAS_CHANGED, ModelAliasHistoryRow),
-             (f.PROMPT_LABEL_CHANGED, PromptLabelHistoryRow))
+             (f.PROMPT_LABEL_CHANGED, PromptLabelHistoryRow),
+             (EVALUATION_COMPLETED, EvaluationRunRow))
 
 DETACHED = ""
 

@@ -12,11 +12,13 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from llmops.registry.v1 import evaluation_pb2
 from llmops.registry.v1 import registry_pb2 as pb
 from llmops_kit import events
 from llmops_kit.events import EventType
 from llmops_kit.kafka import EventBus
-from llmops_registry.api import convert
+from llmops_registry.api import convert, evaluation_convert
+from llmops_registry.domain.evaluation_model import EvaluationCompletedEvent
 from llmops_registry.domain.model import (
     ModelAliasChangedEvent,
     ModelVersionCreatedEvent,
@@ -36,10 +38,12 @@ class RegistryTopics:
     model_alias_changed: EventType[Any] = events.MODEL_ALIAS_CHANGED
     prompt_version_created: EventType[Any] = events.PROMPT_VERSION_CREATED
     prompt_label_changed: EventType[Any] = events.PROMPT_LABEL_CHANGED
+    evaluation_completed: EventType[Any] = events.EVALUATION_COMPLETED
 
     def all(self) -> list[str]:
         return [self.model_version_created.topic, self.model_alias_changed.topic,
-                self.prompt_version_created.topic, self.prompt_label_changed.topic]
+                self.prompt_version_created.topic, self.prompt_label_changed.topic,
+                self.evaluation_completed.topic]
 
 
 def to_message(entry: OutboxEntry, topics: RegistryTopics) -> tuple[EventType[Any], Message, str]:
@@ -70,6 +74,12 @@ def to_message(entry: OutboxEntry, topics: RegistryTopics) -> tuple[EventType[An
         if ev.target is not None:
             label_msg.prompt_version.CopyFrom(convert.prompt_version_pb(ev.target))
         return topics.prompt_label_changed, label_msg, ev.name
+    if isinstance(ev, EvaluationCompletedEvent):
+        # Keyed by tenant: a tenant's runs stay in order.
+        return (topics.evaluation_completed,
+                evaluation_pb2.EvaluationCompleted(envelope=env,
+                                                   run=evaluation_convert.run_pb(ev.run)),
+                ev.run.tenant)
     raise TypeError(f"unknown registry event {type(ev).__name__}")
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from llmops_registry.domain.evaluation_model import EvaluationCompletedEvent
+
 T = TypeVar("T")
 
 LATEST = "latest"        # models: the newest version (virtual); prompts: a label the registry moves
@@ -148,7 +150,7 @@ class PromptLabelChangedEvent:
 
 RegistryEvent = (
     ModelVersionCreatedEvent | ModelAliasChangedEvent | PromptVersionCreatedEvent
-    | PromptLabelChangedEvent
+    | PromptLabelChangedEvent | EvaluationCompletedEvent
 )
 
 

@@ -33,7 +33,7 @@ from llmops.inference.v1 import inference_pb2
 from llmops.ingestion.v1 import events_pb2 as ingestion_events
 from llmops.ingestion.v1 import ingestion_pb2
 from llmops.observability.v1 import observability_pb2
-from llmops.registry.v1 import registry_pb2
+from llmops.registry.v1 import evaluation_pb2, registry_pb2
 from llmops.safety.v1 import safety_pb2
 from llmops.trainer.v1 import trainer_pb2
 from llmops.vectorstore.v1 import events_pb2 as vectorstore_events
@@ -200,6 +200,31 @@ def _feedback(rows: Rows, h: Head, ev: inference_pb2.FeedbackSubmitted,
              version=h.version)
 
 
+def _evaluation(rows: Rows, h: Head, ev: evaluation_pb2.EvaluationCompleted,
+                options: MappingOptions) -> None:
+    """One `scores` row per question and metric of an evaluation run (source "evaluation",
+    request_id = the question's id, run_id = the run's id)."""
+    run = ev.run
+    model = f"{run.model_name}@{run.model_version}"
+    for r in run.results:
+        values: dict[str, float | None] = {
+            # Fact and citation only count for questions the set expects an answer to.
+            "holds_fact": float(r.holds_fact) if r.answerable else None,
+            "cited": float(r.cited) if r.answerable else None,
+            "groundedness": r.groundedness if r.HasField("groundedness") else None,
+            "latency_ms": None if r.error else r.latency_ms,
+            "refused": float(bool(r.refusal)),
+            "blocked": float(r.blocked),
+            "error": float(bool(r.error)),
+        }
+        for name, value in values.items():
+            if value is not None:
+                rows.add("scores", tenant=h.tenant, ts=h.ts, id=f"{run.id}/{r.question_id}/{name}",
+                         request_id=r.question_id, source="evaluation", name=name,
+                         value=float(value), comment="", response_model=model, run_id=run.id,
+                         version=h.version)
+
+
 # ------------------------------------------------------------------ documents
 
 
@@ -338,6 +363,7 @@ TYPED: dict[type[Message], Typed] = {
     registry_pb2.ModelAliasChanged: _alias_changed,
     registry_pb2.PromptVersionCreated: _prompt_created,
     registry_pb2.PromptLabelChanged: _label_changed,
+    evaluation_pb2.EvaluationCompleted: _evaluation,
 }
 # Into `events` only: DriftDetected (the drift monitor writes `drift` itself), the trainer's
 # events (their tables come with the trainer) and TenantDeleted (it deletes, see api/events.py).

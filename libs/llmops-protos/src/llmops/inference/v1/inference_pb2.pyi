@@ -74,6 +74,7 @@ class GenerateRequest(_message.Message):
     TEMPERATURE_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
     NO_CACHE_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
     question: _builtins.str
     model_alias: _builtins.str
     """Registry alias of the model; empty means "production"."""
@@ -91,6 +92,11 @@ class GenerateRequest(_message.Message):
     seed: _builtins.int
     no_cache: _builtins.bool
     """Skip the answer cache for this request."""
+    model_version: _builtins.int
+    """Serve exactly this version of the model (the tenant's own or a shared one; NOT_FOUND
+    otherwise) instead of resolving `model_alias`; 0 resolves the alias. What evaluation runs
+    use to pin the version they measure.
+    """
     def __init__(
         self,
         *,
@@ -104,10 +110,11 @@ class GenerateRequest(_message.Message):
         temperature: _builtins.float | None = ...,
         seed: _builtins.int | None = ...,
         no_cache: _builtins.bool = ...,
+        model_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_rag", b"_rag", "_seed", b"_seed", "_temperature", b"_temperature", "rag", b"rag", "seed", b"seed", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rag", b"_rag", "_seed", b"_seed", "_temperature", b"_temperature", "max_new_tokens", b"max_new_tokens", "model_alias", b"model_alias", "no_cache", b"no_cache", "prompt_label", b"prompt_label", "prompt_name", b"prompt_name", "question", b"question", "rag", b"rag", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rag", b"_rag", "_seed", b"_seed", "_temperature", b"_temperature", "max_new_tokens", b"max_new_tokens", "model_alias", b"model_alias", "model_version", b"model_version", "no_cache", b"no_cache", "prompt_label", b"prompt_label", "prompt_name", b"prompt_name", "question", b"question", "rag", b"rag", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__rag: _TypeAlias = _typing.Literal["rag"]  # noqa: Y015
     _WhichOneofArgType__rag: _TypeAlias = _typing.Literal["_rag", b"_rag"]  # noqa: Y015
