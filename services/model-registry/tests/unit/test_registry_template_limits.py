@@ -149,4 +149,6 @@ def test_static_checks_stop_after_a_bounded_amount_of_literal_work() -> None:
     assert templates.analyse(many, 64 * 1024) == ()
     assert time.monotonic() - start < 5.0
     err, _ = render_error(many)
-    assert err.reason == TOO_EXPENSIVE and "rendered text is longer" in err.message
+    # The output cap stops it; on a busy machine the render's time limit may come first.
+    assert err.reason == TOO_EXPENSIVE
+    assert "rendered text is longer" in err.message or "took longer" in err.message, err.message
