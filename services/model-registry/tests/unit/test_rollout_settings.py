@@ -47,17 +47,19 @@ async def test_the_controller_can_be_switched_off(tmp_path: Path) -> None:
         reg.engine.dispose()
 
 
-def test_default_gate_needs_the_evaluation_module_and_a_store(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-    import types
+async def test_the_canary_gate_is_the_evaluation_gate_over_the_registrys_runs(
+        tmp_path: Path) -> None:
+    from llmops_registry.adapters.promotion_gate import EvaluationGate
 
-    from llmops_registry.adapters.promotion_gate import GATE_MODULE, EvaluationGate
-    from llmops_registry.bootstrap import default_gate
-
-    monkeypatch.delitem(sys.modules, GATE_MODULE, raising=False)
-    assert isinstance(default_gate("runs"), (NoGate, EvaluationGate))
-    monkeypatch.setitem(sys.modules, GATE_MODULE, types.ModuleType(GATE_MODULE))
-    assert isinstance(default_gate(None), NoGate)
-    gate = default_gate("runs")
-    assert isinstance(gate, EvaluationGate) and gate.evaluations == "runs"
+    s = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}", seed_model={"enabled": False},
+                 gate={"tenants": {"acme": {"rules": [{"metric": "holds_fact", "min_delta": -0.1}]}}})
+    reg = await build_registry(s, EventBus(KafkaSettings(bootstrap_servers="127.0.0.1:1"), "test"))
+    try:
+        assert reg.rollouts is not None
+        gate = reg.rollouts.gate
+        assert isinstance(gate, EvaluationGate) and gate.evaluations is reg.evaluations
+        # No runs recorded: the gate refuses, naming what is missing.
+        verdict = await gate.check("acme", "m", 2, 1)
+        assert verdict.allowed is False and verdict.reason
+    finally:
+        reg.engine.dispose()
