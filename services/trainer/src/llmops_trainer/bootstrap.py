@@ -11,8 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from llmops.trainer.v1 import trainer_pb2_grpc
-from llmops_kit import topics
+from llmops.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+from llmops_kit import events, topics
 from llmops_kit.app import ServiceApp, Stage
 from llmops_kit.context import current_api_key
 from llmops_kit.grpc_server import GrpcServer
@@ -106,9 +106,12 @@ def build_grpc(settings: Settings, trainer: Trainer) -> GrpcServer:
 async def build(settings: Settings) -> ServiceApp:
     """Must run inside the event loop: grpc.aio binds its server to the running loop."""
     bus = EventBus(settings.kafka, client_id=settings.service_name)
-    trainer = build_trainer(settings, BusProgressPublisher(bus))
-    subscribe_job_requests(bus, trainer.jobs, settings.consumer_group)
-    app = ServiceApp(settings, bus, build_grpc(settings, trainer), topics.ALL)
+    progress = events.EventType(settings.progress_topic, trainer_pb2.TrainingProgress)
+    requested = events.EventType(settings.job_requested_topic, trainer_pb2.TrainingJobRequested)
+    trainer = build_trainer(settings, BusProgressPublisher(bus, progress))
+    subscribe_job_requests(bus, trainer.jobs, settings.consumer_group, requested)
+    names = sorted({*topics.ALL, progress.topic, requested.topic})
+    app = ServiceApp(settings, bus, build_grpc(settings, trainer), names)
 
     async def start_runner() -> None:
         if settings.run_jobs:

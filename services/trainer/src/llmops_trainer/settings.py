@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 
-from llmops_kit import ports
+from llmops_kit import ports, topics
 from llmops_kit.settings import ServiceSettings, llmops_home, service_config
 from llmops_trainer.domain.job import Defaults
 
@@ -89,5 +89,8 @@ class Settings(ServiceSettings):
     base_models: dict[str, ShippedBase] = Field(default_factory=_shipped)
     defaults: JobDefaults = Field(default_factory=JobDefaults)
     consumer_group: str = "trainer-jobs"
+    # The topics (tests and side-by-side stacks use their own).
+    job_requested_topic: str = topics.TRAINING_JOB_REQUESTED
+    progress_topic: str = topics.TRAINING_PROGRESS
     # Runs jobs; off: this replica only serves the API and takes requests (no worker loop).
     run_jobs: bool = True

@@ -153,8 +153,8 @@ class SqlJobStore:
                 "submitted_by": job.submitted_by, "created_at": job.created_at, "error": "",
                 "last_sequence": 0, "model_name": "", "model_version": 0, "attempts": 0,
                 "lease_owner": "", "cancel_requested_by": "", "progress_offset": 0,
-                "worker_pgid": 0}))
-            return bool(result.rowcount)
+                "worker_pgid": 0}).returning(jobs.c.job_id))
+            return result.first() is not None
 
     def _append(self, conn: Connection, row: RowMapping, items: Sequence[tuple[str, dict[str, Any]]],
                 now: datetime) -> list[Progress]:

@@ -55,12 +55,12 @@ def check_spec(spec: JobSpec) -> None:
         raise InvalidArgument("BAD_DATASET_ID",
                               f"dataset_id {spec.dataset_id[:40]!r} is not ds-<16 hex> "
                               "(`llmops datasets list`)")
-    if not MODEL_NAME.fullmatch(spec.output_model_name):
-        raise InvalidArgument("BAD_MODEL_NAME", f"output_model_name {spec.output_model_name[:60]!r}"
-                                                " must match [a-z0-9][a-z0-9._-]{0,127}")
     if not BASE_REF.fullmatch(spec.base_model):
         raise InvalidArgument("UNKNOWN_BASE_MODEL", f"base_model {spec.base_model[:60]!r} is "
                                                     "not `name` or `name@version`")
+    if not MODEL_NAME.fullmatch(spec.output_model_name):
+        raise InvalidArgument("BAD_MODEL_NAME", f"output_model_name {spec.output_model_name[:60]!r}"
+                                                " must match [a-z0-9][a-z0-9._-]{0,127}")
     problems = config_problems(spec)
     if problems:
         raise InvalidArgument("INVALID_CONFIG", "; ".join(problems))
