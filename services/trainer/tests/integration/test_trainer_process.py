@@ -92,6 +92,19 @@ def service(tmp_path: Path, registry: Any, kafka: KafkaSettings,
         proc.stop()
 
 
+def find_worker(job_dir: Path) -> int:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(job_dir).encode() in args and any(b"standin_worker" in a for a in args):
+            return int(entry.name)
+    raise AssertionError(f"no worker process for {job_dir}")
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -119,9 +132,7 @@ async def test_sigkill_mid_job_then_restart_resumes_from_checkpoint(
             return got.last_progress.step >= 4 and (job_dir / "checkpoints").exists()
 
         await eventually(past_a_checkpoint, 90)
-    worker_pid = next(int(line.split()[0]) for line in subprocess.run(
-        ["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
-        if str(job_dir) in line and "standin_worker" in line)
+    worker_pid = find_worker(job_dir)
     proc.kill()
 
     async def worker_gone() -> bool:
