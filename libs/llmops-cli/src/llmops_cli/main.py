@@ -17,7 +17,15 @@ from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
 from llmops.ingestion.v1 import ingestion_pb2
 from llmops.safety.v1 import safety_pb2, safety_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2
-from llmops_cli import admin_cmds, embeddings_cmds, feedback_cmds, registry_cmds, report_cmd, stack
+from llmops_cli import (
+    admin_cmds,
+    embeddings_cmds,
+    feedback_cmds,
+    registry_cmds,
+    report_cmd,
+    stack,
+    train_cmds,
+)
 from llmops_cli.client import (
     SEARCH_MODES,
     Clients,
@@ -266,6 +274,7 @@ def parser() -> argparse.ArgumentParser:
     ask.set_defaults(func=cmd_ask)
     feedback_cmds.add_commands(sub, [common, tenant])
     registry_cmds.add_commands(sub, [common, tenant])
+    train_cmds.add_commands(sub, [common, tenant])
     report_cmd.add_commands(sub, [common, tenant])
     admin_cmds.add_commands(sub, common)
     embeddings_cmds.add_commands(sub, common)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 
 from llmops_kit import ports, topics
 from llmops_kit.settings import ServiceSettings, llmops_home, service_config
@@ -72,8 +72,9 @@ class Settings(ServiceSettings):
         default_factory=lambda: str(_home("artifacts", "datasets")),
         validation_alias=AliasChoices("datasets_root", "LLMOPS_DATASETS_ROOT"))
     # This replica's name: its RUNNING jobs are resumed at once when it starts again (others
-    # wait for the lease to expire). Stable across restarts of one host by default.
-    replica_id: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
+    # wait for the lease to expire). Default `<host>:<grpc port>`: stable across restarts,
+    # different for each replica of one host (`llmops up` gives replica N port + 100*N).
+    replica_id: str = Field(default="", max_length=200)
     lease_seconds: float = Field(default=30.0, ge=2)
     poll_seconds: float = Field(default=1.0, gt=0)
     cancel_grace_seconds: float = Field(default=30.0, gt=0)
@@ -94,3 +95,9 @@ class Settings(ServiceSettings):
     progress_topic: str = topics.TRAINING_PROGRESS
     # Runs jobs; off: this replica only serves the API and takes requests (no worker loop).
     run_jobs: bool = True
+
+    @model_validator(mode="after")
+    def _default_replica_id(self) -> Settings:
+        if not self.replica_id:
+            self.replica_id = f"{socket.gethostname()}:{self.grpc_port}"
+        return self

@@ -93,3 +93,25 @@ def test_progress_reads_complete_lines_only_and_stops_at_the_end(tmp_path: Path)
     again = progress.read_new(path, chunk.offset)
     assert (again.records, again.terminal, again.offset) == ([], None, chunk.offset)
     assert progress.read_new(tmp_path / "missing.jsonl", 0).offset == 0
+
+
+def test_settings_defaults_and_replica_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from llmops_trainer.settings import Settings
+
+    monkeypatch.setenv("LLMOPS_HOME", "/srv/llmops")
+    monkeypatch.delenv("LLMOPS_TRAINER_GRPC_PORT", raising=False)
+    s = Settings()
+    assert (s.grpc_port, s.service_name) == (7068, "trainer")
+    assert s.replica_id == f"{socket.gethostname()}:7068"
+    assert s.database_url == "sqlite:////srv/llmops/data/trainer.db"
+    assert str(s.jobs_root) == "/srv/llmops/trainer/jobs"
+    assert s.datasets_root == "/srv/llmops/artifacts/datasets"
+    assert s.base_models["smollm2-135m-instruct"].path == \
+        Path("/srv/llmops/models/smollm2-135m-instruct")
+    monkeypatch.setenv("LLMOPS_TRAINER_GRPC_PORT", "7168")  # replica 1 of `llmops up`
+    monkeypatch.setenv("LLMOPS_DATASETS_ROOT", "s3://bucket/datasets")
+    other = Settings()
+    assert other.replica_id == f"{socket.gethostname()}:7168"
+    assert other.datasets_root == "s3://bucket/datasets"
