@@ -95,11 +95,26 @@ def build_trainer(settings: Settings, publisher: ProgressPublisher,
     return Trainer(store, jobs, runner, registry, platform)
 
 
-def build_grpc(settings: Settings, trainer: Trainer) -> GrpcServer:
+def add_dataset_service(server: GrpcServer, trainer: Trainer) -> bool:
+    """Hosts DatasetService (llmops_trainer.datasets: dataset versions, in the trainer's
+    database) next to TrainerService when that package is installed."""
+    try:
+        from llmops_trainer import datasets  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        log.warning("no DatasetService (llmops_trainer.datasets is not installed)")
+        return False
+    servicer = datasets.build_dataset_service(datasets.DatasetSettings(), trainer.store.engine)
+    datasets.register(server, servicer)
+    return True
+
+
+def build_grpc(settings: Settings, trainer: Trainer, with_datasets: bool = True) -> GrpcServer:
     resolver = build_resolver(settings, SqlKeyStore(trainer.platform))
     server = GrpcServer(settings.grpc_host, settings.grpc_port, resolver)
     server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
                TrainerServicer(trainer.jobs), [SERVICE_NAME], ROLES)
+    if with_datasets:
+        add_dataset_service(server, trainer)
     return server
 
 

@@ -149,7 +149,7 @@ async def start_trainer(settings: Settings, kafka: KafkaSettings,
                             FolderCatalog(settings.datasets_root))
     subscribe_job_requests(bus, trainer.jobs, settings.consumer_group, requested)
     await bus.start()
-    server = build_grpc(settings, trainer)
+    server = build_grpc(settings, trainer, with_datasets=False)
     port = await server.start()
     trainer.runner.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
