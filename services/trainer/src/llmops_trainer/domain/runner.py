@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from llmops_kit.context import bound
-from llmops_kit.errors import DomainError
+from llmops_kit.errors import DeadlineExceeded, DomainError, Unavailable
 from llmops_trainer.domain import progress
 from llmops_trainer.domain.job import Job, JobState
 from llmops_trainer.domain.validation import job_json
@@ -45,6 +45,7 @@ class RunnerConfig:
     cancel_grace_seconds: float = 30.0
     max_attempts: int = 5
     register_attempts: int = 5
+    register_backoff_seconds: float = 2.0
     code_version: str = ""
 
 
@@ -276,10 +277,12 @@ class JobRunner:
             except DomainError as exc:
                 error = f"registering the model failed: {exc.reason}: {exc.message[:300]}"
                 log.warning("job %s: %s (attempt %d)", job.job_id, error, attempt)
+                if not isinstance(exc, Unavailable | DeadlineExceeded):
+                    break  # the registry refused the version: retrying changes nothing
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self.store.renew, job.job_id, self.config.owner,
                                             now(), self.config.lease_seconds)
-                await asyncio.sleep(min(2.0 ** attempt, 30.0))
+                await asyncio.sleep(min(self.config.register_backoff_seconds * attempt, 30.0))
                 continue
             await self._finish(job, JobState.SUCCEEDED, "", model)
             return
