@@ -90,6 +90,8 @@ def service(tmp_path: Path, registry: Any, kafka: KafkaSettings,
         yield proc, port
     finally:
         proc.stop()
+        # Shown by pytest only when the test failed.
+        print((tmp_path / "trainer.log").read_text(errors="replace")[-6000:])
 
 
 def find_worker(job_dir: Path) -> int:
