@@ -83,7 +83,7 @@ def service(tmp_path: Path, registry: Any, kafka: KafkaSettings,
         "LLMOPS_TRAINER_JOB_REQUESTED_TOPIC": f"llmops.test-{run}.trainer.job-requested.v1",
         "LLMOPS_TRAINER_PROGRESS_TOPIC": f"llmops.test-{run}.trainer.progress.v1",
         "LLMOPS_TRAINER_POLL_SECONDS": "0.2", "LLMOPS_TRAINER_LEASE_SECONDS": "5",
-        "STANDIN_STEP_SECONDS": "0.4",
+        "STANDIN_STEP_SECONDS": "0.3",
     }
     proc = ServiceProcess(env, tmp_path / "trainer.log")
     try:
@@ -124,7 +124,7 @@ async def test_sigkill_mid_job_then_restart_resumes_from_checkpoint(
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = trainer_pb2_grpc.TrainerServiceStub(channel)
         job = await stub.SubmitJob(pb.SubmitJobRequest(
-            dataset_id=trainer_kit.dataset, lora=True, max_steps=12,
+            dataset_id=trainer_kit.dataset, lora=True, max_steps=24,
             checkpoint_interval_steps=3, eval_interval_steps=3,
             output_model_name="acme-resumed"), metadata=md)
         job_dir = tmp_path / "jobs" / job.job_id
@@ -161,13 +161,13 @@ async def test_sigkill_mid_job_then_restart_resumes_from_checkpoint(
         history = [p async for p in stub.WatchJob(pb.WatchJobRequest(job_id=job.job_id),
                                                   metadata=md)]
     resumed = [p for p in history if p.kind == pb.PROGRESS_KIND_RESUMED]
-    assert len(resumed) == 1 and resumed[0].step in (3, 6, 9)
+    assert len(resumed) == 1 and resumed[0].step % 3 == 0 and resumed[0].step >= 3
     steps = [p.step for p in history if p.kind == pb.PROGRESS_KIND_STEP]
     # Every step line of the file became exactly one record, none twice from the first run.
     written = [json.loads(x) for x in (job_dir / "progress.jsonl").read_text().splitlines()]
     assert steps == [x["step"] for x in written if x["type"] == "step"]
     assert len(written) > len(lines_before)
-    assert steps[-1] == 12 and resumed[0].step < max(
+    assert steps[-1] == 24 and resumed[0].step < max(
         json.loads(x)["step"] for x in lines_before if '"step"' in x) + 1
     assert [p.state for p in history if p.kind == pb.PROGRESS_KIND_STATE] == \
         [pb.JOB_STATE_QUEUED, pb.JOB_STATE_RUNNING, pb.JOB_STATE_RUNNING,

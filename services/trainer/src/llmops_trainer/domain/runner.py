@@ -169,8 +169,9 @@ class JobRunner:
         except OSError as exc:
             await self._finish(job, JobState.FAILED, f"cannot prepare the job: {exc.strerror}")
             return
-        worker = await asyncio.to_thread(self.launcher.start, folder, job.spec.world_size,
-                                         folder / "worker.log")
+        # On the loop's own thread: the kernel's parent-death signal follows the thread that
+        # started the worker, and a pool thread may exit while the job still runs.
+        worker = self.launcher.start(folder, job.spec.world_size, folder / "worker.log")
         self._worker = worker
         await asyncio.to_thread(self.store.set_worker, job.job_id, cfg.owner, worker.pgid)
         log.info("job %s started (attempt %d)", job.job_id, job.attempts,
