@@ -27,6 +27,7 @@ from llmops_cli import (
     report_cmd,
     rollout_cmds,
     stack,
+    train_cmds,
 )
 from llmops_cli.client import (
     SEARCH_MODES,
@@ -279,6 +280,7 @@ def parser() -> argparse.ArgumentParser:
     registry_cmds.add_commands(sub, [common, tenant])
     eval_cmds.add_commands(sub, [common, tenant])  # after registry_cmds: adds `models promote`
     rollout_cmds.add_commands(sub, [common, tenant])
+    train_cmds.add_commands(sub, [common, tenant])
     report_cmd.add_commands(sub, [common, tenant])
     admin_cmds.add_commands(sub, common)
     embeddings_cmds.add_commands(sub, common)

@@ -74,6 +74,8 @@ SERVICES = (
     ServiceSpec("model-registry", "llmops_registry", env_prefix="LLMOPS_REGISTRY_"),
     ServiceSpec("generation", "llmops_generation", protocol="http"),
     ServiceSpec("inference", "llmops_inference"),
+    # Last up, first down: its jobs register versions in the registry.
+    ServiceSpec("trainer", "llmops_trainer"),
 )
 INFRA = ("kafka", "weaviate")
 

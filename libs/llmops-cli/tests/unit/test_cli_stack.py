@@ -28,6 +28,7 @@ SETTINGS = {
     "generation": "llmops_generation.settings",
     "inference": "llmops_inference.settings",
     "observability": "llmops_observability.settings",
+    "trainer": "llmops_trainer.settings",
 }
 
 

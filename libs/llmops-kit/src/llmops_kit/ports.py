@@ -76,6 +76,7 @@ SERVICE_PORTS = {
     "model-registry": "LLMOPS_REGISTRY_GRPC_PORT",
     "inference": "LLMOPS_INFERENCE_GRPC_PORT",
     "observability": "LLMOPS_OBSERVABILITY_GRPC_PORT",
+    "trainer": "LLMOPS_TRAINER_GRPC_PORT",
     "generation": "LLMOPS_GENERATION_PORT",
 }
 

@@ -22,10 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from llmops.common.v1 import envelope_pb2 as llmops_dot_common_dot_v1_dot_envelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fllmops/trainer/v1/trainer.proto\x12\x11llmops.trainer.v1\x1a\x1fllmops/common/v1/envelope.proto\"\x9f\x01\n\x10SubmitJobRequest\x12\x12\n\nbase_model\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x61taset_uri\x18\x02 \x01(\t\x12\x12\n\nzero_stage\x18\x03 \x01(\r\x12\x0e\n\x06\x65pochs\x18\x04 \x01(\r\x12\x15\n\rlearning_rate\x18\x05 \x01(\x02\x12\x0c\n\x04lora\x18\x06 \x01(\x08\x12\x19\n\x11output_model_name\x18\x07 \x01(\t\"\x83\x01\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.llmops.trainer.v1.JobState\x12\x31\n\x04spec\x18\x03 \x01(\x0b\x32#.llmops.trainer.v1.SubmitJobRequest\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x87\x01\n\x14TrainingJobRequested\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x31\n\x04spec\x18\x03 \x01(\x0b\x32#.llmops.trainer.v1.SubmitJobRequest\"\xad\x02\n\x10TrainingProgress\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12*\n\x05state\x18\x03 \x01(\x0e\x32\x1b.llmops.trainer.v1.JobState\x12\x0c\n\x04step\x18\x04 \x01(\r\x12\x13\n\x0btotal_steps\x18\x05 \x01(\r\x12\x0c\n\x04loss\x18\x06 \x01(\x02\x12J\n\x0c\x65val_metrics\x18\x07 \x03(\x0b\x32\x34.llmops.trainer.v1.TrainingProgress.EvalMetricsEntry\x1a\x32\n\x10\x45valMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05\x32\xbf\x02\n\x0eTrainerService\x12H\n\tSubmitJob\x12#.llmops.trainer.v1.SubmitJobRequest\x1a\x16.llmops.trainer.v1.Job\x12\x42\n\x06GetJob\x12 .llmops.trainer.v1.GetJobRequest\x1a\x16.llmops.trainer.v1.Job\x12U\n\x08WatchJob\x12\".llmops.trainer.v1.WatchJobRequest\x1a#.llmops.trainer.v1.TrainingProgress0\x01\x12H\n\tCancelJob\x12#.llmops.trainer.v1.CancelJobRequest\x1a\x16.llmops.trainer.v1.Jobb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fllmops/trainer/v1/trainer.proto\x12\x11llmops.trainer.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fllmops/common/v1/envelope.proto\"\x84\x04\n\x10SubmitJobRequest\x12\x12\n\nbase_model\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x61taset_uri\x18\x02 \x01(\t\x12\x12\n\nzero_stage\x18\x03 \x01(\r\x12\x0e\n\x06\x65pochs\x18\x04 \x01(\r\x12\x15\n\rlearning_rate\x18\x05 \x01(\x02\x12\x0c\n\x04lora\x18\x06 \x01(\x08\x12\x19\n\x11output_model_name\x18\x07 \x01(\t\x12\x12\n\ndataset_id\x18\x08 \x01(\t\x12\x0e\n\x06lora_r\x18\t \x01(\r\x12\x12\n\nlora_alpha\x18\n \x01(\r\x12\x18\n\x10micro_batch_size\x18\x0b \x01(\r\x12\x1d\n\x15gradient_accumulation\x18\x0c \x01(\r\x12\x13\n\x0bmax_seq_len\x18\r \x01(\r\x12\x0f\n\x07packing\x18\x0e \x01(\x08\x12\x1b\n\x13\x65val_interval_steps\x18\x0f \x01(\r\x12!\n\x19\x63heckpoint_interval_steps\x18\x10 \x01(\r\x12\x1f\n\x17\x65\x61rly_stopping_patience\x18\x11 \x01(\r\x12\x12\n\nworld_size\x18\x12 \x01(\r\x12\x11\n\tmax_steps\x18\x13 \x01(\r\x12\x0c\n\x04seed\x18\x14 \x01(\r\x12\x1f\n\x12response_only_loss\x18\x15 \x01(\x08H\x00\x88\x01\x01\x42\x15\n\x13_response_only_loss\"\xb6\x03\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.llmops.trainer.v1.JobState\x12\x31\n\x04spec\x18\x03 \x01(\x0b\x32#.llmops.trainer.v1.SubmitJobRequest\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x11\n\ttenant_id\x18\x05 \x01(\t\x12.\n\ncreated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\rlast_progress\x18\t \x01(\x0b\x32#.llmops.trainer.v1.TrainingProgress\x12\x12\n\nmodel_name\x18\n \x01(\t\x12\x15\n\rmodel_version\x18\x0b \x01(\r\x12\x14\n\x0csubmitted_by\x18\x0c \x01(\t\x12\x10\n\x08\x61ttempts\x18\r \x01(\r\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"d\n\x0fListJobsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12*\n\x05state\x18\x03 \x01(\x0e\x32\x1b.llmops.trainer.v1.JobState\"Q\n\x10ListJobsResponse\x12$\n\x04jobs\x18\x01 \x03(\x0b\x32\x16.llmops.trainer.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x87\x01\n\x14TrainingJobRequested\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x31\n\x04spec\x18\x03 \x01(\x0b\x32#.llmops.trainer.v1.SubmitJobRequest\"\xa5\x04\n\x10TrainingProgress\x12,\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1a.llmops.common.v1.Envelope\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12*\n\x05state\x18\x03 \x01(\x0e\x32\x1b.llmops.trainer.v1.JobState\x12\x0c\n\x04step\x18\x04 \x01(\r\x12\x13\n\x0btotal_steps\x18\x05 \x01(\r\x12\x0c\n\x04loss\x18\x06 \x01(\x02\x12J\n\x0c\x65val_metrics\x18\x07 \x03(\x0b\x32\x34.llmops.trainer.v1.TrainingProgress.EvalMetricsEntry\x12-\n\x04kind\x18\x08 \x01(\x0e\x32\x1f.llmops.trainer.v1.ProgressKind\x12\x10\n\x08sequence\x18\t \x01(\x04\x12\r\n\x05\x65poch\x18\n \x01(\x02\x12\x15\n\rlearning_rate\x18\x0b \x01(\x02\x12\x14\n\x0ctokens_per_s\x18\x0c \x01(\x02\x12\x13\n\x0boverfitting\x18\r \x01(\x08\x12\x0f\n\x07message\x18\x0e \x01(\t\x12\x12\n\nmodel_name\x18\x0f \x01(\t\x12\x15\n\rmodel_version\x18\x10 \x01(\r\x12\x11\n\tbest_step\x18\x11 \x01(\r\x12\x15\n\rearly_stopped\x18\x12 \x01(\x08\x1a\x32\n\x10\x45valMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01*\x9a\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x12\x17\n\x13JOB_STATE_CANCELLED\x10\x05*\xaf\x01\n\x0cProgressKind\x12\x1d\n\x19PROGRESS_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12PROGRESS_KIND_STEP\x10\x01\x12\x16\n\x12PROGRESS_KIND_EVAL\x10\x02\x12\x1c\n\x18PROGRESS_KIND_CHECKPOINT\x10\x03\x12\x19\n\x15PROGRESS_KIND_RESUMED\x10\x04\x12\x17\n\x13PROGRESS_KIND_STATE\x10\x05\x32\x94\x03\n\x0eTrainerService\x12H\n\tSubmitJob\x12#.llmops.trainer.v1.SubmitJobRequest\x1a\x16.llmops.trainer.v1.Job\x12\x42\n\x06GetJob\x12 .llmops.trainer.v1.GetJobRequest\x1a\x16.llmops.trainer.v1.Job\x12S\n\x08ListJobs\x12\".llmops.trainer.v1.ListJobsRequest\x1a#.llmops.trainer.v1.ListJobsResponse\x12U\n\x08WatchJob\x12\".llmops.trainer.v1.WatchJobRequest\x1a#.llmops.trainer.v1.TrainingProgress0\x01\x12H\n\tCancelJob\x12#.llmops.trainer.v1.CancelJobRequest\x1a\x16.llmops.trainer.v1.Jobb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,24 +35,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRAININGPROGRESS_EVALMETRICSENTRY']._loaded_options = None
   _globals['_TRAININGPROGRESS_EVALMETRICSENTRY']._serialized_options = b'8\001'
-  _globals['_JOBSTATE']._serialized_start=930
-  _globals['_JOBSTATE']._serialized_end=1084
-  _globals['_SUBMITJOBREQUEST']._serialized_start=88
-  _globals['_SUBMITJOBREQUEST']._serialized_end=247
-  _globals['_JOB']._serialized_start=250
-  _globals['_JOB']._serialized_end=381
-  _globals['_GETJOBREQUEST']._serialized_start=383
-  _globals['_GETJOBREQUEST']._serialized_end=414
-  _globals['_WATCHJOBREQUEST']._serialized_start=416
-  _globals['_WATCHJOBREQUEST']._serialized_end=449
-  _globals['_CANCELJOBREQUEST']._serialized_start=451
-  _globals['_CANCELJOBREQUEST']._serialized_end=485
-  _globals['_TRAININGJOBREQUESTED']._serialized_start=488
-  _globals['_TRAININGJOBREQUESTED']._serialized_end=623
-  _globals['_TRAININGPROGRESS']._serialized_start=626
-  _globals['_TRAININGPROGRESS']._serialized_end=927
-  _globals['_TRAININGPROGRESS_EVALMETRICSENTRY']._serialized_start=877
-  _globals['_TRAININGPROGRESS_EVALMETRICSENTRY']._serialized_end=927
-  _globals['_TRAINERSERVICE']._serialized_start=1087
-  _globals['_TRAINERSERVICE']._serialized_end=1406
+  _globals['_JOBSTATE']._serialized_start=2060
+  _globals['_JOBSTATE']._serialized_end=2214
+  _globals['_PROGRESSKIND']._serialized_start=2217
+  _globals['_PROGRESSKIND']._serialized_end=2392
+  _globals['_SUBMITJOBREQUEST']._serialized_start=121
+  _globals['_SUBMITJOBREQUEST']._serialized_end=637
+  _globals['_JOB']._serialized_start=640
+  _globals['_JOB']._serialized_end=1078
+  _globals['_GETJOBREQUEST']._serialized_start=1080
+  _globals['_GETJOBREQUEST']._serialized_end=1111
+  _globals['_LISTJOBSREQUEST']._serialized_start=1113
+  _globals['_LISTJOBSREQUEST']._serialized_end=1213
+  _globals['_LISTJOBSRESPONSE']._serialized_start=1215
+  _globals['_LISTJOBSRESPONSE']._serialized_end=1296
+  _globals['_WATCHJOBREQUEST']._serialized_start=1298
+  _globals['_WATCHJOBREQUEST']._serialized_end=1331
+  _globals['_CANCELJOBREQUEST']._serialized_start=1333
+  _globals['_CANCELJOBREQUEST']._serialized_end=1367
+  _globals['_TRAININGJOBREQUESTED']._serialized_start=1370
+  _globals['_TRAININGJOBREQUESTED']._serialized_end=1505
+  _globals['_TRAININGPROGRESS']._serialized_start=1508
+  _globals['_TRAININGPROGRESS']._serialized_end=2057
+  _globals['_TRAININGPROGRESS_EVALMETRICSENTRY']._serialized_start=2007
+  _globals['_TRAININGPROGRESS_EVALMETRICSENTRY']._serialized_end=2057
+  _globals['_TRAINERSERVICE']._serialized_start=2395
+  _globals['_TRAINERSERVICE']._serialized_end=2799
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from llmops.common.v1 import envelope_pb2 as _envelope_pb2
@@ -43,8 +44,41 @@ JOB_STATE_FAILED: JobState.ValueType  # 4
 JOB_STATE_CANCELLED: JobState.ValueType  # 5
 Global___JobState: _TypeAlias = JobState  # noqa: Y015
 
+class _ProgressKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProgressKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProgressKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROGRESS_KIND_UNSPECIFIED: _ProgressKind.ValueType  # 0
+    PROGRESS_KIND_STEP: _ProgressKind.ValueType  # 1
+    """A training step: step, total_steps, epoch, loss, learning_rate, tokens_per_s."""
+    PROGRESS_KIND_EVAL: _ProgressKind.ValueType  # 2
+    """An evaluation: eval_metrics (val_loss, perplexity), overfitting."""
+    PROGRESS_KIND_CHECKPOINT: _ProgressKind.ValueType  # 3
+    PROGRESS_KIND_RESUMED: _ProgressKind.ValueType  # 4
+    """The worker resumed from the checkpoint at `step`."""
+    PROGRESS_KIND_STATE: _ProgressKind.ValueType  # 5
+    """The job's state changed (state, message)."""
+
+class ProgressKind(_ProgressKind, metaclass=_ProgressKindEnumTypeWrapper): ...
+
+PROGRESS_KIND_UNSPECIFIED: ProgressKind.ValueType  # 0
+PROGRESS_KIND_STEP: ProgressKind.ValueType  # 1
+"""A training step: step, total_steps, epoch, loss, learning_rate, tokens_per_s."""
+PROGRESS_KIND_EVAL: ProgressKind.ValueType  # 2
+"""An evaluation: eval_metrics (val_loss, perplexity), overfitting."""
+PROGRESS_KIND_CHECKPOINT: ProgressKind.ValueType  # 3
+PROGRESS_KIND_RESUMED: ProgressKind.ValueType  # 4
+"""The worker resumed from the checkpoint at `step`."""
+PROGRESS_KIND_STATE: ProgressKind.ValueType  # 5
+"""The job's state changed (state, message)."""
+Global___ProgressKind: _TypeAlias = ProgressKind  # noqa: Y015
+
 @_typing.final
 class SubmitJobRequest(_message.Message):
+    """Zero values mean "the service's default" (services/trainer/README.md, "Job settings")."""
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BASE_MODEL_FIELD_NUMBER: _builtins.int
@@ -54,13 +88,51 @@ class SubmitJobRequest(_message.Message):
     LEARNING_RATE_FIELD_NUMBER: _builtins.int
     LORA_FIELD_NUMBER: _builtins.int
     OUTPUT_MODEL_NAME_FIELD_NUMBER: _builtins.int
+    DATASET_ID_FIELD_NUMBER: _builtins.int
+    LORA_R_FIELD_NUMBER: _builtins.int
+    LORA_ALPHA_FIELD_NUMBER: _builtins.int
+    MICRO_BATCH_SIZE_FIELD_NUMBER: _builtins.int
+    GRADIENT_ACCUMULATION_FIELD_NUMBER: _builtins.int
+    MAX_SEQ_LEN_FIELD_NUMBER: _builtins.int
+    PACKING_FIELD_NUMBER: _builtins.int
+    EVAL_INTERVAL_STEPS_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_INTERVAL_STEPS_FIELD_NUMBER: _builtins.int
+    EARLY_STOPPING_PATIENCE_FIELD_NUMBER: _builtins.int
+    WORLD_SIZE_FIELD_NUMBER: _builtins.int
+    MAX_STEPS_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    RESPONSE_ONLY_LOSS_FIELD_NUMBER: _builtins.int
     base_model: _builtins.str
+    """`name@version` of an hf-format version in the registry, or a base model the service
+    ships (default: smollm2-135m-instruct).
+    """
     dataset_uri: _builtins.str
+    """Unused; kept for compatibility. Name the dataset version with `dataset_id`."""
     zero_stage: _builtins.int
+    """1, 2 or 3."""
     epochs: _builtins.int
     learning_rate: _builtins.float
     lora: _builtins.bool
     output_model_name: _builtins.str
+    """The model name the result is registered under (default: `<base>-ft`)."""
+    dataset_id: _builtins.str
+    """A dataset version of the caller's tenant (`ds-...`, `llmops datasets list`)."""
+    lora_r: _builtins.int
+    lora_alpha: _builtins.int
+    micro_batch_size: _builtins.int
+    gradient_accumulation: _builtins.int
+    max_seq_len: _builtins.int
+    packing: _builtins.bool
+    eval_interval_steps: _builtins.int
+    checkpoint_interval_steps: _builtins.int
+    early_stopping_patience: _builtins.int
+    world_size: _builtins.int
+    """1 or 2 worker processes."""
+    max_steps: _builtins.int
+    """0: no limit (the epochs decide)."""
+    seed: _builtins.int
+    response_only_loss: _builtins.bool
+    """Loss on the response tokens only (default true)."""
     def __init__(
         self,
         *,
@@ -71,12 +143,28 @@ class SubmitJobRequest(_message.Message):
         learning_rate: _builtins.float = ...,
         lora: _builtins.bool = ...,
         output_model_name: _builtins.str = ...,
+        dataset_id: _builtins.str = ...,
+        lora_r: _builtins.int = ...,
+        lora_alpha: _builtins.int = ...,
+        micro_batch_size: _builtins.int = ...,
+        gradient_accumulation: _builtins.int = ...,
+        max_seq_len: _builtins.int = ...,
+        packing: _builtins.bool = ...,
+        eval_interval_steps: _builtins.int = ...,
+        checkpoint_interval_steps: _builtins.int = ...,
+        early_stopping_patience: _builtins.int = ...,
+        world_size: _builtins.int = ...,
+        max_steps: _builtins.int = ...,
+        seed: _builtins.int = ...,
+        response_only_loss: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_response_only_loss", b"_response_only_loss", "response_only_loss", b"response_only_loss"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_model", b"base_model", "dataset_uri", b"dataset_uri", "epochs", b"epochs", "learning_rate", b"learning_rate", "lora", b"lora", "output_model_name", b"output_model_name", "zero_stage", b"zero_stage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_response_only_loss", b"_response_only_loss", "base_model", b"base_model", "checkpoint_interval_steps", b"checkpoint_interval_steps", "dataset_id", b"dataset_id", "dataset_uri", b"dataset_uri", "early_stopping_patience", b"early_stopping_patience", "epochs", b"epochs", "eval_interval_steps", b"eval_interval_steps", "gradient_accumulation", b"gradient_accumulation", "learning_rate", b"learning_rate", "lora", b"lora", "lora_alpha", b"lora_alpha", "lora_r", b"lora_r", "max_seq_len", b"max_seq_len", "max_steps", b"max_steps", "micro_batch_size", b"micro_batch_size", "output_model_name", b"output_model_name", "packing", b"packing", "response_only_loss", b"response_only_loss", "seed", b"seed", "world_size", b"world_size", "zero_stage", b"zero_stage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__response_only_loss: _TypeAlias = _typing.Literal["response_only_loss"]  # noqa: Y015
+    _WhichOneofArgType__response_only_loss: _TypeAlias = _typing.Literal["_response_only_loss", b"_response_only_loss"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__response_only_loss) -> _WhichOneofReturnType__response_only_loss | None: ...
 
 Global___SubmitJobRequest: _TypeAlias = SubmitJobRequest  # noqa: Y015
 
@@ -88,11 +176,38 @@ class Job(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     SPEC_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    TENANT_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    LAST_PROGRESS_FIELD_NUMBER: _builtins.int
+    MODEL_NAME_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    SUBMITTED_BY_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     state: Global___JobState.ValueType
     error: _builtins.str
+    tenant_id: _builtins.str
+    model_name: _builtins.str
+    """The registered result (after SUCCEEDED)."""
+    model_version: _builtins.int
+    submitted_by: _builtins.str
+    """Key id of the key that submitted it (empty for jobs from training-job-requested)."""
+    attempts: _builtins.int
+    """How many times a replica started (or resumed) it."""
     @_builtins.property
     def spec(self) -> Global___SubmitJobRequest: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def last_progress(self) -> Global___TrainingProgress:
+        """The latest progress record (step, loss, evaluation...)."""
+
     def __init__(
         self,
         *,
@@ -100,10 +215,19 @@ class Job(_message.Message):
         state: Global___JobState.ValueType = ...,
         spec: Global___SubmitJobRequest | None = ...,
         error: _builtins.str = ...,
+        tenant_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        last_progress: Global___TrainingProgress | None = ...,
+        model_name: _builtins.str = ...,
+        model_version: _builtins.int = ...,
+        submitted_by: _builtins.str = ...,
+        attempts: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["spec", b"spec"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "finished_at", b"finished_at", "last_progress", b"last_progress", "spec", b"spec", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "job_id", b"job_id", "spec", b"spec", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "created_at", b"created_at", "error", b"error", "finished_at", b"finished_at", "job_id", b"job_id", "last_progress", b"last_progress", "model_name", b"model_name", "model_version", b"model_version", "spec", b"spec", "started_at", b"started_at", "state", b"state", "submitted_by", b"submitted_by", "tenant_id", b"tenant_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -127,6 +251,56 @@ class GetJobRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetJobRequest: _TypeAlias = GetJobRequest  # noqa: Y015
+
+@_typing.final
+class ListJobsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """0: the server's default (50)."""
+    page_token: _builtins.str
+    state: Global___JobState.ValueType
+    """UNSPECIFIED: every state."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+        state: Global___JobState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobsRequest: _TypeAlias = ListJobsRequest  # noqa: Y015
+
+@_typing.final
+class ListJobsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Job]: ...
+    def __init__(
+        self,
+        *,
+        jobs: _abc.Iterable[Global___Job] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListJobsResponse: _TypeAlias = ListJobsResponse  # noqa: Y015
 
 @_typing.final
 class WatchJobRequest(_message.Message):
@@ -228,11 +402,39 @@ class TrainingProgress(_message.Message):
     TOTAL_STEPS_FIELD_NUMBER: _builtins.int
     LOSS_FIELD_NUMBER: _builtins.int
     EVAL_METRICS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    LEARNING_RATE_FIELD_NUMBER: _builtins.int
+    TOKENS_PER_S_FIELD_NUMBER: _builtins.int
+    OVERFITTING_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    MODEL_NAME_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    BEST_STEP_FIELD_NUMBER: _builtins.int
+    EARLY_STOPPED_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     state: Global___JobState.ValueType
     step: _builtins.int
     total_steps: _builtins.int
     loss: _builtins.float
+    kind: Global___ProgressKind.ValueType
+    sequence: _builtins.int
+    """Position of this record in the job's history (1, 2, ...): a replayed record has the
+    same one.
+    """
+    epoch: _builtins.float
+    learning_rate: _builtins.float
+    tokens_per_s: _builtins.float
+    overfitting: _builtins.bool
+    """Validation loss rising while training loss falls."""
+    message: _builtins.str
+    """Why the state changed (an error, "cancelled by <actor>")."""
+    model_name: _builtins.str
+    """With SUCCEEDED: the registered version."""
+    model_version: _builtins.int
+    best_step: _builtins.int
+    early_stopped: _builtins.bool
     @_builtins.property
     def envelope(self) -> _envelope_pb2.Envelope: ...
     @_builtins.property
@@ -247,10 +449,21 @@ class TrainingProgress(_message.Message):
         total_steps: _builtins.int = ...,
         loss: _builtins.float = ...,
         eval_metrics: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        kind: Global___ProgressKind.ValueType = ...,
+        sequence: _builtins.int = ...,
+        epoch: _builtins.float = ...,
+        learning_rate: _builtins.float = ...,
+        tokens_per_s: _builtins.float = ...,
+        overfitting: _builtins.bool = ...,
+        message: _builtins.str = ...,
+        model_name: _builtins.str = ...,
+        model_version: _builtins.int = ...,
+        best_step: _builtins.int = ...,
+        early_stopped: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "eval_metrics", b"eval_metrics", "job_id", b"job_id", "loss", b"loss", "state", b"state", "step", b"step", "total_steps", b"total_steps"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["best_step", b"best_step", "early_stopped", b"early_stopped", "envelope", b"envelope", "epoch", b"epoch", "eval_metrics", b"eval_metrics", "job_id", b"job_id", "kind", b"kind", "learning_rate", b"learning_rate", "loss", b"loss", "message", b"message", "model_name", b"model_name", "model_version", b"model_version", "overfitting", b"overfitting", "sequence", b"sequence", "state", b"state", "step", b"step", "tokens_per_s", b"tokens_per_s", "total_steps", b"total_steps"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class TrainerServiceStub(object):
-    """Missing associated documentation comment in .proto file."""
+    """Fine-tuning jobs (services/trainer, README "Trainer"). Every RPC acts for the caller's
+    tenant: SubmitJob and CancelJob need a `maintainer` key, the reads a `member` key.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -44,6 +46,11 @@ class TrainerServiceStub(object):
                 request_serializer=llmops_dot_trainer_dot_v1_dot_trainer__pb2.GetJobRequest.SerializeToString,
                 response_deserializer=llmops_dot_trainer_dot_v1_dot_trainer__pb2.Job.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/llmops.trainer.v1.TrainerService/ListJobs',
+                request_serializer=llmops_dot_trainer_dot_v1_dot_trainer__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=llmops_dot_trainer_dot_v1_dot_trainer__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
         self.WatchJob = channel.unary_stream(
                 '/llmops.trainer.v1.TrainerService/WatchJob',
                 request_serializer=llmops_dot_trainer_dot_v1_dot_trainer__pb2.WatchJobRequest.SerializeToString,
@@ -57,10 +64,14 @@ class TrainerServiceStub(object):
 
 
 class TrainerServiceServicer(object):
-    """Missing associated documentation comment in .proto file."""
+    """Fine-tuning jobs (services/trainer, README "Trainer"). Every RPC acts for the caller's
+    tenant: SubmitJob and CancelJob need a `maintainer` key, the reads a `member` key.
+    """
 
     def SubmitJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Validates the configuration (INVALID_ARGUMENT with a reason in `x-error-reason`) and
+        queues the job.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -71,14 +82,24 @@ class TrainerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """Newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Replays what happened so far (every progress record in order), then streams live until
+        the job ends (SUCCEEDED, FAILED or CANCELLED).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def CancelJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A queued job is cancelled at once; a running one gets SIGTERM and ends CANCELLED.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -95,6 +116,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.GetJob,
                     request_deserializer=llmops_dot_trainer_dot_v1_dot_trainer__pb2.GetJobRequest.FromString,
                     response_serializer=llmops_dot_trainer_dot_v1_dot_trainer__pb2.Job.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=llmops_dot_trainer_dot_v1_dot_trainer__pb2.ListJobsRequest.FromString,
+                    response_serializer=llmops_dot_trainer_dot_v1_dot_trainer__pb2.ListJobsResponse.SerializeToString,
             ),
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
@@ -115,7 +141,9 @@ def add_TrainerServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class TrainerService(object):
-    """Missing associated documentation comment in .proto file."""
+    """Fine-tuning jobs (services/trainer, README "Trainer"). Every RPC acts for the caller's
+    tenant: SubmitJob and CancelJob need a `maintainer` key, the reads a `member` key.
+    """
 
     @staticmethod
     def SubmitJob(request,
@@ -161,6 +189,33 @@ class TrainerService(object):
             '/llmops.trainer.v1.TrainerService/GetJob',
             llmops_dot_trainer_dot_v1_dot_trainer__pb2.GetJobRequest.SerializeToString,
             llmops_dot_trainer_dot_v1_dot_trainer__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmops.trainer.v1.TrainerService/ListJobs',
+            llmops_dot_trainer_dot_v1_dot_trainer__pb2.ListJobsRequest.SerializeToString,
+            llmops_dot_trainer_dot_v1_dot_trainer__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

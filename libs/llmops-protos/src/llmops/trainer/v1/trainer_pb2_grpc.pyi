@@ -27,30 +27,63 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class TrainerServiceStub:
+    """Fine-tuning jobs (services/trainer, README "Trainer"). Every RPC acts for the caller's
+    tenant: SubmitJob and CancelJob need a `maintainer` key, the reads a `member` key.
+    """
+
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> TrainerServiceAsyncStub: ...
     SubmitJob: _grpc.UnaryUnaryMultiCallable[_trainer_pb2.SubmitJobRequest, _trainer_pb2.Job]
+    """Validates the configuration (INVALID_ARGUMENT with a reason in `x-error-reason`) and
+    queues the job.
+    """
     GetJob: _grpc.UnaryUnaryMultiCallable[_trainer_pb2.GetJobRequest, _trainer_pb2.Job]
+    ListJobs: _grpc.UnaryUnaryMultiCallable[_trainer_pb2.ListJobsRequest, _trainer_pb2.ListJobsResponse]
+    """Newest first."""
     WatchJob: _grpc.UnaryStreamMultiCallable[_trainer_pb2.WatchJobRequest, _trainer_pb2.TrainingProgress]
+    """Replays what happened so far (every progress record in order), then streams live until
+    the job ends (SUCCEEDED, FAILED or CANCELLED).
+    """
     CancelJob: _grpc.UnaryUnaryMultiCallable[_trainer_pb2.CancelJobRequest, _trainer_pb2.Job]
+    """A queued job is cancelled at once; a running one gets SIGTERM and ends CANCELLED."""
 
 @_typing.type_check_only
 class TrainerServiceAsyncStub(TrainerServiceStub):
+    """Fine-tuning jobs (services/trainer, README "Trainer"). Every RPC acts for the caller's
+    tenant: SubmitJob and CancelJob need a `maintainer` key, the reads a `member` key.
+    """
+
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitJob: _aio.UnaryUnaryMultiCallable[_trainer_pb2.SubmitJobRequest, _trainer_pb2.Job]  # type: ignore[assignment]
+    """Validates the configuration (INVALID_ARGUMENT with a reason in `x-error-reason`) and
+    queues the job.
+    """
     GetJob: _aio.UnaryUnaryMultiCallable[_trainer_pb2.GetJobRequest, _trainer_pb2.Job]  # type: ignore[assignment]
+    ListJobs: _aio.UnaryUnaryMultiCallable[_trainer_pb2.ListJobsRequest, _trainer_pb2.ListJobsResponse]  # type: ignore[assignment]
+    """Newest first."""
     WatchJob: _aio.UnaryStreamMultiCallable[_trainer_pb2.WatchJobRequest, _trainer_pb2.TrainingProgress]  # type: ignore[assignment]
+    """Replays what happened so far (every progress record in order), then streams live until
+    the job ends (SUCCEEDED, FAILED or CANCELLED).
+    """
     CancelJob: _aio.UnaryUnaryMultiCallable[_trainer_pb2.CancelJobRequest, _trainer_pb2.Job]  # type: ignore[assignment]
+    """A queued job is cancelled at once; a running one gets SIGTERM and ends CANCELLED."""
 
 class TrainerServiceServicer(metaclass=_abc_1.ABCMeta):
+    """Fine-tuning jobs (services/trainer, README "Trainer"). Every RPC acts for the caller's
+    tenant: SubmitJob and CancelJob need a `maintainer` key, the reads a `member` key.
+    """
+
     @_abc_1.abstractmethod
     def SubmitJob(
         self,
         request: _trainer_pb2.SubmitJobRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_trainer_pb2.Job, _abc.Awaitable[_trainer_pb2.Job]]: ...
+    ) -> _typing.Union[_trainer_pb2.Job, _abc.Awaitable[_trainer_pb2.Job]]:
+        """Validates the configuration (INVALID_ARGUMENT with a reason in `x-error-reason`) and
+        queues the job.
+        """
 
     @_abc_1.abstractmethod
     def GetJob(
@@ -60,17 +93,29 @@ class TrainerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_trainer_pb2.Job, _abc.Awaitable[_trainer_pb2.Job]]: ...
 
     @_abc_1.abstractmethod
+    def ListJobs(
+        self,
+        request: _trainer_pb2.ListJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trainer_pb2.ListJobsResponse, _abc.Awaitable[_trainer_pb2.ListJobsResponse]]:
+        """Newest first."""
+
+    @_abc_1.abstractmethod
     def WatchJob(
         self,
         request: _trainer_pb2.WatchJobRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_trainer_pb2.TrainingProgress], _abc.AsyncIterator[_trainer_pb2.TrainingProgress]]: ...
+    ) -> _typing.Union[_abc.Iterator[_trainer_pb2.TrainingProgress], _abc.AsyncIterator[_trainer_pb2.TrainingProgress]]:
+        """Replays what happened so far (every progress record in order), then streams live until
+        the job ends (SUCCEEDED, FAILED or CANCELLED).
+        """
 
     @_abc_1.abstractmethod
     def CancelJob(
         self,
         request: _trainer_pb2.CancelJobRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_trainer_pb2.Job, _abc.Awaitable[_trainer_pb2.Job]]: ...
+    ) -> _typing.Union[_trainer_pb2.Job, _abc.Awaitable[_trainer_pb2.Job]]:
+        """A queued job is cancelled at once; a running one gets SIGTERM and ends CANCELLED."""
 
 def add_TrainerServiceServicer_to_server(servicer: TrainerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

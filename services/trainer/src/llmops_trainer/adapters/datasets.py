@@ -1,0 +1,55 @@
+"""DatasetCatalog on llmops_datasets.DatasetStore (interface 1 of issue 9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from llmops_trainer.ports import DatasetFiles
+
+
+class StoreCatalog:
+    """Reads dataset versions through `llmops_datasets.DatasetStore(root)`."""
+
+    def __init__(self, root: str | Path, store: Any | None = None) -> None:
+        if store is None:
+            from llmops_datasets import DatasetStore  # type: ignore[attr-defined,unused-ignore]
+
+            store = DatasetStore(root)
+        self.store = store
+
+    def get(self, tenant: str, dataset_id: str) -> DatasetFiles | None:
+        try:
+            version = self.store.get(tenant, dataset_id)
+        except (KeyError, FileNotFoundError, LookupError):
+            return None
+        if version is None:
+            return None
+        return DatasetFiles(version.id, Path(version.train_path), Path(version.validation_path),
+                            dict(version.manifest))
+
+
+class FolderCatalog:
+    """The on-disk layout of interface 1 read directly: <root>/<tenant>/<id>/{manifest.json,
+    train.jsonl, validation.jsonl}. Used when llmops_datasets has no DatasetStore yet."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def get(self, tenant: str, dataset_id: str) -> DatasetFiles | None:
+        import json
+
+        folder = self.root / tenant / dataset_id
+        manifest = folder / "manifest.json"
+        train = folder / "train.jsonl"
+        if not manifest.is_file() or not train.is_file():
+            return None
+        return DatasetFiles(dataset_id, train, folder / "validation.jsonl",
+                            json.loads(manifest.read_text()))
+
+
+def build_catalog(root: str | Path) -> StoreCatalog | FolderCatalog:
+    try:
+        return StoreCatalog(root)
+    except (ImportError, AttributeError):
+        return FolderCatalog(root)

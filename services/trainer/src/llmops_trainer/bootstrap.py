@@ -1,0 +1,147 @@
+"""Composition root: builds the job store, launcher, registry client and use cases from
+settings, and wires gRPC, the Kafka consumer and the job runner."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from llmops.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+from llmops_kit import events, topics
+from llmops_kit.app import ServiceApp, Stage
+from llmops_kit.context import current_api_key
+from llmops_kit.grpc_server import GrpcServer
+from llmops_kit.kafka import EventBus
+from llmops_kit.key_resolver import build_resolver
+from llmops_kit.sql_auth import SqlKeyStore, open_engine
+from llmops_trainer.adapters.datasets import build_catalog
+from llmops_trainer.adapters.process import ProcessLauncher, template_command
+from llmops_trainer.adapters.registry import KeyMinter, KnownBaseModels, RegistryClient
+from llmops_trainer.adapters.sql_store import SqlJobStore
+from llmops_trainer.api.events import BusProgressPublisher, subscribe_job_requests
+from llmops_trainer.api.grpc import ROLES, SERVICE_NAME, TrainerServicer
+from llmops_trainer.domain.jobs import Jobs
+from llmops_trainer.domain.runner import JobRunner, RunnerConfig
+from llmops_trainer.ports import ProgressPublisher, SpecValidator
+from llmops_trainer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def code_version(settings: Settings) -> str:
+    """The configured code version, else the package's version and the git commit if known."""
+    if settings.code_version:
+        return settings.code_version
+    version = f"llmops-trainer {metadata.version('llmops-trainer')}"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                                text=True, timeout=5, cwd=Path(__file__).parent, check=False)
+    except OSError:
+        return version
+    return f"{version} ({commit.stdout.strip()})" if commit.returncode == 0 else version
+
+
+def worker_validator() -> SpecValidator:
+    """The worker's own checks of job.json (llmops_trainer.worker.config.validate); until a
+    worker is installed, none beyond the service's."""
+    try:
+        from llmops_trainer.worker import config  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        log.warning("no training worker installed (llmops_trainer.worker): only the service's "
+                    "own checks run before a job is queued")
+        return lambda spec: []
+    validate: SpecValidator = config.validate
+    return validate
+
+
+@dataclass
+class Trainer:
+    """Everything a running trainer is made of (tests drive the parts directly)."""
+
+    store: SqlJobStore
+    jobs: Jobs
+    runner: JobRunner
+    registry: RegistryClient
+    platform: Any
+
+
+def build_trainer(settings: Settings, publisher: ProgressPublisher,
+                  validator: SpecValidator | None = None, catalog: Any = None) -> Trainer:
+    store = SqlJobStore.open(settings.database_url)
+    platform = open_engine(settings.auth_database_url)
+    key = settings.registry.api_key
+    registry = RegistryClient(settings.registry.address, settings.registry.timeout_seconds,
+                              KeyMinter(SqlKeyStore(platform)),
+                              key.get_secret_value() if key else None)
+    shipped = {name: (base.path, base.registry_version)
+               for name, base in settings.base_models.items()}
+    jobs = Jobs(store, catalog or build_catalog(settings.datasets_root),
+                KnownBaseModels(shipped, registry, current_api_key),
+                validator or worker_validator(), publisher, settings.defaults.domain())
+    command = template_command(settings.worker_command) if settings.worker_command else None
+    runner = JobRunner(store, ProcessLauncher(command, settings.worker_threads), registry,
+                       publisher, RunnerConfig(
+                           jobs_root=settings.jobs_root, owner=settings.replica_id,
+                           lease_seconds=settings.lease_seconds,
+                           poll_seconds=settings.poll_seconds,
+                           cancel_grace_seconds=settings.cancel_grace_seconds,
+                           max_attempts=settings.max_attempts,
+                           code_version=code_version(settings)))
+    return Trainer(store, jobs, runner, registry, platform)
+
+
+def add_dataset_service(server: GrpcServer, trainer: Trainer) -> bool:
+    """Hosts DatasetService (llmops_trainer.datasets: dataset versions, in the trainer's
+    database) next to TrainerService when that package is installed."""
+    try:
+        from llmops_trainer import datasets  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        log.warning("no DatasetService (llmops_trainer.datasets is not installed)")
+        return False
+    servicer = datasets.build_dataset_service(datasets.DatasetSettings(), trainer.store.engine)
+    datasets.register(server, servicer)
+    return True
+
+
+def build_grpc(settings: Settings, trainer: Trainer, with_datasets: bool = True) -> GrpcServer:
+    resolver = build_resolver(settings, SqlKeyStore(trainer.platform))
+    server = GrpcServer(settings.grpc_host, settings.grpc_port, resolver)
+    server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
+               TrainerServicer(trainer.jobs), [SERVICE_NAME], ROLES)
+    if with_datasets:
+        add_dataset_service(server, trainer)
+    return server
+
+
+async def build(settings: Settings) -> ServiceApp:
+    """Must run inside the event loop: grpc.aio binds its server to the running loop."""
+    bus = EventBus(settings.kafka, client_id=settings.service_name)
+    progress = events.EventType(settings.progress_topic, trainer_pb2.TrainingProgress)
+    requested = events.EventType(settings.job_requested_topic, trainer_pb2.TrainingJobRequested)
+    trainer = build_trainer(settings, BusProgressPublisher(bus, progress))
+    subscribe_job_requests(bus, trainer.jobs, settings.consumer_group, requested)
+    names = sorted({*topics.ALL, progress.topic, requested.topic})
+    app = ServiceApp(settings, bus, build_grpc(settings, trainer), names)
+
+    async def start_runner() -> None:
+        if settings.run_jobs:
+            trainer.runner.start()
+
+    async def dispose() -> None:
+        await trainer.registry.close()
+        await asyncio.to_thread(trainer.store.engine.dispose)
+        await asyncio.to_thread(trainer.platform.dispose)
+
+    app.on(Stage.RESOURCE, stop=dispose)
+    # The runner publishes progress: after the bus is up, stopped before it.
+    app.on(Stage.BUS_CLIENT, start=start_runner, stop=trainer.runner.stop)
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    await (await build(settings)).serve()
