@@ -11,7 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from llmops.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+from llmops.trainer.v1 import datasets_pb2, trainer_pb2, trainer_pb2_grpc
 from llmops_kit import events, topics
 from llmops_kit.app import ServiceApp, Stage
 from llmops_kit.context import current_api_key
@@ -19,6 +19,7 @@ from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
 from llmops_kit.sql_auth import SqlKeyStore, open_engine
+from llmops_trainer import datasets
 from llmops_trainer.adapters.datasets import build_catalog
 from llmops_trainer.adapters.process import ProcessLauncher, template_command
 from llmops_trainer.adapters.registry import KeyMinter, KnownBaseModels, RegistryClient
@@ -95,26 +96,30 @@ def build_trainer(settings: Settings, publisher: ProgressPublisher,
     return Trainer(store, jobs, runner, registry, platform)
 
 
-def add_dataset_service(server: GrpcServer, trainer: Trainer) -> bool:
-    """Hosts DatasetService (llmops_trainer.datasets: dataset versions, in the trainer's
-    database) next to TrainerService when that package is installed."""
-    try:
-        from llmops_trainer import datasets  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        log.warning("no DatasetService (llmops_trainer.datasets is not installed)")
-        return False
-    servicer = datasets.build_dataset_service(datasets.DatasetSettings(), trainer.store.engine)
+def add_dataset_service(server: GrpcServer, trainer: Trainer,
+                        bus: EventBus | None = None) -> datasets.DatasetServicer:
+    """Hosts DatasetService (dataset versions, catalogued in the trainer's database) next to
+    TrainerService; with a bus, every new version is announced (DatasetVersionCreated)."""
+    created = events.EventType(datasets.DATASET_CREATED_TOPIC, datasets_pb2.DatasetVersionCreated)
+
+    async def announce(entry: Any) -> None:
+        if bus is not None:
+            await bus.publish(created, datasets.dataset_created_event(entry), entry.tenant.encode())
+
+    servicer = datasets.build_dataset_service(datasets.DatasetSettings(), trainer.store.engine,
+                                              on_created=announce)
     datasets.register(server, servicer)
-    return True
+    return servicer
 
 
-def build_grpc(settings: Settings, trainer: Trainer, with_datasets: bool = True) -> GrpcServer:
+def build_grpc(settings: Settings, trainer: Trainer, with_datasets: bool = True,
+               bus: EventBus | None = None) -> GrpcServer:
     resolver = build_resolver(settings, SqlKeyStore(trainer.platform))
     server = GrpcServer(settings.grpc_host, settings.grpc_port, resolver)
     server.add(trainer_pb2_grpc.add_TrainerServiceServicer_to_server,
                TrainerServicer(trainer.jobs), [SERVICE_NAME], ROLES)
     if with_datasets:
-        add_dataset_service(server, trainer)
+        add_dataset_service(server, trainer, bus)
     return server
 
 
@@ -125,8 +130,8 @@ async def build(settings: Settings) -> ServiceApp:
     requested = events.EventType(settings.job_requested_topic, trainer_pb2.TrainingJobRequested)
     trainer = build_trainer(settings, BusProgressPublisher(bus, progress))
     subscribe_job_requests(bus, trainer.jobs, settings.consumer_group, requested)
-    names = sorted({*topics.ALL, progress.topic, requested.topic})
-    app = ServiceApp(settings, bus, build_grpc(settings, trainer), names)
+    names = sorted({*topics.ALL, progress.topic, requested.topic, datasets.DATASET_CREATED_TOPIC})
+    app = ServiceApp(settings, bus, build_grpc(settings, trainer, bus=bus), names)
 
     async def start_runner() -> None:
         if settings.run_jobs:
