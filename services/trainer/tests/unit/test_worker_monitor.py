@@ -80,9 +80,17 @@ def test_ds_config_is_built_from_the_spec(tmp_path: Path) -> None:
     assert cfg["zero_optimization"]["stage"] == 3
     assert cfg["train_batch_size"] == 12 and cfg["gradient_accumulation_steps"] == 3
     assert cfg["bf16"] == {"enabled": False}
-    assert cfg["scheduler"]["params"]["warmup_num_steps"] == 2
+    assert "scheduler" not in cfg  # the worker passes its own (engine.lr_scheduler)
     bf16 = engine.ds_config(spec, engine.Precision("bfloat16", "test"), total_steps=20)
     assert bf16["bf16"] == {"enabled": True}
+
+
+def test_learning_rate_warms_up_then_decays_and_never_wastes_a_step() -> None:
+    factors = [engine.lr_factor(i, 20) for i in range(20)]
+    assert factors[:3] == [0.5, 1.0, 1.0]  # 2 warm-up steps (10%), step 1 already trains
+    assert all(b <= a for a, b in zip(factors[1:], factors[2:], strict=False))
+    assert factors[-1] == pytest.approx(1 / 18) and factors[-1] > 0
+    assert [engine.lr_factor(i, 4) for i in range(4)] == [1.0, 1.0, 2 / 3, 1 / 3]
 
 
 def test_precision_follows_the_cpu_unless_overridden(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -120,7 +120,8 @@ def _check_model(spec: Mapping[str, Any]) -> tuple[list[str], dict[str, Any] | N
     try:
         config = read_model_config(folder)
     except (OSError, ValueError):
-        return [f"base_model_path {raw!r} has no readable config.json (not a Hugging Face model folder)"], None
+        reason = f"base_model_path {raw!r} has no readable config.json (not a Hugging Face model folder)"
+        return [reason], None
     archs = set(config.get("architectures") or ())
     if not archs & SUPPORTED_ARCHITECTURES:
         supported = ", ".join(sorted(SUPPORTED_ARCHITECTURES))

@@ -64,7 +64,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except ValueError as exc:
-                raise DataError(f"{path.name} line {number} is not JSON: {exc.msg}") from exc
+                raise DataError(f"{path.name} line {number} is not JSON: {exc}") from exc
             if not isinstance(record, dict) or not ("messages" in record or "text" in record):
                 raise DataError(f"{path.name} line {number} has neither 'messages' nor 'text'")
             records.append(record)

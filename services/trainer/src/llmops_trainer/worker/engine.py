@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from llmops_generation.domain.numerics import choose_format, read_cpu_flags
-
 from llmops_trainer.worker.config import JobSpec
 
 DTYPE_ENV = "LLMOPS_TRAINER_WORKER_DTYPE"
@@ -40,7 +39,6 @@ def choose_precision(requested: str | None = None) -> Precision:
 
 def ds_config(spec: JobSpec, precision: Precision, total_steps: int) -> dict[str, Any]:
     """The DeepSpeed configuration of `spec`; `"torch_adam": true` skips compiling FusedAdam."""
-    warmup = max(1, int(total_steps * WARMUP_FRACTION)) if total_steps > 1 else 0
     zero: dict[str, Any] = {"stage": spec.zero_stage}
     if spec.zero_stage == 3:
         # Small models: gather whole layers at once rather than many tiny all-gathers.
@@ -58,17 +56,24 @@ def ds_config(spec: JobSpec, precision: Precision, total_steps: int) -> dict[str
             "type": "AdamW",
             "params": {"lr": spec.learning_rate, "weight_decay": 0.0, "torch_adam": True},
         },
-        "scheduler": {
-            "type": "WarmupDecayLR",
-            "params": {
-                "warmup_min_lr": 0.0,
-                "warmup_max_lr": spec.learning_rate,
-                "warmup_num_steps": warmup,
-                "total_num_steps": max(total_steps, warmup + 1),
-                "warmup_type": "linear",
-            },
-        },
     }
+
+
+def lr_factor(index: int, total_steps: int) -> float:
+    """The learning rate's multiplier at optimizer step `index` (0-based): linear warm-up over
+    the first 10% of the steps (at least one, so step 1 already trains), then linear decay
+    that reaches 1/(remaining steps) at the last step rather than 0 (which would waste it)."""
+    warmup = max(1, round(total_steps * WARMUP_FRACTION))
+    if index < warmup:
+        return (index + 1) / warmup
+    return max(0.0, (total_steps - index) / max(1, total_steps - warmup))
+
+
+def lr_scheduler(total_steps: int) -> Any:
+    """A callable DeepSpeed turns into the job's scheduler (saved in checkpoints with the rest)."""
+    from torch.optim.lr_scheduler import LambdaLR
+
+    return lambda optimizer: LambdaLR(optimizer, lambda index: lr_factor(index, total_steps))
 
 
 def load_model(spec: JobSpec) -> tuple[Any, Any]:
@@ -79,7 +84,7 @@ def load_model(spec: JobSpec) -> tuple[Any, Any]:
     tokenizer = AutoTokenizer.from_pretrained(spec.base_model_path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(spec.base_model_path, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(spec.base_model_path, dtype=torch.float32)
     model.config.use_cache = False
     if spec.lora:
         from peft import LoraConfig, get_peft_model
@@ -105,7 +110,9 @@ def _gathered(module: Any, trainable_only: bool) -> Any:
     return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
 
 
-def export(module: Any, tokenizer: Any, target: Path, lora: bool, is_writer: bool, meta: dict[str, Any]) -> None:
+def export(
+    module: Any, tokenizer: Any, target: Path, lora: bool, is_writer: bool, meta: dict[str, Any]
+) -> None:
     """Writes the weights of `module` to `target` (a PEFT adapter folder or a full HF folder).
 
     Collective under ZeRO-3 (every rank must call it); only the writer touches the disk. The

@@ -8,6 +8,7 @@ both losses rise. Detection stops the job early when patience > 0 (0 turns it of
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,7 @@ class Monitor:
         if self.patience <= 0 or len(self.history) <= self.patience:
             return False
         window = self.history[-(self.patience + 1) :]
-        pairs = list(zip(window, window[1:], strict=False))
+        pairs = list(itertools.pairwise(window))
         val_rising = all(b.val_loss > a.val_loss for a, b in pairs)
         train_falling = all(b.train_loss < a.train_loss for a, b in pairs)
         return val_rising and train_falling

@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = config.load(job_dir)
         world_rank, world = _init_distributed()
         if world != spec.world_size:
-            raise config.InvalidJob([f"job.json asks for world_size {spec.world_size}, launched with {world}"])
+            reason = f"job.json asks for world_size {spec.world_size}, launched with {world}"
+            raise config.InvalidJob([reason])
         from llmops_trainer.worker.train import Trainer
 
         outcome = Trainer(spec, job_dir, world_rank, world).run()

@@ -80,6 +80,8 @@ def build(trainer: Trainer, last_step: int, early_stopped: bool, seconds: float,
     }
 
 
-def write(folder: Path, trainer: Trainer, last_step: int, early_stopped: bool, seconds: float, fmt: str) -> None:
+def write(
+    folder: Path, trainer: Trainer, last_step: int, early_stopped: bool, seconds: float, fmt: str
+) -> None:
     summary = build(trainer, last_step, early_stopped, seconds, fmt)
     (folder / FILE_NAME).write_text(json.dumps(summary, indent=2))

@@ -7,6 +7,7 @@ $LLMOPS_HOME/models/smollm2-135m-instruct; later calls return at once).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -138,7 +139,5 @@ def wait_for(job_dir: Path, predicate: Callable[[list[dict[str, Any]]], bool], p
 
 
 def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass

@@ -60,7 +60,10 @@ class Trainer:
 
         params = [p for p in model.parameters() if p.requires_grad]
         config = engine.ds_config(spec, self.precision, self.schedule.total_steps)
-        self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params, config=config)
+        self.engine, _, _, _ = deepspeed.initialize(
+            model=model, model_parameters=params, config=config,
+            lr_scheduler=engine.lr_scheduler(self.schedule.total_steps),
+        )
         self.monitor = Monitor(spec.early_stopping_patience)
         self.running = RunningMean()
         self.pad_id = int(self.tokenizer.pad_token_id)
