@@ -123,7 +123,7 @@ def throughput(root: Path, model: Path, args: argparse.Namespace) -> dict[str, A
 
         bare = _bench_job(root, f"tp-bare-{repeat}", model, args.steps, args.world_size)
         argv = launch.command(bare, args.world_size)
-        argv = [*argv[:argv.index("-m", 5)], __file__, "--bare", str(bare), "--warmup", str(args.warmup)]
+        argv = [*argv[:argv.index("-m", 6)], __file__, "--bare", str(bare), "--warmup", str(args.warmup)]
         log = (bare / "launcher.log").open("ab")
         import subprocess
 

@@ -129,14 +129,24 @@ def test_parse_raises_with_all_reasons(spec: dict[str, Any]) -> None:
 
 def test_launch_command_runs_the_worker_under_torchrun(tmp_path: Path) -> None:
     argv = launch.command(tmp_path, 2)
-    assert argv[:3] == ["env", "OMP_NUM_THREADS=1", sys.executable]
-    assert argv[3:5] == ["-m", "torch.distributed.run"]
+    assert argv[:2] == ["env", "OMP_NUM_THREADS=1"]
+    assert argv[2].startswith("TORCH_EXTENSIONS_DIR=") and "/torch_extensions/llmops-" in argv[2]
+    assert argv[3:6] == [sys.executable, "-m", "torch.distributed.run"]
     assert "--nproc_per_node=2" in argv and "--master_addr=127.0.0.1" in argv
     port = int(next(a for a in argv if a.startswith("--master_port=")).split("=")[1])
     assert 20000 <= port < 32768
     assert argv[-4:] == ["-m", "llmops_trainer.worker", "--job-dir", str(tmp_path.resolve())]
     with pytest.raises(ValueError, match="world_size must be between 1 and 2"):
         launch.command(tmp_path, 3)
+
+
+def test_extensions_dir_respects_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", "/x/ext")
+    assert launch.extensions_dir() == "/x/ext"
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR")
+    first = launch.extensions_dir()
+    monkeypatch.setattr(sys, "prefix", "/other/venv")
+    assert launch.extensions_dir() != first  # one folder per virtualenv
 
 
 def test_free_port_skips_taken_ports() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -88,7 +89,7 @@ def test_ds_config_is_built_from_the_spec(tmp_path: Path) -> None:
 def test_learning_rate_warms_up_then_decays_and_never_wastes_a_step() -> None:
     factors = [engine.lr_factor(i, 20) for i in range(20)]
     assert factors[:3] == [0.5, 1.0, 1.0]  # 2 warm-up steps (10%), step 1 already trains
-    assert all(b <= a for a, b in zip(factors[1:], factors[2:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(factors[1:]))
     assert factors[-1] == pytest.approx(1 / 18) and factors[-1] > 0
     assert [engine.lr_factor(i, 4) for i in range(4)] == [1.0, 1.0, 2 / 3, 1 / 3]
 

@@ -14,6 +14,8 @@ between this check and the rendezvous.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import socket
 import sys
@@ -40,6 +42,18 @@ def free_port(low: int = PORT_RANGE[0], high: int = PORT_RANGE[1], attempts: int
     raise RuntimeError(f"no free TCP port between {low} and {high} after {attempts} attempts")
 
 
+def extensions_dir() -> str:
+    """Where DeepSpeed's JIT-compiled ops go: $TORCH_EXTENSIONS_DIR, else one folder per
+    interpreter prefix under ~/.cache/torch_extensions. The op's build file names the
+    virtualenv's include folders, so virtualenvs sharing torch's default folder rebuild the
+    shared-memory comm op over each other (minutes each time on two busy cores)."""
+    configured = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if configured:
+        return configured
+    digest = hashlib.sha256(sys.prefix.encode()).hexdigest()[:12]
+    return str(Path.home() / ".cache" / "torch_extensions" / f"llmops-{digest}")
+
+
 def command(job_dir: Path, world_size: int) -> list[str]:
     """argv running `python -m llmops_trainer.worker --job-dir JOB_DIR` on `world_size` processes.
 
@@ -51,6 +65,7 @@ def command(job_dir: Path, world_size: int) -> list[str]:
     return [
         "env",
         f"OMP_NUM_THREADS={THREADS_PER_PROCESS}",
+        f"TORCH_EXTENSIONS_DIR={extensions_dir()}",
         sys.executable,
         "-m",
         "torch.distributed.run",
