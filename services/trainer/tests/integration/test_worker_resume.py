@@ -9,6 +9,7 @@ with a finite loss.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,8 @@ def test_sigkill_then_resume(tmp_path: Path, base_model: Path, zero_stage: int, 
     kill_group(first)
     first.wait(timeout=60)
     killed = progress.read(job)
+    time.sleep(5)  # the workers die with the launcher (they run in sessions of their own)
+    assert progress.read(job) == killed and not any(e["type"] == "done" for e in killed)
     # The kill lands after step 3 at the earliest; the job may have got further.
     ckpt = checkpoint.latest_complete(job / "checkpoints")
     first_steps = {e["step"]: e for e in killed if e["type"] == "step"}

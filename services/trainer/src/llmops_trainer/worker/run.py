@@ -14,6 +14,25 @@ from llmops_trainer.worker.progress import ProgressLog
 log = logging.getLogger("llmops_trainer.worker")
 
 
+def die_with_launcher() -> None:
+    """SIGKILL this process when its parent (torchrun's agent) dies.
+
+    torchrun starts each worker in a session of its own, so a SIGKILL to the launcher's process
+    group (a crashed or killed trainer service) would leave the workers training as orphans,
+    racing a restarted job on the same JOB_DIR. SIGTERM needs no help: torchrun forwards it.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before prctl: nobody would ever kill us
+        os._exit(1)
+
+
 def _init_distributed() -> tuple[int, int]:
     """(rank, world size) from the launcher's environment; a bare run is rank 0 of 1."""
     os.environ.setdefault("RANK", "0")
@@ -39,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     job_dir: Path = args.job_dir.resolve()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     rank = int(os.environ.get("RANK", "0"))
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # started by torchrun
+        die_with_launcher()
     progress = ProgressLog(job_dir, enabled=rank == 0)
     try:
         spec = config.load(job_dir)
