@@ -15,7 +15,7 @@ the time from SIGKILL to the first training step after a restart.
    first "step" line after "resumed".
 
     uv run --frozen python bench/trainer_throughput.py [--steps 8] [--warmup 2] [--repeats 2]
-        [--world-size 1] [--skip-memory] [--skip-restart] [--json]
+        [--world-size 1] [--skip-throughput] [--skip-memory] [--skip-restart] [--json]
 """
 
 from __future__ import annotations
@@ -84,8 +84,10 @@ def bare_loop(job_dir: Path, warmup: int) -> None:
 
 def _bench_job(root: Path, name: str, model: Path, steps: int, world: int, **over: Any) -> Path:
     job = root / name
-    tiny_job(job, model, world_size=world, max_steps=steps, max_seq_len=128, micro_batch_size=2,
-             eval_interval_steps=10**6, checkpoint_interval_steps=10**6, **over)
+    settings: dict[str, Any] = {"world_size": world, "max_steps": steps, "max_seq_len": 128,
+                                "micro_batch_size": 2, "eval_interval_steps": 10**6,
+                                "checkpoint_interval_steps": 10**6}
+    tiny_job(job, model, **{**settings, **over})
     write_jsonl(Path(json.loads((job / "job.json").read_text())["train_path"]), chat_records(64))
     return job
 
@@ -183,6 +185,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--world-size", type=int, default=1, choices=(1, 2))
+    parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-restart", action="store_true")
     parser.add_argument("--json", action="store_true")
@@ -199,10 +202,10 @@ def main() -> None:
         print(f"throughput: LoRA r=4 on ZeRO-2, {args.world_size} process(es), 64 records, "
               f"max_seq_len 128, micro batch 2, {args.steps} steps ({args.warmup} warm-up), "
               f"{result['precision']}", flush=True)
-        result["throughput"] = throughput(root, model, args)
-        tp = result["throughput"]
-        print(f"worker {tp['worker_tokens_per_s']:.1f} tok/s, bare DeepSpeed {tp['bare_tokens_per_s']:.1f} "
-              f"tok/s, ratio {tp['ratio']:.3f} (target >= 0.9)", flush=True)
+        if not args.skip_throughput:
+            result["throughput"] = tp = throughput(root, model, args)
+            print(f"worker {tp['worker_tokens_per_s']:.1f} tok/s, bare DeepSpeed "
+                  f"{tp['bare_tokens_per_s']:.1f} tok/s, ratio {tp['ratio']:.3f} (target >= 0.9)", flush=True)
         if not args.skip_memory:
             print("peak memory (VmHWM of each worker process):", flush=True)
             result["memory"] = memory(root, model)
