@@ -34,7 +34,8 @@ def _checkpoint_then_one_more_step(events: list[dict]) -> bool:
 @pytest.mark.parametrize(("zero_stage", "world_size"), [(2, 1), (3, 2)])
 def test_sigkill_then_resume(tmp_path: Path, base_model: Path, zero_stage: int, world_size: int) -> None:
     job = tmp_path / f"job-z{zero_stage}"
-    tiny_job(job, base_model, zero_stage=zero_stage, world_size=world_size, max_steps=6,
+    # Two epochs: 16 records give 4 steps per epoch with two processes; max_steps caps at 6.
+    tiny_job(job, base_model, zero_stage=zero_stage, world_size=world_size, epochs=2, max_steps=6,
              eval_interval_steps=3, checkpoint_interval_steps=2)
     first = start(job, world_size)
     wait_for(job, _checkpoint_then_one_more_step, first, TIMEOUT)
