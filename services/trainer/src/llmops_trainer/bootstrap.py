@@ -20,7 +20,7 @@ from llmops_kit.kafka import EventBus
 from llmops_kit.key_resolver import build_resolver
 from llmops_kit.sql_auth import SqlKeyStore, open_engine
 from llmops_trainer import datasets
-from llmops_trainer.adapters.datasets import build_catalog
+from llmops_trainer.adapters.datasets import StoreCatalog
 from llmops_trainer.adapters.process import ProcessLauncher, template_command
 from llmops_trainer.adapters.registry import KeyMinter, KnownBaseModels, RegistryClient
 from llmops_trainer.adapters.sql_store import SqlJobStore
@@ -30,6 +30,7 @@ from llmops_trainer.domain.jobs import Jobs
 from llmops_trainer.domain.runner import JobRunner, RunnerConfig
 from llmops_trainer.ports import ProgressPublisher, SpecValidator
 from llmops_trainer.settings import Settings
+from llmops_trainer.worker import config
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +46,6 @@ def code_version(settings: Settings) -> str:
     except OSError:
         return version
     return f"{version} ({commit.stdout.strip()})" if commit.returncode == 0 else version
-
-
-def worker_validator() -> SpecValidator:
-    """The worker's own checks of job.json (llmops_trainer.worker.config.validate); until a
-    worker is installed, none beyond the service's."""
-    try:
-        from llmops_trainer.worker import config  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        log.warning("no training worker installed (llmops_trainer.worker): only the service's "
-                    "own checks run before a job is queued")
-        return lambda spec: []
-    validate: SpecValidator = config.validate
-    return validate
 
 
 @dataclass
@@ -81,9 +69,9 @@ def build_trainer(settings: Settings, publisher: ProgressPublisher,
                               key.get_secret_value() if key else None)
     shipped = {name: (base.path, base.registry_version)
                for name, base in settings.base_models.items()}
-    jobs = Jobs(store, catalog or build_catalog(settings.datasets_root),
+    jobs = Jobs(store, catalog or StoreCatalog(settings.datasets_root),
                 KnownBaseModels(shipped, registry, current_api_key),
-                validator or worker_validator(), publisher, settings.defaults.domain())
+                validator or config.validate, publisher, settings.defaults.domain())
     command = template_command(settings.worker_command) if settings.worker_command else None
     runner = JobRunner(store, ProcessLauncher(command, settings.worker_threads), registry,
                        publisher, RunnerConfig(

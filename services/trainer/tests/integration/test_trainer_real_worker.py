@@ -1,8 +1,5 @@
 """The service around the real training worker (llmops_trainer.worker, DeepSpeed on CPU): a
 tiny LoRA job under ZeRO-2 on the shipped SmolLM2 ends as a registered peft-lora version.
-
-Until the worker package is merged into this branch the module is skipped (the importorskip
-below); once it is, delete that line so a missing worker fails instead.
 """
 
 from __future__ import annotations
@@ -19,8 +16,6 @@ from llmops.trainer.v1 import trainer_pb2 as pb
 from llmops_kit.settings import KafkaSettings, llmops_home
 from llmops_kit.testing import eventually
 from llmops_trainer.settings import ShippedBase
-
-pytest.importorskip("llmops_trainer.worker.launch")  # merge: delete this line (see above)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 

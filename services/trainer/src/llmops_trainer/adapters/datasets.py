@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from llmops_datasets import DatasetStore
 from llmops_trainer.ports import DatasetFiles
 
 
@@ -12,11 +13,7 @@ class StoreCatalog:
     """Reads dataset versions through `llmops_datasets.DatasetStore(root)`."""
 
     def __init__(self, root: str | Path, store: Any | None = None) -> None:
-        if store is None:
-            from llmops_datasets import DatasetStore  # type: ignore[attr-defined,unused-ignore]
-
-            store = DatasetStore(root)
-        self.store = store
+        self.store = store if store is not None else DatasetStore(root)
 
     def get(self, tenant: str, dataset_id: str) -> DatasetFiles | None:
         try:
@@ -30,8 +27,8 @@ class StoreCatalog:
 
 
 class FolderCatalog:
-    """The on-disk layout of interface 1 read directly: <root>/<tenant>/<id>/{manifest.json,
-    train.jsonl, validation.jsonl}. Used when llmops_datasets has no DatasetStore yet."""
+    """The dataset versions' on-disk layout read directly: <root>/<tenant>/<id>/{manifest.json,
+    train.jsonl, validation.jsonl} (tests that write versions without building them)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -46,10 +43,3 @@ class FolderCatalog:
             return None
         return DatasetFiles(dataset_id, train, folder / "validation.jsonl",
                             json.loads(manifest.read_text()))
-
-
-def build_catalog(root: str | Path) -> StoreCatalog | FolderCatalog:
-    try:
-        return StoreCatalog(root)
-    except (ImportError, AttributeError):
-        return FolderCatalog(root)
