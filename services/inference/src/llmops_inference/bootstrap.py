@@ -15,7 +15,9 @@ from llmops_inference.api.feedback import BusFeedbackPublisher
 from llmops_inference.api.grpc import ROLES, SERVICE_FULL_NAME, InferenceServicer
 from llmops_inference.domain.cache import AnswerCache
 from llmops_inference.domain.context import ContextBudget
+from llmops_inference.domain.extractive import Extractor
 from llmops_inference.domain.feedback import FeedbackService
+from llmops_inference.domain.model import GENERATIVE
 from llmops_inference.domain.pipeline import AnswerService, Limits
 from llmops_inference.domain.quality import QualityConfig, QualityScorer
 from llmops_inference.domain.refusal import GroundingCheck
@@ -60,10 +62,18 @@ async def build(settings: Settings) -> ServiceApp:
     # Answers are scored on the path only where a policy refuses unsupported ones.
     needs_grounding = any(p.min_groundedness is not None
                           for p in (policies.default, *policies.tenants.values()))
+    # The extractor is built where a policy answers extractively or hybrid.
+    every = (policies.default, *policies.tenants.values())
+    extractor = None
+    if any(p.answer_mode != GENERATIVE for p in every):
+        extractor = Extractor(embedder, GroundingCheck(embedder, settings.groundedness_threshold),
+                              min_groundedness=settings.hybrid_min_groundedness,
+                              max_passages=settings.extractive_passages)
     service = AnswerService(
         retriever, registry, registry, guard, generator, sink, cache, Limits(),
         ContextBudget(settings.context_token_budget), policies,
-        GroundingCheck(embedder, settings.groundedness_threshold) if needs_grounding else None)
+        GroundingCheck(embedder, settings.groundedness_threshold) if needs_grounding else None,
+        extractor)
     feedback = FeedbackService(guard, BusFeedbackPublisher(bus))
     event_api.register(bus, event_api.AliasHandlers(registry), settings.alias_consumer_group())
     tenant_api.register(bus, cache, settings.consumer_group)

@@ -26,7 +26,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from llmops_inference.domain.groundedness import groundedness, split_sentences
-from llmops_inference.domain.model import Answer, GuardedPassage, Passage, Verdict
+from llmops_inference.domain.model import (
+    ANSWER_MODES,
+    GENERATIVE,
+    Answer,
+    GuardedPassage,
+    Passage,
+    Verdict,
+)
 from llmops_inference.ports import Embedder
 
 WEAK_RETRIEVAL = "WEAK_RETRIEVAL"
@@ -128,11 +135,16 @@ class AnswerPolicy:
     # Refuse before generating when fewer than this share of the question's content terms
     # occur in the retrieved passages (None: never).
     min_term_coverage: float | None = 0.5
+    # generative | extractive | hybrid (domain/extractive.py): what answers a covered question.
+    answer_mode: str = GENERATIVE
 
     def __post_init__(self) -> None:
         _check("min_retrieval_score", self.min_retrieval_score)
         _check("min_groundedness", self.min_groundedness)
         _check("min_term_coverage", self.min_term_coverage)
+        if self.answer_mode not in ANSWER_MODES:
+            raise ValueError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, "
+                             f"got {self.answer_mode!r}")
 
 
 @dataclass(frozen=True)
