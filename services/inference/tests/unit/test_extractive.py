@@ -15,6 +15,7 @@ from llmops_inference.domain.extractive import (
     asks_for_number,
     candidates,
     numbers,
+    phrase_overlap,
     sentences,
 )
 from llmops_inference.domain.model import Embeddings, Passage
@@ -216,3 +217,41 @@ def test_cosine_of_the_stand_in_is_sane() -> None:
     a, b = BagOfWords.vector("paid vacation"), BagOfWords.vector("paid vacation days")
     dot = sum(x * y for x, y in zip(a, b, strict=True))
     assert dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(x * x for x in b))) > 0.7
+
+
+FAQ = """Product FAQ: the Orbit analytics platform
+
+Which regions is Orbit available in?
+Orbit runs in two regions: Frankfurt (eu-central) and Virginia (us-east).
+
+Opening hours and access
+
+The office is open from 7:00 to 20:00.
+"""
+
+PROBATION = """Probation
+
+New employees have a probation period of six months, with a check-in meeting after three
+months. The notice period during probation is two weeks.
+"""
+
+
+def test_questions_and_headings_of_plain_text_are_not_answers() -> None:
+    assert sentences(FAQ) == [
+        "Orbit runs in two regions: Frankfurt (eu-central) and Virginia (us-east).",
+        "The office is open from 7:00 to 20:00."]
+
+
+async def test_a_faq_question_line_is_never_the_answer() -> None:
+    text, _ = await pick("Which regions is Orbit available in?", [passage(1, "faq.txt", FAQ)])
+    assert text.startswith("Orbit runs in two regions")
+
+
+async def test_the_question_phrase_held_together_wins_over_scattered_terms() -> None:
+    assert phrase_overlap("How long is the probation period?",
+                          "New employees have a probation period of six months.") == 0.5
+    assert phrase_overlap("How long is the probation period?",
+                          "The notice period during probation is two weeks.") == 0.0
+    text, _ = await pick("How long is the probation period?",
+                         [passage(1, "reviews.md", PROBATION)])
+    assert text.startswith("New employees have a probation period of six months")

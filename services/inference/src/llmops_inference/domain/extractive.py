@@ -10,10 +10,13 @@ that is not in its context; the tenant's answer policy (`AnswerPolicy.answer_mod
 - `hybrid`: the model's answer when the passages support it (`Extractor.supported`), else the
   selected sentence.
 
-Selection scores every sentence of the best passages (in prompt order) by
+Candidates are the sentences of the best passages, in prompt order: wrapped lines joined,
+headings (short blocks without punctuation) and questions (a FAQ's) left out. Each is scored by
 - its cosine to the question (one embedding call for the question and the sentences),
 - the share of the question's content terms it holds (domain/refusal.py's terms: whole
   English words, Korean character bigrams, so a Korean question gets a Korean sentence),
+  each weighted by its rarity among the candidate sentences, and the share of the
+  question's adjacent word pairs it holds adjacent too,
 - a bonus when the question asks for a quantity, a time or a date and the sentence holds a
   number, and a small penalty per rank of its passage (best passages first).
 Nothing here knows any expected answer: only the question and the passages are read.
@@ -28,7 +31,13 @@ from dataclasses import dataclass
 
 from llmops_inference.domain.groundedness import split_sentences, strip_markers
 from llmops_inference.domain.model import ANSWER_MODES, EXTRACTIVE, GENERATIVE, HYBRID, Passage
-from llmops_inference.domain.refusal import GroundingCheck, passage_terms, question_terms
+from llmops_inference.domain.refusal import (
+    EN_STOPWORDS,
+    GroundingCheck,
+    latin_stem,
+    passage_terms,
+    question_terms,
+)
 from llmops_inference.ports import Embedder
 
 __all__ = ["ANSWER_MODES", "EXTRACTIVE", "GENERATIVE", "HYBRID", "Extract", "Extractor"]
@@ -49,6 +58,9 @@ _ASKS_NUMBER = re.compile(
     r"what date|how frequently|maximum|minimum|limit)\b|몇|얼마|언제|며칠|기간|금액",
     re.IGNORECASE)
 _WORD = re.compile(r"[^\W_]+")
+_SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f]")
+_CLOSERS = "\"'\u201d\u2019)] "
+_LATIN_WORD = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,15 @@ class Extract:
 class Weights:
     similarity: float = 0.5
     overlap: float = 0.5
+    phrase: float = 0.25
     number: float = 0.15
     rank: float = 0.03
+
+
+def _is_heading(paragraph: str) -> bool:
+    """A short block without sentence punctuation: a heading once markup is gone (ingestion
+    stores Markdown and HTML as text, a heading as a paragraph of its own)."""
+    return not _SENTENCE_END.search(paragraph) and len(_WORD.findall(paragraph)) <= 8
 
 
 def _paragraphs(text: str) -> list[str]:
@@ -96,7 +115,7 @@ def _paragraphs(text: str) -> list[str]:
         current.append(line)
     if current:
         out.append(" ".join(current))
-    return out
+    return [p for p in out if not _is_heading(p)]
 
 
 def sentences(text: str) -> list[str]:
@@ -104,8 +123,10 @@ def sentences(text: str) -> list[str]:
     out: list[str] = []
     for para in _paragraphs(text):
         out.extend(_EMPHASIS.sub("", s).strip() for s in split_sentences(para))
-    # A fragment of one or two words ("Sources:", "Sick leave") answers nothing.
-    return [s for s in out if len(_WORD.findall(s)) >= 3 or _hangul_chars(s) >= 6]
+    # A fragment of one or two words ("Sources:", "Sick leave") answers nothing, nor does a
+    # question (a FAQ's question line).
+    return [s for s in out if (len(_WORD.findall(s)) >= 3 or _hangul_chars(s) >= 6)
+            and not s.rstrip(_CLOSERS).endswith(("?", "\uff1f"))]
 
 
 def _hangul_chars(text: str) -> int:
@@ -140,6 +161,23 @@ def overlap(question: str, sentence: str, weights: Mapping[str, float] | None = 
     return math.fsum(w.get(t, 1.0) for t in held) / math.fsum(w.get(t, 1.0) for t in wanted)
 
 
+def _content_words(text: str) -> list[str]:
+    return [latin_stem(w) for w in _LATIN_WORD.findall(text.casefold())
+            if w not in EN_STOPWORDS and len(w) > 1]
+
+
+def phrase_overlap(question: str, sentence: str) -> float:
+    """Share of the question's adjacent content-word pairs ("probation period") that occur
+    adjacent in the sentence too (stopwords skipped in both): proximity, which a bag of
+    terms misses."""
+    words = _content_words(question)
+    pairs = set(zip(words, words[1:], strict=False))
+    if not pairs:
+        return 0.0
+    said = _content_words(sentence)
+    return len(pairs & set(zip(said, said[1:], strict=False))) / len(pairs)
+
+
 def term_weights(question: str, texts: Sequence[str]) -> dict[str, float]:
     """Inverse document frequency of the question's terms over the candidate sentences: a term
     in every sentence ("vacation" in a vacation policy) tells less than one in a single one."""
@@ -168,6 +206,7 @@ def rank(question: str, found: Sequence[Candidate], question_vector: Sequence[fl
     for i, (c, vec) in enumerate(zip(found, sentence_vectors, strict=True)):
         score = (weights.similarity * _cosine(question_vector, vec)
                  + weights.overlap * overlap(question, c.text, idf)
+                 + weights.phrase * phrase_overlap(question, c.text)
                  - weights.rank * ranks[id(c.passage)])
         if wants_number and holds_number(c.text):
             score += weights.number
