@@ -54,7 +54,8 @@ async def build(settings: Settings) -> ServiceApp:
     admin_key = (gen.admin_key.get_secret_value() if gen.admin_key
                  else next(iter(settings.platform_admin_keys()), None))
     generator = TgiGenerator(gen.url, gen.timeout_seconds, gen.attempts, gen.backoff_seconds,
-                             gen.token.get_secret_value() if gen.token else None, admin_key)
+                             gen.token.get_secret_value() if gen.token else None, admin_key,
+                             tuple(gen.stop))
     cache = AnswerCache(settings.cache_entries, settings.cache_ttl_seconds)
     embedder = EmbeddingClient(settings.embedding_address, timeout)
     sink = build_sink(settings, bus, guard, embedder)

@@ -30,6 +30,10 @@ class TgiBackend(BaseModel):
     timeout_seconds: float = Field(default=60.0, gt=0)
     attempts: int = Field(default=3, ge=1)
     backoff_seconds: float = Field(default=0.5, ge=0)
+    # Sent as TGI's `stop` with every answer: a small model that goes on past its answer
+    # writes the prompt's next "Question:" (measured: services/inference/README.md).
+    stop: list[str] = Field(default_factory=lambda: ["\nQuestion:", "\nSources:"],
+                            max_length=4)
 
 
 class AnswerPolicySettings(BaseModel):

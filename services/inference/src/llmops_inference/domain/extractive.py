@@ -28,6 +28,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from llmops_inference.domain.groundedness import split_sentences, strip_markers
 from llmops_inference.domain.model import ANSWER_MODES, EXTRACTIVE, GENERATIVE, HYBRID, Passage
@@ -171,11 +172,11 @@ def phrase_overlap(question: str, sentence: str) -> float:
     adjacent in the sentence too (stopwords skipped in both): proximity, which a bag of
     terms misses."""
     words = _content_words(question)
-    pairs = set(zip(words, words[1:], strict=False))
+    pairs = set(pairwise(words))
     if not pairs:
         return 0.0
     said = _content_words(sentence)
-    return len(pairs & set(zip(said, said[1:], strict=False))) / len(pairs)
+    return len(pairs & set(pairwise(said))) / len(pairs)
 
 
 def term_weights(question: str, texts: Sequence[str]) -> dict[str, float]:

@@ -16,6 +16,7 @@ from llmops_inference.domain.citations import cited
 from llmops_inference.domain.context import ContextBudget, build_context
 from llmops_inference.domain.errors import InvalidQuestion, failure_code
 from llmops_inference.domain.extractive import Extractor
+from llmops_inference.domain.limits import Limits, Stopwatch
 from llmops_inference.domain.model import (
     EXTRACTIVE,
     GENERATIVE,
@@ -58,39 +59,10 @@ REFUSAL_OUTPUT = "I can't share that answer."
 _SEVERITY = {Verdict.ALLOW: 0, Verdict.REDACT: 1, Verdict.BLOCK: 2}
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_question_chars: int = 4_000
-    max_top_k: int = 20
-    max_new_tokens: int = 1_024
-    # A streamed segment is checked once it ends a sentence or reaches this many characters.
-    segment_chars: int = 200
-    # The tail of each checked text not shown until it is checked again with what follows:
-    # PII up to this long (an IBAN is at most 42 with spaces) cannot slip through a cut.
-    holdback_chars: int = 48
-
-
 async def _aclose(stream: object) -> None:
     close = getattr(stream, "aclose", None)
     if close is not None:
         await close()
-
-
-class Stopwatch:
-    def __init__(self) -> None:
-        self.stages: dict[str, float] = {}
-        self.start = time.perf_counter()
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stages[name] = self.stages.get(name, 0.0) + (time.perf_counter() - t0) * 1000
-
-    def elapsed_ms(self) -> float:
-        return (time.perf_counter() - self.start) * 1000
 
 
 @dataclass(frozen=True)
