@@ -164,6 +164,13 @@ async def test_hybrid_replaces_an_unsupported_answer_with_the_extracted_one() ->
     assert answer.completion_tokens == 6 and answer.refusal == ""
 
 
+async def test_hybrid_replaces_an_answer_grounded_in_another_passage() -> None:
+    svc, gen, _ = service("hybrid", reply="Passwords must be at least 14 characters long [2].")
+    answer = await svc.answer(ask(QUESTION))
+    assert gen.calls == 1 and answer.text == EXPIRES
+    assert [p.document_id for p in answer.passages] == ["vacation.md"]
+
+
 async def test_hybrid_keeps_a_supported_generated_answer() -> None:
     svc, gen, _ = service("hybrid", reply="They expire on March 31 [1].")
     answer = await svc.answer(ask(QUESTION))

@@ -12,6 +12,7 @@ import pytest
 
 from llmops_inference.domain.extractive import (
     Extractor,
+    agrees,
     asks_for_number,
     candidates,
     numbers,
@@ -255,3 +256,28 @@ async def test_the_question_phrase_held_together_wins_over_scattered_terms() -> 
     text, _ = await pick("How long is the probation period?",
                          [passage(1, "reviews.md", PROBATION)])
     assert text.startswith("New employees have a probation period of six months")
+
+
+@pytest.mark.parametrize(("reply", "agreeing"), [
+    ("Parental leave is 20 weeks [1].", True),
+    ("It is 20 weeks at full pay.", True),
+    ("The Orbit analytics platform is available in 20 regions.", False),  # grounded elsewhere
+    ("Parental leave is 12 weeks.", False),
+    ("1", False),
+])
+def test_a_generated_answer_must_agree_with_the_extracted_sentence(reply: str,
+                                                                   agreeing: bool) -> None:
+    assert agrees(reply, "How long is parental leave?",
+                  "Parental leave is 20 weeks at full pay for every parent.") is agreeing
+
+
+async def test_support_with_the_extract_rejects_an_answer_grounded_in_another_passage() -> None:
+    extractor = Extractor(BagOfWords())
+    context = [passage(1, "vacation.md", VACATION), passage(2, "security.md", SECURITY)]
+    question = "When do carried-over vacation days expire?"
+    found = await extractor.extract(question, context)
+    assert found is not None
+    reply = "Passwords must be at least 14 characters long [2]."
+    assert await extractor.supported(reply, question, context)  # grounded, but elsewhere
+    assert not await extractor.supported(reply, question, context, found)
+    assert await extractor.supported("They expire on March 31 [1].", question, context, found)

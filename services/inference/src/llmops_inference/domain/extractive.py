@@ -220,6 +220,18 @@ def numbers(text: str) -> set[str]:
     return {n.replace(",", "") for n in _NUMBERS.findall(strip_markers(text))}
 
 
+def agrees(answer: str, question: str, sentence: str) -> bool:
+    """A generated answer agrees with the extracted sentence when every number it states is in
+    the sentence and at least half of what it adds to the question (its content terms not in
+    the question) is in the sentence too."""
+    if not numbers(answer) <= numbers(sentence):
+        return False
+    own = question_terms(strip_markers(answer)) - question_terms(question)
+    if not own:
+        return False
+    return 2 * len(own & passage_terms([sentence])) >= len(own)
+
+
 class Extractor:
     """Selects the answering sentence (one embedding call) and judges generated answers."""
 
@@ -242,16 +254,21 @@ class Extractor:
         score, best = rank(question, found, vectors[0], vectors[1:], self.weights)[0]
         return Extract(best.text, best.passage, score)
 
-    async def supported(self, answer: str, question: str, passages: Sequence[Passage]) -> bool:
+    async def supported(self, answer: str, question: str, passages: Sequence[Passage],
+                        extract: Extract | None = None) -> bool:
         """Whether a generated answer rests on the passages: it says something they say and
         the question does not (not "1" or "The answer is:"), every number in it occurs in
-        them, and (with a grounding check) enough of its sentences are supported."""
+        them, and (with a grounding check) enough of its sentences are supported. With the
+        extracted sentence given, it must also agree with it (`agrees`): an answer grounded in
+        some other passage ("available in 20 regions" for the parental leave) is not kept."""
         texts = [p.text for p in passages]
         said = passage_terms(texts)
         own = question_terms(strip_markers(answer)) - question_terms(question)
         if not own & said:
             return False
         if not numbers(answer) <= numbers(" ".join(texts)):
+            return False
+        if extract is not None and not agrees(answer, question, extract.text):
             return False
         if self.grounding is None:
             return True

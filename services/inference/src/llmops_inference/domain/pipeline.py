@@ -15,7 +15,7 @@ from llmops_inference.domain.cache import AnswerCache, CacheKey
 from llmops_inference.domain.citations import cited
 from llmops_inference.domain.context import ContextBudget, build_context
 from llmops_inference.domain.errors import InvalidQuestion, failure_code
-from llmops_inference.domain.extractive import Extractor
+from llmops_inference.domain.extractive import Extract, Extractor
 from llmops_inference.domain.limits import Limits, Stopwatch
 from llmops_inference.domain.model import (
     EXTRACTIVE,
@@ -266,13 +266,17 @@ class AnswerService:
             return GENERATIVE
         return self.policies.for_tenant(q.tenant).answer_mode
 
-    async def _extracted(self, ready: _Ready, sw: Stopwatch, gen: Generation | None = None
-                         ) -> Answer | None:
-        """The answer copied from the passages (domain/extractive.py), through the output
-        check like a generated one; None when the passages hold no sentence."""
+    async def _extract(self, ready: _Ready, sw: Stopwatch) -> Extract | None:
         assert self.extractor is not None
         with sw.stage("extraction"):
-            found = await self.extractor.extract(ready.searched, ready.passages)
+            return await self.extractor.extract(ready.searched, ready.passages)
+
+    async def _extracted(self, ready: _Ready, sw: Stopwatch, gen: Generation | None = None,
+                         found: Extract | None = None) -> Answer | None:
+        """The answer copied from the passages (domain/extractive.py), through the output
+        check like a generated one; None when the passages hold no sentence."""
+        if found is None:
+            found = await self._extract(ready, sw)
         if found is None:
             return None
         with sw.stage("output_safety"):
@@ -320,11 +324,13 @@ class AnswerService:
         if answer.blocked or not ready.passages:
             return answer
         if mode == HYBRID and self.extractor is not None:
+            found = await self._extract(ready, sw)
             with sw.stage("grounding"):
-                supported = await self.extractor.supported(text, ready.searched, ready.passages)
+                supported = await self.extractor.supported(text, ready.searched, ready.passages,
+                                                           found)
             if supported:
                 return answer
-            extracted = await self._extracted(ready, sw, gen)
+            extracted = await self._extracted(ready, sw, gen, found)
             if extracted is not None:
                 return extracted
         if self.grounding is not None:
