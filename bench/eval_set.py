@@ -10,11 +10,13 @@ from pathlib import Path
 
 from llmops_kit.evaluation import questions as _questions
 from llmops_kit.evaluation.questions import (
+    HALVES,
     LANGUAGES,
     EvalQuestion,
     Outcome,
     Scores,
     by_language,
+    half,
     holds_fact,
     normalise,
     plain_text,
@@ -26,8 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 QUESTIONS = REPO / "samples" / "eval" / "questions.jsonl"
 CORPUS = REPO / "samples" / "corpus"
 
-__all__ = ["CORPUS", "LANGUAGES", "QUESTIONS", "EvalQuestion", "Outcome", "Scores", "by_language",
-           "holds_fact", "load", "normalise", "plain_text", "rank_of", "score"]
+__all__ = ["CORPUS", "HALVES", "LANGUAGES", "QUESTIONS", "EvalQuestion", "Outcome", "Scores",
+           "by_language", "half", "holds_fact", "load", "normalise", "plain_text", "rank_of",
+           "score"]
 
 
 def load(path: Path = QUESTIONS) -> list[EvalQuestion]:

@@ -90,6 +90,9 @@ def answer_stack(e2e_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
         # Bit-identical greedy output whatever else is batched with it.
         "LLMOPS_GENERATION_DTYPE": "float32",
         "LLMOPS_INFERENCE_CACHE_TTL_SECONDS": "600",
+        # These tests are about the model's path (adapters change the answer, the model echoes
+        # PII): every answer is the model's, not the hybrid mode's extracted sentence.
+        "LLMOPS_INFERENCE_ANSWER_POLICIES": json.dumps({"default": {"answer_mode": "generative"}}),
         # The generation server loads models and adapters only from under its models root.
         "LLMOPS_GENERATION_MODELS_ROOT": str(data / "models"),
     })

@@ -117,3 +117,25 @@ def test_retrieval_only_outcomes_leave_answer_metrics_unset() -> None:
     assert s.recall_at_5 == 1.0 and s.mrr == 1.0
     assert s.holds_fact is None and s.cited_right_document is None
     assert s.refused_when_not_covered is None and s.refused_when_covered is None
+
+
+def test_the_set_splits_into_a_tuning_and_a_held_out_half() -> None:
+    from eval_set import half
+
+    qs = load()
+    assert half(next(q for q in qs if q.id == "en-a01")) == "tune"
+    assert half(next(q for q in qs if q.id == "en-a02")) == "held-out"
+    for lang in ("en", "ko"):
+        answerable = [q for q in qs if q.lang == lang and q.answerable]
+        tune = [q for q in answerable if half(q) == "tune"]
+        assert abs(2 * len(tune) - len(answerable)) <= 1  # halves of equal size
+
+
+def test_scores_per_half_cover_each_question_once() -> None:
+    q1 = EvalQuestion("en-a01", "en", "q?", "a.md", ("25",))
+    q2 = EvalQuestion("en-a02", "en", "q?", "a.md", ("5",))
+    outcomes = [Outcome(q1, ["a.md"], answer="25 days", generated=True),
+                Outcome(q2, ["a.md"], answer="none", generated=True)]
+    scores = by_language(outcomes, halves=True)
+    assert scores["en tune"].holds_fact == 1.0 and scores["en held-out"].holds_fact == 0.0
+    assert scores["en"].holds_fact == 0.5 and "ko tune" not in scores

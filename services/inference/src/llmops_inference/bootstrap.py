@@ -16,7 +16,9 @@ from llmops_inference.api.feedback import BusFeedbackPublisher
 from llmops_inference.api.grpc import ROLES, SERVICE_FULL_NAME, InferenceServicer
 from llmops_inference.domain.cache import AnswerCache
 from llmops_inference.domain.context import ContextBudget
+from llmops_inference.domain.extractive import Extractor
 from llmops_inference.domain.feedback import FeedbackService
+from llmops_inference.domain.model import GENERATIVE
 from llmops_inference.domain.pipeline import AnswerService, Limits
 from llmops_inference.domain.quality import QualityConfig, QualityScorer
 from llmops_inference.domain.refusal import GroundingCheck
@@ -53,7 +55,8 @@ async def build(settings: Settings) -> ServiceApp:
     admin_key = (gen.admin_key.get_secret_value() if gen.admin_key
                  else next(iter(settings.platform_admin_keys()), None))
     generator = TgiGenerator(gen.url, gen.timeout_seconds, gen.attempts, gen.backoff_seconds,
-                             gen.token.get_secret_value() if gen.token else None, admin_key)
+                             gen.token.get_secret_value() if gen.token else None, admin_key,
+                             tuple(gen.stop))
     cache = AnswerCache(settings.cache_entries, settings.cache_ttl_seconds)
     embedder = EmbeddingClient(settings.embedding_address, timeout)
     sink = build_sink(settings, bus, guard, embedder)
@@ -63,10 +66,18 @@ async def build(settings: Settings) -> ServiceApp:
                           for p in (policies.default, *policies.tenants.values()))
     # Requests for `production` go to the tenant's canary candidate by its share (rollout).
     models = CanaryResolver(registry, settings.default_model_alias)
+    # The extractor is built where a policy answers extractively or hybrid.
+    every = (policies.default, *policies.tenants.values())
+    extractor = None
+    if any(p.answer_mode != GENERATIVE for p in every):
+        extractor = Extractor(embedder, GroundingCheck(embedder, settings.groundedness_threshold),
+                              min_groundedness=settings.hybrid_min_groundedness,
+                              max_passages=settings.extractive_passages)
     service = AnswerService(
         retriever, registry, models, guard, generator, sink, cache, Limits(),
         ContextBudget(settings.context_token_budget), policies,
-        GroundingCheck(embedder, settings.groundedness_threshold) if needs_grounding else None)
+        GroundingCheck(embedder, settings.groundedness_threshold) if needs_grounding else None,
+        extractor)
     feedback = FeedbackService(guard, BusFeedbackPublisher(bus))
     event_api.register(bus, event_api.AliasHandlers(models), settings.alias_consumer_group())
     tenant_api.register(bus, cache, settings.consumer_group)

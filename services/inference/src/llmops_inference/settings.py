@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -29,6 +30,10 @@ class TgiBackend(BaseModel):
     timeout_seconds: float = Field(default=60.0, gt=0)
     attempts: int = Field(default=3, ge=1)
     backoff_seconds: float = Field(default=0.5, ge=0)
+    # Sent as TGI's `stop` with every answer: a small model that goes on past its answer
+    # writes the prompt's next "Question:" (measured: services/inference/README.md).
+    stop: list[str] = Field(default_factory=lambda: ["\nQuestion:", "\nSources:"],
+                            max_length=4)
 
 
 class AnswerPolicySettings(BaseModel):
@@ -37,6 +42,9 @@ class AnswerPolicySettings(BaseModel):
     min_retrieval_score: float | None = Field(default=0.2, ge=-1.0, le=1.0)
     min_groundedness: float | None = Field(default=None, ge=0.0, le=1.0)
     min_term_coverage: float | None = Field(default=0.5, ge=0.0, le=1.0)
+    # What answers a covered question (domain/extractive.py): the model, a sentence copied
+    # from the passages, or the model unless the passages do not support its answer.
+    answer_mode: Literal["generative", "extractive", "hybrid"] = "hybrid"
 
 
 class AnswerPoliciesSettings(BaseModel):
@@ -45,7 +53,7 @@ class AnswerPoliciesSettings(BaseModel):
     a tenant's fields not given are the default's."""
 
     default: AnswerPolicySettings = Field(default_factory=AnswerPolicySettings)
-    tenants: dict[str, dict[str, float | None]] = Field(default_factory=dict)
+    tenants: dict[str, dict[str, float | str | None]] = Field(default_factory=dict)
 
     def policies(self) -> AnswerPolicies:
         base = self.default.model_dump()
@@ -85,6 +93,11 @@ class Settings(ServiceSettings):
     # with bench/groundedness_threshold.py (README "Groundedness").
     groundedness_threshold: float = Field(default=0.30, ge=-1.0, le=1.0)
     quality_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Hybrid answer mode: the share of a generated answer's sentences that must be supported
+    # (at groundedness_threshold) for it to be kept instead of the extracted sentence.
+    hybrid_min_groundedness: float = Field(default=0.5, ge=0.0, le=1.0)
+    # Extractive and hybrid modes: sentences are chosen from the first this many passages.
+    extractive_passages: int = Field(default=3, ge=1, le=20)
     # Estimated tokens of passage text in the prompt (domain/context.py; 0: no limit).
     context_token_budget: int = Field(default=1200, ge=0)
     answer_policies: AnswerPoliciesSettings = Field(default_factory=AnswerPoliciesSettings)

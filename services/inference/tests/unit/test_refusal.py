@@ -101,9 +101,9 @@ def test_policies_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
                        '"tenants": {"acme": {"min_groundedness": 0.5}, '
                        '"open": {"min_retrieval_score": null}}}')
     book = Settings().answer_policies.policies()
-    assert book.default == AnswerPolicy(0.2, None, 0.5)
-    assert book.for_tenant("acme") == AnswerPolicy(0.2, 0.5, 0.5)  # the rest: the default's
-    assert book.for_tenant("open") == AnswerPolicy(None, None, 0.5)
+    assert book.default == AnswerPolicy(0.2, None, 0.5, "hybrid")
+    assert book.for_tenant("acme") == AnswerPolicy(0.2, 0.5, 0.5, "hybrid")  # the rest: the default's
+    assert book.for_tenant("open") == AnswerPolicy(None, None, 0.5, "hybrid")
     monkeypatch.setenv("LLMOPS_INFERENCE_ANSWER_POLICIES",
                        '{"tenants": {"acme": {"min_retrieval_score": 3}}}')
     with pytest.raises(ValidationError, match="min_retrieval_score"):
@@ -112,7 +112,7 @@ def test_policies_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_default_policy() -> None:
     s = Settings()
-    assert s.answer_policies.policies().default == AnswerPolicy(0.2, None, 0.5)
+    assert s.answer_policies.policies().default == AnswerPolicy(0.2, None, 0.5, "hybrid")
     assert s.context_token_budget == 1200
 
 

@@ -61,6 +61,15 @@ async def test_transient_failures_are_retried_and_the_adapter_is_selected() -> N
                                 "model": "smollm2-v2"}
 
 
+async def test_stop_sequences_go_with_every_request() -> None:
+    script = Scripted([])
+    gen = TgiGenerator("http://127.0.0.1:1", timeout_seconds=5, attempts=1, backoff_seconds=0,
+                       stop=("\nQuestion:",))
+    gen.client = script  # type: ignore[assignment]
+    await gen.generate(PROMPT, MODEL, 32, None, None)
+    assert script.calls[-1]["stop"] == ["\nQuestion:"]
+
+
 async def test_backend_down_is_unavailable_after_all_attempts() -> None:
     script = Scripted([ConnectionRefusedError()] * 3)
     with pytest.raises(Unavailable) as err:

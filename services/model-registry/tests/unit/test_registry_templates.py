@@ -95,11 +95,13 @@ def test_default_rag_template_cites_documents() -> None:
         TemplateDocument("handbook.md#3", "Up to 5 vacation days carry over.", title="Handbook"),
         TemplateDocument("faq.md#0", "Carry-over expires in March."),
     ])
-    assert "like [handbook.md#3]" in text
-    assert "[handbook.md#3] Handbook\nUp to 5 vacation days carry over.\n" in text
-    assert "[faq.md#0]\nCarry-over expires in March.\n" in text
+    # One short sentence copying the source's words, the citation shown on a one-shot example.
+    assert "one short sentence that copies the words" in text
+    assert "Answer: The cafeteria is open from 11:30 to 14:00 on weekdays [0]." in text
+    assert "[handbook.md#3] Handbook: Up to 5 vacation days carry over.\n" in text
+    assert "[faq.md#0] Carry-over expires in March.\n" in text
     assert text.endswith("Question: How many days carry over?\nAnswer:")
     plain = templates.render(RAG_TEMPLATE, {"question": "Q?", "context": "pre-formatted"})
-    assert "Sources:\npre-formatted\n" in plain and "like [doc-id#0]" in plain
+    assert "Sources:\npre-formatted\n" in plain
     err = render_reason(RAG_TEMPLATE, context="c")
     assert err.reason == "MISSING_VARIABLE" and "'question'" in err.message

@@ -198,7 +198,7 @@ async def test_seed_registers_the_base_model_and_rag_prompt_once(reg: Registry) 
     assert rag.variables == ("context", "documents", "question")
     _, text = await reg.prompts.render("acme", RAG_PROMPT_NAME, {"question": "Why?"},
                                        [TemplateDocument("doc-1#0", "Because.")])
-    assert "[doc-1#0]\nBecause." in text
+    assert "[doc-1#0] Because." in text
     # An operator retired the alias; a restart must not bring it (or a version) back.
     await reg.models.delete_alias(ADMIN, BASE.name, "production", shared=True)
     await seed(reg.models, reg.prompts, SYSTEM, BASE, rag_prompt=True)

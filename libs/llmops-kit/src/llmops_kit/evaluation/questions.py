@@ -67,6 +67,18 @@ def parse(text: str, source: str = "<records>") -> list[EvalQuestion]:
     return out
 
 
+HALVES = ("tune", "held-out")
+_ORDINAL = re.compile(r"(\d+)$")
+
+
+def half(question: EvalQuestion) -> str:
+    """Which half of the set a question is in, for held-out honesty: settings are chosen on
+    the "tune" half (odd numbers: en-a01, en-a03, ...) and the "held-out" half (even numbers)
+    is reported separately."""
+    m = _ORDINAL.search(question.id)
+    return "tune" if m is None or int(m.group(1)) % 2 else "held-out"
+
+
 def normalise(text: str) -> str:
     """Lower case, NFKC, digit-group separators removed, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text).casefold()
@@ -172,9 +184,17 @@ def score(outcomes: Sequence[Outcome], k: int = 5) -> Scores:
     return s
 
 
-def by_language(outcomes: Sequence[Outcome], k: int = 5) -> dict[str, Scores]:
-    """Scores per language, and "all"."""
+def by_language(outcomes: Sequence[Outcome], k: int = 5, halves: bool = False
+                ) -> dict[str, Scores]:
+    """Scores per language, and "all"; with `halves`, also per language and half
+    ("en tune", "en held-out", ...: see `half`)."""
     out = {lang: score([o for o in outcomes if o.question.lang == lang], k)
            for lang in LANGUAGES}
+    if halves:
+        for lang in LANGUAGES:
+            for h in HALVES:
+                group = [o for o in outcomes if o.question.lang == lang and half(o.question) == h]
+                if group:
+                    out[f"{lang} {h}"] = score(group, k)
     out["all"] = score(outcomes, k)
     return out

@@ -64,8 +64,12 @@ def _status(exc: BaseException) -> int | None:
 
 class TgiGenerator:
     def __init__(self, url: str, timeout_seconds: float, attempts: int, backoff_seconds: float,
-                 token: str | None = None, admin_key: str | None = None) -> None:
+                 token: str | None = None, admin_key: str | None = None,
+                 stop: tuple[str, ...] = ()) -> None:
         self.url = url.rstrip("/")
+        # Stop sequences sent with every request (TGI's `stop`): where a small model starts
+        # a new turn of the prompt's pattern instead of ending its answer.
+        self.stop = stop
         self.attempts = attempts
         self.backoff = backoff_seconds
         self.timeout = timeout_seconds
@@ -85,6 +89,8 @@ class TgiGenerator:
             kw["temperature"] = 0.0
         if model.adapter_id:
             kw["model"] = model.adapter_id
+        if self.stop:
+            kw["stop"] = list(self.stop)
         return kw
 
     async def _retrying(self, call: Any) -> Any:

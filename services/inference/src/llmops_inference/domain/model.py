@@ -5,6 +5,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+# How an answer is made (AnswerPolicy.answer_mode; domain/extractive.py): the model's text,
+# a sentence copied from the passages, or the model's text unless the passages do not
+# support it.
+GENERATIVE = "generative"
+EXTRACTIVE = "extractive"
+HYBRID = "hybrid"
+ANSWER_MODES = (GENERATIVE, EXTRACTIVE, HYBRID)
+
 
 class Verdict(enum.Enum):
     ALLOW = "allow"

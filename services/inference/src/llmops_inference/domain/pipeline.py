@@ -15,7 +15,12 @@ from llmops_inference.domain.cache import AnswerCache, CacheKey
 from llmops_inference.domain.citations import cited
 from llmops_inference.domain.context import ContextBudget, build_context
 from llmops_inference.domain.errors import InvalidQuestion, failure_code
+from llmops_inference.domain.extractive import Extract, Extractor
+from llmops_inference.domain.limits import Limits, Stopwatch
 from llmops_inference.domain.model import (
+    EXTRACTIVE,
+    GENERATIVE,
+    HYBRID,
     Answer,
     Generation,
     GuardedPassage,
@@ -54,39 +59,10 @@ REFUSAL_OUTPUT = "I can't share that answer."
 _SEVERITY = {Verdict.ALLOW: 0, Verdict.REDACT: 1, Verdict.BLOCK: 2}
 
 
-@dataclass(frozen=True)
-class Limits:
-    max_question_chars: int = 4_000
-    max_top_k: int = 20
-    max_new_tokens: int = 1_024
-    # A streamed segment is checked once it ends a sentence or reaches this many characters.
-    segment_chars: int = 200
-    # The tail of each checked text not shown until it is checked again with what follows:
-    # PII up to this long (an IBAN is at most 42 with spaces) cannot slip through a cut.
-    holdback_chars: int = 48
-
-
 async def _aclose(stream: object) -> None:
     close = getattr(stream, "aclose", None)
     if close is not None:
         await close()
-
-
-class Stopwatch:
-    def __init__(self) -> None:
-        self.stages: dict[str, float] = {}
-        self.start = time.perf_counter()
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.stages[name] = self.stages.get(name, 0.0) + (time.perf_counter() - t0) * 1000
-
-    def elapsed_ms(self) -> float:
-        return (time.perf_counter() - self.start) * 1000
 
 
 @dataclass(frozen=True)
@@ -163,6 +139,7 @@ class AnswerService:
         context: ContextBudget | None = None,
         policies: AnswerPolicies | None = None,
         grounding: GroundingCheck | None = None,
+        extractor: Extractor | None = None,
     ) -> None:
         self.retriever = retriever
         self.prompts = prompts
@@ -177,6 +154,9 @@ class AnswerService:
         self.policies = policies or AnswerPolicies(AnswerPolicy(None, None, None))
         # Scores generated answers for the tenant policy's min_groundedness (None: never).
         self.grounding = grounding
+        # Selects answering sentences for the extractive and hybrid answer modes (None: every
+        # answer is generated, whatever the policy says).
+        self.extractor = extractor
 
     def validate(self, q: Question) -> None:
         if not q.text.strip():
@@ -286,10 +266,37 @@ class AnswerService:
             return await self._answer(q, sw, attempt)
         raise AssertionError("not reached")  # mypy: the with block returns or raises
 
+    def _mode(self, q: Question, ready: _Ready) -> str:
+        if self.extractor is None or not ready.passages:
+            return GENERATIVE
+        return self.policies.for_tenant(q.tenant).answer_mode
+
+    async def _extract(self, ready: _Ready, sw: Stopwatch) -> Extract | None:
+        assert self.extractor is not None
+        with sw.stage("extraction"):
+            return await self.extractor.extract(ready.searched, ready.passages)
+
+    async def _extracted(self, ready: _Ready, sw: Stopwatch, gen: Generation | None = None,
+                         found: Extract | None = None) -> Answer | None:
+        """The answer copied from the passages (domain/extractive.py), through the output
+        check like a generated one; None when the passages hold no sentence."""
+        if found is None:
+            found = await self._extract(ready, sw)
+        if found is None:
+            return None
+        with sw.stage("output_safety"):
+            out = await self.guard.check(found.answer, "output")
+        text = out.redacted_text if out.verdict is Verdict.REDACT else found.answer
+        made = Generation(found.answer, gen.prompt_tokens if gen else 0,
+                          gen.completion_tokens if gen else 0, EXTRACTIVE,
+                          gen.model_version if gen else "")
+        return ready.answered(made, text, out.verdict)
+
     async def _answer(self, q: Question, sw: Stopwatch, attempt: _Attempt) -> Answer:
         ready = await self._prepare(q, sw, attempt)
         if isinstance(ready, Answer):
             return self._finish(q, ready, sw, streamed=False)
+        mode = self._mode(q, ready)
         key = CacheKey(q.tenant, ready.model.label, ready.prompt.label, q.text, q.rag, q.top_k,
                        q.max_new_tokens, tuple(p.chunk_id for p in ready.passages))
         hit = self.cache.get(key) if q.use_cache and q.temperature is None else None
@@ -298,6 +305,20 @@ class AnswerService:
             return self._finish(q, dataclasses.replace(
                 hit, cached=True, searched_text=ready.searched, query_vector=ready.vector),
                 sw, False)
+        extracted = await self._extracted(ready, sw) if mode == EXTRACTIVE else None
+        if extracted is not None:
+            answer = extracted
+        else:
+            answer = await self._generated(q, ready, sw, mode)
+        answer.time_to_first_token_ms = sw.stages.get("generation", sw.stages.get("extraction",
+                                                                                   0.0))
+        if not answer.blocked and not answer.refusal and q.temperature is None:
+            self.cache.put(key, answer)
+        return self._finish(q, answer, sw, streamed=False)
+
+    async def _generated(self, q: Question, ready: _Ready, sw: Stopwatch, mode: str) -> Answer:
+        """The model's answer; in hybrid mode replaced by the extracted one when the passages
+        do not support it; refused as unsupported where the policy's min_groundedness says."""
         with sw.stage("generation"):
             gen = await self.generator.generate(ready.prompt, ready.model, q.max_new_tokens,
                                                 q.temperature, q.seed)
@@ -305,15 +326,24 @@ class AnswerService:
             out = await self.guard.check(gen.text, "output")
         text = out.redacted_text if out.verdict is Verdict.REDACT else gen.text
         answer = ready.answered(gen, text, out.verdict)
-        if not answer.blocked and self.grounding is not None and ready.passages:
+        if answer.blocked or not ready.passages:
+            return answer
+        if mode == HYBRID and self.extractor is not None:
+            found = await self._extract(ready, sw)
+            with sw.stage("grounding"):
+                supported = await self.extractor.supported(text, ready.searched, ready.passages,
+                                                           found)
+            if supported:
+                return answer
+            extracted = await self._extracted(ready, sw, gen, found)
+            if extracted is not None:
+                return extracted
+        if self.grounding is not None:
             with sw.stage("grounding"):
                 if await self.grounding.unsupported(self.policies.for_tenant(q.tenant), text,
                                                     ready.passages):
-                    answer = ready.refused(q.text, UNSUPPORTED_ANSWER, gen)
-        answer.time_to_first_token_ms = sw.stages["generation"]
-        if not answer.blocked and not answer.refusal and q.temperature is None:
-            self.cache.put(key, answer)
-        return self._finish(q, answer, sw, streamed=False)
+                    return ready.refused(q.text, UNSUPPORTED_ANSWER, gen)
+        return answer
 
     async def stream(self, q: Question) -> AsyncIterator[str | Answer]:
         """Yields checked answer text pieces, then the final Answer.
@@ -340,6 +370,16 @@ class AnswerService:
             if ready.refusal:  # the message is the whole answer: streamed like one
                 yield ready.text
             yield self._finish(q, ready, sw, streamed=True)
+            return
+        # Extractive mode streams its sentence as one piece; hybrid streams the model's text
+        # (what a stream has shown cannot be replaced afterwards).
+        extracted = await self._extracted(ready, sw) if self._mode(q, ready) == EXTRACTIVE \
+            else None
+        if extracted is not None:
+            if not extracted.blocked:
+                yield extracted.text
+            extracted.time_to_first_token_ms = sw.stages.get("extraction", 0.0)
+            yield self._finish(q, extracted, sw, streamed=True)
             return
         gen: Generation | None = None
         ttft = 0.0

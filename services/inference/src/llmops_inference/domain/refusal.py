@@ -26,7 +26,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from llmops_inference.domain.groundedness import groundedness, split_sentences
-from llmops_inference.domain.model import Answer, GuardedPassage, Passage, Verdict
+from llmops_inference.domain.model import (
+    ANSWER_MODES,
+    GENERATIVE,
+    Answer,
+    GuardedPassage,
+    Passage,
+    Verdict,
+)
 from llmops_inference.ports import Embedder
 
 WEAK_RETRIEVAL = "WEAK_RETRIEVAL"
@@ -58,7 +65,7 @@ def message(question: str) -> str:
 # and endings attach to them, as character bigrams once a common ending is removed.
 _LATIN = re.compile(r"[a-z0-9]+")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]+")
-_EN_STOPWORDS = frozenset("""a about after am an and any are as at be been before by can could
+EN_STOPWORDS = frozenset("""a about after am an and any are as at be been before by can could
 did do does doing for from get give got had has have how i if in into is it its me much many
 my of on or our please shall should so some tell than that the their them then there these
 they this those to us use was we were what when where which who whom whose why will with
@@ -70,7 +77,7 @@ _KO_ENDINGS = tuple(sorted("""인가요 입니까 습니까 한가요 나요 가
 은 는 이 가 을 를 의 에 로 도 만""".split(), key=len, reverse=True))
 
 
-def _latin(word: str) -> str:
+def latin_stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") else word
 
 
@@ -87,7 +94,7 @@ def _bigrams(word: str) -> set[str]:
 
 def question_terms(question: str) -> set[str]:
     text = question.casefold()
-    terms = {_latin(w) for w in _LATIN.findall(text) if w not in _EN_STOPWORDS and len(w) > 1}
+    terms = {latin_stem(w) for w in _LATIN.findall(text) if w not in EN_STOPWORDS and len(w) > 1}
     for word in _HANGUL.findall(text):
         stem = _korean(word)
         if stem not in _KO_STOPWORDS and len(stem) >= 2:
@@ -99,7 +106,7 @@ def passage_terms(texts: Iterable[str]) -> set[str]:
     terms: set[str] = set()
     for text in texts:
         folded = text.casefold()
-        terms |= {_latin(w) for w in _LATIN.findall(folded)}
+        terms |= {latin_stem(w) for w in _LATIN.findall(folded)}
         for word in _HANGUL.findall(folded):
             terms |= _bigrams(word)
     return terms
@@ -128,11 +135,16 @@ class AnswerPolicy:
     # Refuse before generating when fewer than this share of the question's content terms
     # occur in the retrieved passages (None: never).
     min_term_coverage: float | None = 0.5
+    # generative | extractive | hybrid (domain/extractive.py): what answers a covered question.
+    answer_mode: str = GENERATIVE
 
     def __post_init__(self) -> None:
         _check("min_retrieval_score", self.min_retrieval_score)
         _check("min_groundedness", self.min_groundedness)
         _check("min_term_coverage", self.min_term_coverage)
+        if self.answer_mode not in ANSWER_MODES:
+            raise ValueError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, "
+                             f"got {self.answer_mode!r}")
 
 
 @dataclass(frozen=True)

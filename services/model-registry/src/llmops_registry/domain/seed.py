@@ -13,17 +13,24 @@ log = logging.getLogger(__name__)
 
 RAG_PROMPT_NAME = "rag-answer"
 
-# For a small instruct model: short, with the citation format shown on a real id. `documents`
-# comes from RenderPromptRequest.documents; a caller with pre-formatted text passes `context`.
+# For a small instruct model (measured with bench/answer_quality.py, services/inference/README.md
+# "Answer modes"): one short sentence that copies the answering source's words, the citation
+# format shown on a one-shot example that is about nothing in any corpus (so it never leaks
+# into an answer as a fact). `documents` comes from RenderPromptRequest.documents; a caller
+# with pre-formatted text passes `context`.
 RAG_TEMPLATE = """\
-Answer the question using only the sources below. After each fact, cite its source id in \
-square brackets, like [{{ documents[0].id if documents else "doc-id#0" }}]. If the sources do \
-not contain the answer, say that you do not know.
+Answer the question from the sources below. Reply with one short sentence that copies the \
+words of the source holding the answer, and cite that source's id in square brackets. If the \
+sources do not contain the answer, say that you do not know.
+
+Example:
+[0] The cafeteria is open from 11:30 to 14:00 on weekdays.
+Question: When is the cafeteria open?
+Answer: The cafeteria is open from 11:30 to 14:00 on weekdays [0].
 
 Sources:
 {% for doc in documents -%}
-[{{ doc.id }}]{% if doc.title %} {{ doc.title }}{% endif %}
-{{ doc.text }}
+[{{ doc.id }}]{% if doc.title %} {{ doc.title }}:{% endif %} {{ doc.text }}
 
 {% else -%}
 {{ context | default("(no sources)") }}
