@@ -60,7 +60,8 @@ def run_alone(decoder: Decoder, ids: list[int], steps: int, seq_id: int = 9) -> 
 @pytest.fixture(scope="module")
 def reference(tiny_model) -> dict[int, list[int]]:
     """Each prompt's 12 greedy tokens on the transformers path, alone."""
-    return {i: run_alone(TransformersDecoder(tiny_model, frozenset({EOS}), 0), ids, 12) for i, ids in PROMPTS.items()}
+    decoder = TransformersDecoder(tiny_model, frozenset({EOS}), 0)
+    return {i: run_alone(decoder, ids, 12) for i, ids in PROMPTS.items()}
 
 
 def test_same_greedy_tokens_and_logprobs_as_transformers(tiny_model, reference) -> None:
