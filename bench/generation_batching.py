@@ -43,9 +43,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(dtype: str, port: int) -> tuple[subprocess.Popen[bytes], float]:
+def start_server(
+    dtype: str, port: int, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], float]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "LLMOPS_GENERATION_PORT": str(port),
         "LLMOPS_GENERATION_DTYPE": dtype,
         "LLMOPS_GENERATION_MAX_BATCH_SIZE": "8",

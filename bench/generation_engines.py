@@ -11,13 +11,19 @@ Both get the same warm-up, the same prompts, greedy decoding and --rounds repeat
   batching); llama.cpp's Python binding has one sequence per context (its server serialises
   concurrent requests), so its figure is the 8 prompts one after another;
 - time to first token for a 500-token prompt (no prefix reuse: llama.cpp's context is reset
-  first, and the server has no prefix cache).
+  first, and the server has no prefix cache);
+- CPU time per decoded token in the single-stream phase (the process's user + system time,
+  all threads: this bench process for llama.cpp, the server's /proc/<pid>/stat for the server),
+  which a shared, loaded machine distorts far less than tokens/s.
+
+--fast-decode on,off runs each server format with the fast Llama decode path and without
+(LLMOPS_GENERATION_FAST_DECODE), so before/after figures come from the same run.
 
 It prints each figure and the server/llama.cpp ratios against issue 8's targets: decode
 >= 0.5x, 8 streams >= 2x, time to first token <= 1.5x.
 
     uv run --frozen --with llama-cpp-python==0.3.36 python bench/generation_engines.py \\
-        [--dtypes auto,float32,int8] [--rounds 3] [--max-new-tokens 64] [--json]
+        [--dtypes auto,float32,int8] [--fast-decode on,off] [--rounds 3] [--max-new-tokens 64] [--json]
 """
 
 from __future__ import annotations
@@ -47,6 +53,12 @@ def gguf_path() -> Path:
     settings = Settings()
     assert settings.gguf_file is not None
     return settings.model_path / settings.gguf_file
+
+
+def proc_cpu_s(pid: int) -> float:
+    """user + system CPU seconds of process `pid`, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def median_of(rounds: int, measure: Callable[[], float]) -> float:
@@ -141,8 +153,17 @@ def measure_llama(llama: LlamaCpp, prompts: list[str], long: str, rounds: int, m
                   ) -> dict[str, float]:
     llama.stream(prompts[0], 8)  # warm-up
 
+    cpu = {"s": 0.0, "tokens": 0}
+
     def decode() -> float:
-        return statistics.median(decode_rate(*llama.stream(p, max_new)) for p in prompts[:3])
+        rates = []
+        for p in prompts[:3]:
+            before = time.process_time()
+            started, stamps = llama.stream(p, max_new)
+            cpu["s"] += time.process_time() - before
+            cpu["tokens"] += len(stamps)
+            rates.append(decode_rate(started, stamps))
+        return statistics.median(rates)
 
     def streams() -> float:
         started = time.perf_counter()
@@ -153,16 +174,24 @@ def measure_llama(llama: LlamaCpp, prompts: list[str], long: str, rounds: int, m
         started, stamps = llama.stream(long, 1)
         return stamps[0] - started
 
-    return {"decode_tok_s": median_of(rounds, decode), "streams_tok_s": median_of(rounds, streams),
-            "ttft_s": median_of(rounds, ttft)}
+    figures = {"decode_tok_s": median_of(rounds, decode), "streams_tok_s": median_of(rounds, streams),
+               "ttft_s": median_of(rounds, ttft)}
+    return {**figures, "decode_cpu_ms_per_token": 1000 * cpu["s"] / max(cpu["tokens"], 1)}
 
 
-async def measure_server(server: Server, prompts: list[str], long: str, rounds: int, max_new: int
-                         ) -> dict[str, float]:
+async def measure_server(server: Server, pid: int, prompts: list[str], long: str, rounds: int,
+                         max_new: int) -> dict[str, float]:
     await server.stream(prompts[0], 8)  # warm-up
     decode, streams, ttft = [], [], []
+    cpu_s, cpu_tokens = 0.0, 0
     for _ in range(rounds):
-        rates = [decode_rate(*await server.stream(p, max_new)) for p in prompts[:3]]
+        rates = []
+        for p in prompts[:3]:
+            before = proc_cpu_s(pid)
+            started, stamps = await server.stream(p, max_new)
+            cpu_s += proc_cpu_s(pid) - before
+            cpu_tokens += len(stamps)
+            rates.append(decode_rate(started, stamps))
         decode.append(statistics.median(rates))
         async with httpx.AsyncClient(limits=httpx.Limits(max_connections=len(prompts))) as client:
             started = time.perf_counter()
@@ -171,7 +200,7 @@ async def measure_server(server: Server, prompts: list[str], long: str, rounds: 
         started, stamps = await server.stream(long, 1)
         ttft.append(stamps[0] - started)
     return {"decode_tok_s": statistics.median(decode), "streams_tok_s": statistics.median(streams),
-            "ttft_s": statistics.median(ttft)}
+            "ttft_s": statistics.median(ttft), "decode_cpu_ms_per_token": 1000 * cpu_s / max(cpu_tokens, 1)}
 
 
 def ratios(server: dict[str, float], llama: dict[str, float]) -> dict[str, float]:
@@ -182,7 +211,8 @@ def ratios(server: dict[str, float], llama: dict[str, float]) -> dict[str, float
 
 def report(name: str, figures: dict[str, float]) -> str:
     return (f"{name:<28} decode {figures['decode_tok_s']:7.1f} tok/s | 8 streams "
-            f"{figures['streams_tok_s']:7.1f} tok/s | TTFT(500 tok) {figures['ttft_s'] * 1000:8.1f} ms")
+            f"{figures['streams_tok_s']:7.1f} tok/s | TTFT(500 tok) {figures['ttft_s'] * 1000:8.1f} ms | "
+            f"decode CPU {figures['decode_cpu_ms_per_token']:5.1f} ms/token")
 
 
 def verdict(r: dict[str, float]) -> str:
@@ -197,6 +227,8 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dtypes", default="auto,float32,int8",
                     help="server numeric formats to measure, one server each (LLMOPS_GENERATION_DTYPE)")
+    ap.add_argument("--fast-decode", default="on",
+                    help="on, off or on,off: fast Llama decode path (LLMOPS_GENERATION_FAST_DECODE)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--prompt-tokens", type=int, default=500)
@@ -209,30 +241,41 @@ async def main() -> None:
     long = long_prompt(llama, args.prompt_tokens)
     result: dict[str, Any] = {"gguf": gguf_path().name, "rounds": args.rounds,
                               "max_new_tokens": args.max_new_tokens, "threads": args.threads}
+    result["load_average_start"] = os.getloadavg()
     result["llama.cpp"] = measure_llama(llama, prompts, long, args.rounds, args.max_new_tokens)
     if not args.json:
         print(f"{gguf_path().name}: {args.threads} threads, {args.rounds} rounds, medians; "
               f"max_new_tokens={args.max_new_tokens}")
         print(report("llama.cpp (llama-cpp-python)", result["llama.cpp"]))
-    for dtype in args.dtypes.split(","):
+    runs = [(d, f) for d in args.dtypes.split(",") for f in args.fast_decode.split(",")]
+    for dtype, fast in runs:
+        if fast not in ("on", "off"):
+            raise SystemExit(f"--fast-decode takes on and/or off, not {fast!r}")
         port = free_port()
-        proc, load_s = start_server(dtype, port)
+        env = {"LLMOPS_GENERATION_FAST_DECODE": "true" if fast == "on" else "false"}
+        proc, load_s = start_server(dtype, port, env)
         try:
             server = Server(f"http://127.0.0.1:{port}")
             info = await server.info()
             n_long = await server.prompt_tokens(long)
-            figures = await measure_server(server, prompts, long, args.rounds, args.max_new_tokens)
+            figures = await measure_server(server, proc.pid, prompts, long, args.rounds, args.max_new_tokens)
         finally:
             proc.terminate()
             proc.wait(30)
-        name = f"server {dtype} -> {info['model_dtype']}"
-        result[name] = {**figures, "dtype_reason": info.get("dtype_reason"), "load_s": load_s,
+        name = f"server {dtype} -> {info['model_dtype']} fast {fast}"
+        result[name] = {**figures, "dtype_reason": info.get("dtype_reason"),
+                        "decode_path": info.get("decode_path"), "load_s": load_s,
                         "long_prompt_tokens": n_long, "ratios": ratios(figures, result["llama.cpp"])}
         if not args.json:
-            print(report(name, figures) + f"  ({n_long} prompt tokens; {info.get('dtype_reason')})")
+            print(report(name, figures)
+                  + f"  ({n_long} prompt tokens; {info.get('dtype_reason')}; {info.get('decode_path')})")
             print(f"{'':<28} vs llama.cpp: {verdict(result[name]['ratios'])}")
+    result["load_average_end"] = os.getloadavg()
     if args.json:
         print(json.dumps(result, indent=2))
+    else:
+        print(f"load average (1, 5, 15 min): start {result['load_average_start']}, "
+              f"end {result['load_average_end']} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def build_app(
     if loader is None:
         from llmops_generation.adapters.loader import TransformersLoader
 
-        loader = TransformersLoader(settings.models_dir)
+        loader = TransformersLoader(settings.models_dir, fast_decode=settings.fast_decode)
     metrics = Metrics()
     service = build_service(settings, loader, metrics)
 

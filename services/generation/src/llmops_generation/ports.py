@@ -20,6 +20,11 @@ class Decoder(Protocol):
     @property
     def eos_token_ids(self) -> frozenset[int]: ...
 
+    @property
+    def decode_path(self) -> str:
+        """Which implementation decodes and why (shown in /info), e.g. "fast (int8; ...)"."""
+        ...
+
     def step(self, admit: Sequence[NewSequence], evict: Collection[int]) -> Mapping[int, StepToken]:
         """Drops `evict`, decodes one token for every running sequence, prefills `admit`.
 

@@ -49,6 +49,9 @@ class Settings(ServiceSettings):
     # Read from LLMOPS_HOME (not the prefixed name: it is the whole stack's state folder).
     llmops_home: Path = Field(default=Path(".llmops"), validation_alias=AliasChoices("llmops_home"))
     torch_threads: int | None = Field(default=None, ge=1)
+    # The lean Llama decode path (adapters/fast_llama.py: static KV cache, fused projections,
+    # int8 fbgemm matmuls); off, or for a model it does not support, transformers decodes.
+    fast_decode: bool = True
     # Admin routes load models and adapters only from folders under this root (realpath, so
     # neither `..` nor a symlink leads out). Default: $LLMOPS_HOME/models.
     models_root: Path | None = None

@@ -121,9 +121,11 @@ async def test_int8_model_loads_by_admin_and_answers_like_float32(http, model_co
     assert (created.json()["dtype"], created.json()["dtype_reason"]) == ("int8", "requested by admin load")
     try:
         quantized = await generate(http, "smollm2-int8", inputs=prompt)
-        # int8 weights: not bit-identical to float32 (the wording drifts after a few tokens),
+        # int8 weights: not bit-identical to float32 (punctuation and wording drift after a few
+        # tokens; the fast path's per-channel int8 says "Jupiter." where float32 says "Jupiter,"),
         # but the greedy answer holds the same fact.
-        assert quantized.split()[0] == base.split()[0] == "Jupiter,", (quantized, base)
+        assert quantized.split()[0].rstrip(".,") == base.split()[0].rstrip(".,") == "Jupiter", (
+            quantized, base)
         refused = await http.post("/admin/adapters", json={
             "adapter_id": "lora-int8", "path": str(lora_dir),
             "base_model": "smollm2-int8"})

@@ -170,6 +170,8 @@ async def test_tokenize_info_metrics_health(http) -> None:
     # The tests' server sets LLMOPS_GENERATION_DTYPE=float32 (see conftest.py).
     assert (info["model_dtype"], info["dtype_reason"]) == (
         "float32", "requested by setting LLMOPS_GENERATION_DTYPE")
+    # SmolLM2 is a Llama: the fast decode path serves it (LLMOPS_GENERATION_FAST_DECODE defaults on).
+    assert (info["fast_decode"], info["decode_path"]) == (True, "fast (float32; LoRA rows on transformers)")
     assert (await http.get("/health")).status_code == 200
     metrics = (await http.get("/metrics")).text
     assert "tgi_request_duration_bucket" in metrics and "tgi_queue_size" in metrics

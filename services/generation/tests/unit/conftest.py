@@ -71,6 +71,10 @@ class FakeDecoder:
     def eos_token_ids(self) -> frozenset[int]:
         return frozenset({EOS})
 
+    @property
+    def decode_path(self) -> str:
+        return "fake"
+
     def _script(self, seq: NewSequence) -> list[int]:
         text = "".join(chr(i) for i in seq.input_ids)
         if "|" not in text:

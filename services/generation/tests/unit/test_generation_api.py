@@ -207,6 +207,7 @@ def test_tokenize_info_health_metrics(client) -> None:
     info = client.get("/info").json()
     assert info["model_id"] == "fake/model"
     assert (info["max_input_tokens"], info["max_total_tokens"], info["max_best_of"]) == (40, 60, 1)
+    assert (info["fast_decode"], info["decode_path"]) == (True, "fake")
     assert client.get("/health").status_code == 200
     client.post("/generate", json={"inputs": "q|a"})
     metrics = client.get("/metrics")

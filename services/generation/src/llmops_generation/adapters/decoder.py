@@ -76,9 +76,11 @@ class TransformersDecoder:
         pad_token_id: int,
         *,
         quantized: bool = False,
+        decode_path: str = "transformers",
     ) -> None:
         check_batchable(model)
         self._quantized = quantized
+        self._decode_path = decode_path
         self._base: Any = model
         self._peft: Any = None
         self._adapters: dict[str, Path] = {}
@@ -100,6 +102,10 @@ class TransformersDecoder:
     @property
     def batch_size(self) -> int:
         return len(self._batch.rows) if self._batch else 0
+
+    @property
+    def decode_path(self) -> str:
+        return self._decode_path
 
     # -- ports.Decoder ---------------------------------------------------------------------
 
@@ -210,7 +216,7 @@ class TransformersDecoder:
             all_logprobs = torch.log_softmax(logits.float(), dim=-1)
             for i, s in enumerate(admit):
                 if s.want_prefill_logprobs:
-                    tokens[i] = _with_prefill(tokens[i], all_logprobs[i], ids[i], len(s.input_ids))
+                    tokens[i] = with_prefill(tokens[i], all_logprobs[i], ids[i], len(s.input_ids))
         batch = _Batch(
             rows=rows,
             cache=cache,
@@ -244,7 +250,7 @@ class TransformersDecoder:
         batch.last = batch.last.index_select(0, index)
 
 
-def _with_prefill(token: StepToken, logprobs: torch.Tensor, ids: torch.Tensor, length: int) -> StepToken:
+def with_prefill(token: StepToken, logprobs: torch.Tensor, ids: torch.Tensor, length: int) -> StepToken:
     """Adds each prompt token's logprob given the tokens before it (TGI's `prefill` details)."""
     width = ids.shape[0]
     start = width - length

@@ -23,6 +23,8 @@ from typing import Any
 
 from llmops_generation.adapters.codec import HFTextCodec
 from llmops_generation.adapters.decoder import TransformersDecoder
+from llmops_generation.adapters.fast_decoder import FastDecoder
+from llmops_generation.adapters.fast_llama import FastLlama, unsupported_reason
 from llmops_generation.domain.model import ModelSpec
 from llmops_generation.domain.numerics import CONCRETE_DTYPES, choose_format, read_cpu_flags
 
@@ -110,11 +112,22 @@ def quantize_int8(model: Any) -> Any:
         return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
+def fast_engine(model: Any, *, int8: bool, enabled: bool) -> tuple[FastLlama | None, str]:
+    """The fast decode path's engine for `model`, or None and why transformers decodes instead."""
+    if not enabled:
+        return None, "transformers (LLMOPS_GENERATION_FAST_DECODE=false)"
+    reason = unsupported_reason(model)
+    if reason is not None:
+        return None, f"transformers (fast path unsupported: {reason})"
+    return FastLlama(model, int8=int8), ""
+
+
 class TransformersLoader:
     """Implements ports.ModelLoader."""
 
-    def __init__(self, cache_root: Path) -> None:
+    def __init__(self, cache_root: Path, *, fast_decode: bool = True) -> None:
         self._cache_root = cache_root
+        self._fast_decode = fast_decode
 
     def model_dir(self, spec: ModelSpec) -> Path:
         if spec.gguf_file is None:
@@ -123,7 +136,7 @@ class TransformersLoader:
         convert_gguf(spec.path, spec.gguf_file, target)
         return target
 
-    def load(self, spec: ModelSpec) -> tuple[HFTextCodec, TransformersDecoder]:
+    def load(self, spec: ModelSpec) -> tuple[HFTextCodec, TransformersDecoder | FastDecoder]:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -135,6 +148,9 @@ class TransformersLoader:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, fmt.torch_dtype))
         model.eval()
+        # The fast path copies (and for int8 quantises) the float weights before transformers'
+        # own int8 model is made, which serves only LoRA rows (none: int8 refuses adapters).
+        engine, path = fast_engine(model, int8=fmt.quantized, enabled=self._fast_decode)
         if fmt.quantized:
             model = quantize_int8(model)
         eos = model.generation_config.eos_token_id
@@ -144,13 +160,17 @@ class TransformersLoader:
         if not eos_ids:
             raise ValueError(f"model {spec.model_id!r} declares no end-of-sequence token")
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(eos_ids)
-        decoder = TransformersDecoder(model, frozenset(eos_ids), int(pad), quantized=fmt.quantized)
+        base = TransformersDecoder(
+            model, frozenset(eos_ids), int(pad), quantized=fmt.quantized, decode_path=path
+        )
+        decoder = base if engine is None else FastDecoder(engine, base)
         log.info(
             "model loaded",
             extra={
                 "model_id": spec.model_id,
                 "folder": str(folder),
                 "dtype": fmt.dtype,
+                "decode_path": decoder.decode_path,
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )

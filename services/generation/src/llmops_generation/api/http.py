@@ -252,6 +252,9 @@ async def info(request: Request) -> dict[str, Any]:
         "model_dtype": engine.spec.dtype,
         # Not in TGI's Info: why this format (the CPU's capabilities, or who asked for it).
         "dtype_reason": engine.spec.dtype_reason,
+        # Not in TGI's Info either: the setting, and which decode path actually serves.
+        "fast_decode": request.app.state.settings.fast_decode,
+        "decode_path": engine.decoder.decode_path,
         "max_concurrent_requests": request.app.state.settings.max_concurrent_requests,
         "max_best_of": limits.max_best_of,
         "max_stop_sequences": limits.max_stop_sequences,
