@@ -22,6 +22,7 @@ from llmops.trainer.v1 import trainer_pb2_grpc
 from llmops_cli.stack import wait_healthy
 from llmops_kit.settings import KafkaSettings
 from llmops_kit.testing import eventually
+from llmops_trainer.worker.testing import base_model_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 KEYS = ("dev-key-acme=acme:maintainer,dev-key-globex=globex:maintainer,"
@@ -63,7 +64,9 @@ class ServiceProcess:
 def service(tmp_path: Path, registry: Any, kafka: KafkaSettings,
             trainer_kit: Any) -> Iterator[tuple[ServiceProcess, int]]:
     trainer_kit.write_dataset(tmp_path / "datasets")
-    (tmp_path / "base").mkdir()
+    # The service runs the worker's own checks of job.json, so the base is the real SmolLM2
+    # folder (the stand-in worker then ignores it).
+    base = base_model_dir()
     run = uuid.uuid4().hex[:10]
     port = free_port()
     env = os.environ | {
@@ -76,7 +79,7 @@ def service(tmp_path: Path, registry: Any, kafka: KafkaSettings,
         "LLMOPS_TRAINER_REPLICA_ID": f"replica-{run}",
         "LLMOPS_TRAINER_REGISTRY__ADDRESS": f"127.0.0.1:{registry.port}",
         "LLMOPS_TRAINER_BASE_MODELS": json.dumps(
-            {"smollm2-135m-instruct": {"path": str(tmp_path / "base")}}),
+            {"smollm2-135m-instruct": {"path": str(base)}}),
         "LLMOPS_TRAINER_WORKER_COMMAND": json.dumps(
             [sys.executable, str(trainer_kit.standin), "--job-dir", "{job_dir}"]),
         "LLMOPS_TRAINER_CONSUMER_GROUP": f"trainer-test-{run}",
