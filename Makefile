@@ -31,7 +31,7 @@ check-protos: setup
 
 lint: setup check-protos
 	$(RUN) ruff check .
-	$(RUN) mypy libs/llmops-kit/src libs/llmops-cli/src libs/llmops-pii/src services/*/src
+	$(RUN) mypy libs/llmops-kit/src libs/llmops-cli/src libs/llmops-pii/src libs/llmops-datasets/src services/*/src
 	cd protos && $(RUN) buf lint
 
 infra-up: setup
