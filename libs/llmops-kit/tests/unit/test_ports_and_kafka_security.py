@@ -30,7 +30,7 @@ def test_the_ports_file_defines_every_service_and_the_infrastructure() -> None:
     assert values["LLMOPS_LOCAL_HOST"] == "127.0.0.1"
     assert {name: ports.service_port(name) for name in ports.SERVICE_PORTS} == {
         "ingestion": 7061, "embedding": 7062, "vector-store": 7063, "safety": 7064,
-        "model-registry": 7065, "inference": 7066, "observability": 7067,
+        "model-registry": 7065, "inference": 7066, "observability": 7067, "trainer": 7068,
         "generation": 8090}
     assert (ports.port("KAFKA_PORT"), ports.port("WEAVIATE_PORT"),
             ports.port("WEAVIATE_GRPC_PORT")) == (9092, 8080, 8081)

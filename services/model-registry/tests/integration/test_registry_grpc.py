@@ -52,7 +52,7 @@ async def test_first_start_registered_the_base_model_and_rag_prompt(running) -> 
                                      text="Five vacation days carry over to March.")],
     ), metadata=ACME)
     assert (rendered.name, rendered.version) == ("rag-answer", 1)
-    assert "[handbook.md#4] Handbook\nFive vacation days carry over to March." in rendered.text
+    assert "[handbook.md#4] Handbook: Five vacation days carry over to March." in rendered.text
     assert rendered.text.endswith("Question: How many vacation days carry over?\nAnswer:")
 
 
