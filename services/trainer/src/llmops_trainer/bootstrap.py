@@ -24,10 +24,12 @@ from llmops_trainer.adapters.datasets import StoreCatalog
 from llmops_trainer.adapters.process import ProcessLauncher, template_command
 from llmops_trainer.adapters.registry import KeyMinter, KnownBaseModels, RegistryClient
 from llmops_trainer.adapters.sql_store import SqlJobStore
+from llmops_trainer.api import tenants as tenant_api
 from llmops_trainer.api.events import BusProgressPublisher, subscribe_job_requests
 from llmops_trainer.api.grpc import ROLES, SERVICE_NAME, TrainerServicer
 from llmops_trainer.domain.jobs import Jobs
 from llmops_trainer.domain.runner import JobRunner, RunnerConfig
+from llmops_trainer.domain.tenants import DatasetEraser, EraseConfig, TenantTraining
 from llmops_trainer.ports import ProgressPublisher, SpecValidator
 from llmops_trainer.settings import Settings
 from llmops_trainer.worker import config
@@ -100,6 +102,15 @@ def add_dataset_service(server: GrpcServer, trainer: Trainer,
     return servicer
 
 
+def tenant_eraser(settings: Settings, trainer: Trainer,
+                  datasets: DatasetEraser | None) -> TenantTraining:
+    """TenantDeleted's eraser: waits for running jobs as long as a cancel can take (the
+    grace before the worker is killed, plus a lease for a replica that died meanwhile)."""
+    wait = settings.cancel_grace_seconds + settings.lease_seconds + 5 * settings.poll_seconds
+    return TenantTraining(trainer.jobs, datasets, EraseConfig(
+        settings.jobs_root, wait_seconds=wait, poll_seconds=settings.poll_seconds))
+
+
 def build_grpc(settings: Settings, trainer: Trainer, with_datasets: bool = True,
                bus: EventBus | None = None) -> GrpcServer:
     resolver = build_resolver(settings, SqlKeyStore(trainer.platform))
@@ -119,7 +130,10 @@ async def build(settings: Settings) -> ServiceApp:
     trainer = build_trainer(settings, BusProgressPublisher(bus, progress))
     subscribe_job_requests(bus, trainer.jobs, settings.consumer_group, requested)
     names = sorted({*topics.ALL, progress.topic, requested.topic, datasets.DATASET_CREATED_TOPIC})
-    app = ServiceApp(settings, bus, build_grpc(settings, trainer, bus=bus), names)
+    server = build_grpc(settings, trainer, with_datasets=False)
+    dataset_servicer = add_dataset_service(server, trainer, bus)
+    tenant_api.register(bus, tenant_eraser(settings, trainer, dataset_servicer.service))
+    app = ServiceApp(settings, bus, server, names)
 
     async def start_runner() -> None:
         if settings.run_jobs:

@@ -56,6 +56,14 @@ class JobStore(Protocol):
 
     def history(self, job_id: str, after: int) -> list[Progress]: ...
 
+    def tenant_jobs(self, tenant: str) -> list[Job]:
+        """Every job of `tenant`, whatever its state (tenant deletion)."""
+        ...
+
+    def delete_tenant(self, tenant: str) -> int:
+        """Removes every job of `tenant` with its history; how many jobs there were."""
+        ...
+
 
 @dataclass(frozen=True)
 class DatasetFiles:

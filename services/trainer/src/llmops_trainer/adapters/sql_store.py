@@ -136,6 +136,13 @@ class SqlJobStore:
         with self.engine.connect() as conn:
             return [self._job(conn, row) for row in conn.execute(query).mappings().all()]
 
+    def tenant_jobs(self, tenant: str) -> list[Job]:
+        """Every job of `tenant`, oldest first (tenant deletion)."""
+        query = select(jobs).where(jobs.c.tenant_id == tenant).order_by(jobs.c.created_at,
+                                                                         jobs.c.job_id)
+        with self.engine.connect() as conn:
+            return [self._job(conn, row) for row in conn.execute(query).mappings().all()]
+
     def history(self, job_id: str, after: int) -> list[Progress]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(history).where(
@@ -155,6 +162,14 @@ class SqlJobStore:
                 "lease_owner": "", "cancel_requested_by": "", "progress_offset": 0,
                 "worker_pgid": 0}).returning(jobs.c.job_id))
             return result.first() is not None
+
+    def delete_tenant(self, tenant: str) -> int:
+        """Removes every job of `tenant` and its history; how many jobs there were."""
+        ids = select(jobs.c.job_id).where(jobs.c.tenant_id == tenant)
+        with writer(self.engine).begin() as conn:
+            conn.execute(history.delete().where(history.c.job_id.in_(ids)))
+            result = conn.execute(jobs.delete().where(jobs.c.tenant_id == tenant))
+            return int(result.rowcount or 0)
 
     def _append(self, conn: Connection, row: RowMapping, items: Sequence[tuple[str, dict[str, Any]]],
                 now: datetime) -> list[Progress]:
