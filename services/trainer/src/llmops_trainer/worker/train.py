@@ -21,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class Cancel:
-    """SIGTERM/SIGINT set a flag; the loop stops at the next step boundary (all ranks agree)."""
+    """SIGTERM/SIGINT set a flag; the loop stops at the next step boundary, or at the next
+    batch of an evaluation pass (all ranks agree)."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -30,6 +31,10 @@ class Cancel:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
+
+
+class EvalCancelled(Exception):
+    """Every rank agreed to stop in the middle of an evaluation pass."""
 
 
 class Trainer:
@@ -129,7 +134,8 @@ class Trainer:
 
     # --- evaluation -----------------------------------------------------------------------
     def evaluate(self) -> float:
-        """Token-weighted mean validation loss over all ranks' shards."""
+        """Token-weighted mean validation loss over all ranks' shards; EvalCancelled when a
+        cancel came during the pass (a large validation set can take minutes on CPU)."""
         import torch
 
         self.engine.eval()
@@ -138,6 +144,12 @@ class Trainer:
             for indices in data.eval_batches(
                 len(self.val_set), self.spec.micro_batch_size, self.rank, self.world
             ):
+                # Every rank runs the same number of batches, so all of them reach this
+                # all-reduce together and leave the pass together (ZeRO-3 forwards are
+                # collective: a rank that stopped alone would leave the others waiting).
+                if self._all_sum([float(self.cancel.requested)])[0] > 0:
+                    self.engine.train()
+                    raise EvalCancelled
                 weight = 1.0 if indices else 0.0
                 batch = self._tensors([self.val_set[i] for i in (indices or [0])])
                 loss = float(self.engine(**batch).loss.float())
@@ -185,10 +197,14 @@ class Trainer:
                 loss=loss, learning_rate=lr, tokens_per_s=round(tokens_per_s, 2),
             )
             if cancelled:
-                self.progress.write("cancelled", step=step)
+                self.progress.write("cancelled", step=step, phase="train")
                 return "cancelled"
             if step % spec.eval_interval_steps == 0 or step == total:
-                val_loss = self.evaluate()
+                try:
+                    val_loss = self.evaluate()
+                except EvalCancelled:
+                    self.progress.write("cancelled", step=step, phase="eval")
+                    return "cancelled"
                 improved, overfitting = self.monitor.record(step, self.running.take(), val_loss)
                 self.progress.write(
                     "eval", step=step, val_loss=val_loss,
