@@ -73,7 +73,7 @@ def build_trainer(settings: Settings, publisher: ProgressPublisher,
                for name, base in settings.base_models.items()}
     jobs = Jobs(store, catalog or StoreCatalog(settings.datasets_root),
                 KnownBaseModels(shipped, registry, current_api_key),
-                validator or config.validate, publisher, settings.defaults.domain())
+                validator or config.validate, publisher, settings.defaults)
     command = template_command(settings.worker_command) if settings.worker_command else None
     runner = JobRunner(store, ProcessLauncher(command, settings.worker_threads), registry,
                        publisher, RunnerConfig(

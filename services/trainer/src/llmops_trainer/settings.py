@@ -38,29 +38,6 @@ def _shipped() -> dict[str, ShippedBase]:
     return {"smollm2-135m-instruct": ShippedBase(path=_home("models", "smollm2-135m-instruct"))}
 
 
-class JobDefaults(BaseModel):
-    """Values for what a SubmitJob leaves unset (zero)."""
-
-    base_model: str = "smollm2-135m-instruct"
-    zero_stage: int = 2
-    lora_r: int = 8
-    lora_alpha: int = 16
-    epochs: int = 1
-    learning_rate_lora: float = 2e-4
-    learning_rate_full: float = 2e-5
-    micro_batch_size: int = 1
-    gradient_accumulation: int = 1
-    max_seq_len: int = 512
-    eval_interval_steps: int = 50
-    checkpoint_interval_steps: int = 50
-    early_stopping_patience: int = 3
-    world_size: int = 1
-    seed: int = 42
-
-    def domain(self) -> Defaults:
-        return Defaults(**self.model_dump())
-
-
 class Settings(ServiceSettings):
     model_config = service_config("LLMOPS_TRAINER_")
 
@@ -88,7 +65,9 @@ class Settings(ServiceSettings):
         "code_version", "LLMOPS_TRAINER_CODE_VERSION", "LLMOPS_CODE_VERSION"))
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     base_models: dict[str, ShippedBase] = Field(default_factory=_shipped)
-    defaults: JobDefaults = Field(default_factory=JobDefaults)
+    # Values for what a SubmitJob leaves unset (zero): LLMOPS_TRAINER_DEFAULTS__<FIELD>, e.g.
+    # LLMOPS_TRAINER_DEFAULTS__ZERO_STAGE=3; the domain's own dataclass, validated here.
+    defaults: Defaults = Field(default_factory=Defaults)
     consumer_group: str = "trainer-jobs"
     # The topics (tests and side-by-side stacks use their own).
     job_requested_topic: str = topics.TRAINING_JOB_REQUESTED

@@ -8,7 +8,6 @@ not importable under --import-mode=importlib).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
 import uuid
@@ -22,6 +21,8 @@ import pytest
 
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
 from llmops.trainer.v1 import trainer_pb2, trainer_pb2_grpc
+from llmops_datasets import DatasetStore
+from llmops_datasets.build import Built
 from llmops_kit.events import EventType
 from llmops_kit.grpc_server import GrpcServer
 from llmops_kit.kafka import EventBus, ensure_topics
@@ -30,7 +31,6 @@ from llmops_registry.api.events import RegistryTopics
 from llmops_registry.bootstrap import Registry, build_registry
 from llmops_registry.bootstrap import build_grpc as build_registry_grpc
 from llmops_registry.settings import Settings as RegistrySettings
-from llmops_trainer.adapters.datasets import FolderCatalog
 from llmops_trainer.api.events import BusProgressPublisher, subscribe_job_requests
 from llmops_trainer.bootstrap import Trainer, build_grpc, build_trainer
 from llmops_trainer.settings import RegistrySettings as TrainerRegistry
@@ -47,17 +47,15 @@ def md(key: str = "dev-key-acme") -> tuple[tuple[str, str], ...]:
 
 
 def write_dataset(root: Path, tenant: str = "acme", dataset_id: str = DATASET) -> Path:
-    """A dataset version in the on-disk layout of interface 1 (what llmops_datasets writes)."""
-    folder = root / tenant / dataset_id
-    folder.mkdir(parents=True)
+    """A dataset version written by the real artifact store (llmops_datasets.DatasetStore) under
+    a fixed id, without building it (no tokenizer needed); returns its folder."""
     record = {"messages": [{"role": "user", "content": "What is 2+2?"},
                            {"role": "assistant", "content": "4"}]}
-    (folder / "train.jsonl").write_text((json.dumps(record) + "\n") * 6)
-    (folder / "validation.jsonl").write_text(json.dumps(record) + "\n")
-    (folder / "manifest.json").write_text(json.dumps({
-        "id": dataset_id, "tenant": tenant, "name": "arith", "kind": "chat",
-        "counts": {"train": 6, "validation": 1}}))
-    return folder
+    built = Built(id=dataset_id, kind="chat",
+                  files={"train.jsonl": [record] * 6, "validation.jsonl": [record]},
+                  manifest={"kind": "chat", "counts": {"train": 6, "validation": 1}}, skipped=[])
+    version, _ = DatasetStore(root).write(tenant, built, name="arith", created_by="test")
+    return version.path
 
 
 @dataclass
@@ -147,8 +145,7 @@ async def start_trainer(settings: Settings, kafka: KafkaSettings,
     await ensure_topics(kafka, [progress.topic, requested.topic],
                         partitions=1)
     bus = EventBus(kafka, client_id="trainer-test")
-    trainer = build_trainer(settings, BusProgressPublisher(bus, progress), validator,
-                            FolderCatalog(settings.datasets_root))
+    trainer = build_trainer(settings, BusProgressPublisher(bus, progress), validator)
     subscribe_job_requests(bus, trainer.jobs, settings.consumer_group, requested)
     await bus.start()
     server = build_grpc(settings, trainer, with_datasets=False)

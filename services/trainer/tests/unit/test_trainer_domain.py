@@ -115,3 +115,22 @@ def test_settings_defaults_and_replica_ids(monkeypatch: pytest.MonkeyPatch) -> N
     other = Settings()
     assert other.replica_id == f"{socket.gethostname()}:7168"
     assert other.datasets_root == "s3://bucket/datasets"
+
+
+def test_job_defaults_are_the_domain_dataclass_set_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from llmops_trainer.settings import Settings
+
+    assert Settings().defaults == Defaults()
+    monkeypatch.setenv("LLMOPS_TRAINER_DEFAULTS__ZERO_STAGE", "3")
+    monkeypatch.setenv("LLMOPS_TRAINER_DEFAULTS__LEARNING_RATE_LORA", "0.001")
+    s = Settings()
+    assert isinstance(s.defaults, Defaults)
+    assert (s.defaults.zero_stage, s.defaults.learning_rate_lora, s.defaults.lora_r) == \
+        (3, 0.001, 8)
+    assert with_defaults(JobSpec(dataset_id=DS, lora=True), s.defaults).zero_stage == 3
+    monkeypatch.setenv("LLMOPS_TRAINER_DEFAULTS__ZERO_STAGE", "three")
+    with pytest.raises(ValidationError, match="zero_stage"):
+        Settings()

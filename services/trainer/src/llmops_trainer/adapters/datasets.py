@@ -25,21 +25,3 @@ class StoreCatalog:
         return DatasetFiles(version.id, Path(version.train_path), Path(version.validation_path),
                             dict(version.manifest))
 
-
-class FolderCatalog:
-    """The dataset versions' on-disk layout read directly: <root>/<tenant>/<id>/{manifest.json,
-    train.jsonl, validation.jsonl} (tests that write versions without building them)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-
-    def get(self, tenant: str, dataset_id: str) -> DatasetFiles | None:
-        import json
-
-        folder = self.root / tenant / dataset_id
-        manifest = folder / "manifest.json"
-        train = folder / "train.jsonl"
-        if not manifest.is_file() or not train.is_file():
-            return None
-        return DatasetFiles(dataset_id, train, folder / "validation.jsonl",
-                            json.loads(manifest.read_text()))

@@ -85,7 +85,7 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class Defaults:
-    """The service's defaults for unset fields (settings.JobDefaults)."""
+    """The service's defaults for unset fields (settings `defaults`, LLMOPS_TRAINER_DEFAULTS__*)."""
 
     base_model: str = "smollm2-135m-instruct"
     zero_stage: int = 2
