@@ -50,6 +50,7 @@ async def test_the_controller_can_be_switched_off(tmp_path: Path) -> None:
 async def test_the_canary_gate_is_the_evaluation_gate_over_the_registrys_runs(
         tmp_path: Path) -> None:
     from llmops_registry.adapters.promotion_gate import EvaluationGate
+    from llmops_registry.domain.gate import check_promotion
 
     s = Settings(database_url=f"sqlite:///{tmp_path / 'r.db'}", seed_model={"enabled": False},
                  gate={"tenants": {"acme": {"rules": [{"metric": "holds_fact", "min_delta": -0.1}]}}})
@@ -58,6 +59,7 @@ async def test_the_canary_gate_is_the_evaluation_gate_over_the_registrys_runs(
         assert reg.rollouts is not None
         gate = reg.rollouts.gate
         assert isinstance(gate, EvaluationGate) and gate.evaluations is reg.evaluations
+        assert gate.check_promotion is check_promotion
         # No runs recorded: the gate refuses, naming what is missing.
         verdict = await gate.check("acme", "m", 2, 1)
         assert verdict.allowed is False and verdict.reason

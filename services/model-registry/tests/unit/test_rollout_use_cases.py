@@ -3,8 +3,6 @@ stand-in promotion gate (`check_promotion`, interface 3) and a recording event p
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,13 +11,14 @@ import pytest
 
 from llmops_kit.errors import DomainError
 from llmops_registry.adapters.memory_audit import MemoryAuditLog
-from llmops_registry.adapters.promotion_gate import GATE_MODULE, EvaluationGate, NoGate
+from llmops_registry.adapters.promotion_gate import EvaluationGate, NoGate
 from llmops_registry.adapters.sql_rollout import SqlRolloutStore
 from llmops_registry.adapters.sql_schema import create_schema, make_engine
 from llmops_registry.adapters.sql_store import SqlRegistryStore
 from llmops_registry.domain.audit import Auditor
 from llmops_registry.domain.canary import CanarySpec, CanaryState, Move, VersionMetrics
 from llmops_registry.domain.canary_controller import CanaryController
+from llmops_registry.domain.gate import GateDecision
 from llmops_registry.domain.model import Actor, Lineage, ModelAliasChangedEvent, OutboxEntry
 from llmops_registry.domain.models import ModelRegistry, Policy
 from llmops_registry.domain.outbox import OutboxRelay
@@ -253,23 +252,15 @@ async def test_abort_needs_a_progressing_canary(env: Env) -> None:
     assert await reason_of(env.rollouts.abort(ACME, "m")) == "CANARY_NOT_PROGRESSING"
 
 
-async def test_evaluation_gate_calls_check_promotion_by_name(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_evaluation_gate_calls_the_check_it_is_given() -> None:
     calls = []
 
-    class Decision:
-        def __init__(self, allowed: bool) -> None:
-            self.allowed, self.reason, self.details = allowed, "groundedness -0.02", {"d": -0.02}
-
-    def check_promotion(evaluations: object, tenant: str, model: str, candidate: int,
-                        production: int | None, policy: object) -> Decision:
+    async def check_promotion(evaluations: object, tenant: str, model: str, candidate: int,
+                              production: int | None, policy: object) -> GateDecision:
         calls.append((evaluations, tenant, model, candidate, production, policy))
-        return Decision(candidate != 3)
+        return GateDecision(candidate != 3, "groundedness -0.02", {"d": -0.02})
 
-    module = types.ModuleType(GATE_MODULE)
-    module.check_promotion = check_promotion  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, GATE_MODULE, module)
-    gate = EvaluationGate("runs", "policy")
+    gate = EvaluationGate("runs", "policy", check=check_promotion)
     ok = await gate.check("acme", "m", 2, 1)
     assert ok == GateResult(True, "groundedness -0.02", {"d": -0.02})
     assert (await gate.check("acme", "m", 3, 1)).allowed is False

@@ -1,34 +1,35 @@
 """PromotionGate adapters: the evaluation gate (interface 3 of the rollout work) and the
 refusing stand-in used until one is configured.
 
-The evaluation gate calls `llmops_registry.domain.gate.check_promotion(evaluations, tenant,
-model, candidate, production, policy) -> GateDecision(allowed, reason, details)` by name, so
-the rollout code does not depend on how evaluations are stored.
+The evaluation gate is handed its check: `check_promotion(evaluations, tenant, model,
+candidate, production, policy) -> GateDecision(allowed, reason, details)`, by default the
+domain's (`llmops_registry.domain.gate.check_promotion`), so the rollout code does not depend
+on how evaluations are stored and tests pass their own.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from llmops_registry.domain.gate import GateDecision, check_promotion
 from llmops_registry.ports_rollout import GateResult
 
-GATE_MODULE = "llmops_registry.domain.gate"
+# (evaluations, tenant, model, candidate, production, policy) -> the gate's decision.
+CheckPromotion = Callable[[Any, str, str, int, int | None, Any], Awaitable[GateDecision]]
 
 
 class EvaluationGate:
-    def __init__(self, evaluations: Any, policy: Any = None) -> None:
+    def __init__(self, evaluations: Any, policy: Any = None,
+                 check: CheckPromotion = check_promotion) -> None:
         self.evaluations = evaluations
         self.policy = policy
+        self.check_promotion = check
 
     async def check(self, tenant: str, name: str, candidate: int,
                     production: int | None) -> GateResult:
-        check_promotion = importlib.import_module(GATE_MODULE).check_promotion
-        decision = check_promotion(self.evaluations, tenant, name, candidate, production,
-                                   self.policy)
-        if inspect.isawaitable(decision):
-            decision = await decision
+        decision = await self.check_promotion(self.evaluations, tenant, name, candidate,
+                                              production, self.policy)
         return GateResult(bool(decision.allowed), str(decision.reason),
                           {k: float(x) for k, x in dict(decision.details or {}).items()})
 
@@ -40,12 +41,3 @@ class NoGate:
     async def check(self, tenant: str, name: str, candidate: int,
                     production: int | None) -> GateResult:
         return GateResult(False, "no evaluation gate is configured in this registry")
-
-
-def available() -> bool:
-    """Whether the evaluation gate's module is installed in this registry."""
-    try:
-        importlib.import_module(GATE_MODULE)
-    except ImportError:
-        return False
-    return True
