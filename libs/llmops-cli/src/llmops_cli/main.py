@@ -192,7 +192,8 @@ async def cmd_ask(args: argparse.Namespace) -> int:
     md = metadata(api_key_for(args.tenant, args.api_key))
     req = inference_pb2.GenerateRequest(question=args.text, model_alias=args.model,
                                         rag=not args.no_rag, top_k=args.k,
-                                        max_new_tokens=args.max_new_tokens, no_cache=args.no_cache)
+                                        max_new_tokens=args.max_new_tokens, no_cache=args.no_cache,
+                                        session_id=args.session)
     if args.prompt:
         req.prompt_name, _, label = args.prompt.partition("@")
         req.prompt_label = label
@@ -274,6 +275,9 @@ def parser() -> argparse.ArgumentParser:
     ask.add_argument("--no-cache", action="store_true", help="skip the answer cache")
     ask.add_argument("--prompt", default="", help="registry prompt as NAME or NAME@LABEL "
                                                   "(default rag-answer@production)")
+    ask.add_argument("--session", default="", metavar="ID",
+                     help="a session id: while a canary runs, every ask of one session is "
+                          "answered by the same model version")
     ask.set_defaults(func=cmd_ask)
     feedback_cmds.add_commands(sub, [common, tenant])
     datasets_cmds.add_commands(sub, [common, tenant])

@@ -5,7 +5,8 @@ Canaries are cached per (tenant) like alias resolutions and invalidated by the s
 ModelAliasChanged events (every canary step is one, on alias `canary`), so a share change, a
 promotion or a rollback reaches every replica at once; the TTL bounds staleness if an event is
 missed. A registry that cannot say whether there is a canary leaves the request on production
-(never a failed request for a canary lookup).
+(never a failed request for a canary lookup). Requests made inside `bound_session(id)` are
+sticky per session (domain/canary.session_draw); the others draw per request.
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ import grpc
 
 from llmops.registry.v1 import rollout_pb2, rollout_pb2_grpc
 from llmops_inference.adapters.registry import RegistryClient, model_ref
-from llmops_inference.domain.canary import CanaryRoute, route
+from llmops_inference.domain.canary import CanaryRoute, current_session, route, session_draw
 from llmops_inference.domain.model import ModelRef
 from llmops_kit.context import current_tenant
 from llmops_kit.errors import DomainError, NotFound
 from llmops_kit.grpc_client import call_peer
 
 log = logging.getLogger(__name__)
+
+
+def canary_id(canary: rollout_pb2.Canary) -> str:
+    """One start of one candidate: a canary started again reshuffles the sessions."""
+    started = canary.started_at
+    return f"{canary.name}@{canary.candidate_version}/{started.seconds}.{started.nanos:09d}"
 
 
 class CanaryResolver:
@@ -46,7 +53,12 @@ class CanaryResolver:
         production = await self.registry.resolve(alias)
         if alias != self.production_alias:
             return production
-        return route(production, await self._route(current_tenant() or ""), self.draw())
+        tenant = current_tenant() or ""
+        canary = await self._route(tenant)
+        session = current_session()
+        draw = session_draw(tenant, session, canary.canary_id) if canary and session \
+            else self.draw()
+        return route(production, canary, draw)
 
     async def _route(self, tenant: str) -> CanaryRoute | None:
         cached = self._routes.get(tenant)
@@ -59,7 +71,7 @@ class CanaryResolver:
                 peer=f"registry (canary of {self.registry.model_name})",
                 timeout=self.registry.timeout, unavailable="REGISTRY_UNAVAILABLE")
             if canary.state == rollout_pb2.CANARY_STATE_PROGRESSING and canary.share > 0:
-                found = CanaryRoute(canary.share, model_ref(canary.candidate))
+                found = CanaryRoute(canary.share, model_ref(canary.candidate), canary_id(canary))
         except NotFound:
             found = None
         except DomainError as exc:

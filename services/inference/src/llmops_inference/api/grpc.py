@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
+from llmops_inference.domain.canary import MAX_SESSION_CHARS, bound_session
 from llmops_inference.domain.feedback import FeedbackService
 from llmops_inference.domain.model import (
     Answer,
@@ -20,7 +21,7 @@ from llmops_inference.domain.pipeline import AnswerService
 from llmops_inference.settings import Settings
 from llmops_kit.auth import Role
 from llmops_kit.context import current_tenant
-from llmops_kit.errors import Unauthenticated
+from llmops_kit.errors import InvalidArgument, Unauthenticated
 
 SERVICE_FULL_NAME = "llmops.inference.v1.InferenceService"
 # The least role each RPC needs (enforced by the kit's gRPC wrapper).
@@ -51,6 +52,16 @@ def to_question(req: inference_pb2.GenerateRequest, settings: Settings) -> Quest
         use_cache=not req.no_cache,
         model_version=req.model_version,
     )
+
+
+def session_of(req: inference_pb2.GenerateRequest) -> str:
+    """The request's session id (sticky canary routing); never logged or echoed back."""
+    session = req.session_id
+    if len(session) > MAX_SESSION_CHARS or not session.isprintable():
+        raise InvalidArgument("BAD_SESSION_ID",
+                              f"session_id must be at most {MAX_SESSION_CHARS} printable "
+                              "characters")
+    return session
 
 
 PASSAGE_ACTION = {
@@ -102,16 +113,18 @@ class InferenceServicer(inference_pb2_grpc.InferenceServiceServicer):
 
     async def Generate(self, request: inference_pb2.GenerateRequest,
                        context: grpc.aio.ServicerContext) -> inference_pb2.GenerateResponse:
-        return to_response(await self.service.answer(to_question(request, self.settings)))
+        with bound_session(session_of(request)):
+            return to_response(await self.service.answer(to_question(request, self.settings)))
 
     async def GenerateStream(self, request: inference_pb2.GenerateRequest,
                              context: grpc.aio.ServicerContext
                              ) -> AsyncIterator[inference_pb2.GenerateStreamResponse]:
-        async for item in self.service.stream(to_question(request, self.settings)):
-            if isinstance(item, str):
-                yield inference_pb2.GenerateStreamResponse(token=item)
-            else:
-                yield inference_pb2.GenerateStreamResponse(final=to_response(item))
+        with bound_session(session_of(request)):
+            async for item in self.service.stream(to_question(request, self.settings)):
+                if isinstance(item, str):
+                    yield inference_pb2.GenerateStreamResponse(token=item)
+                else:
+                    yield inference_pb2.GenerateStreamResponse(final=to_response(item))
 
     async def SubmitFeedback(self, request: inference_pb2.SubmitFeedbackRequest,
                              context: grpc.aio.ServicerContext

@@ -75,6 +75,7 @@ class GenerateRequest(_message.Message):
     SEED_FIELD_NUMBER: _builtins.int
     NO_CACHE_FIELD_NUMBER: _builtins.int
     MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    SESSION_ID_FIELD_NUMBER: _builtins.int
     question: _builtins.str
     model_alias: _builtins.str
     """Registry alias of the model; empty means "production"."""
@@ -97,6 +98,12 @@ class GenerateRequest(_message.Message):
     otherwise) instead of resolving `model_alias`; 0 resolves the alias. What evaluation runs
     use to pin the version they measure.
     """
+    session_id: _builtins.str
+    """The caller's conversation or user session (at most 128 printable characters; not logged).
+    While a tenant's canary runs, every request of one session is served by the same version
+    as long as the share is unchanged (a hash of tenant, session and canary against the
+    share); empty: each request draws on its own.
+    """
     def __init__(
         self,
         *,
@@ -111,10 +118,11 @@ class GenerateRequest(_message.Message):
         seed: _builtins.int | None = ...,
         no_cache: _builtins.bool = ...,
         model_version: _builtins.int = ...,
+        session_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_rag", b"_rag", "_seed", b"_seed", "_temperature", b"_temperature", "rag", b"rag", "seed", b"seed", "temperature", b"temperature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rag", b"_rag", "_seed", b"_seed", "_temperature", b"_temperature", "max_new_tokens", b"max_new_tokens", "model_alias", b"model_alias", "model_version", b"model_version", "no_cache", b"no_cache", "prompt_label", b"prompt_label", "prompt_name", b"prompt_name", "question", b"question", "rag", b"rag", "seed", b"seed", "temperature", b"temperature", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_rag", b"_rag", "_seed", b"_seed", "_temperature", b"_temperature", "max_new_tokens", b"max_new_tokens", "model_alias", b"model_alias", "model_version", b"model_version", "no_cache", b"no_cache", "prompt_label", b"prompt_label", "prompt_name", b"prompt_name", "question", b"question", "rag", b"rag", "seed", b"seed", "session_id", b"session_id", "temperature", b"temperature", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__rag: _TypeAlias = _typing.Literal["rag"]  # noqa: Y015
     _WhichOneofArgType__rag: _TypeAlias = _typing.Literal["_rag", b"_rag"]  # noqa: Y015
