@@ -102,3 +102,18 @@ def test_list_is_newest_first_per_tenant_with_pages(store: SqlJobStore) -> None:
     assert [j.job_id for j in rest] == ["j2", "j1", "j0"]
     store.claim("r", T0, 30)
     assert [j.job_id for j in store.list_jobs("acme", JobState.RUNNING, 10, None)] == ["j0"]
+
+
+def test_tenant_jobs_and_deleting_a_tenants_jobs_with_their_history(store: SqlJobStore) -> None:
+    for job_id, minutes, tenant in (("a2", 2, "acme"), ("a1", 1, "acme"), ("g1", 0, "globex")):
+        assert store.insert(job(job_id, minutes, tenant))
+        store.record(job_id, "", [("state", {"state": "QUEUED"})], None, T0)
+    store.claim("replica-a", T0, 30)  # g1 (the oldest) runs
+    assert [j.job_id for j in store.tenant_jobs("acme")] == ["a1", "a2"]
+    assert store.delete_tenant("acme") == 2
+    assert store.tenant_jobs("acme") == [] and store.history("a1", 0) == []
+    assert store.get("acme", "a2") is None
+    assert [(j.job_id, j.state) for j in store.tenant_jobs("globex")] == \
+        [("g1", JobState.RUNNING)]
+    assert [p.data["state"] for p in store.history("g1", 0)] == ["QUEUED", "RUNNING"]
+    assert store.delete_tenant("acme") == 0
