@@ -141,7 +141,8 @@ async def test_tenant_deleted_removes_jobs_folders_and_datasets(
         assert (datasets / "globex" / ids["globex"] / "manifest.json").is_file()
 
         # Redelivered (or published again): nothing left to delete, nothing else touched.
-        await send_tenant_deleted(kafka, topic.topic, "acme")
+        # A tenant id no dataset folder could have (a space) is not retried forever either.
+        await send_tenant_deleted(kafka, topic.topic, "acme", "not a folder name")
         await eventually(acme_gone, 60)
         assert t.trainer.store.tenant_jobs("acme") == []
         assert [j.job_id for j in t.trainer.store.tenant_jobs("globex")] == [other.job_id]
