@@ -1,6 +1,7 @@
 """Canaries end to end over real sockets: the model registry (gRPC, SQLite, its outbox on a real
 Kafka topic of this run, the canary controller) and the inference service (gRPC, its
-per-request canary resolution against the registry, alias events from Kafka).
+per-request canary resolution against the registry, alias events from Kafka), and sticky
+routing for requests that carry a session id.
 
 Stand-ins: retrieval, prompts and safety (allow everything), the generation backend (a fault
 switch: the adapter `broken` fails to load, as a candidate whose adapter path the generation
@@ -46,7 +47,7 @@ from llmops_inference.domain.pipeline import AnswerService, Limits
 from llmops_inference.settings import Settings as InferenceSettings
 from llmops_kit import events
 from llmops_kit.errors import Unavailable
-from llmops_kit.grpc_server import GrpcServer
+from llmops_kit.grpc_server import GrpcServer, error_reason
 from llmops_kit.kafka import EventBus, ensure_topics
 from llmops_kit.key_resolver import build_resolver
 from llmops_kit.settings import KafkaSettings
@@ -389,3 +390,31 @@ async def test_rollback_under_concurrent_traffic_fails_no_request(rig: Rig) -> N
 
     await until(all_production, timeout=20)
     assert datetime.now(UTC)  # the module's tenants are independent: nothing left behind
+
+
+async def test_a_session_is_served_by_one_version_while_the_share_holds(rig: Rig) -> None:
+    # After the first test aborted its canary, acme starts another one (sticky sessions).
+    tenant = "acme"
+    good = (await versions_of(rig, tenant))["good"]
+    await rig.rollout.StartCanary(rollout_pb2.StartCanaryRequest(
+        name=MODEL, candidate_version=good, share=50, interval_seconds=3600),
+        metadata=md(tenant))
+    sessions = [f"chat-{uuid.uuid4().hex[:8]}" for _ in range(30)]
+    served: dict[str, list[str]] = {s: [] for s in sessions}
+    for _ in range(4):  # four rounds: every session asks again, all sessions at once
+        resps = await asyncio.gather(*(rig.inference.Generate(
+            inference_pb2.GenerateRequest(question=f"q {uuid.uuid4().hex}", rag=False,
+                                          no_cache=True, session_id=s), metadata=md(tenant))
+            for s in sessions))
+        for s, r in zip(sessions, resps, strict=True):
+            served[s].append(r.model_version)
+    assert all(len(set(v)) == 1 for v in served.values()), served
+    firsts = {v[0] for v in served.values()}
+    assert firsts == {f"{MODEL}@1", f"{MODEL}@{good}"}  # 30 sessions at 50 %: both serve
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await rig.inference.Generate(inference_pb2.GenerateRequest(
+            question="q", rag=False, session_id="x" * 129), metadata=md(tenant))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error_reason(caught.value) == "BAD_SESSION_ID"
+    await rig.rollout.AbortCanary(rollout_pb2.AbortCanaryRequest(name=MODEL, reason="done"),
+                                  metadata=md(tenant))
