@@ -163,11 +163,12 @@ class Rig:
     generator: Generation_
     sink: Sink
 
-    async def ask(self, tenant: str, n: int = 1) -> list[str]:
+    async def ask(self, tenant: str, n: int = 1, sessions: Sequence[str] = ()) -> list[str]:
+        """The versions that served `n` concurrent requests (one per session if given)."""
         resps = await asyncio.gather(*(self.inference.Generate(
             inference_pb2.GenerateRequest(question=f"q {uuid.uuid4().hex}", rag=False,
-                                          no_cache=True), metadata=md(tenant))
-            for _ in range(n)))
+                                          no_cache=True, session_id=s), metadata=md(tenant))
+            for s in (list(sessions) or [""] * n)))
         return [r.model_version for r in resps]
 
 
@@ -252,6 +253,15 @@ async def versions_of(rig: Rig, tenant: str) -> dict[str, int]:
         registry_pb2.ListModelVersionsRequest(name=MODEL), metadata=md(tenant))
     return {v.metadata["adapter_id"]: v.version for v in listed.versions
             if "adapter_id" in v.metadata}
+
+
+async def start_good_canary(rig: Rig, tenant: str, share: int) -> int:
+    """Starts the tenant's canary of its healthy version (no analysis: a long interval)."""
+    good = (await versions_of(rig, tenant))["good"]
+    await rig.rollout.StartCanary(rollout_pb2.StartCanaryRequest(
+        name=MODEL, candidate_version=good, share=share, interval_seconds=3600),
+        metadata=md(tenant))
+    return good
 
 
 async def test_canary_share_is_within_binomial_tolerance(rig: Rig) -> None:
@@ -344,10 +354,7 @@ async def test_faulty_candidate_is_rolled_back_automatically(rig: Rig) -> None:
 
 async def test_rollback_under_concurrent_traffic_fails_no_request(rig: Rig) -> None:
     tenant = "initech"
-    good = (await versions_of(rig, tenant))["good"]
-    await rig.rollout.StartCanary(rollout_pb2.StartCanaryRequest(
-        name=MODEL, candidate_version=good, share=50, interval_seconds=3600),
-        metadata=md(tenant))
+    good = await start_good_canary(rig, tenant, share=50)
     rig.generator.release.clear()
     n = 40
 
@@ -395,19 +402,12 @@ async def test_rollback_under_concurrent_traffic_fails_no_request(rig: Rig) -> N
 async def test_a_session_is_served_by_one_version_while_the_share_holds(rig: Rig) -> None:
     # After the first test aborted its canary, acme starts another one (sticky sessions).
     tenant = "acme"
-    good = (await versions_of(rig, tenant))["good"]
-    await rig.rollout.StartCanary(rollout_pb2.StartCanaryRequest(
-        name=MODEL, candidate_version=good, share=50, interval_seconds=3600),
-        metadata=md(tenant))
+    good = await start_good_canary(rig, tenant, share=50)
     sessions = [f"chat-{uuid.uuid4().hex[:8]}" for _ in range(30)]
     served: dict[str, list[str]] = {s: [] for s in sessions}
     for _ in range(4):  # four rounds: every session asks again, all sessions at once
-        resps = await asyncio.gather(*(rig.inference.Generate(
-            inference_pb2.GenerateRequest(question=f"q {uuid.uuid4().hex}", rag=False,
-                                          no_cache=True, session_id=s), metadata=md(tenant))
-            for s in sessions))
-        for s, r in zip(sessions, resps, strict=True):
-            served[s].append(r.model_version)
+        for s, version in zip(sessions, await rig.ask(tenant, sessions=sessions), strict=True):
+            served[s].append(version)
     assert all(len(set(v)) == 1 for v in served.values()), served
     firsts = {v[0] for v in served.values()}
     assert firsts == {f"{MODEL}@1", f"{MODEL}@{good}"}  # 30 sessions at 50 %: both serve
