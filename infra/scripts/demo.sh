@@ -154,8 +154,10 @@ if started=$(llmops models canary "$MODEL@$cand" "${canary[@]}" --reason "demo: 
   echo "(the promotion gate passed: the candidate's evaluation is at least as good as production's)"
 elif [[ $started == *GATE_REFUSED* || $started == *"promotion gate"* ]]; then
   echo "$started"
-  echo "The promotion gate REFUSED the candidate: its evaluation above is worse than production's"
-  echo "on a gate metric (a 24-step fine-tune is not expected to beat the base model)."
+  echo "The promotion gate REFUSED the candidate; the rules it failed (candidate vs production):"
+  tr ';' '\n' <<<"$started" | grep FAILED | sed 's/^ */  /' || true
+  echo "(a 24-step fine-tune is rarely better than the base model, and an adapter answers slower"
+  echo "than the base model's fast decode path)"
   echo "To show the canary anyway, the demo overrides the gate, on the record (alias history, audit log):"
   echo "+ llmops models canary $MODEL@$cand ${canary[*]} --override \"demo\""
   llmops models canary "$MODEL@$cand" "${canary[@]}" --override "demo"
