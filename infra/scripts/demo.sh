@@ -171,9 +171,12 @@ questions=("How many vacation days can I carry over?" "What is the daily meal al
            "Who do I tell when my laptop is stolen?" "How long must a password be?"
            "Which regions is Orbit available in?" "How many seats does the Orbit Starter plan include?")
 stop_traffic=$(mktemp -u)
+# The loop ends when the stop file appears, also when this script ends early (trap), and when
+# the script is gone (killed).
+trap 'touch "$stop_traffic"' EXIT
 (
   i=0
-  while [[ ! -e $stop_traffic ]]; do
+  while [[ ! -e $stop_traffic ]] && kill -0 $$ 2>/dev/null; do
     q=${questions[i % ${#questions[@]}]}
     if answer=$(llmops ask "$q" --tenant acme --no-cache --max-new-tokens 32 --json 2>&1); then
       field '"  served by %s in %.0f ms: %s" % (d.get("model_version"), next((s.get("milliseconds", 0) for s in d.get("stages", []) if s.get("stage") == "total"), 0), " ".join(d.get("answer", "").split())[:70])' <<<"$answer" || true
@@ -188,6 +191,7 @@ canary_rc=0
 llmops models canary status "$MODEL" --tenant acme --wait --wait-timeout 10m || canary_rc=$?
 touch "$stop_traffic"
 wait "$traffic_pid" || true
+trap - EXIT
 rm -f "$stop_traffic"
 verdict=$(llmops models canary status "$MODEL" --tenant acme --json | field 'd["reason"]')
 case $canary_rc in
