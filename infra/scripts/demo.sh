@@ -212,6 +212,13 @@ else
   llmops ask "How many days of paid vacation does a full-time employee get per year?" --tenant acme --model staging --no-cache --max-new-tokens 48
 fi
 echo "(fine-tune -> evaluate -> canary -> answer took $((SECONDS - FT_START)) s)"
+if [[ $canary_rc == 0 ]]; then
+  # Back again in one call: a short demo fine-tune should not stay acme's production (and the
+  # next demo starts from the same production version).
+  step "Rollback: one call puts production v$prod back (requests in flight finish on v$cand)"
+  llmops models rollback "$MODEL" --reason "demo: back to v$prod" --tenant acme
+  llmops ask "How many days of paid vacation does a full-time employee get per year?" --tenant acme --no-cache --max-new-tokens 48
+fi
 
 step "Stack status"
 llmops status || true
