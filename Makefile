@@ -16,7 +16,7 @@ DEV := LLMOPS_DEV_MODE=true
         test-unit test-integration test-e2e bench compose-check clean
 
 help:
-	@echo "make demo   - set up, start the stack, ingest samples/corpus, search it"
+	@echo "make demo   - set up, start the stack, ingest samples/corpus, search and answer, fine-tune, evaluate, canary"
 	@echo "make test   - set up, lint, start infrastructure, run the whole test suite"
 	@echo "other: setup protos lint up down status bench infra-up infra-down clean"
 

@@ -1,21 +1,27 @@
 """`llmops models canary|rollback`: canary rollouts of a tenant's production model.
 
     llmops models canary NAME@VERSION --share 10 --step 20 --interval 30s --threshold 2
-    llmops models canary status NAME
+    llmops models canary NAME@VERSION --override "why" --wait   # past a refusing gate, then follow it
+    llmops models canary status NAME [--wait]
     llmops models canary abort NAME
     llmops models rollback NAME
 
 A canary and a rollback are the caller's tenant's own (a maintainer key). The steps the
 registry's controller takes land in the alias history: `llmops models history NAME`.
+`--wait` (start or status) follows the canary until the controller ends it, printing each
+step, and exits 0 when it was promoted, 1 when it was rolled back or aborted, 3 when it is
+still progressing after --wait-timeout (as `kubectl argo rollouts status` does).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import re
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -30,6 +36,10 @@ STATES = {rollout_pb2.CANARY_STATE_PROGRESSING: "progressing",
           rollout_pb2.CANARY_STATE_ROLLED_BACK: "rolled back",
           rollout_pb2.CANARY_STATE_ABORTED: "aborted"}
 _DURATION = re.compile(r"^(\d+)(s|m|h)?$")
+# `--wait` exit codes: promoted, ended otherwise (rolled back, aborted), still progressing.
+WAIT_EXIT = {rollout_pb2.CANARY_STATE_PROMOTED: 0, rollout_pb2.CANARY_STATE_ROLLED_BACK: 1,
+             rollout_pb2.CANARY_STATE_ABORTED: 1}
+WAIT_TIMED_OUT = 3
 
 
 def duration(value: str) -> int:
@@ -81,6 +91,63 @@ def describe(c: rollout_pb2.Canary) -> str:
     return "\n".join(lines)
 
 
+def progress_line(c: rollout_pb2.Canary) -> str:
+    """One line per change while waiting: `progressing at 50% (failed checks 0 of 2): ...`."""
+    state = STATES.get(c.state, "unknown")
+    line = state + (f" at {c.share}%" if c.state == rollout_pb2.CANARY_STATE_PROGRESSING
+                    else "") + f" (failed checks {c.failed_checks} of {c.threshold})"
+    return line + (f": {c.reason}" if c.reason else "")
+
+
+async def wait_until_done(get: Callable[[], Awaitable[rollout_pb2.Canary]], timeout: float,
+                          poll: float, report: Callable[[rollout_pb2.Canary], None]
+                          ) -> rollout_pb2.Canary:
+    """Polls the canary until it is no longer progressing or `timeout` seconds passed; calls
+    `report` with every canary whose state, share, failed checks or reason changed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    seen: tuple[int, int, int, str] | None = None
+    while True:
+        c = await get()
+        key = (c.state, c.share, c.failed_checks, c.reason)
+        if key != seen:
+            report(c)
+            seen = key
+        left = deadline - loop.time()
+        if c.state != rollout_pb2.CANARY_STATE_PROGRESSING or left <= 0:
+            return c
+        await asyncio.sleep(min(poll, left))
+
+
+def start_request(args: argparse.Namespace, name: str, version: int
+                  ) -> rollout_pb2.StartCanaryRequest:
+    """`--override REASON` is `--override-gate --reason REASON` (as `models promote`'s)."""
+    return rollout_pb2.StartCanaryRequest(
+        name=name, candidate_version=version, share=args.share, step=args.step,
+        max_share=args.max_share, interval_seconds=args.interval, threshold=args.threshold,
+        reason=args.override or args.reason,
+        override_gate=args.override_gate or bool(args.override),
+        thresholds=rollout_pb2.CanaryThresholds(min_requests=args.min_requests or 0))
+
+
+async def _follow(args: argparse.Namespace, stub: rollout_pb2_grpc.RolloutServiceAsyncStub,
+                  name: str, md: tuple[tuple[str, str], ...]) -> int:
+    def report(c: rollout_pb2.Canary) -> None:
+        if not args.json:
+            print(f"{time.strftime('%H:%M:%S')} {progress_line(c)}", flush=True)
+
+    async def get() -> rollout_pb2.Canary:
+        c: rollout_pb2.Canary = await stub.GetCanary(
+            rollout_pb2.GetCanaryRequest(name=name), metadata=md, timeout=TIMEOUT)
+        return c
+
+    c = await wait_until_done(get, args.wait_timeout, args.poll, report)
+    done = c.state != rollout_pb2.CANARY_STATE_PROGRESSING
+    _emit(args, _canary_dict(c), describe(c) if done else
+          f"still progressing after {args.wait_timeout}s\n" + describe(c))
+    return WAIT_EXIT.get(c.state, 1) if done else WAIT_TIMED_OUT
+
+
 async def cmd_canary(args: argparse.Namespace) -> int:
     md = _md(args)
     async with _rollout() as stub:
@@ -89,6 +156,8 @@ async def cmd_canary(args: argparse.Namespace) -> int:
                 print(f"usage: llmops models canary {args.target} NAME", file=sys.stderr)
                 return 2
             if args.target == "status":
+                if args.wait:
+                    return await _follow(args, stub, args.name, md)
                 c = await stub.GetCanary(rollout_pb2.GetCanaryRequest(name=args.name),
                                          metadata=md, timeout=TIMEOUT)
             else:
@@ -101,12 +170,12 @@ async def cmd_canary(args: argparse.Namespace) -> int:
         except argparse.ArgumentTypeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-        req = rollout_pb2.StartCanaryRequest(
-            name=name, candidate_version=version, share=args.share, step=args.step,
-            max_share=args.max_share, interval_seconds=args.interval, threshold=args.threshold,
-            reason=args.reason, override_gate=args.override_gate,
-            thresholds=rollout_pb2.CanaryThresholds(min_requests=args.min_requests or 0))
-        c = await stub.StartCanary(req, metadata=md, timeout=TIMEOUT)
+        c = await stub.StartCanary(start_request(args, name, version), metadata=md,
+                                   timeout=TIMEOUT)
+        if args.wait:
+            if not args.json:
+                print("started\n" + describe(c), flush=True)
+            return await _follow(args, stub, name, md)
     _emit(args, _canary_dict(c), "started\n" + describe(c))
     return 0
 
@@ -166,6 +235,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     canary.add_argument("--reason", default="", help="recorded in the alias history")
     canary.add_argument("--override-gate", action="store_true",
                         help="start although the evaluation gate refuses (needs --reason)")
+    canary.add_argument("--override", default="", metavar="REASON",
+                        help="--override-gate with this reason (recorded in the alias history)")
+    canary.add_argument("--wait", action="store_true",
+                        help="follow it until promoted (exit 0), rolled back or aborted (1)")
+    canary.add_argument("--wait-timeout", type=duration, default=900,
+                        help="give up waiting after this long (exit 3): 10m (15m)")
+    canary.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
     canary.set_defaults(func=cmd_canary)
     rollback = models.add_parser(
         "rollback", parents=parents,

@@ -28,6 +28,8 @@ CANARY = rollout_pb2.Canary(
 class FakeRollout(rollout_pb2_grpc.RolloutServiceServicer):
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any, dict[str, str]]] = []
+        # GetCanary answers these in turn (the last one from then on); empty: CANARY.
+        self.states: list[rollout_pb2.Canary] = []
 
     def _record(self, method: str, request: Any, context: grpc.ServicerContext) -> None:
         self.calls.append((method, request, dict(context.invocation_metadata())))
@@ -44,6 +46,8 @@ class FakeRollout(rollout_pb2_grpc.RolloutServiceServicer):
 
     def GetCanary(self, request, context):  # type: ignore[no-untyped-def]
         self._record("GetCanary", request, context)
+        if self.states:
+            return self.states.pop(0) if len(self.states) > 1 else self.states[0]
         return CANARY
 
     def AbortCanary(self, request, context):  # type: ignore[no-untyped-def]
@@ -119,3 +123,58 @@ def test_errors_and_bad_arguments(rollout: FakeRollout,
     assert run(["models", "canary", "status", "--tenant", "acme"]) == 2
     assert len(rollout.calls) == 1  # nothing bad was sent
     assert [duration(v) for v in ("30", "30s", "5m", "1h")] == [30, 30, 300, 3600]
+
+
+def canary(state: int, share: int, failed: int = 0, reason: str = "") -> rollout_pb2.Canary:
+    out = rollout_pb2.Canary()
+    out.CopyFrom(CANARY)
+    out.state, out.share, out.failed_checks, out.reason = state, share, failed, reason
+    return out
+
+
+PROGRESSING = rollout_pb2.CANARY_STATE_PROGRESSING
+
+
+def test_canary_wait_follows_the_controller_until_promoted(
+        rollout: FakeRollout, capsys: pytest.CaptureFixture[str]) -> None:
+    waiting = "waiting for requests: candidate served 1 of 3 needed for a verdict"
+    rollout.states = [
+        canary(PROGRESSING, 50, reason=waiting), canary(PROGRESSING, 50, reason=waiting),
+        canary(PROGRESSING, 100, reason="advanced to 100%: healthy over 3 candidate requests"),
+        canary(rollout_pb2.CANARY_STATE_PROMOTED, 100, reason="promoted v2 at 100%: healthy")]
+    assert run(["models", "canary", "smollm2@2", "--share", "50", "--step", "50",
+                "--override", "demo", "--wait", "--poll", "0.01", "--tenant", "acme"]) == 0
+    start = rollout.calls[0][1]
+    assert (start.override_gate, start.reason) == (True, "demo")
+    assert [c[0] for c in rollout.calls] == ["StartCanary"] + ["GetCanary"] * 4
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "started"
+    # One line per change (the repeated "waiting" is printed once), after an HH:MM:SS stamp.
+    changes = [line.split(" ", 1)[1] for line in lines if line[:2].isdigit()]
+    assert changes == [
+        f"progressing at 50% (failed checks 0 of 2): {waiting}",
+        "progressing at 100% (failed checks 0 of 2): advanced to 100%: healthy over 3 "
+        "candidate requests",
+        "promoted (failed checks 0 of 2): promoted v2 at 100%: healthy"]
+    assert lines[-1] == "last: promoted v2 at 100%: healthy"
+
+
+def test_canary_status_wait_exits_1_on_a_rollback_and_3_when_still_progressing(
+        rollout: FakeRollout, capsys: pytest.CaptureFixture[str]) -> None:
+    rollout.states = [canary(PROGRESSING, 10),
+                      canary(rollout_pb2.CANARY_STATE_ROLLED_BACK, 0, 2, "rolled back: p95")]
+    assert run(["models", "canary", "status", "smollm2", "--wait", "--poll", "0.01",
+                "--json", "--tenant", "acme"]) == 1
+    data = json.loads(capsys.readouterr().out)  # --json: only the final canary
+    assert (data["state"], data["failed_checks"], data["reason"]) == \
+        ("rolled_back", 2, "rolled back: p95")
+    rollout.states = [canary(PROGRESSING, 10, reason="waiting")]
+    assert run(["models", "canary", "status", "smollm2", "--wait", "--wait-timeout", "1",
+                "--poll", "0.2", "--tenant", "acme"]) == 3
+    out = capsys.readouterr().out
+    assert "still progressing after 1s" in out
+    assert out.count("progressing at 10% (failed checks 0 of 2): waiting") == 1
+    polls = [c for c in rollout.calls if c[0] == "GetCanary"]
+    assert 4 <= len(polls) - 2 <= 7  # about 1 s / 0.2 s, not one and not a busy loop
+    rollout.states = [canary(rollout_pb2.CANARY_STATE_ABORTED, 0)]
+    assert run(["models", "canary", "status", "smollm2", "--wait", "--tenant", "acme"]) == 1
