@@ -15,10 +15,9 @@ text = sys.stdin.read()
 d = json.loads(text) if text.strip() else None
 print("" if d is None else eval(sys.argv[1], {"d": d}))' "$1"; }
 
-# The trainer registers a job's output as a file:// version in its job folder, and the
-# generation server loads adapters only from under its models root ($LLMOPS_HOME/models):
-# keep the jobs there so the fine-tuned version can be served (read when the trainer starts).
-export LLMOPS_TRAINER_JOBS_ROOT="${LLMOPS_TRAINER_JOBS_ROOT:-$HOME_DIR/models/trainer-jobs}"
+# The trainer keeps its job folders (and the registered outputs) under the generation server's
+# models root by default ($LLMOPS_HOME/models/trainer-jobs), so the fine-tuned version can be served.
+JOBS_ROOT="${LLMOPS_TRAINER_JOBS_ROOT:-$HOME_DIR/models/trainer-jobs}"
 
 step "Starting Kafka, Weaviate and the services (first run builds Weaviate and fetches Kafka)"
 llmops up
@@ -108,7 +107,7 @@ train_log=$(mktemp)
 if ! llmops train --dataset "$ds_id" --lora --zero-stage 2 --output-name "$MODEL" \
     --max-steps 24 --max-seq-len 128 --micro-batch 1 --lr 3e-4 \
     --eval-interval 12 --checkpoint-interval 12 --tenant acme --watch | tee "$train_log"; then
-  echo "training failed: its worker's log is $LLMOPS_TRAINER_JOBS_ROOT/<job id>/worker.log"
+  echo "training failed: its worker's log is $JOBS_ROOT/<job id>/worker.log"
   exit 1
 fi
 job_id=$(awk '/^job /{print $2; exit}' "$train_log")

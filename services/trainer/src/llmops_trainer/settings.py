@@ -44,7 +44,9 @@ class Settings(ServiceSettings):
     service_name: str = "trainer"
     grpc_port: int = Field(default_factory=lambda: ports.service_port("trainer"))
     database_url: str = Field(default_factory=lambda: f"sqlite:///{_home('data', 'trainer.db')}")
-    jobs_root: Path = Field(default_factory=lambda: _home("trainer", "jobs"))
+    # Under the generation server's default models root ($LLMOPS_HOME/models): a job's output is
+    # registered as a file:// version there, and the server loads only from under that root.
+    jobs_root: Path = Field(default_factory=lambda: _home("models", "trainer-jobs"))
     datasets_root: str = Field(
         default_factory=lambda: str(_home("artifacts", "datasets")),
         validation_alias=AliasChoices("datasets_root", "LLMOPS_DATASETS_ROOT"))

@@ -106,7 +106,7 @@ def test_settings_defaults_and_replica_ids(monkeypatch: pytest.MonkeyPatch) -> N
     assert (s.grpc_port, s.service_name) == (7068, "trainer")
     assert s.replica_id == f"{socket.gethostname()}:7068"
     assert s.database_url == "sqlite:////srv/llmops/data/trainer.db"
-    assert str(s.jobs_root) == "/srv/llmops/trainer/jobs"
+    assert str(s.jobs_root) == "/srv/llmops/models/trainer-jobs"
     assert s.datasets_root == "/srv/llmops/artifacts/datasets"
     assert s.base_models["smollm2-135m-instruct"].path == \
         Path("/srv/llmops/models/smollm2-135m-instruct")
