@@ -28,6 +28,7 @@ from llmops_trainer.api.events import BusProgressPublisher, subscribe_job_reques
 from llmops_trainer.api.grpc import ROLES, SERVICE_NAME, TrainerServicer
 from llmops_trainer.domain.jobs import Jobs
 from llmops_trainer.domain.runner import JobRunner, RunnerConfig
+from llmops_trainer.pipeline.wiring import build_continuous
 from llmops_trainer.ports import ProgressPublisher, SpecValidator
 from llmops_trainer.settings import Settings
 from llmops_trainer.worker import config
@@ -133,6 +134,9 @@ async def build(settings: Settings) -> ServiceApp:
     app.on(Stage.RESOURCE, stop=dispose)
     # The runner publishes progress: after the bus is up, stopped before it.
     app.on(Stage.BUS_CLIENT, start=start_runner, stop=trainer.runner.stop)
+    if settings.continuous.any_enabled and settings.run_jobs:
+        continuous = build_continuous(settings, trainer, bus)
+        app.on(Stage.BUS_CLIENT, start=continuous.start, stop=continuous.stop)
     return app
 
 
