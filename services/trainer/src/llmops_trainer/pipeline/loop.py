@@ -45,7 +45,7 @@ _CANARY_END = {"PROMOTED": LoopState.PROMOTED, "ROLLED_BACK": LoopState.ROLLED_B
 def _why(exc: BaseException) -> str:
     # DomainErrors carry a stable reason and a message without secrets; others: the type only.
     if isinstance(exc, DomainError):
-        return f"{exc.reason}: {exc}"[:MAX_REASON]
+        return str(exc)[:MAX_REASON]
     return type(exc).__name__
 
 
