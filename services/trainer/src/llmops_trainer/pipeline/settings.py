@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmops_kit import ports
+from llmops_kit.ports import service_address
 
 Kind = Literal["instruction", "chat", "text"]
 TRAINABLE_KINDS: tuple[Kind, ...] = ("instruction", "chat", "text")
@@ -97,7 +97,7 @@ class ContinuousSettings(BaseModel):
     # A step that fails this often in a row (inference or the registry unreachable) ends the
     # loop `failed`.
     max_attempts: int = Field(default=5, ge=1)
-    inference_address: str = Field(default_factory=lambda: ports.service_address("inference"))
+    inference_address: str = Field(default_factory=lambda: service_address("inference"))
     consumer_group: str = "trainer-continuous"
 
     def policy(self, tenant: str) -> TenantPolicy:
