@@ -50,8 +50,14 @@ async def test_a_matching_dataset_version_runs_the_loop_to_a_canary() -> None:
     assert "holds_fact 0.750" in r.sink.steps[3].loop.reason
     assert [s.sequence for s in r.sink.steps] == [1, 2, 3, 4, 5, 6]
     assert not r.sink.steps[-1].final
-    # The canary promotes: the loop ends with it.
+    # The canary promotes: the loop ends with it (the canary is looked at once per interval).
     r.rollout.current = r.rollout.current.__class__("PROMOTED", 2, 100, "promoted v2")
+    await r.pipeline.tick()
+    assert r.sink.names(loop_id)[-1] == "canary_started"
+    r.clock.advance(1)
+    await r.pipeline.tick()
+    assert r.sink.names(loop_id)[-1] == "canary_started"
+    r.clock.advance(1)
     await r.pipeline.tick()
     assert r.sink.names(loop_id)[-1] == "canary_promoted"
     assert r.sink.steps[-1].final and r.sink.steps[-1].loop.reason == "promoted v2"

@@ -63,6 +63,9 @@ class Pipeline:
         self.sink = sink
         self.clock = clock
         self._lock = asyncio.Lock()
+        # When each loop's canary was last looked at (at most once per canary interval: every
+        # look is a registry call with a key minted for it).
+        self._canary_seen: dict[str, datetime] = {}
 
     # -- triggers ---------------------------------------------------------------------------
     async def on_dataset(self, tenant: str, dataset_id: str, kind: str, name: str
@@ -169,7 +172,7 @@ class Pipeline:
             case LoopState.EVALUATED:
                 return await self._canary(loop, policy)
             case LoopState.CANARY_STARTED:
-                return await self._canary_done(loop)
+                return await self._canary_done(loop, policy)
         return []
 
     async def _submit(self, loop: Loop, policy: TenantPolicy) -> list[Step]:
@@ -234,17 +237,26 @@ class Pipeline:
                                                      loop.model_version, policy.canary, why)
         except GateRefused as exc:
             return self._move(loop, LoopState.GATE_REFUSED, exc.reason)
+        self._canary_seen[loop.loop_id] = self.clock()
         passed = self._move(loop, LoopState.CANARY_STARTED, canary.reason, step=GATE_PASSED)
         started = self._move(loop, LoopState.CANARY_STARTED,
                              f"canary of v{canary.candidate} at {canary.share}%")
         return passed + started
 
-    async def _canary_done(self, loop: Loop) -> list[Step]:
+    async def _canary_done(self, loop: Loop, policy: TenantPolicy) -> list[Step]:
+        now = self.clock()
+        seen = self._canary_seen.get(loop.loop_id)
+        if seen is not None and now < seen + timedelta(seconds=policy.canary.interval_seconds):
+            return []
+        self._canary_seen[loop.loop_id] = now
         canary = await self.rollout.canary(loop.tenant, loop.model_name)
         if canary is None or canary.candidate != loop.model_version:
             return self._move(loop, LoopState.ABORTED, "the canary was replaced or removed")
         state = _CANARY_END.get(canary.state)
-        return [] if state is None else self._move(loop, state, canary.reason)
+        if state is None:
+            return []
+        self._canary_seen.pop(loop.loop_id, None)
+        return self._move(loop, state, canary.reason)
 
     # -- emitting steps ---------------------------------------------------------------------
     async def flush(self, limit: int = 100) -> int:
