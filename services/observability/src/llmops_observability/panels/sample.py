@@ -11,7 +11,9 @@ What it holds, in the hour from START (tenant "acme" unless said otherwise):
   (which the feedback panels must not count);
 * safety verdicts with finding categories, document events of 6 document versions (one never
   fully indexed, one submitted before the range), drift measurements, events on two topics,
-  dead letters and registry changes.
+  dead letters and registry changes;
+* continuous-training loops (LOOPS): one promoted, one whose job failed, one skipped, one the
+  gate refused, one before the range, and globex's own.
 Every row is also inserted a second time (same version: an exact redelivery) and, for most
 tables, once more with an older version and wrong values: only FINAL reads see the truth.
 """
