@@ -36,7 +36,7 @@ from llmops_kit.settings import KafkaSettings
 from llmops_kit.testing import start_group_at_end
 from llmops_trainer.datasets import DATASET_CREATED_TOPIC
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "smollm2-135m-instruct"
@@ -139,7 +139,7 @@ async def test_a_new_dataset_version_ends_in_a_promoted_canary_with_no_one_invol
             name="ct-train", kind=datasets_pb2.DATASET_KIND_INSTRUCTION,
             jsonl=_jsonl(REPO / "samples" / "train" / "policies-qa.jsonl", 10)),
             metadata=md, timeout=120)
-        await _steps(consumer, found, "canary_started", timeout=300)
+        await _steps(consumer, found, "canary_started", timeout=420)
         assert [x.step for x in found] == TO_CANARY, [(x.step, x.reason) for x in found]
         last = found[-1]
         assert len({x.loop_id for x in found}) == 1 and last.trigger == "dataset"
