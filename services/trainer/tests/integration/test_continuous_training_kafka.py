@@ -116,3 +116,39 @@ async def test_dataset_and_drift_events_start_loops_once_and_every_step_is_publi
     failed = next(e for e in entries if e.action == "continuous_training.job_failed")
     assert (failed.target, failed.service, failed.after["job_id"]) == \
         (first.loop_id, "trainer", steps[1].job_id)
+
+
+async def test_loops_in_sqlite_survive_a_restart_and_a_stale_replica(tmp_path: Path) -> None:
+    from llmops_trainer.pipeline.model import LoopState
+    from llmops_trainer.pipeline.testing import rig
+
+    url = f"sqlite:///{tmp_path}/trainer.db"
+    r = rig(SqlLoopStore(open_engine(url)), cooldown_seconds=600)
+    loop = await r.pipeline.on_dataset(TENANT, "ds-" + "1" * 16, "instruction", "qa")
+    assert loop is not None
+    await r.pipeline.tick()
+    busy = await r.pipeline.on_dataset(TENANT, "ds-" + "2" * 16, "instruction", "qa")
+    assert busy is not None and busy.state is LoopState.SKIPPED
+    r.jobs.finish(job_id_for(loop.loop_id), JobState.SUCCEEDED, version=4)
+
+    # A new trainer process on the same database: the loop goes on where it was.
+    again = rig(SqlLoopStore(open_engine(url)))
+    again.pipeline.jobs = again.jobs = r.jobs
+    stale = again.store.get(loop.loop_id)
+    assert stale is not None and stale.state is LoopState.JOB_SUBMITTED
+    await again.pipeline.tick()  # job_succeeded
+    assert not await again.pipeline.advance(stale)  # moved meanwhile: not overwritten
+    await again.pipeline.tick()  # evaluated
+    await again.pipeline.tick()  # gate passed, canary started
+    steps = again.store.steps(loop.loop_id)
+    assert [(s.step, s.sequence) for s in steps] == [
+        ("triggered", 1), ("job_submitted", 2), ("job_succeeded", 3), ("evaluated", 4),
+        ("gate_passed", 5), ("canary_started", 6)]
+    assert steps[-1].loop.model_version == 4 and steps[-1].loop.production_version == 1
+    assert again.sink.names(loop.loop_id) == ["job_succeeded", "evaluated", "gate_passed",
+                                              "canary_started"]
+    assert again.store.unpublished(10) == []
+    latest = again.store.latest_started(TENANT)
+    assert latest is not None and latest.loop_id == loop.loop_id  # the skipped one is not
+    assert [x.loop_id for x in again.store.active(TENANT)] == [loop.loop_id]
+    assert len(r.jobs.submitted) == 1
