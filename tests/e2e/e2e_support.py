@@ -62,8 +62,10 @@ STRICT_TENANT = tenant_name("strict")
 FAULT_TENANTS = {x: tenant_name(x) for x in ("fkill", "fpublish", "fkafka", "fweaviate",
                                                "freplicas")}
 OBS_TENANT = tenant_name("obs")
+# tests/e2e/test_training_loop.py: the tenant that turns continuous training on.
+CT_TENANT = tenant_name("ct")
 TENANTS = [tenant_name(x) for x in ("a", "b", "faults", "kafka", "bench", "ask", "strict")] + \
-    list(FAULT_TENANTS.values()) + [OBS_TENANT]
+    list(FAULT_TENANTS.values()) + [OBS_TENANT, CT_TENANT]
 
 
 @dataclass

@@ -131,6 +131,7 @@ DASHBOARD_TITLES = {
     "llmops-ingestion": "Ingestion",
     "llmops-drift": "Drift",
     "llmops-platform": "Platform",
+    "llmops-training": "Continuous training",
 }
 
 

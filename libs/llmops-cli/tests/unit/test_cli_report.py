@@ -155,3 +155,17 @@ def test_all_tenants_needs_the_admin_key(monkeypatch: pytest.MonkeyPatch, tmp_pa
     request, md = fake.queries[0]
     assert request.tenant == "*" and md["x-api-key"] == "k-admin"
     assert "All tenants" in (tmp_path / "all.html").read_text()
+
+
+def test_the_continuous_training_panels_are_a_section_of_their_own() -> None:
+    from llmops_cli.report_cmd import DASHBOARD_TITLES
+
+    steps = PanelData("training.loop_steps", "Loop steps", "llmops-training", "table", "short",
+                      "d", [("time", TIME), ("step", "String"), ("reason", "String")],
+                      [[T0, "gate_refused", "gate failed: holds_fact"]])
+    page = render([panel("barchart", [("m", "String"), ("n", "UInt64")], [["a", 1]]), steps],
+                  ReportInfo(T0, T0 + timedelta(hours=1), "acme", dashboards=DASHBOARD_TITLES))
+    assert '<section id="llmops-training"><h2>Continuous training</h2>' in page
+    data = json.loads(re.search(r'id="report-data">(.*?)</script>', page, re.S).group(1))
+    assert data["panels"]["training.loop_steps"]["rows"][0][1:] == \
+        ["gate_refused", "gate failed: holds_fact"]

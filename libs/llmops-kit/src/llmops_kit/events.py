@@ -23,7 +23,7 @@ from llmops.ingestion.v1 import events_pb2 as ingestion_events
 from llmops.observability.v1 import observability_pb2
 from llmops.registry.v1 import evaluation_pb2, registry_pb2
 from llmops.safety.v1 import safety_pb2
-from llmops.trainer.v1 import trainer_pb2
+from llmops.trainer.v1 import pipeline_pb2, trainer_pb2
 from llmops.vectorstore.v1 import events_pb2 as vectorstore_events
 from llmops_kit import topics
 from llmops_kit.context import current_tenant, current_trace_id, new_trace_id
@@ -75,6 +75,9 @@ TRAINING_JOB_REQUESTED = EventType(
 TRAINING_PROGRESS = EventType(topics.TRAINING_PROGRESS, trainer_pb2.TrainingProgress)
 DRIFT_DETECTED = EventType(topics.DRIFT_DETECTED, observability_pb2.DriftDetected)
 TENANT_DELETED = EventType(topics.TENANT_DELETED, admin_pb2.TenantDeleted)
+CONTINUOUS_TRAINING_STEP = EventType(
+    topics.CONTINUOUS_TRAINING_STEP, pipeline_pb2.ContinuousTrainingStep
+)
 
 REGISTRY: dict[str, EventType[Message]] = {
     et.topic: et  # type: ignore[misc]
@@ -96,6 +99,7 @@ REGISTRY: dict[str, EventType[Message]] = {
         TRAINING_PROGRESS,
         DRIFT_DETECTED,
         TENANT_DELETED,
+        CONTINUOUS_TRAINING_STEP,
     )
 }
 

@@ -19,6 +19,8 @@ TRAINING_JOB_REQUESTED = "llmops.trainer.job-requested.v1"
 TRAINING_PROGRESS = "llmops.trainer.progress.v1"
 DRIFT_DETECTED = "llmops.observability.drift-detected.v1"
 TENANT_DELETED = "llmops.admin.tenant-deleted.v1"
+# Steps of the trainer's continuous-training loops (protos/llmops/trainer/v1/pipeline.proto).
+CONTINUOUS_TRAINING_STEP = "llmops.trainer.continuous-training.v1"
 
 ALL = (
     DOCUMENT_SUBMITTED,
@@ -38,6 +40,7 @@ ALL = (
     TRAINING_PROGRESS,
     DRIFT_DETECTED,
     TENANT_DELETED,
+    CONTINUOUS_TRAINING_STEP,
 )
 
 

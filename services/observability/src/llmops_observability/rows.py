@@ -36,6 +36,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "response_model", "run_id", "version"),
     "corpus_sample": (
         "tenant", "ts", "id", "document_id", "embedding_model", "embedding", "version"),
+    # migrations/0003_training_steps.sql
+    "training_steps": (
+        "tenant", "ts", "id", "loop_id", "trigger", "trigger_ref", "step", "sequence",
+        "dataset_id", "job_id", "model_name", "model_version", "production_version",
+        "eval_dataset", "reason", "final", "version"),
 }
 
 UINT32_MAX = 2**32 - 1

@@ -23,6 +23,7 @@ DEFAULT_TTL_DAYS: dict[str, int] = {
     "scores": 180,
     "drift": 180,
     "corpus_sample": 0,
+    "training_steps": 365,
 }
 
 # best_retrieval_score under this counts as weak retrieval. Chosen on the sample corpus with

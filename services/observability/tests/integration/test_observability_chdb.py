@@ -48,7 +48,7 @@ async def test_every_kind_lands_in_its_tables(store: ClickHouseStore, make: Any)
     got = {t: n for t, (n, _) in counts(store).items()}
     assert got == {"events": 16, "answers": 1, "document_events": 5, "safety_verdicts": 1,
                    "registry_changes": 4, "dead_letters": 0, "scores": 4, "corpus_sample": 3,
-                   "drift": 0}
+                   "drift": 0, "training_steps": 0}
     stage_sum, total, model = store.client.query(
         "SELECT arraySum(mapValues(stage_ms)), duration_ms, response_model FROM answers FINAL"
     ).result_rows[0]

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 Row = dict[str, Any]
 TABLES = ("answers", "scores", "safety_verdicts", "document_events", "drift", "events",
-          "dead_letters", "registry_changes")
+          "dead_letters", "registry_changes", "training_steps")
 CHECKS: dict[str, Callable[[Client, Sample], None]] = {}
 
 
@@ -368,6 +368,29 @@ def _version_metrics(c: Client, s: Sample) -> None:
 
 
 # ---- every panel --------------------------------------------------------------------------------
+
+@check("training.loop_outcomes")
+def _loop_outcomes(c: Client, s: Sample) -> None:
+    rows = truth(s, "training_steps")
+    last = {r["loop_id"]: max((x for x in rows if x["loop_id"] == r["loop_id"]),
+                              key=lambda x: x["sequence"])["step"] for r in rows}
+    assert dict(run(c, "training.loop_outcomes")) == dict(Counter(last.values()))
+    assert dict(run(c, "training.loop_outcomes")) == {
+        "canary_promoted": 1, "job_failed": 1, "skipped": 1, "gate_refused": 1}
+
+
+@check("training.loop_steps")
+def _loop_steps(c: Client, s: Sample) -> None:
+    got = run(c, "training.loop_steps")
+    want = sorted(truth(s, "training_steps"), key=lambda r: (r["ts"], r["sequence"]),
+                  reverse=True)
+    assert [(r[0], r[2], r[4], r[5]) for r in got] == \
+        [(r["ts"], r["loop_id"], r["step"], r["job_id"]) for r in want]
+    promoted = next(r for r in got if r[4] == "canary_promoted")
+    assert (promoted[3], promoted[6], promoted[7], promoted[8], promoted[9]) == \
+        ("dataset", "smollm2@3", 2, "ds-eval", "canary_promoted of ctl-1")
+    assert next(r for r in got if r[4] == "triggered")[6] == "smollm2"
+
 
 def test_every_panel_has_a_check() -> None:
     assert sorted(CHECKS) == sorted(panels.PANELS)

@@ -187,6 +187,26 @@ def test_registry_changes_are_scoped_to_what_changed(make: Any) -> None:
         ("label_changed", "production", 2)
 
 
+def test_a_continuous_training_step_becomes_a_training_steps_row() -> None:
+    from llmops.trainer.v1 import pipeline_pb2
+
+    ev = pipeline_pb2.ContinuousTrainingStep(
+        loop_id="ctl-1", trigger="dataset", trigger_ref="ds-1", step="gate_refused",
+        sequence=5, dataset_id="ds-1", job_id="job-ct-1", model_name="smollm2",
+        model_version=3, production_version=2, eval_dataset="ds-e",
+        reason="gate failed; ask bob@example.com", final=True)
+    ev.envelope.CopyFrom(events.make_envelope("trainer", tenant="acme", event_id="ctl-1-5",
+                                              trace_id="trace-1"))
+    ev.envelope.occurred_at.FromMilliseconds(WHEN_MS)
+    [row] = rows_of(ev, topics.CONTINUOUS_TRAINING_STEP).rows("training_steps")
+    assert row == {"tenant": "acme", "ts": WHEN_MS, "id": "ctl-1-5", "loop_id": "ctl-1",
+                   "trigger": "dataset", "trigger_ref": "ds-1", "step": "gate_refused",
+                   "sequence": 5, "dataset_id": "ds-1", "job_id": "job-ct-1",
+                   "model_name": "smollm2", "model_version": 3, "production_version": 2,
+                   "eval_dataset": "ds-e", "reason": "gate failed; ask [EMAIL]", "final": 1,
+                   "version": WHEN_MS}
+
+
 def test_events_only_kinds_have_no_typed_rows(make: Any) -> None:
     for event, topic in ((make.drift(), topics.DRIFT_DETECTED),
                          (make.tenant_deleted("x"), topics.TENANT_DELETED),
@@ -233,4 +253,5 @@ def test_rows_refuse_a_missing_or_unknown_column() -> None:
     with pytest.raises(KeyError, match="missing columns"):
         rows.add("events", tenant="a")
     assert set(COLUMNS) == {"events", "answers", "document_events", "safety_verdicts",
-                            "registry_changes", "dead_letters", "scores", "corpus_sample"}
+                            "registry_changes", "dead_letters", "scores", "corpus_sample",
+                            "training_steps"}

@@ -44,7 +44,7 @@ def test_check_mode_reports_a_stale_or_foreign_file(tmp_path: Path) -> None:
 def test_dashboards_have_stable_uids_and_the_tenant_variable() -> None:
     boards = committed()
     assert sorted(boards) == ["llmops-answers", "llmops-drift", "llmops-ingestion",
-                              "llmops-platform", "llmops-quality"]
+                              "llmops-platform", "llmops-quality", "llmops-training"]
     for uid, board in boards.items():
         assert board["uid"] == uid and board["title"].startswith("LLMOps / ")
         variables = {v["name"]: v for v in board["templating"]["list"]}

@@ -30,6 +30,8 @@ from llmops_trainer.api.grpc import ROLES, SERVICE_NAME, TrainerServicer
 from llmops_trainer.domain.jobs import Jobs
 from llmops_trainer.domain.runner import JobRunner, RunnerConfig
 from llmops_trainer.domain.tenants import DatasetEraser, EraseConfig, TenantTraining
+from llmops_trainer.pipeline.store import SqlLoopStore
+from llmops_trainer.pipeline.wiring import build_continuous
 from llmops_trainer.ports import ProgressPublisher, SpecValidator
 from llmops_trainer.settings import Settings
 from llmops_trainer.worker import config
@@ -108,7 +110,8 @@ def tenant_eraser(settings: Settings, trainer: Trainer,
     grace before the worker is killed, plus a lease for a replica that died meanwhile)."""
     wait = settings.cancel_grace_seconds + settings.lease_seconds + 5 * settings.poll_seconds
     return TenantTraining(trainer.jobs, datasets, EraseConfig(
-        settings.jobs_root, wait_seconds=wait, poll_seconds=settings.poll_seconds))
+        settings.jobs_root, wait_seconds=wait, poll_seconds=settings.poll_seconds),
+        loops=SqlLoopStore(trainer.store.engine))
 
 
 def build_grpc(settings: Settings, trainer: Trainer, with_datasets: bool = True,
@@ -147,6 +150,9 @@ async def build(settings: Settings) -> ServiceApp:
     app.on(Stage.RESOURCE, stop=dispose)
     # The runner publishes progress: after the bus is up, stopped before it.
     app.on(Stage.BUS_CLIENT, start=start_runner, stop=trainer.runner.stop)
+    if settings.continuous.any_enabled and settings.run_jobs:
+        continuous = build_continuous(settings, trainer, bus)
+        app.on(Stage.BUS_CLIENT, start=continuous.start, stop=continuous.stop)
     return app
 
 

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from llmops_kit import ports, topics
 from llmops_kit.settings import ServiceSettings, llmops_home, service_config
 from llmops_trainer.domain.job import Defaults
+from llmops_trainer.pipeline.settings import ContinuousSettings
 
 
 def _home(*parts: str) -> Path:
@@ -76,6 +77,8 @@ class Settings(ServiceSettings):
     progress_topic: str = topics.TRAINING_PROGRESS
     # Runs jobs; off: this replica only serves the API and takes requests (no worker loop).
     run_jobs: bool = True
+    # Continuous training (LLMOPS_TRAINER_CONTINUOUS, JSON; off unless a tenant turns it on).
+    continuous: ContinuousSettings = Field(default_factory=ContinuousSettings)
 
     @model_validator(mode="after")
     def _default_replica_id(self) -> Settings:

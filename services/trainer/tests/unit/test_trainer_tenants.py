@@ -142,3 +142,25 @@ async def test_a_running_job_whose_lease_expired_is_not_waited_for(tmp_path: Pat
     eraser = eraser_on(store, None, EraseConfig(tmp_path, 5, 0.01))
     assert await eraser.delete_tenant("acme") == 1
     assert names(tmp_path) == []
+
+
+class FakeLoops:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+        self.calls: list[tuple[str, int]] = []  # (tenant, cancels seen when it was called)
+
+    def delete_tenant(self, tenant: str) -> int:
+        self.calls.append((tenant, len(self.store.cancels)))
+        return 1
+
+
+async def test_continuous_training_loops_go_first_so_none_submits_again(tmp_path: Path) -> None:
+    store = FakeStore([job("job-queued", "acme", JobState.QUEUED)])
+    folders(tmp_path, "job-queued")
+    loops = FakeLoops(store)
+    jobs = Jobs(store, None, None, None, Published(), Defaults())  # type: ignore[arg-type]
+    eraser = TenantTraining(jobs, None, EraseConfig(tmp_path, 5, 0.01), clock=lambda: NOW,
+                            loops=loops)
+    assert await eraser.delete_tenant("acme") == 1 + 1
+    assert loops.calls == [("acme", 0)]  # before the job was cancelled
+    assert store.cancels == [("job-queued", ACTOR)] and names(tmp_path) == []

@@ -35,7 +35,7 @@ from llmops.ingestion.v1 import ingestion_pb2
 from llmops.observability.v1 import observability_pb2
 from llmops.registry.v1 import evaluation_pb2, registry_pb2
 from llmops.safety.v1 import safety_pb2
-from llmops.trainer.v1 import trainer_pb2
+from llmops.trainer.v1 import pipeline_pb2, trainer_pb2
 from llmops.vectorstore.v1 import events_pb2 as vectorstore_events
 from llmops_kit import dead_letters, events
 from llmops_observability.rows import UINT32_MAX, Rows, from_ms
@@ -349,6 +349,16 @@ def _label_changed(rows: Rows, h: Head, ev: registry_pb2.PromptLabelChanged,
               reason=c.reason, sequence=c.sequence)
 
 
+def _training_step(rows: Rows, h: Head, ev: pipeline_pb2.ContinuousTrainingStep,
+                   options: MappingOptions) -> None:
+    rows.add("training_steps", tenant=h.tenant, ts=h.ts, id=h.event_id, loop_id=ev.loop_id,
+             trigger=ev.trigger, trigger_ref=ev.trigger_ref, step=ev.step,
+             sequence=ev.sequence, dataset_id=ev.dataset_id, job_id=ev.job_id,
+             model_name=ev.model_name, model_version=ev.model_version,
+             production_version=ev.production_version, eval_dataset=ev.eval_dataset,
+             reason=redacted(ev.reason), final=1 if ev.final else 0, version=h.version)
+
+
 Typed = Callable[[Rows, Head, Any, MappingOptions], None]
 TYPED: dict[type[Message], Typed] = {
     inference_pb2.InferenceCompleted: _answer,
@@ -364,6 +374,7 @@ TYPED: dict[type[Message], Typed] = {
     registry_pb2.PromptVersionCreated: _prompt_created,
     registry_pb2.PromptLabelChanged: _label_changed,
     evaluation_pb2.EvaluationCompleted: _evaluation,
+    pipeline_pb2.ContinuousTrainingStep: _training_step,
 }
 # Into `events` only: DriftDetected (the drift monitor writes `drift` itself), the trainer's
 # events (their tables come with the trainer) and TenantDeleted (it deletes, see api/events.py).

@@ -10,7 +10,7 @@ interpolation between the closest ranks, like numpy's default).
 
 from __future__ import annotations
 
-from llmops_observability.panels import rollout
+from llmops_observability.panels import rollout, training
 from llmops_observability.panels.model import Annotation, Dashboard, Panel
 
 # The tenant variable: one tenant, or "All" (sent as '*').
@@ -29,6 +29,7 @@ DASHBOARDS = {d.uid: d for d in [
               "Query-embedding drift against the baseline window and the corpus."),
     Dashboard("llmops-platform", "LLMOps / Platform",
               "Events per topic, dead letters by topic and reason, registry changes."),
+    training.DASHBOARD,
 ]}
 
 _PANELS = [
@@ -275,6 +276,7 @@ LIMIT 100""", width=24),
 ]
 
 _PANELS += rollout.panels(WHERE, TENANT)
+_PANELS += training.panels(WHERE)
 
 PANELS: dict[str, Panel] = {p.id: p for p in _PANELS}
 

@@ -11,7 +11,9 @@ What it holds, in the hour from START (tenant "acme" unless said otherwise):
   (which the feedback panels must not count);
 * safety verdicts with finding categories, document events of 6 document versions (one never
   fully indexed, one submitted before the range), drift measurements, events on two topics,
-  dead letters and registry changes.
+  dead letters and registry changes;
+* continuous-training loops (LOOPS): one promoted, one whose job failed, one skipped, one the
+  gate refused, one before the range, and globex's own.
 Every row is also inserted a second time (same version: an exact redelivery) and, for most
 tables, once more with an older version and wrong values: only FINAL reads see the truth.
 """
@@ -192,9 +194,39 @@ def _platform(s: Sample) -> None:
                                    "actor": "admin"})
 
 
+# Continuous-training loops (tenant, loop id, trigger, steps, minute of the first step); one
+# acme loop starts before the range, and globex has one of its own.
+LOOPS = [
+    ("acme", "ctl-1", "dataset", ("triggered", "job_submitted", "job_succeeded", "evaluated",
+                                  "gate_passed", "canary_started", "canary_promoted"), 2),
+    ("acme", "ctl-2", "dataset", ("triggered", "job_submitted", "job_failed"), 20),
+    ("acme", "ctl-3", "dataset", ("skipped",), 21),
+    ("acme", "ctl-4", "drift", ("triggered", "job_submitted", "job_succeeded", "evaluated",
+                                "gate_refused"), 30),
+    ("globex", "ctl-g", "dataset", ("triggered",), 5),
+    ("acme", "ctl-0", "dataset", ("triggered",), -120),
+]
+
+
+def _training(s: Sample) -> None:
+    for tenant, loop_id, trigger, steps, minute in LOOPS:
+        for seq, step in enumerate(steps, start=1):
+            after = step not in ("triggered", "job_submitted", "skipped")
+            s.add("training_steps", {
+                "tenant": tenant, "ts": START + timedelta(minutes=minute + seq),
+                "id": f"{loop_id}-{seq}", "loop_id": loop_id, "trigger": trigger,
+                "trigger_ref": "ds-x" if trigger == "dataset" else "drift-1", "step": step,
+                "sequence": seq, "dataset_id": "ds-x", "job_id": f"job-{loop_id}",
+                "model_name": "smollm2", "model_version": 3 if after else 0,
+                "production_version": 2 if after else 0,
+                "eval_dataset": "ds-eval" if after else "", "reason": f"{step} of {loop_id}",
+                "final": 1 if seq == len(steps) and step not in ("triggered",) else 0},
+                stale={"step": "stale", "reason": "STALE"})
+
+
 def build() -> Sample:
     s = Sample()
-    for part in (_answers, _scores, _safety, _documents, _drift, _platform):
+    for part in (_answers, _scores, _safety, _documents, _drift, _platform, _training):
         part(s)
     return s
 

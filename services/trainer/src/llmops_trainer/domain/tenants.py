@@ -33,6 +33,12 @@ class DatasetEraser(Protocol):
         ...
 
 
+class LoopEraser(Protocol):
+    def delete_tenant(self, tenant: str) -> int:
+        """Removes the tenant's continuous-training loops and their steps; how many loops."""
+        ...
+
+
 @dataclass(frozen=True)
 class EraseConfig:
     jobs_root: Path
@@ -56,7 +62,9 @@ class TenantTraining:
     """The trainer's TenantEraser (llmops_kit.tenants): `delete_tenant` is idempotent."""
 
     def __init__(self, jobs: Jobs, datasets: DatasetEraser | None, config: EraseConfig,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Callable[[], datetime] = _utcnow, loops: LoopEraser | None = None
+                 ) -> None:
+        self.loops = loops  # continuous training: removed first, so no loop submits again
         self.jobs = jobs  # cancels as CancelJob does (and publishes the QUEUED ones' end)
         self.store = jobs.store
         self.datasets = datasets
@@ -64,6 +72,7 @@ class TenantTraining:
         self.clock = clock
 
     async def delete_tenant(self, tenant: str) -> int:
+        loops = await asyncio.to_thread(self.loops.delete_tenant, tenant) if self.loops else 0
         jobs = await asyncio.to_thread(self.store.tenant_jobs, tenant)
         await self._cancel(tenant, jobs)
         jobs = await self._wait_stopped(tenant)
@@ -72,8 +81,8 @@ class TenantTraining:
         removed = await asyncio.to_thread(self.store.delete_tenant, tenant)
         datasets = await self.datasets.delete_tenant(tenant) if self.datasets else 0
         log.info("training data of a deleted tenant removed",
-                 extra={"jobs": removed, "datasets": datasets})
-        return removed + datasets
+                 extra={"jobs": removed, "datasets": datasets, "loops": loops})
+        return removed + datasets + loops
 
     async def _cancel(self, tenant: str, jobs: list[Job]) -> None:
         for job in jobs:
