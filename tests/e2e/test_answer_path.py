@@ -122,6 +122,26 @@ async def test_stream_sends_checked_text_then_the_final_answer(
     assert final.model_version == f"{MODEL}@1" and final.completion_tokens > 0
 
 
+async def test_a_hybrid_stream_shows_only_the_final_answer(
+    inference: Inference, answer_stack: Stack, corpus: list[str]
+) -> None:
+    # The answer mode is hybrid by default: the model's text may be replaced by the extracted
+    # sentence, so the stream holds it until that is decided and never shows replaced text.
+    req = ask("My laptop was stolen, who do I tell?", no_cache=True)
+    pieces: list[str] = []
+    finals: list[inference_pb2.GenerateResponse] = []
+    async for item in inference.GenerateStream(req, metadata=answer_stack.md(ASK), timeout=120):
+        if item.HasField("final"):
+            finals.append(item.final)
+        else:
+            pieces.append(item.token)
+    (final,) = finals
+    assert "".join(pieces) == final.answer and final.answer.strip()
+    assert final.sources[0].document_id == "security-handbook.md"
+    unary = await inference.Generate(req, metadata=answer_stack.md(ASK), timeout=120)
+    assert unary.answer == final.answer  # greedy: streamed or not, the same answer
+
+
 async def test_identical_requests_are_cached_per_tenant(
     inference: Inference, answer_stack: Stack, corpus: list[str]
 ) -> None:
