@@ -62,8 +62,10 @@ STRICT_TENANT = tenant_name("strict")
 FAULT_TENANTS = {x: tenant_name(x) for x in ("fkill", "fpublish", "fkafka", "fweaviate",
                                                "freplicas")}
 OBS_TENANT = tenant_name("obs")
+# Answers in hybrid mode (the rest of the answer path's tests are generative).
+HYBRID_TENANT = tenant_name("hybrid")
 TENANTS = [tenant_name(x) for x in ("a", "b", "faults", "kafka", "bench", "ask", "strict")] + \
-    list(FAULT_TENANTS.values()) + [OBS_TENANT]
+    list(FAULT_TENANTS.values()) + [OBS_TENANT, HYBRID_TENANT]
 
 
 @dataclass
