@@ -219,7 +219,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             responses = await answered(md, questions, args.top_k, args.max_new_tokens, errors)
     finally:
         if not args.tenant and not args.keep_tenant:
-            await delete_tenant(admin_key, tenant)
+            try:
+                await delete_tenant(admin_key, tenant)
+            except grpc.aio.AioRpcError as exc:  # the answers are measured: print them anyway
+                print(f"could not delete tenant {tenant} ({exc.code().name}); delete it with "
+                      f"`llmops tenants delete {tenant}`", file=sys.stderr)
     outcomes: list[Outcome] = []
     rows: list[dict[str, Any]] = []
     for q in questions:
