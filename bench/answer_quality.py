@@ -23,6 +23,9 @@ the weak-retrieval refusal by cosine threshold. --max-new-tokens 1 runs the whol
 with the shortest generation: the refusal columns are exact (refusals are decided before
 generation unless a policy sets min_groundedness), the answer columns meaningless.
 --lang, --ids and --answerable-only ask a subset.
+--set chooses the question file: `tuned` (questions.jsonl, the set the answer rules were chosen
+on), `held-out` (held-out.jsonl, questions never used to choose anything: the honest figure) or
+`all` (both, the default), with a table per file.
 The tenant is deleted at the end (--keep-tenant keeps it, --tenant/--api-key reuse one).
 
     uv run python bench/answer_quality.py [--retrieval-only] [--json] [--max-new-tokens 64]
@@ -44,7 +47,17 @@ from typing import Any
 
 import grpc
 from bench_common import ensure_stack
-from eval_set import CORPUS, EvalQuestion, Outcome, Scores, by_language, half, load
+from eval_set import (
+    CORPUS,
+    HELD_OUT,
+    QUESTIONS,
+    EvalQuestion,
+    Outcome,
+    Scores,
+    by_language,
+    half,
+    load,
+)
 
 from llmops.admin.v1 import admin_pb2, admin_pb2_grpc
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
@@ -171,10 +184,20 @@ def table(scores: dict[str, Scores]) -> str:
     return "\n".join(lines)
 
 
+SETS = {"tuned": QUESTIONS, "held-out": HELD_OUT}
+
+
+def question_sets(chosen: str) -> dict[str, list[EvalQuestion]]:
+    return {name: load(path) for name, path in SETS.items() if chosen in ("all", name)}
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    questions = [q for q in load() if (not args.lang or q.lang == args.lang)
+    sets = question_sets(args.set)
+    set_of = {q.id: name for name, qs in sets.items() for q in qs}
+    questions = [q for qs in sets.values() for q in qs
+                 if (not args.lang or q.lang == args.lang)
                  and (not args.ids or q.id in args.ids.split(","))
-                 and (not args.half or half(q) == args.half)
+                 and (not args.half or (set_of[q.id] == "tuned" and half(q) == args.half))
                  and not (args.answerable_only and not q.answerable)]
     admin_key = args.admin_key or os.environ.get("LLMOPS_ADMIN_KEY") or "dev-admin-key"
     if not args.no_stack:
@@ -196,7 +219,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             responses = await answered(md, questions, args.top_k, args.max_new_tokens, errors)
     finally:
         if not args.tenant and not args.keep_tenant:
-            await delete_tenant(admin_key, tenant)
+            try:
+                await delete_tenant(admin_key, tenant)
+            except grpc.aio.AioRpcError as exc:  # the answers are measured: print them anyway
+                print(f"could not delete tenant {tenant} ({exc.code().name}); delete it with "
+                      f"`llmops tenants delete {tenant}`", file=sys.stderr)
     outcomes: list[Outcome] = []
     rows: list[dict[str, Any]] = []
     for q in questions:
@@ -210,11 +237,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             o.answer = resp.answer
             o.refused = bool(refusal)
         outcomes.append(o)
-        rows.append({"id": q.id, "half": half(q), "retrieved": docs, "answer": o.answer,
+        rows.append({"id": q.id, "set": set_of[q.id], "half": half(q), "retrieved": docs, "answer": o.answer,
                      "finish_reason": getattr(resp, "finish_reason", "") if resp else "",
                      "cited": list(o.cited), "refusal": refusal, "retrieval_score": best,
                      "ms": round(got[1], 1) if got else None, "error": errors.get(q.id, "")})
-    scores = by_language(outcomes, halves=True)
+    # The halves split the tuned set only: the held-out file is held out as a whole.
+    scores = by_language(outcomes, halves=args.set == "tuned")
+    per_set = {name: by_language([o for o in outcomes if set_of[o.question.id] == name],
+                                 halves=name == "tuned")
+               for name in sets}
     sweep = threshold_sweep(questions, {q.id: hits[q.id][1] for q in questions})
     return {"tenant": tenant, "retrieval_only": args.retrieval_only, "top_k": args.top_k,
             "weak_retrieval_sweep": sweep, "max_new_tokens": args.max_new_tokens,
@@ -222,7 +253,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "ingest_s": round(ingest_s, 1),
             "search_s": round(search_s, 2),
             "scores": {k: asdict(v) for k, v in scores.items()}, "questions": rows,
-            "table": table(scores)}
+            "table": table(scores),
+            "sets": {name: {"scores": {k: asdict(v) for k, v in s.items()}, "table": table(s)}
+                     for name, s in per_set.items()}}
 
 
 def main() -> None:
@@ -241,6 +274,9 @@ def main() -> None:
     ap.add_argument("--lang", choices=("en", "ko"), help="only this language's questions")
     ap.add_argument("--ids", help="only these questions (comma-separated ids)")
     ap.add_argument("--answerable-only", action="store_true")
+    ap.add_argument("--set", choices=("all", "tuned", "held-out"), default="all",
+                    help="which question file: samples/eval/questions.jsonl (tuned), "
+                         "held-out.jsonl, or both (a table for each)")
     ap.add_argument("--half", choices=("tune", "held-out"),
                     help="only this half of the set (tune: odd numbers, held-out: even); "
                          "the table always shows both halves of what was asked")
@@ -257,6 +293,11 @@ def main() -> None:
         f"answers: top_k={args.top_k}, max_new_tokens={args.max_new_tokens}, greedy, no cache")
     print(f"{len(result['questions'])} questions, {what}; ingest {result['ingest_s']} s, "
           f"{len(result['questions'])} searches {result['search_s']} s")
+    if len(result["sets"]) > 1:
+        for name, got in result["sets"].items():
+            print(f"{name} ({SETS[name].name}):")
+            print(got["table"])
+        print("all:")
     print(result["table"])
     if result["errors"]:
         print(f"{len(result['errors'])} questions failed (counted as neither citing nor holding "

@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from e2e_support import RUN_ID, STRICT_TENANT, TENANTS, Stack, Stubs
+from e2e_support import HYBRID_TENANT, RUN_ID, STRICT_TENANT, TENANTS, Stack, Stubs
 from llmops.inference.v1 import inference_pb2_grpc
 from llmops.ingestion.v1 import ingestion_pb2_grpc
 from llmops.registry.v1 import registry_pb2_grpc
@@ -92,7 +92,10 @@ def answer_stack(e2e_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
         "LLMOPS_INFERENCE_CACHE_TTL_SECONDS": "600",
         # These tests are about the model's path (adapters change the answer, the model echoes
         # PII): every answer is the model's, not the hybrid mode's extracted sentence.
-        "LLMOPS_INFERENCE_ANSWER_POLICIES": json.dumps({"default": {"answer_mode": "generative"}}),
+        # HYBRID_TENANT's answers are hybrid (test_answer_path's hybrid stream).
+        "LLMOPS_INFERENCE_ANSWER_POLICIES": json.dumps({
+            "default": {"answer_mode": "generative"},
+            "tenants": {HYBRID_TENANT: {"answer_mode": "hybrid"}}}),
         # The generation server loads models and adapters only from under its models root.
         "LLMOPS_GENERATION_MODELS_ROOT": str(data / "models"),
     })

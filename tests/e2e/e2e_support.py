@@ -64,8 +64,10 @@ FAULT_TENANTS = {x: tenant_name(x) for x in ("fkill", "fpublish", "fkafka", "fwe
 OBS_TENANT = tenant_name("obs")
 # tests/e2e/test_training_loop.py: the tenant that turns continuous training on.
 CT_TENANT = tenant_name("ct")
+# Answers in hybrid mode (the rest of the answer path's tests are generative).
+HYBRID_TENANT = tenant_name("hybrid")
 TENANTS = [tenant_name(x) for x in ("a", "b", "faults", "kafka", "bench", "ask", "strict")] + \
-    list(FAULT_TENANTS.values()) + [OBS_TENANT, CT_TENANT]
+    list(FAULT_TENANTS.values()) + [OBS_TENANT, CT_TENANT, HYBRID_TENANT]
 
 
 @dataclass

@@ -17,7 +17,15 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from e2e_support import RUN_ID, STRICT_TENANT, Stack, Stubs, tenant_name, wait_indexed
+from e2e_support import (
+    HYBRID_TENANT,
+    RUN_ID,
+    STRICT_TENANT,
+    Stack,
+    Stubs,
+    tenant_name,
+    wait_indexed,
+)
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
 from llmops.ingestion.v1 import ingestion_pb2
 from llmops.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -51,7 +59,7 @@ def ask(question: str, **kw: object) -> inference_pb2.GenerateRequest:
 async def corpus(answer_stack: Stack, stubs: Stubs) -> list[str]:
     """The sample corpus ingested for the asking tenants, indexed."""
     ids: list[str] = []
-    for tenant in (ASK, STRICT_TENANT):
+    for tenant in (ASK, STRICT_TENANT, HYBRID_TENANT):
         req = ingestion_pb2.SubmitDocumentsRequest(
             documents=[document_for(p, d) for p, d in collect([str(CORPUS)])])
         resp = await stubs.ingestion.SubmitDocuments(req, metadata=answer_stack.md(tenant),
@@ -120,6 +128,27 @@ async def test_stream_sends_checked_text_then_the_final_answer(
     assert "".join(pieces) == final.answer and final.answer.strip()
     assert final.sources[0].document_id == "vacation-policy.md" and final.citations
     assert final.model_version == f"{MODEL}@1" and final.completion_tokens > 0
+
+
+async def test_a_hybrid_stream_shows_only_the_final_answer(
+    inference: Inference, answer_stack: Stack, corpus: list[str]
+) -> None:
+    # In hybrid mode (the default; this tenant's) the model's text may be replaced by the
+    # extracted sentence: the stream holds it until that is decided, never shows replaced text.
+    req = ask("My laptop was stolen, who do I tell?", no_cache=True)
+    pieces: list[str] = []
+    finals: list[inference_pb2.GenerateResponse] = []
+    md = answer_stack.md(HYBRID_TENANT)
+    async for item in inference.GenerateStream(req, metadata=md, timeout=120):
+        if item.HasField("final"):
+            finals.append(item.final)
+        else:
+            pieces.append(item.token)
+    (final,) = finals
+    assert "".join(pieces) == final.answer and final.answer.strip()
+    assert final.sources[0].document_id == "security-handbook.md"
+    unary = await inference.Generate(req, metadata=md, timeout=120)
+    assert unary.answer == final.answer  # greedy: streamed or not, the same answer
 
 
 async def test_identical_requests_are_cached_per_tenant(

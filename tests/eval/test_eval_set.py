@@ -139,3 +139,24 @@ def test_scores_per_half_cover_each_question_once() -> None:
     scores = by_language(outcomes, halves=True)
     assert scores["en tune"].holds_fact == 1.0 and scores["en held-out"].holds_fact == 0.0
     assert scores["en"].holds_fact == 0.5 and "ko tune" not in scores
+
+
+def test_the_held_out_set_is_separate_and_consistent_with_the_corpus() -> None:
+    from eval_set import HELD_OUT
+
+    held = load(HELD_OUT)
+    answerable = [q for q in held if q.answerable]
+    assert len(held) >= 20
+    assert sum(1 for q in answerable if q.lang == "ko") >= 6
+    assert sum(1 for q in held if not q.answerable) >= 3
+    assert {q.lang for q in held if not q.answerable} == {"en", "ko"}
+    # Its own ids (never a tuning-half question) and none shared with the tuned set.
+    assert all(q.id.split("-")[1][:2] in ("ha", "hx") for q in held)
+    assert not {q.id for q in held} & {q.id for q in load()}
+    assert not {q.question for q in held} & {q.question for q in load()}
+    for q in held:
+        has_hangul = any("\uac00" <= ch <= "\ud7a3" for ch in q.question)
+        assert has_hangul == (q.lang == "ko"), q.id
+        if q.document is not None:
+            text = plain_text((CORPUS / q.document).read_text(encoding="utf-8"))
+            assert holds_fact(text, q.facts), f"{q.id}: none of {q.facts} is in {q.document}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
 import re
 from collections.abc import AsyncIterator, Sequence
@@ -25,7 +27,13 @@ from llmops_inference.domain.model import (
     Verdict,
 )
 from llmops_inference.domain.pipeline import AnswerService, Limits
-from llmops_inference.domain.refusal import WEAK_RETRIEVAL, AnswerPolicies, AnswerPolicy
+from llmops_inference.domain.refusal import (
+    UNSUPPORTED_ANSWER,
+    WEAK_RETRIEVAL,
+    AnswerPolicies,
+    AnswerPolicy,
+    GroundingCheck,
+)
 from llmops_inference.settings import AnswerPoliciesSettings
 
 pytestmark = pytest.mark.unit
@@ -87,6 +95,8 @@ class Generator:
     def __init__(self, reply: str) -> None:
         self.reply = reply
         self.calls = 0
+        self.streamed = 0
+        self.delay = 0.0
 
     async def prepare(self, model: ModelRef) -> None:
         pass
@@ -94,13 +104,16 @@ class Generator:
     async def generate(self, prompt: RenderedPrompt, model: ModelRef, max_new_tokens: int,
                        temperature: float | None, seed: int | None) -> Generation:
         self.calls += 1
+        await asyncio.sleep(self.delay)
         return Generation(self.reply, 40, 6, "stop")
 
     async def stream(self, prompt: RenderedPrompt, model: ModelRef, max_new_tokens: int,
                      temperature: float | None, seed: int | None
                      ) -> AsyncIterator[str | Generation]:
         self.calls += 1
-        yield self.reply
+        self.streamed += 1
+        for word in re.findall(r"\S+\s*", self.reply):  # the model's tokens, as they come
+            yield word
         yield Generation(self.reply, 40, 6, "stop")
 
 
@@ -205,10 +218,58 @@ async def test_an_extractive_stream_yields_the_sentence_then_the_answer() -> Non
     assert [p.document_id for p in final.passages] == ["vacation.md"]
 
 
-async def test_a_hybrid_stream_shows_the_model_text() -> None:
-    svc, gen, _ = service("hybrid", reply="1")
+STOLEN = "My laptop was stolen, who do I tell?"
+LAPTOPS = ("Report a lost or stolen laptop to the security team within one hour at "
+           "security@example.com so that the device can be wiped remotely.")
+
+
+def texts(items: Sequence[str | Answer]) -> str:
+    return "".join(i for i in items if isinstance(i, str))
+
+
+async def test_a_hybrid_stream_never_shows_the_replaced_model_text() -> None:
+    # The reported case: the model's "You can't tell me." was streamed, then replaced.
+    svc, gen, _ = service("hybrid", reply="You can't tell me.")
+    svc.retriever = Retriever([passage(1, "security.md", LAPTOPS, 0.6)])
+    items = [item async for item in svc.stream(ask(STOLEN))]
+    final = items[-1]
+    assert isinstance(final, Answer) and final.finish_reason == "extractive"
+    assert items[:-1] == [LAPTOPS + " [1]"] and final.text == LAPTOPS + " [1]"
+    assert "can't tell" not in texts(items)
+    assert gen.calls == 1 and gen.streamed == 0  # held: generated whole, then decided
+    unary = await svc.answer(dataclasses.replace(ask(STOLEN), use_cache=False))
+    assert unary.text == final.text  # streamed or not, the same answer
+
+
+async def test_a_hybrid_stream_shows_a_kept_model_answer_after_the_decision() -> None:
+    svc, gen, _ = service("hybrid", reply="They expire on March 31 [1].")
+    gen.delay = 0.05
     items = [item async for item in svc.stream(ask(QUESTION))]
-    assert items[0] == "1" and gen.calls == 1
+    final = items[-1]
+    assert items[:-1] == ["They expire on March 31 [1]."]
+    assert isinstance(final, Answer) and final.text == "They expire on March 31 [1]."
+    assert final.finish_reason == "stop" and final.completion_tokens == 6
+    assert [p.document_id for p in final.passages] == ["vacation.md"]
+    # Time to first token is the time to the released text: generation and the decision.
+    assert final.time_to_first_token_ms >= 50
+    assert final.time_to_first_token_ms >= final.stages_ms["generation"]
+
+
+async def test_a_generative_stream_is_still_shown_as_it_is_generated() -> None:
+    svc, gen, _ = service("hybrid", reply="1")
+    items = [item async for item in svc.stream(ask(QUESTION, tenant="gen"))]
+    assert items[0] == "1" and gen.streamed == 1 and gen.calls == 1
+
+
+async def test_a_stream_under_min_groundedness_shows_only_the_refusal() -> None:
+    svc, gen, _ = service("generative", reply="Nobody knows.")
+    svc.policies = AnswerPolicies(AnswerPolicy(0.3, min_groundedness=0.9))
+    svc.grounding = GroundingCheck(BagOfWords(), 0.5)
+    items = [item async for item in svc.stream(ask(QUESTION))]
+    final = items[-1]
+    assert isinstance(final, Answer) and final.refusal == UNSUPPORTED_ANSWER
+    assert items[:-1] == [final.text] and "Nobody" not in texts(items)
+    assert gen.streamed == 0
 
 
 def test_the_policy_rejects_an_unknown_mode() -> None:

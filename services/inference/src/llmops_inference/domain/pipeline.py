@@ -354,6 +354,10 @@ class AnswerService:
         the cut is seen whole), and only the allowed or redacted text before the new tail is
         yielded. A blocked segment ends generation and the final Answer is the refusal. Time to
         first token is therefore time to the first released text.
+
+        Where the answer is decided after generation (hybrid mode; a min_groundedness policy)
+        the model's text is held until the decision (`_held`): a stream shows only the final
+        answer's text, never text that is then replaced.
         """
         self.validate(q)
         sw = Stopwatch()
@@ -371,15 +375,20 @@ class AnswerService:
                 yield ready.text
             yield self._finish(q, ready, sw, streamed=True)
             return
-        # Extractive mode streams its sentence as one piece; hybrid streams the model's text
-        # (what a stream has shown cannot be replaced afterwards).
-        extracted = await self._extracted(ready, sw) if self._mode(q, ready) == EXTRACTIVE \
-            else None
+        # Extractive mode streams its sentence as one piece.
+        mode = self._mode(q, ready)
+        extracted = await self._extracted(ready, sw) if mode == EXTRACTIVE else None
         if extracted is not None:
             if not extracted.blocked:
                 yield extracted.text
             extracted.time_to_first_token_ms = sw.stages.get("extraction", 0.0)
             yield self._finish(q, extracted, sw, streamed=True)
+            return
+        if self._decided_after_generation(q, ready, mode):
+            held = await self._held(q, ready, sw, mode)
+            if not held.blocked:
+                yield held.text
+            yield self._finish(q, held, sw, streamed=True)
             return
         gen: Generation | None = None
         ttft = 0.0
@@ -421,6 +430,26 @@ class AnswerService:
         answer = ready.answered(gen, "".join(shown), worst)
         answer.time_to_first_token_ms = ttft
         yield self._finish(q, answer, sw, streamed=True)
+
+    def _decided_after_generation(self, q: Question, ready: _Ready, mode: str) -> bool:
+        """Whether the generated text may still be replaced once it is complete: in hybrid mode
+        by the extracted sentence, under a min_groundedness policy by the refusal."""
+        if not ready.passages:
+            return False
+        if mode == HYBRID and self.extractor is not None:
+            return True
+        return (self.grounding is not None
+                and self.policies.for_tenant(q.tenant).min_groundedness is not None)
+
+    async def _held(self, q: Question, ready: _Ready, sw: Stopwatch, mode: str) -> Answer:
+        """A stream whose answer is decided after generation: what a stream has shown cannot be
+        taken back, so the model's text is held until the decision (the unary path's, so both
+        give the same answer) and the kept text, the extracted sentence or the refusal is
+        released in one piece. Time to first token is the time to that release."""
+        t0 = time.perf_counter()
+        answer = await self._generated(q, ready, sw, mode)
+        answer.time_to_first_token_ms = (time.perf_counter() - t0) * 1000
+        return answer
 
     def _finish(self, q: Question, answer: Answer, sw: Stopwatch, streamed: bool) -> Answer:
         """Stamps the answer with its own request id and latencies and hands it to the sink,
