@@ -52,6 +52,22 @@ def build_service(settings: Settings, loader: ModelLoader, metrics: Metrics) -> 
     return GenerationService(loader, limits, batching, observer_for=metrics.observer)
 
 
+def engine_loader(settings: Settings) -> ModelLoader:
+    """The loader for LLMOPS_GENERATION_ENGINE (llama.cpp is imported only when it serves)."""
+    from llmops_generation.adapters.llamacpp_loader import EngineLoader, LlamaCppConfig
+    from llmops_generation.adapters.loader import TransformersLoader
+
+    config = LlamaCppConfig(
+        slots=settings.max_batch_size,
+        ctx_per_slot=settings.max_total_tokens,
+        n_batch=settings.llamacpp_batch_tokens,
+        threads=settings.llamacpp_threads,
+        threads_batch=settings.llamacpp_threads_batch,
+    )
+    transformers = TransformersLoader(settings.models_dir, fast_decode=settings.fast_decode)
+    return EngineLoader(transformers, settings.engine, config)
+
+
 def _describe(errors: Sequence[Any]) -> str:
     if not errors:
         return "invalid request"
@@ -74,9 +90,7 @@ def build_app(
     if cpu_flags is None:
         cpu_flags = read_cpu_flags()
     if loader is None:
-        from llmops_generation.adapters.loader import TransformersLoader
-
-        loader = TransformersLoader(settings.models_dir, fast_decode=settings.fast_decode)
+        loader = engine_loader(settings)
     metrics = Metrics()
     service = build_service(settings, loader, metrics)
 
