@@ -27,7 +27,8 @@ from llmops_generation.bootstrap import default_spec
 from llmops_generation.settings import Settings
 
 REPO = Path(__file__).resolve().parents[4]
-STARTUP_TIMEOUT_S = 600  # a cold start converts the GGUF file once (~20 s on 2 quiet cores, minutes when loaded)
+# A cold start converts the GGUF file once (~20 s on 2 quiet cores, minutes on a loaded machine).
+STARTUP_TIMEOUT_S = 600
 
 # Small limits keep every generation short; the contract tests rely on them.
 SERVER_ENV = {
@@ -63,7 +64,9 @@ def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models-root")
 
 
-ENGINES = [e for e in os.environ.get("LLMOPS_TEST_GENERATION_ENGINES", "transformers,llamacpp").split(",") if e]
+ENGINES = [
+    e for e in os.environ.get("LLMOPS_TEST_GENERATION_ENGINES", "transformers,llamacpp").split(",") if e
+]
 
 
 @pytest.fixture(scope="session", params=ENGINES)

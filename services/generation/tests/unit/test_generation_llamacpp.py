@@ -182,7 +182,8 @@ def test_engine_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMOPS_GENERATION_ENGINE", "llamacpp")
     monkeypatch.setenv("LLMOPS_GENERATION_LLAMACPP_THREADS", "3")
     settings = Settings()
-    assert (settings.engine, settings.llamacpp_threads, settings.llamacpp_threads_batch) == ("llamacpp", 3, None)
+    chosen = (settings.engine, settings.llamacpp_threads, settings.llamacpp_threads_batch)
+    assert chosen == ("llamacpp", 3, None)
     monkeypatch.setattr(llamacpp_loader, "llamacpp_available", lambda: False)
     assert llamacpp_loader.resolve_engine("auto") == "transformers"
     assert llamacpp_loader.resolve_engine("transformers") == "transformers"

@@ -146,7 +146,8 @@ class LlamaCppDecoder:
         out: dict[int, StepToken] = {}
         n = len(running)
         if running:
-            for row, token in zip(running, sample_batch(logits[:n], [r.sampler for r in running]), strict=True):
+            chosen = sample_batch(logits[:n], [r.sampler for r in running])
+            for row, token in zip(running, chosen, strict=True):
                 row.length += 1
                 row.last = token.token_id
                 out[row.seq_id] = token

@@ -16,11 +16,11 @@ from typing import Literal
 
 from llmops_generation.adapters.codec import HFTextCodec
 from llmops_generation.adapters.decoder import TransformersDecoder
-from llmops_generation.adapters.fast_decoder import FastDecoder
 from llmops_generation.adapters.llamacpp_decoder import LlamaCppDecoder
 from llmops_generation.adapters.llamacpp_model import LlamaCppModel, default_threads
 from llmops_generation.adapters.loader import TransformersLoader
 from llmops_generation.domain.model import ModelSpec
+from llmops_generation.ports import Decoder
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,14 @@ class LlamaCppConfig:
 class EngineLoader:
     """Implements ports.ModelLoader over both engines."""
 
-    def __init__(self, transformers: TransformersLoader, engine: EngineChoice, config: LlamaCppConfig) -> None:
+    def __init__(
+        self, transformers: TransformersLoader, engine: EngineChoice, config: LlamaCppConfig
+    ) -> None:
         self._transformers = transformers
         self.engine = resolve_engine(engine)
         self._config = config
 
-    def load(self, spec: ModelSpec) -> tuple[HFTextCodec, TransformersDecoder | FastDecoder | LlamaCppDecoder]:
+    def load(self, spec: ModelSpec) -> tuple[HFTextCodec, Decoder]:
         if self.engine == "transformers" or spec.gguf_file is None:
             return self._transformers.load(spec)
         return self._load_llamacpp(spec)
