@@ -18,6 +18,7 @@ import pytest
 from llmops_generation.adapters import llamacpp_loader
 from llmops_generation.adapters.llamacpp_decoder import LlamaCppDecoder
 from llmops_generation.adapters.llamacpp_model import Entry
+from llmops_generation.bootstrap import torch_threads
 from llmops_generation.domain.model import NewSequence, SamplingParams, StepToken
 from llmops_generation.ports import Decoder
 from llmops_generation.settings import Settings
@@ -192,3 +193,13 @@ def test_engine_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(llamacpp_loader, "llamacpp_available", lambda: True)
     assert llamacpp_loader.resolve_engine("auto") == "llamacpp"
     assert llamacpp_loader.resolve_engine("transformers") == "transformers"
+
+
+def test_torch_gets_one_thread_when_llamacpp_serves() -> None:
+    class Loader:
+        def __init__(self, engine: str) -> None:
+            self.engine = engine
+
+    assert torch_threads(Settings(), Loader("llamacpp")) == 1  # type: ignore[arg-type]
+    assert torch_threads(Settings(), Loader("transformers")) is None  # type: ignore[arg-type]
+    assert torch_threads(Settings(torch_threads=2), Loader("llamacpp")) == 2  # type: ignore[arg-type]
