@@ -66,12 +66,9 @@ test-integration: setup infra-up
 test-e2e: setup infra-up
 	$(DEV) $(RUN) pytest -m e2e $(PYTEST_ARGS)
 
-# llama.cpp is the generation bench's anchor only: the workspace disables llama-cpp-python
-# (pyproject override-dependencies); uv builds it once (~6+ min on 2 cores) and caches the wheel.
-LLAMA_CPP_PYTHON ?= llama-cpp-python==0.3.36
-
+# llama-cpp-python is a dependency of llmops-generation (its llama.cpp engine, and the bench's anchor).
 bench: setup infra-up
-	$(DEV) $(RUN) --with $(LLAMA_CPP_PYTHON) python bench/generation_engines.py
+	$(DEV) $(RUN) python bench/generation_engines.py
 	$(DEV) $(RUN) python bench/ingest_throughput.py
 	$(DEV) $(RUN) python bench/ingest_latency.py
 	$(DEV) $(RUN) python bench/answer_latency.py

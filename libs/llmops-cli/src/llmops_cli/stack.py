@@ -190,11 +190,15 @@ def _get_json(url: str, timeout: float) -> Any:
 
 
 async def numeric_format(port: int, timeout: float = 1.0) -> dict[str, str] | None:
-    """The generation server's numeric format and why it was chosen (its /info), or None."""
+    """The generation server's numeric format, why it was chosen, and its engine (/info), or None."""
     info = await asyncio.to_thread(_get_json, f"http://127.0.0.1:{port}/info", timeout)
     if not isinstance(info, dict) or not info.get("model_dtype"):
         return None
-    return {"model_dtype": str(info["model_dtype"]), "dtype_reason": str(info.get("dtype_reason") or "")}
+    fmt = {"model_dtype": str(info["model_dtype"]), "dtype_reason": str(info.get("dtype_reason") or "")}
+    if info.get("engine"):
+        fmt["engine"] = str(info["engine"])
+        fmt["decode_path"] = str(info.get("decode_path") or "")
+    return fmt
 
 
 def status_line(name: str, entry: dict[str, Any]) -> str:
@@ -205,6 +209,10 @@ def status_line(name: str, entry: dict[str, Any]) -> str:
     if entry.get("model_dtype"):
         reason = entry.get("dtype_reason")
         line += f" ({entry['model_dtype']}: {reason})" if reason else f" ({entry['model_dtype']})"
+    if entry.get("engine"):
+        line += f" engine {entry['engine']}"
+        if entry.get("decode_path"):
+            line += f": {entry['decode_path']}"
     return line
 
 

@@ -52,6 +52,15 @@ class Settings(ServiceSettings):
     # The lean Llama decode path (adapters/fast_llama.py: static KV cache, fused projections,
     # int8 fbgemm matmuls); off, or for a model it does not support, transformers decodes.
     fast_decode: bool = True
+    # Which engine serves GGUF models (adapters/llamacpp_loader.py): "llamacpp" runs the GGUF
+    # file in llama.cpp with continuous batching (LoRA rows still on transformers); "auto" is
+    # llamacpp when llama-cpp-python is installed. Transformers folders always use transformers.
+    engine: Literal["auto", "transformers", "llamacpp"] = "auto"
+    # llama.cpp's decode and prompt threads; unset: the CPUs this process may run on.
+    llamacpp_threads: int | None = Field(default=None, ge=1)
+    llamacpp_threads_batch: int | None = Field(default=None, ge=1)
+    # Tokens per llama_decode call (a longer step is split into several).
+    llamacpp_batch_tokens: int = Field(default=2048, ge=32)
     # Admin routes load models and adapters only from folders under this root (realpath, so
     # neither `..` nor a symlink leads out). Default: $LLMOPS_HOME/models.
     models_root: Path | None = None

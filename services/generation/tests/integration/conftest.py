@@ -1,4 +1,8 @@
-"""One real generation server per test session: `python -m llmops_generation` with SmolLM2.
+"""One real generation server per engine: `python -m llmops_generation` with SmolLM2.
+
+Every test that uses the server runs once per engine (transformers, llama.cpp), so the TGI
+contract and the behaviour tests hold on both; LLMOPS_TEST_GENERATION_ENGINES (comma-separated)
+narrows the list.
 
 It runs as a subprocess, as in production, with HF_HUB_OFFLINE=1 in its own environment (the
 huggingface_hub client under test must not have it; see the client tests). It runs in
@@ -23,7 +27,8 @@ from llmops_generation.bootstrap import default_spec
 from llmops_generation.settings import Settings
 
 REPO = Path(__file__).resolve().parents[4]
-STARTUP_TIMEOUT_S = 300  # a cold start converts the GGUF file once (~20 s on 2 cores)
+# A cold start converts the GGUF file once (~20 s on 2 quiet cores, minutes on a loaded machine).
+STARTUP_TIMEOUT_S = 600
 
 # Small limits keep every generation short; the contract tests rely on them.
 SERVER_ENV = {
@@ -59,13 +64,25 @@ def models_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models-root")
 
 
+ENGINES = [
+    e for e in os.environ.get("LLMOPS_TEST_GENERATION_ENGINES", "transformers,llamacpp").split(",") if e
+]
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """The engine serving the default model (LLMOPS_GENERATION_ENGINE) in this run of a test."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory, models_root: Path) -> Iterator[str]:
+def server_url(tmp_path_factory: pytest.TempPathFactory, models_root: Path, engine: str) -> Iterator[str]:
     port = _free_port()
     log_path = tmp_path_factory.mktemp("generation") / "server.log"
     env = {
         **os.environ,
         **SERVER_ENV,
+        "LLMOPS_GENERATION_ENGINE": engine,
         "LLMOPS_GENERATION_PORT": str(port),
         "LLMOPS_GENERATION_MODELS_ROOT": str(models_root),
         "LLMOPS_HOME": str(llmops_home()),

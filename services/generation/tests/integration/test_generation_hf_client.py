@@ -62,11 +62,14 @@ def test_text_generation_errors_are_typed(server_url: str) -> None:
         client.text_generation(PROMPT, max_new_tokens=4, adapter_id="missing")
 
 
-def test_chat_completion_plain_and_stream(server_url: str) -> None:
+def test_chat_completion_plain_and_stream(server_url: str, engine: str) -> None:
     client = InferenceClient(base_url=server_url)
     out = client.chat_completion(CHAT, max_tokens=16, temperature=0)
     content = out.choices[0].message.content
-    assert content and "Paris" in content
+    # The Q4_1 GGUF in llama.cpp answers differently from its float32 conversion: bare
+    # llama-cpp-python, greedy on the same prompt, says "L'Étoile, la Cité, la Nation".
+    expected = "L'Étoile, la" if engine == "llamacpp" else "Paris"
+    assert content and expected in content, content
     assert out.usage.completion_tokens <= 16 and out.usage.prompt_tokens > 10
 
     chunks = list(client.chat_completion(CHAT, max_tokens=16, temperature=0, stream=True))

@@ -159,7 +159,7 @@ async def test_stream_tokens_add_up_to_the_generated_text(http) -> None:
     assert events[-1]["generated_text"] == plain["generated_text"]
 
 
-async def test_tokenize_info_metrics_health(http) -> None:
+async def test_tokenize_info_metrics_health(http, engine: str) -> None:
     text = "Hello world, tokenizers!"
     tokens = (await http.post("/tokenize", json={"inputs": text})).json()
     assert "".join(t["text"] for t in tokens) == text
@@ -170,8 +170,14 @@ async def test_tokenize_info_metrics_health(http) -> None:
     # The tests' server sets LLMOPS_GENERATION_DTYPE=float32 (see conftest.py).
     assert (info["model_dtype"], info["dtype_reason"]) == (
         "float32", "requested by setting LLMOPS_GENERATION_DTYPE")
-    # SmolLM2 is a Llama: the fast decode path serves it (LLMOPS_GENERATION_FAST_DECODE defaults on).
-    assert (info["fast_decode"], info["decode_path"]) == (True, "fast (float32; LoRA rows on transformers)")
+    assert info["engine"] == engine
+    if engine == "llamacpp":
+        # llama.cpp runs the GGUF file's own format; LoRA rows run on transformers in float32.
+        assert info["decode_path"].startswith("llama.cpp (llama ") and "Q4_1" in info["decode_path"]
+    else:
+        # SmolLM2 is a Llama: the fast decode path serves it (LLMOPS_GENERATION_FAST_DECODE defaults on).
+        fast = (True, "fast (float32; LoRA rows on transformers)")
+        assert (info["fast_decode"], info["decode_path"]) == fast
     assert (await http.get("/health")).status_code == 200
     metrics = (await http.get("/metrics")).text
     assert "tgi_request_duration_bucket" in metrics and "tgi_queue_size" in metrics

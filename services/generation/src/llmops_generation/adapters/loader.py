@@ -129,6 +129,10 @@ class TransformersLoader:
         self._cache_root = cache_root
         self._fast_decode = fast_decode
 
+    @property
+    def cache_root(self) -> Path:
+        return self._cache_root
+
     def model_dir(self, spec: ModelSpec) -> Path:
         if spec.gguf_file is None:
             return spec.path

@@ -255,6 +255,8 @@ async def info(request: Request) -> dict[str, Any]:
         # Not in TGI's Info either: the setting, and which decode path actually serves.
         "fast_decode": request.app.state.settings.fast_decode,
         "decode_path": engine.decoder.decode_path,
+        # Which engine serves the default model's base weights ("transformers" or "llamacpp").
+        "engine": getattr(engine.decoder, "engine", "transformers"),
         "max_concurrent_requests": request.app.state.settings.max_concurrent_requests,
         "max_best_of": limits.max_best_of,
         "max_stop_sequences": limits.max_stop_sequences,

@@ -1,0 +1,145 @@
+"""A GGUF model in llama.cpp (llama-cpp-python's low-level API): one context, one KV stream per slot.
+
+Every running sequence owns a slot (llama.cpp's sequence id); `decode` feeds one llama_batch
+that mixes the next token of every running slot with whole prompts of joining ones, so
+llama.cpp computes them in one pass. `remove` drops a slot's KV cells when its sequence ends.
+The context has a separate KV stream per slot (`kv_unified=False`): a row attends only to its
+own cells, not to a shared buffer holding every other row's as well.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_backend_lock = threading.Lock()
+_backend_ready = False
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _init_backend() -> Any:
+    global _backend_ready
+    import llama_cpp
+
+    with _backend_lock:
+        if not _backend_ready:
+            # llama.cpp reports every tensor it loads on stderr; errors still come through.
+            logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+            llama_cpp.llama_backend_init()
+            _backend_ready = True
+    return llama_cpp
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One token of a batch: `slot` is its sequence, `logits` whether its output is wanted."""
+
+    token: int
+    pos: int
+    slot: int
+    logits: bool
+
+
+class LlamaCppModel:
+    """Owns the llama.cpp model, context and batch buffer; not thread-safe (one caller)."""
+
+    def __init__(
+        self,
+        gguf: Path,
+        *,
+        slots: int,
+        ctx_per_slot: int,
+        n_batch: int,
+        threads: int,
+        threads_batch: int,
+    ) -> None:
+        if not gguf.is_file():
+            raise FileNotFoundError(f"GGUF file not found: {gguf}")
+        lib = _init_backend()
+        self._lib = lib
+        mparams = lib.llama_model_default_params()
+        mparams.n_gpu_layers = 0
+        self._model = lib.llama_model_load_from_file(str(gguf).encode(), mparams)
+        if not self._model:
+            raise ValueError(f"llama.cpp could not load {gguf}")
+        cparams = lib.llama_context_default_params()
+        cparams.n_ctx = ctx_per_slot * slots
+        cparams.n_batch = n_batch
+        cparams.n_ubatch = min(n_batch, 512)
+        cparams.n_seq_max = slots
+        cparams.n_threads = threads
+        cparams.n_threads_batch = threads_batch
+        cparams.kv_unified = False
+        cparams.no_perf = True
+        self._ctx = lib.llama_init_from_model(self._model, cparams)
+        if not self._ctx:
+            lib.llama_model_free(self._model)
+            raise ValueError("llama.cpp could not create a context (KV cache too large for memory?)")
+        self._mem = lib.llama_get_memory(self._ctx)
+        self.vocab_size = int(lib.llama_vocab_n_tokens(lib.llama_model_get_vocab(self._model)))
+        self.slots = slots
+        self.ctx_per_slot = int(lib.llama_n_ctx_seq(self._ctx))
+        self.n_batch = n_batch
+        self.threads = (threads, threads_batch)
+        self._batch = lib.llama_batch_init(n_batch, 0, 1)
+        self._closed = False
+        buf = ctypes.create_string_buffer(128)
+        lib.llama_model_desc(self._model, buf, len(buf))
+        # e.g. "llama ?B Q4_1": the architecture, size and the GGUF file's quantisation.
+        self.description = buf.value.decode(errors="replace")
+
+    def decode(self, entries: Sequence[Entry]) -> np.ndarray:
+        """Runs `entries` (in n_batch chunks); the logits of those marked, in order: [n, vocab]."""
+        lib = self._lib
+        out: list[np.ndarray] = []
+        batch = self._batch
+        for start in range(0, len(entries), self.n_batch):
+            chunk = entries[start : start + self.n_batch]
+            for i, e in enumerate(chunk):
+                batch.token[i] = e.token
+                batch.pos[i] = e.pos
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = e.slot
+                batch.logits[i] = 1 if e.logits else 0
+            batch.n_tokens = len(chunk)
+            rc = lib.llama_decode(self._ctx, batch)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode failed ({rc}{': no KV space' if rc == 1 else ''})")
+            for i, e in enumerate(chunk):
+                if e.logits:
+                    ptr = lib.llama_get_logits_ith(self._ctx, i)
+                    out.append(np.ctypeslib.as_array(ptr, shape=(self.vocab_size,)).copy())
+        if not out:
+            return np.empty((0, self.vocab_size), dtype=np.float32)
+        return np.stack(out)
+
+    def remove(self, slot: int) -> None:
+        self._lib.llama_memory_seq_rm(self._mem, slot, -1, -1)
+
+    def clear(self) -> None:
+        self._lib.llama_memory_clear(self._mem, True)
+
+    def close(self) -> None:
+        lib = self._lib
+        if not self._closed:
+            self._closed = True
+            lib.llama_batch_free(self._batch)
+            lib.llama_free(self._ctx)
+            lib.llama_model_free(self._model)
