@@ -403,6 +403,11 @@ async def test_a_session_is_served_by_one_version_while_the_share_holds(rig: Rig
     # After the first test aborted its canary, acme starts another one (sticky sessions).
     tenant = "acme"
     good = await start_good_canary(rig, tenant, share=50)
+
+    async def canary_known() -> bool:  # inference learns of it from the alias events
+        return f"{MODEL}@{good}" in await rig.ask(tenant, 10)
+
+    await until(canary_known, timeout=20)
     sessions = [f"chat-{uuid.uuid4().hex[:8]}" for _ in range(30)]
     served: dict[str, list[str]] = {s: [] for s in sessions}
     for _ in range(4):  # four rounds: every session asks again, all sessions at once

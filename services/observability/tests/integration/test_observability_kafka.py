@@ -96,7 +96,7 @@ async def test_events_become_rows_once_even_when_delivered_twice(
     assert {t: n for t, (n, _) in acme.items()} == {
         "events": 15 + 20, "answers": 21, "document_events": 5, "safety_verdicts": 1,
         "registry_changes": 2, "dead_letters": 0, "scores": 3 * 21 + 1, "corpus_sample": 3,
-        "drift": 0}
+        "drift": 0, "training_steps": 0}
 
     await produce(kafka, batch)  # the same events again: at-least-once delivery's duplicates
 
