@@ -29,6 +29,16 @@ if ! command -v ss >/dev/null 2>&1; then
   fi
 fi
 
+# llama-cpp-python (the generation server's llama.cpp engine) compiles from its sdist where uv
+# has no built wheel cached: it needs a C++ compiler and cmake.
+if ! command -v g++ >/dev/null 2>&1 || ! command -v cmake >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing g++ and cmake (Debian) to build llama-cpp-python"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ cmake) \
+      >/dev/null 2>&1 || echo "setup: warning: could not install g++ and cmake"
+  fi
+fi
+
 # Debian's Chromium opens `llmops report`'s HTML headless in the tests (every chart must draw).
 if ! command -v chromium >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
