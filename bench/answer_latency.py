@@ -42,6 +42,9 @@ from huggingface_hub import AsyncInferenceClient
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
 from llmops_inference.adapters.registry import RegistryClient
 from llmops_inference.adapters.retrieval import VectorStoreRetriever
+from llmops_inference.domain.context import ContextBudget, build_context
+from llmops_inference.domain.focus import focus
+from llmops_inference.settings import Settings
 from llmops_kit import ports
 from llmops_kit.context import bound
 
@@ -67,15 +70,20 @@ async def ingest_corpus() -> None:
 
 
 async def rendered_prompts(top_k: int) -> dict[str, str]:
-    """The platform's own prompt for each question, from its own retrieval and registry code."""
+    """The platform's own prompt for each question, from its own retrieval, context and
+    registry code, with the inference service's context settings (LLMOPS_INFERENCE_*)."""
+    settings = Settings()
+    budget = ContextBudget(settings.context_token_budget, settings.context_focus_tokens)
     retriever = VectorStoreRetriever(ports.service_address("embedding"),
                                      ports.service_address("vector-store"), 30)
     registry = RegistryClient(ports.service_address("model-registry"), 30, "smollm2-135m-instruct")
     out = {}
     with bound(TENANT, None, API_KEY):
         for q in QUESTIONS:
-            passages = await retriever.search(q, await retriever.embed(q), top_k)
-            out[q] = (await registry.render("rag-answer", "production", q, passages)).user
+            passages = build_context(await retriever.search(q, await retriever.embed(q), top_k),
+                                     budget)
+            shown = focus(q, passages, budget.focus_tokens)
+            out[q] = (await registry.render("rag-answer", "production", q, shown)).user
     await retriever.close()
     await registry.close()
     return out

@@ -75,7 +75,7 @@ async def build(settings: Settings) -> ServiceApp:
                               max_passages=settings.extractive_passages)
     service = AnswerService(
         retriever, registry, models, guard, generator, sink, cache, Limits(),
-        ContextBudget(settings.context_token_budget), policies,
+        ContextBudget(settings.context_token_budget, settings.context_focus_tokens), policies,
         GroundingCheck(embedder, settings.groundedness_threshold) if needs_grounding else None,
         extractor)
     feedback = FeedbackService(guard, BusFeedbackPublisher(bus))

@@ -100,6 +100,9 @@ class Settings(ServiceSettings):
     extractive_passages: int = Field(default=3, ge=1, le=20)
     # Estimated tokens of passage text in the prompt (domain/context.py; 0: no limit).
     context_token_budget: int = Field(default=1200, ge=0)
+    # Estimated tokens of passage text the prompt shows after the question-focused cut
+    # (domain/focus.py: the passages' sentences that share most with the question); 0: off.
+    context_focus_tokens: int = Field(default=240, ge=0)
     answer_policies: AnswerPoliciesSettings = Field(default_factory=AnswerPoliciesSettings)
     # InferenceCompleted events being built or published at once; more are dropped (counted).
     events_max_in_flight: int = Field(default=1000, ge=1)

@@ -127,10 +127,10 @@ def passage(n: int, doc: str, text: str, similarity: float | None, index: int = 
 
 def service(passages: list[Passage], reply: str = "You get 25 days of vacation [1].",
             policy: AnswerPolicy | None = None, budget: int = 1200,
-            grounding: bool = False) -> tuple[AnswerService, Generator, Prompts, Sink]:
+            grounding: bool = False, focus_tokens: int = 0) -> tuple[AnswerService, Generator, Prompts, Sink]:
     gen, prompts, sink = Generator(reply), Prompts(), Sink()
     svc = AnswerService(Retriever(passages), prompts, Models(), Guard(), gen, sink,
-                        AnswerCache(10, 60), Limits(), ContextBudget(budget),
+                        AnswerCache(10, 60), Limits(), ContextBudget(budget, focus_tokens),
                         AnswerPolicies(policy or AnswerPolicy(0.3), {"strict": AnswerPolicy(0.9)}),
                         GroundingCheck(Embedder(), 0.5) if grounding else None)
     return svc, gen, prompts, sink
@@ -224,3 +224,17 @@ async def test_the_prompt_gets_merged_passages_within_the_budget() -> None:
     event = completed_event(ask(), sink.answers[-1], False, "q", answer.text, Quality())
     # One id per source (a merged passage: its better-ranked chunk's), as in the response.
     assert list(event.retrieved_chunk_ids) == ["hr.md#1", "faq.txt#0"]
+
+
+async def test_the_prompt_is_focused_but_the_answer_reads_the_whole_passages() -> None:
+    retrieved = [passage(1, "vacation.md", VACATION + "\n\nSick leave is separate and not capped.",
+                         0.8),
+                 passage(2, "security.md", "Laptops lock after 5 minutes.", 0.5, index=3)]
+    svc, _, prompts, sink = service(retrieved, reply="Up to 5 unused days [1].", focus_tokens=20)
+    answer = await svc.answer(ask("How many unused days can be carried over?"))
+    shown = prompts.rendered[-1]
+    assert [p.marker for p in shown] == [1]  # the laptop passage says nothing to the question
+    assert "Up to 5 unused days can be carried over." in shown[0].text
+    assert "Sick leave" not in shown[0].text
+    assert [p.document_id for p in answer.passages] == ["vacation.md"]  # the citation
+    assert "Sick leave" in sink.answers[-1].retrieved[0].text  # the whole passage is kept

@@ -54,10 +54,15 @@ class ContextBudget:
     # Estimated tokens of passage text in the prompt (the template, the question and the
     # answer come on top); 0: no limit.
     max_tokens: int = 1200
+    # Estimated tokens of passage text the prompt shows after the question-focused cut
+    # (domain/focus.py); 0: the passages whole.
+    focus_tokens: int = 0
 
     def __post_init__(self) -> None:
         if self.max_tokens < 0:
             raise ValueError("max_tokens must be >= 0")
+        if self.focus_tokens < 0:
+            raise ValueError("focus_tokens must be >= 0")
 
 
 def join_overlapping(first: str, second: str) -> str:

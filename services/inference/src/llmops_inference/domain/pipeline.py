@@ -16,6 +16,7 @@ from llmops_inference.domain.citations import cited
 from llmops_inference.domain.context import ContextBudget, build_context
 from llmops_inference.domain.errors import InvalidQuestion, failure_code
 from llmops_inference.domain.extractive import Extract, Extractor
+from llmops_inference.domain.focus import focus
 from llmops_inference.domain.limits import Limits, Stopwatch
 from llmops_inference.domain.model import (
     EXTRACTIVE,
@@ -199,7 +200,8 @@ class AnswerService:
         # The prompt and the model are resolved even for a refusal: an unknown prompt or alias
         # is the caller's error (NOT_FOUND), whatever the documents cover.
         with sw.stage("prompt"):
-            prompt = await self.prompts.render(q.prompt_name, q.prompt_label, text, passages)
+            shown = focus(text, passages, self.context.focus_tokens)
+            prompt = await self.prompts.render(q.prompt_name, q.prompt_label, text, shown)
         with sw.stage("model"):
             model = await (self.models.resolve_version(q.model_version) if q.model_version
                            else self.models.resolve(q.model_alias))
