@@ -61,7 +61,7 @@ def message(question: str) -> str:
 # Term coverage: the share of the question's content terms found in the retrieved passages.
 # It does not depend on the embedding model, so it also works where the model cannot tell
 # one text of a language it does not know from another (an English-only model on Korean).
-# Latin-script words are compared whole (a plural "s" removed); Korean words, whose particles
+# Latin-script words are compared by stem (`latin_stem`); Korean words, whose particles
 # and endings attach to them, as character bigrams once a common ending is removed.
 _LATIN = re.compile(r"[a-z0-9]+")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]+")
@@ -71,19 +71,64 @@ my of on or our please shall should so some tell than that the their them then t
 they this those to us use was we were what when where which who whom whose why will with
 would you your""".split())
 # Korean interrogatives and request words: in every question, about nothing.
-_KO_STOPWORDS = frozenset("어디 얼마 무엇 언제 누구 어떻게 어떤 무슨 알려 주세요".split())
-# Longest first: one is removed from the end of a Korean word (leaving at least 2 syllables).
-_KO_ENDINGS = tuple(sorted("""인가요 입니까 습니까 한가요 나요 가요 까요 세요 에서 으로 까지 부터
-은 는 이 가 을 를 의 에 로 도 만""".split(), key=len, reverse=True))
+_KO_STOPWORDS = frozenset("어디 얼마 얼마나 며칠 무엇 언제 누구 누가 어떻게 어떤 무슨 알려 주세요"
+                          .split())
+# Verb endings: the question's predicate ("있나요", "하나요") and connectives ("야근하면", "가면",
+# "초기화하려면", "잃어버렸는데"). A one-syllable verb before one ("있-", "하-", "받-", "가-") is
+# no content term: the word is dropped.
+_KO_VERB_ENDINGS = frozenset("인가요 입니까 습니까 한가요 나요 가요 까요 세요 하면 으면 이면 려면 는데 면"
+                             .split())
+# Longest first: one is removed from the end of a Korean word (a particle leaving at least 2
+# syllables, a verb ending at least 1).
+_KO_ENDINGS = tuple(sorted(_KO_VERB_ENDINGS | set("에서 으로 까지 부터 은 는 이 가 을 를 의 에 로 도 만"
+                                                  .split()), key=len, reverse=True))
+
+
+_VOWEL = re.compile(r"[aeiouy]")
+# Derivational and inflectional endings, longest first; one is removed (see `latin_stem`).
+_SUFFIXES = ("ation", "ment", "ingly", "edly", "ing", "ion", "ed", "ly")
+_MIN_STEM = {"ing": 2, "ed": 2, "ly": 4}
 
 
 def latin_stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+    """A light rule-based English stemmer (after Porter's step 1), so that the forms of one
+    word meet: "promoted", "promotes", "promotion(s)" and "promote" all give "promot",
+    "policies" and "policy" "polici", "decided" and "decides" "decid", "quickly" "quick",
+    "used" and "use" "us". Numbers and one- or two-letter words are left alone. Both sides of
+    a comparison (question and passages) go through it, so a stem need not be a word, only
+    the same one for every form."""
+    if len(word) <= 2 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "i"
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    for suffix in _SUFFIXES:
+        if not word.endswith(suffix):
+            continue
+        stem = word[:-len(suffix)]
+        if suffix == "ed" and stem.endswith("e"):
+            if len(stem) < 3:
+                continue  # "need", "feed"
+            stem += "e"  # "-eed" loses its "d" only: "agreed" as "agree"
+        # What is left must be a stem with a vowel, of 2+ letters after -ed/-ing, 4+ before
+        # -ly and 3+ otherwise ("bring", "early", "only" stay).
+        if len(stem) >= _MIN_STEM.get(suffix, 3) and _VOWEL.search(stem) and stem != word:
+            word = stem
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeioulsz":
+                word = word[:-1]  # "submitted" -> "submit", "stopping" -> "stop"
+            break
+    if len(word) > 2 and word.endswith("e"):
+        word = word[:-1]  # "promote" as "promot(ed)", "taxe(s)" as "tax", "use" as "us(ed)"
+    if len(word) > 3 and word.endswith("y") and word[-2] not in "aeiou":
+        word = word[:-1] + "i"  # "policy" as "polici(es)", "carry" as "carri(ed)"
+    return word
 
 
 def _korean(word: str) -> str:
     for ending in _KO_ENDINGS:
-        if word.endswith(ending) and len(word) - len(ending) >= 2:
+        rest = len(word) - len(ending)
+        if word.endswith(ending) and (rest >= 2 or (rest == 1 and ending in _KO_VERB_ENDINGS)):
             return word[:-len(ending)]
     return word
 
