@@ -1,6 +1,6 @@
 """"The documents do not cover this": when the platform answers that instead of generating.
 
-Two checks, each set per tenant (an `AnswerPolicy`; None turns a check off):
+Three checks, each set per tenant (an `AnswerPolicy`; None turns a check off):
 
 - weak retrieval, before generation: nothing was retrieved; or the best cosine between the
   question and a retrieved chunk (SearchHit.similarity) is under `min_retrieval_score` (the
@@ -9,6 +9,9 @@ Two checks, each set per tenant (an `AnswerPolicy`; None turns a check off):
   vector-store, never trigger it); or under `min_term_coverage` of the question's content
   terms occur in the passages (see `term_coverage`: independent of the embedding model, it
   is what refuses Korean questions while the model is English-only).
+- weak answer, after sentence selection (extractive and hybrid modes, `weak_answer`): no
+  sentence of the passages is as close as `min_sentence_similarity` (cosine) to the question;
+  it catches questions near a document's topic that the passages do not answer.
 - unsupported answer, after generation (Generate only: a stream has shown its text already):
   the share of the answer's sentences supported by the passages (groundedness.py, at the
   quality threshold) is under `min_groundedness`.
@@ -182,11 +185,16 @@ class AnswerPolicy:
     min_term_coverage: float | None = 0.5
     # generative | extractive | hybrid (domain/extractive.py): what answers a covered question.
     answer_mode: str = GENERATIVE
+    # Refuse when no sentence of the passages comes this close (cosine) to the question: the
+    # passages are near its topic but none says what it asks (`weak_answer`; None: never).
+    # Applies where a sentence is selected (extractive and hybrid modes).
+    min_sentence_similarity: float | None = 0.38
 
     def __post_init__(self) -> None:
         _check("min_retrieval_score", self.min_retrieval_score)
         _check("min_groundedness", self.min_groundedness)
         _check("min_term_coverage", self.min_term_coverage)
+        _check("min_sentence_similarity", self.min_sentence_similarity)
         if self.answer_mode not in ANSWER_MODES:
             raise ValueError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, "
                              f"got {self.answer_mode!r}")
@@ -233,6 +241,16 @@ def weak_retrieval(policy: AnswerPolicy, passages: Sequence[Passage], question: 
         return False
     coverage = term_coverage(question, passages)
     return coverage is not None and coverage < policy.min_term_coverage
+
+
+def weak_answer(policy: AnswerPolicy, similarity: float | None) -> bool:
+    """After sentence selection: even the question's closest sentence in the passages is under
+    `min_sentence_similarity` (the best cosine of `Extract.similarity`). A question close to
+    a document's topic passes the checks before generation (its best chunk scores well, its
+    words occur in the passages: "the guest Wi-Fi password" beside the password rules), but
+    no single sentence says what it asks."""
+    return policy.min_sentence_similarity is not None and similarity is not None \
+        and similarity < policy.min_sentence_similarity
 
 
 class GroundingCheck:
