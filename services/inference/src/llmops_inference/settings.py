@@ -45,6 +45,9 @@ class AnswerPolicySettings(BaseModel):
     # What answers a covered question (domain/extractive.py): the model, a sentence copied
     # from the passages, or the model unless the passages do not support its answer.
     answer_mode: Literal["generative", "extractive", "hybrid"] = "hybrid"
+    # Refuse when no sentence of the passages is this close (cosine) to the question
+    # (domain/refusal.py `weak_answer`; extractive and hybrid modes).
+    min_sentence_similarity: float | None = Field(default=0.38, ge=-1.0, le=1.0)
 
 
 class AnswerPoliciesSettings(BaseModel):

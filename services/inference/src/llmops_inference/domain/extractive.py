@@ -79,6 +79,10 @@ class Extract:
     text: str
     passage: Passage
     score: float
+    # The best cosine of any candidate sentence to the question (None: not measured): where
+    # even the closest sentence is far, the passages are near the topic but do not answer it
+    # (domain/refusal.py `weak_answer`).
+    similarity: float | None = None
 
     @property
     def answer(self) -> str:
@@ -252,7 +256,8 @@ class Extractor:
             return None
         vectors = (await self.embedder.embed_texts([question, *(c.text for c in found)])).vectors
         score, best = rank(question, found, vectors[0], vectors[1:], self.weights)[0]
-        return Extract(best.text, best.passage, score)
+        closest = max(_cosine(vectors[0], v) for v in vectors[1:])
+        return Extract(best.text, best.passage, score, closest)
 
     async def supported(self, answer: str, question: str, passages: Sequence[Passage],
                         extract: Extract | None = None) -> bool:

@@ -1,6 +1,6 @@
 """"The documents do not cover this": when the platform answers that instead of generating.
 
-Two checks, each set per tenant (an `AnswerPolicy`; None turns a check off):
+Three checks, each set per tenant (an `AnswerPolicy`; None turns a check off):
 
 - weak retrieval, before generation: nothing was retrieved; or the best cosine between the
   question and a retrieved chunk (SearchHit.similarity) is under `min_retrieval_score` (the
@@ -9,6 +9,9 @@ Two checks, each set per tenant (an `AnswerPolicy`; None turns a check off):
   vector-store, never trigger it); or under `min_term_coverage` of the question's content
   terms occur in the passages (see `term_coverage`: independent of the embedding model, it
   is what refuses Korean questions while the model is English-only).
+- weak answer, after sentence selection (extractive and hybrid modes, `weak_answer`): no
+  sentence of the passages is as close as `min_sentence_similarity` (cosine) to the question;
+  it catches questions near a document's topic that the passages do not answer.
 - unsupported answer, after generation (Generate only: a stream has shown its text already):
   the share of the answer's sentences supported by the passages (groundedness.py, at the
   quality threshold) is under `min_groundedness`.
@@ -61,7 +64,7 @@ def message(question: str) -> str:
 # Term coverage: the share of the question's content terms found in the retrieved passages.
 # It does not depend on the embedding model, so it also works where the model cannot tell
 # one text of a language it does not know from another (an English-only model on Korean).
-# Latin-script words are compared whole (a plural "s" removed); Korean words, whose particles
+# Latin-script words are compared by stem (`latin_stem`); Korean words, whose particles
 # and endings attach to them, as character bigrams once a common ending is removed.
 _LATIN = re.compile(r"[a-z0-9]+")
 _HANGUL = re.compile(r"[\uac00-\ud7a3]+")
@@ -71,19 +74,64 @@ my of on or our please shall should so some tell than that the their them then t
 they this those to us use was we were what when where which who whom whose why will with
 would you your""".split())
 # Korean interrogatives and request words: in every question, about nothing.
-_KO_STOPWORDS = frozenset("어디 얼마 무엇 언제 누구 어떻게 어떤 무슨 알려 주세요".split())
-# Longest first: one is removed from the end of a Korean word (leaving at least 2 syllables).
-_KO_ENDINGS = tuple(sorted("""인가요 입니까 습니까 한가요 나요 가요 까요 세요 에서 으로 까지 부터
-은 는 이 가 을 를 의 에 로 도 만""".split(), key=len, reverse=True))
+_KO_STOPWORDS = frozenset("어디 얼마 얼마나 며칠 무엇 언제 누구 누가 어떻게 어떤 무슨 알려 주세요"
+                          .split())
+# Verb endings: the question's predicate ("있나요", "하나요") and connectives ("야근하면", "가면",
+# "초기화하려면", "잃어버렸는데"). A one-syllable verb before one ("있-", "하-", "받-", "가-") is
+# no content term: the word is dropped.
+_KO_VERB_ENDINGS = frozenset("인가요 입니까 습니까 한가요 나요 가요 까요 세요 하면 으면 이면 려면 는데 면"
+                             .split())
+# Longest first: one is removed from the end of a Korean word (a particle leaving at least 2
+# syllables, a verb ending at least 1).
+_KO_ENDINGS = tuple(sorted(_KO_VERB_ENDINGS | set("에서 으로 까지 부터 은 는 이 가 을 를 의 에 로 도 만"
+                                                  .split()), key=len, reverse=True))
+
+
+_VOWEL = re.compile(r"[aeiouy]")
+# Derivational and inflectional endings, longest first; one is removed (see `latin_stem`).
+_SUFFIXES = ("ation", "ment", "ingly", "edly", "ing", "ion", "ed", "ly")
+_MIN_STEM = {"ing": 2, "ed": 2, "ly": 4}
 
 
 def latin_stem(word: str) -> str:
-    return word[:-1] if len(word) > 3 and word.endswith("s") else word
+    """A light rule-based English stemmer (after Porter's step 1), so that the forms of one
+    word meet: "promoted", "promotes", "promotion(s)" and "promote" all give "promot",
+    "policies" and "policy" "polici", "decided" and "decides" "decid", "quickly" "quick",
+    "used" and "use" "us". Numbers and one- or two-letter words are left alone. Both sides of
+    a comparison (question and passages) go through it, so a stem need not be a word, only
+    the same one for every form."""
+    if len(word) <= 2 or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "i"
+    elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    for suffix in _SUFFIXES:
+        if not word.endswith(suffix):
+            continue
+        stem = word[:-len(suffix)]
+        if suffix == "ed" and stem.endswith("e"):
+            if len(stem) < 3:
+                continue  # "need", "feed"
+            stem += "e"  # "-eed" loses its "d" only: "agreed" as "agree"
+        # What is left must be a stem with a vowel, of 2+ letters after -ed/-ing, 4+ before
+        # -ly and 3+ otherwise ("bring", "early", "only" stay).
+        if len(stem) >= _MIN_STEM.get(suffix, 3) and _VOWEL.search(stem) and stem != word:
+            word = stem
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeioulsz":
+                word = word[:-1]  # "submitted" -> "submit", "stopping" -> "stop"
+            break
+    if len(word) > 2 and word.endswith("e"):
+        word = word[:-1]  # "promote" as "promot(ed)", "taxe(s)" as "tax", "use" as "us(ed)"
+    if len(word) > 3 and word.endswith("y") and word[-2] not in "aeiou":
+        word = word[:-1] + "i"  # "policy" as "polici(es)", "carry" as "carri(ed)"
+    return word
 
 
 def _korean(word: str) -> str:
     for ending in _KO_ENDINGS:
-        if word.endswith(ending) and len(word) - len(ending) >= 2:
+        rest = len(word) - len(ending)
+        if word.endswith(ending) and (rest >= 2 or (rest == 1 and ending in _KO_VERB_ENDINGS)):
             return word[:-len(ending)]
     return word
 
@@ -137,11 +185,16 @@ class AnswerPolicy:
     min_term_coverage: float | None = 0.5
     # generative | extractive | hybrid (domain/extractive.py): what answers a covered question.
     answer_mode: str = GENERATIVE
+    # Refuse when no sentence of the passages comes this close (cosine) to the question: the
+    # passages are near its topic but none says what it asks (`weak_answer`; None: never).
+    # Applies where a sentence is selected (extractive and hybrid modes).
+    min_sentence_similarity: float | None = 0.38
 
     def __post_init__(self) -> None:
         _check("min_retrieval_score", self.min_retrieval_score)
         _check("min_groundedness", self.min_groundedness)
         _check("min_term_coverage", self.min_term_coverage)
+        _check("min_sentence_similarity", self.min_sentence_similarity)
         if self.answer_mode not in ANSWER_MODES:
             raise ValueError(f"answer_mode must be one of {', '.join(ANSWER_MODES)}, "
                              f"got {self.answer_mode!r}")
@@ -188,6 +241,16 @@ def weak_retrieval(policy: AnswerPolicy, passages: Sequence[Passage], question: 
         return False
     coverage = term_coverage(question, passages)
     return coverage is not None and coverage < policy.min_term_coverage
+
+
+def weak_answer(policy: AnswerPolicy, similarity: float | None) -> bool:
+    """After sentence selection: even the question's closest sentence in the passages is under
+    `min_sentence_similarity` (the best cosine of `Extract.similarity`). A question close to
+    a document's topic passes the checks before generation (its best chunk scores well, its
+    words occur in the passages: "the guest Wi-Fi password" beside the password rules), but
+    no single sentence says what it asks."""
+    return policy.min_sentence_similarity is not None and similarity is not None \
+        and similarity < policy.min_sentence_similarity
 
 
 class GroundingCheck:
