@@ -290,3 +290,16 @@ def test_settings_default_and_per_tenant_answer_mode() -> None:
     with pytest.raises(ValidationError):
         AnswerPoliciesSettings.model_validate(
             {"tenants": {"acme": {"answer_mode": "creative"}}}).policies()
+
+
+async def test_a_question_whose_closest_sentence_is_far_is_refused() -> None:
+    svc, gen, _ = service("extractive")
+    svc.policies = AnswerPolicies(AnswerPolicy(0.3, answer_mode="extractive",
+                                               min_sentence_similarity=0.99))
+    refused = await svc.answer(dataclasses.replace(ask(QUESTION), use_cache=False))
+    assert refused.refusal == WEAK_RETRIEVAL and refused.passages == [] and gen.calls == 0
+    assert refused.text.startswith("The documents I can search do not cover")
+    svc.policies = AnswerPolicies(AnswerPolicy(0.3, answer_mode="extractive",
+                                               min_sentence_similarity=0.01))
+    answered = await svc.answer(dataclasses.replace(ask(QUESTION), use_cache=False))
+    assert answered.refusal == "" and answered.text == EXPIRES

@@ -40,6 +40,7 @@ from llmops_inference.domain.refusal import (
     best_similarity,
     message,
     not_covered,
+    weak_answer,
     weak_retrieval,
 )
 from llmops_inference.domain.streaming import OutputWindow, Segmenter
@@ -278,14 +279,17 @@ class AnswerService:
         with sw.stage("extraction"):
             return await self.extractor.extract(ready.searched, ready.passages)
 
-    async def _extracted(self, ready: _Ready, sw: Stopwatch, gen: Generation | None = None,
-                         found: Extract | None = None) -> Answer | None:
+    async def _extracted(self, q: Question, ready: _Ready, sw: Stopwatch,
+                         gen: Generation | None = None, found: Extract | None = None
+                         ) -> Answer | None:
         """The answer copied from the passages (domain/extractive.py), through the output
         check like a generated one; None when the passages hold no sentence."""
         if found is None:
             found = await self._extract(ready, sw)
         if found is None:
             return None
+        if weak_answer(self.policies.for_tenant(q.tenant), found.similarity):
+            return ready.refused(q.text, WEAK_RETRIEVAL, gen)
         with sw.stage("output_safety"):
             out = await self.guard.check(found.answer, "output")
         text = out.redacted_text if out.verdict is Verdict.REDACT else found.answer
@@ -307,7 +311,7 @@ class AnswerService:
             return self._finish(q, dataclasses.replace(
                 hit, cached=True, searched_text=ready.searched, query_vector=ready.vector),
                 sw, False)
-        extracted = await self._extracted(ready, sw) if mode == EXTRACTIVE else None
+        extracted = await self._extracted(q, ready, sw) if mode == EXTRACTIVE else None
         if extracted is not None:
             answer = extracted
         else:
@@ -337,7 +341,7 @@ class AnswerService:
                                                            found)
             if supported:
                 return answer
-            extracted = await self._extracted(ready, sw, gen, found)
+            extracted = await self._extracted(q, ready, sw, gen, found)
             if extracted is not None:
                 return extracted
         if self.grounding is not None:
@@ -379,7 +383,7 @@ class AnswerService:
             return
         # Extractive mode streams its sentence as one piece.
         mode = self._mode(q, ready)
-        extracted = await self._extracted(ready, sw) if mode == EXTRACTIVE else None
+        extracted = await self._extracted(q, ready, sw) if mode == EXTRACTIVE else None
         if extracted is not None:
             if not extracted.blocked:
                 yield extracted.text
