@@ -55,7 +55,7 @@ demo: setup
 	$(DEV) $(RUN) bash infra/scripts/demo.sh
 
 test: setup lint infra-up
-	$(DEV) $(RUN) pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(DEV) $(RUN) pytest -p no:cacheprovider --durations=40 $(PYTEST_ARGS)
 
 test-unit: setup
 	$(DEV) $(RUN) pytest -m unit $(PYTEST_ARGS)

@@ -45,6 +45,9 @@ def e2e_stack(kafka: KafkaSettings, weaviate_server: dict, tmp_path_factory: pyt
         "LLMOPS_ADMIN_KEY": f"e2e-admin-{uuid.uuid4().hex}",
         # Short, so the fault tests' outages outlast it and batches are rewound.
         "LLMOPS_KAFKA_RETRY_WINDOW_SECONDS": "10",
+        # A publish to a stopped broker fails after this (default 30 s), not after a minute:
+        # the Kafka outage test's wait for the first rewind follows it (docs/testing.md).
+        "LLMOPS_KAFKA_REQUEST_TIMEOUT_MS": "10000",
         "LLMOPS_INGESTION_DATABASE_URL": f"sqlite:///{data}/ingestion.db",
         "LLMOPS_LOG_LEVEL": os.environ.get("LLMOPS_LOG_LEVEL", "INFO"),
         # A store and a consumer group of this run's own, from the end of every topic.

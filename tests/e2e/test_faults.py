@@ -101,6 +101,10 @@ async def test_sigkill_ingestion_while_publishing_a_documents_chunks(
     before = (await stats(stubs, md)).chunk_count
     e2e_stack.kill("ingestion")
     e2e_stack.env["LLMOPS_INGESTION_CHUNKS_PER_EVENT"] = "8"
+    # The production default: a throttled produce response may take longer than the e2e
+    # stack's shorter request timeout (conftest.py), which would turn the delay into an error.
+    saved_timeout = e2e_stack.env["LLMOPS_KAFKA_REQUEST_TIMEOUT_MS"]
+    e2e_stack.env["LLMOPS_KAFKA_REQUEST_TIMEOUT_MS"] = "30000"
     e2e_stack.start("ingestion")
     await e2e_stack.wait("ingestion")
     docs: list = []
@@ -144,6 +148,7 @@ async def test_sigkill_ingestion_while_publishing_a_documents_chunks(
     n = await assert_exactly_once(stubs, md, [d.document_id for d in docs], before)
     assert n >= 60 * len(docs)
     e2e_stack.env.pop("LLMOPS_INGESTION_CHUNKS_PER_EVENT")
+    e2e_stack.env["LLMOPS_KAFKA_REQUEST_TIMEOUT_MS"] = saved_timeout
     e2e_stack.kill("ingestion")
     e2e_stack.start("ingestion")
     await e2e_stack.wait("ingestion")
@@ -184,7 +189,6 @@ async def test_dependency_down_longer_than_the_retry_window(
     docs = [document(f"{dependency}-outage-{i}", 20) for i in range(20)]
     ids = [d.document_id for d in docs]
     before = (await stats(stubs, md)).chunk_count
-    rewound_before = rewinds(watched)
     await produce(kafka, tenant, docs)
     for _ in range(600):
         if (await stats(stubs, md)).chunk_count > before + 50:
@@ -193,6 +197,7 @@ async def test_dependency_down_longer_than_the_retry_window(
     pending, _ = await in_flight(stubs, md, ids)
     print(f"\nstopping {dependency}: {pending} of {len(ids)} documents not yet indexed")
     assert pending > 0, "all work was done before the outage"
+    rewound_before = rewinds(watched)  # only a rewind during the outage counts
     await asyncio.to_thread(infra, dependency, "stop")
     stopped = time.monotonic()
     try:
