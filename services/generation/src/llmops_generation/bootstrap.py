@@ -76,6 +76,7 @@ def engine_loader(settings: Settings) -> ModelLoader:
         n_batch=settings.llamacpp_batch_tokens,
         threads=settings.llamacpp_threads,
         threads_batch=settings.llamacpp_threads_batch,
+        prefix_cache=settings.prefix_cache,
     )
     transformers = TransformersLoader(settings.models_dir, fast_decode=settings.fast_decode)
     return EngineLoader(transformers, settings.engine, config)

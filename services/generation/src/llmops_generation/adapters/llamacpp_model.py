@@ -2,7 +2,8 @@
 
 Every running sequence owns a slot (llama.cpp's sequence id); `decode` feeds one llama_batch
 that mixes the next token of every running slot with whole prompts of joining ones, so
-llama.cpp computes them in one pass. `remove` drops a slot's KV cells when its sequence ends.
+llama.cpp computes them in one pass. `remove` drops a slot's KV cells (all of them, or the
+tail after a prefix that a joining prompt reuses).
 The context has a separate KV stream per slot (`kv_unified=False`): a row attends only to its
 own cells, not to a shared buffer holding every other row's as well.
 """
@@ -130,8 +131,9 @@ class LlamaCppModel:
             return np.empty((0, self.vocab_size), dtype=np.float32)
         return np.stack(out)
 
-    def remove(self, slot: int) -> None:
-        self._lib.llama_memory_seq_rm(self._mem, slot, -1, -1)
+    def remove(self, slot: int, start: int = 0) -> bool:
+        """Drops `slot`'s KV cells from position `start` on; False when the memory cannot."""
+        return bool(self._lib.llama_memory_seq_rm(self._mem, slot, start, -1))
 
     def clear(self) -> None:
         self._lib.llama_memory_clear(self._mem, True)
