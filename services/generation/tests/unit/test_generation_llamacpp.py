@@ -248,18 +248,18 @@ def test_a_joining_prompt_reuses_the_longest_cached_prefix_and_feeds_the_rest() 
     assert out[4].reused_prompt_tokens == 3
 
 
-def test_the_same_prompt_again_feeds_only_its_last_token() -> None:
+def test_the_same_prompt_again_feeds_only_its_last_two_tokens() -> None:
     decoder, model, _ = make(prefix_cache=True)
     first = decoder.step([seq(1, [10, 11, 12])], [])
     decoder.step([], [])  # one generated token (13) enters the KV cells too
     slot = model.calls[0][0].slot
     decoder.step([], [1])
     again = decoder.step([seq(2, [10, 11, 12])], [])
-    # The cells hold 10 11 12 13; the last prompt token is fed again for its logits.
-    assert model.removed == [(slot, 2)]
-    assert model.calls[-1] == [Entry(12, 2, slot, True)]
+    # The cells hold 10 11 12 13; the last two prompt tokens are fed again (see SlotPool).
+    assert model.removed == [(slot, 1)]
+    assert model.calls[-1] == [Entry(11, 1, slot, False), Entry(12, 2, slot, True)]
     assert again[2].token_id == first[1].token_id == 13
-    assert again[2].reused_prompt_tokens == 2
+    assert again[2].reused_prompt_tokens == 1
 
 
 def test_prefill_logprobs_requests_never_reuse_and_take_an_empty_slot_first() -> None:

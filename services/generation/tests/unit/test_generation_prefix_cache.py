@@ -16,16 +16,16 @@ def test_common_prefix() -> None:
     assert common_prefix((7,), (8,)) == 0
 
 
-def test_the_longest_shared_prefix_wins_and_keeps_one_token_to_feed() -> None:
+def test_the_longest_shared_prefix_wins_and_keeps_two_tokens_to_feed() -> None:
     pool = SlotPool(3, reuse=True)
-    for slot in range(3):
+    for _ in range(3):
         pool.acquire([])
     pool.release(0, [1, 2, 3, 4])
     pool.release(1, [1, 2, 3, 4, 5, 6, 7])
     pool.release(2, [9, 9])
-    assert pool.acquire([1, 2, 3, 4, 5, 8]) == Claim(slot=1, held=7, keep=5)
-    # A prompt equal to a cached prefix keeps all but its last token.
-    assert pool.acquire([1, 2, 3, 4]) == Claim(slot=0, held=4, keep=3)
+    assert pool.acquire([1, 2, 3, 4, 5, 6, 8]) == Claim(slot=1, held=7, keep=5)
+    # A prompt equal to a cached prefix keeps all but its last two tokens.
+    assert pool.acquire([1, 2, 3, 4]) == Claim(slot=0, held=4, keep=2)
     assert len(pool) == 1 and pool.held(2) == (9, 9)
 
 

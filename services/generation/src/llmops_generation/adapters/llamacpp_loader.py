@@ -50,6 +50,7 @@ class LlamaCppConfig:
     threads: int | None = None  # None: the CPUs this process may use
     threads_batch: int | None = None
     prefix_cache: bool = True  # reuse the KV cells of ended sequences sharing a prompt prefix
+    flash_attn: bool | None = None  # None: llama.cpp's choice (on, on CPU)
 
 
 class EngineLoader:
@@ -95,6 +96,7 @@ class EngineLoader:
             n_batch=cfg.n_batch,
             threads=threads,
             threads_batch=cfg.threads_batch or threads,
+            flash_attn=cfg.flash_attn,
         )
         if model.vocab_size < len(tokenizer):
             model.close()

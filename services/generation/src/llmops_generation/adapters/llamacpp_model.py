@@ -70,7 +70,9 @@ class LlamaCppModel:
         n_batch: int,
         threads: int,
         threads_batch: int,
+        flash_attn: bool | None = None,
     ) -> None:
+        """`flash_attn`: None lets llama.cpp decide (it enables it on CPU)."""
         if not gguf.is_file():
             raise FileNotFoundError(f"GGUF file not found: {gguf}")
         lib = _init_backend()
@@ -88,6 +90,11 @@ class LlamaCppModel:
         cparams.n_threads = threads
         cparams.n_threads_batch = threads_batch
         cparams.kv_unified = False
+        cparams.flash_attn_type = {
+            None: lib.LLAMA_FLASH_ATTN_TYPE_AUTO,
+            True: lib.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            False: lib.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        }[flash_attn]
         cparams.no_perf = True
         self._ctx = lib.llama_init_from_model(self._model, cparams)
         if not self._ctx:

@@ -14,6 +14,9 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+# Prompt tokens always computed, however much of the prompt a slot holds (see acquire).
+MIN_FED = 2
+
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     """How many leading tokens `a` and `b` share."""
@@ -60,14 +63,16 @@ class SlotPool:
     def acquire(self, prompt: Sequence[int], *, reuse: bool = True) -> Claim:
         """The free slot for `prompt`: the longest shared prefix, else an empty slot, else the LRU.
 
-        At least the prompt's last token is always fed (its logits choose the first new
-        token), so `keep` is below len(prompt). With `reuse` false (the request wants every
-        prompt token's logits) nothing is kept.
+        At least the prompt's last two tokens are always fed: the last one's logits choose the
+        first new token, and llama.cpp computes a one-token batch through another kernel than
+        a longer one, with logits that differ slightly from a cold prefill's. With two, the
+        first token is bit for bit what the uncached prompt gives. With `reuse` false (the
+        request wants every prompt token's logits) nothing is kept.
         """
         if not self._free:
             raise RuntimeError("no free slot")
         reuse = reuse and self.reuse
-        limit = len(prompt) - 1
+        limit = len(prompt) - MIN_FED
 
         def rank(slot: int) -> tuple[int, bool, int]:
             held = self._free[slot]
