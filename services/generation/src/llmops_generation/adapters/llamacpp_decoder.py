@@ -26,7 +26,7 @@ import torch
 from llmops_generation.adapters.decoder import TransformersDecoder, with_prefill
 from llmops_generation.adapters.llamacpp_model import Entry, LlamaCppModel
 from llmops_generation.adapters.llamacpp_slots import SlotPool
-from llmops_generation.adapters.sampling import RowSampler, sample_batch
+from llmops_generation.adapters.sampling import RowSampler, sample_rows
 from llmops_generation.domain.model import NewSequence, StepToken
 
 log = logging.getLogger(__name__)
@@ -167,11 +167,11 @@ class LlamaCppDecoder:
                 Entry(prompt[pos], pos, row.slot, seq.want_prefill_logprobs or pos == last)
                 for pos in range(keep, len(prompt))
             )
-        logits = torch.from_numpy(self._model.decode(entries))
+        logits = self._model.decode(entries)
         out: dict[int, StepToken] = {}
         n = len(running)
         if running:
-            chosen = sample_batch(logits[:n], [r.sampler for r in running])
+            chosen = sample_rows(logits[:n], [r.sampler for r in running])
             for row, token in zip(running, chosen, strict=True):
                 row.length += 1
                 row.last = token.token_id
@@ -182,10 +182,11 @@ class LlamaCppDecoder:
             width = len(seq.input_ids) if seq.want_prefill_logprobs else 1
             rows = logits[at : at + width]
             at += width
-            token = sample_batch(rows[-1:], [row.sampler])[0]
+            token = sample_rows(rows[-1:], [row.sampler])[0]
             if seq.want_prefill_logprobs:
                 ids = torch.tensor(seq.input_ids, dtype=torch.long)
-                token = with_prefill(token, torch.log_softmax(rows.float(), dim=-1), ids, len(ids))
+                prompt_logprobs = torch.log_softmax(torch.from_numpy(rows), dim=-1)
+                token = with_prefill(token, prompt_logprobs, ids, len(ids))
             row.length = len(seq.input_ids)
             row.last = token.token_id
             row.tokens.append(token.token_id)

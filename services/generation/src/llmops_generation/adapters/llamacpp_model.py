@@ -130,13 +130,15 @@ class LlamaCppModel:
             rc = lib.llama_decode(self._ctx, batch)
             if rc != 0:
                 raise RuntimeError(f"llama_decode failed ({rc}{': no KV space' if rc == 1 else ''})")
-            for i, e in enumerate(chunk):
-                if e.logits:
-                    ptr = lib.llama_get_logits_ith(self._ctx, i)
-                    out.append(np.ctypeslib.as_array(ptr, shape=(self.vocab_size,)).copy())
+            wanted = sum(1 for e in chunk if e.logits)
+            if wanted:
+                # llama_get_logits: the marked tokens' rows, contiguous and in batch order; one
+                # copy of them all instead of a copy per row and another to stack them.
+                ptr = lib.llama_get_logits(self._ctx)
+                out.append(np.ctypeslib.as_array(ptr, shape=(wanted, self.vocab_size)).copy())
         if not out:
             return np.empty((0, self.vocab_size), dtype=np.float32)
-        return np.stack(out)
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
     def remove(self, slot: int, start: int = 0) -> bool:
         """Drops `slot`'s KV cells from position `start` on; False when the memory cannot."""
