@@ -11,7 +11,7 @@ Both get the same warm-up, the same prompts, greedy decoding and --rounds repeat
   batching); llama.cpp's Python binding has one sequence per context (its server serialises
   concurrent requests), so its figure is the 8 prompts one after another;
 - time to first token for a 500-token prompt (no prefix reuse: llama.cpp's context is reset
-  first, and the server has no prefix cache);
+  first, and the server runs with LLMOPS_GENERATION_PREFIX_CACHE=false);
 - CPU time per decoded token in the single-stream phase (the process's user + system time,
   all threads: this bench process for llama.cpp, the server's /proc/<pid>/stat for the server),
   which a shared, loaded machine distorts far less than tokens/s.
@@ -262,8 +262,9 @@ async def main() -> None:
         if fast not in ("on", "off"):
             raise SystemExit(f"--fast-decode takes on and/or off, not {fast!r}")
         port = free_port()
+        # No prefix reuse: each round repeats the same prompts, and bare llama.cpp recomputes them.
         env = {"LLMOPS_GENERATION_FAST_DECODE": "true" if fast == "on" else "false",
-               "LLMOPS_GENERATION_ENGINE": engine}
+               "LLMOPS_GENERATION_ENGINE": engine, "LLMOPS_GENERATION_PREFIX_CACHE": "false"}
         proc, load_s = start_server(dtype, port, env)
         try:
             server = Server(f"http://127.0.0.1:{port}")

@@ -76,6 +76,8 @@ def engine_loader(settings: Settings) -> ModelLoader:
         n_batch=settings.llamacpp_batch_tokens,
         threads=settings.llamacpp_threads,
         threads_batch=settings.llamacpp_threads_batch,
+        prefix_cache=settings.prefix_cache,
+        flash_attn={"auto": None, "on": True, "off": False}[settings.llamacpp_flash_attn],
     )
     transformers = TransformersLoader(settings.models_dir, fast_decode=settings.fast_decode)
     return EngineLoader(transformers, settings.engine, config)

@@ -61,6 +61,15 @@ class Settings(ServiceSettings):
     llamacpp_threads_batch: int | None = Field(default=None, ge=1)
     # Tokens per llama_decode call (a longer step is split into several).
     llamacpp_batch_tokens: int = Field(default=2048, ge=32)
+    # Prompt prefix reuse (llama.cpp engine): a finished sequence's slot keeps its KV cells and
+    # a new prompt sharing a prefix with them prefills only the rest (llama.cpp server's
+    # cache_prompt). Requests asking for prefill logprobs always compute the whole prompt.
+    prefix_cache: bool = True
+    # llama.cpp's flash attention: "auto" (llama.cpp enables it on CPU; prompts prefill about
+    # 2x faster) or "off". Off, a reused prefix gives bit-for-bit the logits of an uncached
+    # prompt; on, llama.cpp's attention kernel rounds differently for different batch splits,
+    # so a reused prefix's logits differ in the last bits (llama.cpp's server has the same caveat).
+    llamacpp_flash_attn: Literal["auto", "on", "off"] = "auto"
     # Admin routes load models and adapters only from folders under this root (realpath, so
     # neither `..` nor a symlink leads out). Default: $LLMOPS_HOME/models.
     models_root: Path | None = None

@@ -37,6 +37,10 @@ SERVER_ENV = {
     "LLMOPS_GENERATION_MAX_TOTAL_TOKENS": "320",
     "LLMOPS_GENERATION_DEFAULT_MAX_NEW_TOKENS": "8",
     "LLMOPS_GENERATION_MAX_BATCH_SIZE": "8",
+    # Flash attention off: llama.cpp's logits then do not depend on how a prompt is split, so a
+    # prompt whose prefix is reused (prefix cache, on) gives bit-for-bit its uncached output,
+    # which the equality tests assert (see the README's "Prompt prefix reuse").
+    "LLMOPS_GENERATION_LLAMACPP_FLASH_ATTN": "off",
     "LLMOPS_ADMIN_KEY": "generation-test-admin-key",
 }
 ADMIN = {"x-api-key": SERVER_ENV["LLMOPS_ADMIN_KEY"]}

@@ -65,6 +65,9 @@ class FakeDecoder:
     closed: bool = False
     # Set to slow steps down so tests can act while a step runs.
     step_gate: threading.Event | None = None
+    # Prompt tokens each joining sequence reports as taken from a cached prefix (at most all
+    # but its last), as the llama.cpp decoder's prefix reuse does.
+    reuse: int = 0
     _rows: dict[int, _Row] = field(default_factory=dict)
 
     @property
@@ -111,7 +114,11 @@ class FakeDecoder:
             top = ((token, -0.5),) * seq.sampling.top_n_tokens
             prefill = (None, *([-1.0] * (len(seq.input_ids) - 1))) if seq.want_prefill_logprobs else None
             out[seq.seq_id] = StepToken(
-                token_id=token, logprob=-0.5, top_tokens=top, prefill_logprobs=prefill
+                token_id=token,
+                logprob=-0.5,
+                top_tokens=top,
+                prefill_logprobs=prefill,
+                reused_prompt_tokens=min(self.reuse, len(seq.input_ids) - 1),
             )
         self.calls.append(StepCall([s.seq_id for s in admit], sorted(evict), sorted(self._rows)))
         return out

@@ -214,6 +214,20 @@ def test_tokenize_info_health_metrics(client) -> None:
     assert metrics.headers["content-type"].startswith("text/plain")
     assert 'tgi_request_success_total{route="generate"} 1.0' in metrics.text
     assert "tgi_batch_forward_duration_count" in metrics.text
+    # The fake engine reuses no prefix: the 3 prompt tokens of "q|a" were computed.
+    assert info["prefix_cache"] is False
+    computed = 'generation_prefix_cache_tokens_total{model="fake/model",outcome="computed"} 3.0'
+    assert computed in metrics.text
+
+
+def test_prefix_cache_metric_counts_reused_and_computed_prompt_tokens(client, loader) -> None:
+    loader.decoders["fake/model"].reuse = 4
+    for prompt in ("question|a", "question|b"):
+        assert client.post("/generate", json={"inputs": prompt}).status_code == 200
+    metrics = client.get("/metrics").text
+    # Two 10-token prompts, 4 tokens of each from the cache.
+    assert 'generation_prefix_cache_tokens_total{model="fake/model",outcome="reused"} 8.0' in metrics
+    assert 'generation_prefix_cache_tokens_total{model="fake/model",outcome="computed"} 12.0' in metrics
 
 
 def test_adapters_load_select_and_unload(client, tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ class FakeModel:
         self.threads = (2, 2)
         self.description = "llama 1M Q4_1"
         self.calls: list[list[Entry]] = []
-        self.removed: list[int] = []
+        self.removed: list[tuple[int, int]] = []  # (slot, from position)
+        self.partial_removal = True  # False: like a memory that can only drop a whole sequence
         self.cleared = 0
         self.closed = False
 
@@ -47,8 +48,11 @@ class FakeModel:
             logits[i, (e.token + 1) % VOCAB] = 10.0
         return logits
 
-    def remove(self, slot: int) -> None:
-        self.removed.append(slot)
+    def remove(self, slot: int, start: int = 0) -> bool:
+        if start > 0 and not self.partial_removal:
+            return False
+        self.removed.append((slot, start))
+        return True
 
     def clear(self) -> None:
         self.cleared += 1
@@ -93,7 +97,9 @@ def seq(seq_id: int, ids: list[int], adapter: str | None = None, details: bool =
     return NewSequence(seq_id, tuple(ids), SamplingParams(), adapter, details)
 
 
-def make(slots: int = 3) -> tuple[LlamaCppDecoder, FakeModel, list[FakeFallback]]:
+def make(
+    slots: int = 3, *, prefix_cache: bool = False
+) -> tuple[LlamaCppDecoder, FakeModel, list[FakeFallback]]:
     model = FakeModel(slots)
     built: list[FakeFallback] = []
 
@@ -101,7 +107,13 @@ def make(slots: int = 3) -> tuple[LlamaCppDecoder, FakeModel, list[FakeFallback]
         built.append(FakeFallback())
         return built[-1]
 
-    decoder = LlamaCppDecoder(model, frozenset({0}), fallback, quant=model.description)  # type: ignore[arg-type]
+    decoder = LlamaCppDecoder(
+        model,  # type: ignore[arg-type]
+        frozenset({0}),
+        fallback,  # type: ignore[arg-type]
+        quant=model.description,
+        prefix_cache=prefix_cache,
+    )
     return decoder, model, built
 
 
@@ -139,7 +151,7 @@ def test_eviction_frees_the_kv_cells_and_the_slot() -> None:
     assert model.cleared == 1
     decoder.step([seq(1, [5]), seq(2, [9])], [])
     out = decoder.step([seq(3, [30])], [1])
-    assert model.removed == [slot_of_1]
+    assert model.removed == [(slot_of_1, 0)]
     assert {k: v.token_id for k, v in out.items()} == {2: 11, 3: 31}
     assert model.calls[-1][-1].slot == slot_of_1
     decoder.step([], [2, 3])
@@ -203,3 +215,104 @@ def test_torch_gets_one_thread_when_llamacpp_serves() -> None:
     assert torch_threads(Settings(), Loader("llamacpp")) == 1  # type: ignore[arg-type]
     assert torch_threads(Settings(), Loader("transformers")) is None  # type: ignore[arg-type]
     assert torch_threads(Settings(torch_threads=2), Loader("llamacpp")) == 2  # type: ignore[arg-type]
+
+
+# -- prefix reuse -------------------------------------------------------------------------
+
+
+def fed(call: list[Entry], slot: int) -> list[tuple[int, int, bool]]:
+    return [(e.token, e.pos, e.logits) for e in call if e.slot == slot]
+
+
+def test_a_joining_prompt_reuses_the_longest_cached_prefix_and_feeds_the_rest() -> None:
+    decoder, model, _ = make(prefix_cache=True)
+    assert decoder.prefix_cache
+    decoder.step([seq(1, [1, 2, 3, 4, 5]), seq(2, [1, 2, 9, 9])], [])
+    slot_a, slot_b = model.calls[0][0].slot, model.calls[0][-1].slot
+    decoder.step([], [1, 2])
+    assert model.removed == []  # ended rows keep their KV cells
+
+    out = decoder.step([seq(3, [1, 2, 3, 4, 7, 8])], [])
+    # Seq 1's slot shares 4 tokens: its cells from position 4 go, positions continue from 4.
+    assert model.removed == [(slot_a, 4)]
+    assert fed(model.calls[-1], slot_a) == [(7, 4, False), (8, 5, True)]
+    assert (out[3].token_id, out[3].reused_prompt_tokens) == (9, 4)
+
+    # The next step feeds seq 3's token at the position after its whole prompt.
+    decoder.step([], [])
+    assert fed(model.calls[-1], slot_a) == [(9, 6, True)]
+    # A prompt sharing 2 tokens with seq 2's slot (the only other one holding a prefix).
+    out = decoder.step([seq(4, [1, 2, 9, 5, 5])], [])
+    assert model.removed[-1] == (slot_b, 3)
+    assert fed(model.calls[-1], slot_b) == [(5, 3, False), (5, 4, True)]
+    assert out[4].reused_prompt_tokens == 3
+
+
+def test_the_same_prompt_again_feeds_only_its_last_two_tokens() -> None:
+    decoder, model, _ = make(prefix_cache=True)
+    first = decoder.step([seq(1, [10, 11, 12])], [])
+    decoder.step([], [])  # one generated token (13) enters the KV cells too
+    slot = model.calls[0][0].slot
+    decoder.step([], [1])
+    again = decoder.step([seq(2, [10, 11, 12])], [])
+    # The cells hold 10 11 12 13; the last two prompt tokens are fed again (see SlotPool).
+    assert model.removed == [(slot, 1)]
+    assert model.calls[-1] == [Entry(11, 1, slot, False), Entry(12, 2, slot, True)]
+    assert again[2].token_id == first[1].token_id == 13
+    assert again[2].reused_prompt_tokens == 1
+
+
+def test_prefill_logprobs_requests_never_reuse_and_take_an_empty_slot_first() -> None:
+    decoder, model, _ = make(slots=2, prefix_cache=True)
+    decoder.step([seq(1, [3, 4, 5])], [])
+    slot_1 = model.calls[0][0].slot
+    decoder.step([], [1])
+    out = decoder.step([seq(2, [3, 4, 5], details=True)], [])
+    (other,) = {e.slot for e in model.calls[-1]}
+    assert other != slot_1 and model.removed == []
+    assert [(e.token, e.pos) for e in model.calls[-1]] == [(3, 0), (4, 1), (5, 2)]
+    assert out[2].reused_prompt_tokens == 0 and out[2].prefill_logprobs is not None
+    # With only seq 1's cached slot left, a details request clears it and computes everything.
+    out = decoder.step([seq(3, [3, 4, 5], details=True)], [])
+    assert model.removed == [(slot_1, 0)]
+    assert [(e.token, e.pos) for e in model.calls[-1] if e.slot == slot_1] == [(3, 0), (4, 1), (5, 2)]
+
+
+def test_a_memory_that_cannot_cut_a_tail_starts_the_slot_afresh() -> None:
+    decoder, model, _ = make(prefix_cache=True)
+    model.partial_removal = False
+    decoder.step([seq(1, [1, 2, 3, 4])], [])
+    slot = model.calls[0][0].slot
+    decoder.step([], [1])
+    out = decoder.step([seq(2, [1, 2, 3, 9])], [])
+    assert model.removed == [(slot, 0)]
+    assert [e.pos for e in model.calls[-1]] == [0, 1, 2, 3]
+    assert out[2].reused_prompt_tokens == 0
+
+
+def test_reset_forgets_the_cached_prefixes_and_the_setting_turns_reuse_off() -> None:
+    decoder, model, _ = make(prefix_cache=True)
+    decoder.step([seq(1, [1, 2, 3])], [])
+    decoder.step([], [1])
+    decoder.reset()  # llama_memory_clear: no slot holds cells any more
+    out = decoder.step([seq(2, [1, 2, 3])], [])
+    assert [e.pos for e in model.calls[-1]] == [0, 1, 2] and out[2].reused_prompt_tokens == 0
+    assert model.removed == [] and model.cleared == 1
+
+    decoder, model, _ = make(prefix_cache=False)
+    assert not decoder.prefix_cache
+    decoder.step([seq(1, [1, 2, 3])], [])
+    slot = model.calls[0][0].slot
+    decoder.step([], [1])
+    assert model.removed == [(slot, 0)]
+    out = decoder.step([seq(2, [1, 2, 3])], [])
+    assert [e.pos for e in model.calls[-1]] == [0, 1, 2] and out[2].reused_prompt_tokens == 0
+
+
+def test_the_prefix_cache_setting_reaches_the_llamacpp_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmops_generation.bootstrap import engine_loader
+
+    assert Settings().prefix_cache is True
+    monkeypatch.setenv("LLMOPS_GENERATION_PREFIX_CACHE", "false")
+    loader = engine_loader(Settings())
+    assert loader._config.prefix_cache is False  # type: ignore[attr-defined]

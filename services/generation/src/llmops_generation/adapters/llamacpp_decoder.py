@@ -8,20 +8,25 @@ temperature, top_k/top_p/typical_p, the penalties, seeds and top_n_tokens mean t
 both engines. Rows that name a LoRA adapter run on a float32 TransformersDecoder of the same
 model in the same step; it is built when the first adapter loads, so a server that never
 loads one never holds the model twice.
+
+With `prefix_cache`, an ended row's slot keeps its KV cells and a joining prompt reuses the
+longest prefix any free slot holds (adapters/llamacpp_slots.py): only the rest is prefilled,
+at positions continuing from the reused length.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from llmops_generation.adapters.decoder import TransformersDecoder, with_prefill
 from llmops_generation.adapters.llamacpp_model import Entry, LlamaCppModel
-from llmops_generation.adapters.sampling import RowSampler, sample_batch
+from llmops_generation.adapters.llamacpp_slots import SlotPool
+from llmops_generation.adapters.sampling import RowSampler, sample_rows
 from llmops_generation.domain.model import NewSequence, StepToken
 
 log = logging.getLogger(__name__)
@@ -34,6 +39,7 @@ class _Row:
     sampler: RowSampler
     length: int  # tokens in its KV cells
     last: int  # the token it feeds next
+    tokens: list[int]  # prompt and generated tokens; the first `length` are in its KV cells
 
 
 class LlamaCppDecoder:
@@ -48,13 +54,14 @@ class LlamaCppDecoder:
         fallback: Callable[[], TransformersDecoder],
         *,
         quant: str = "gguf",
+        prefix_cache: bool = True,
     ) -> None:
         self._model = model
         self._eos = eos_token_ids
         self._make_fallback = fallback
         self._fallback: TransformersDecoder | None = None
         self._rows: dict[int, _Row] = {}
-        self._free = list(range(model.slots - 1, -1, -1))
+        self._slots = SlotPool(model.slots, reuse=prefix_cache)
         self._quant = quant
 
     @property
@@ -74,6 +81,11 @@ class LlamaCppDecoder:
         )
 
     @property
+    def prefix_cache(self) -> bool:
+        """Whether joining prompts reuse the KV cells of ended sequences that share a prefix."""
+        return self._slots.reuse
+
+    @property
     def batch_size(self) -> int:
         return len(self._rows) + (self._fallback.batch_size if self._fallback else 0)
 
@@ -82,9 +94,13 @@ class LlamaCppDecoder:
     def step(self, admit: Sequence[NewSequence], evict: Collection[int]) -> Mapping[int, StepToken]:
         for seq_id in evict:
             row = self._rows.pop(seq_id, None)
-            if row is not None:
+            if row is None:
+                continue
+            if self._slots.reuse:
+                self._slots.release(row.slot, row.tokens[: row.length])
+            else:
                 self._model.remove(row.slot)
-                self._free.append(row.slot)
+                self._slots.release(row.slot)
         base = [s for s in admit if s.adapter is None]
         out: dict[int, StepToken] = {}
         if self._rows or base:
@@ -99,8 +115,8 @@ class LlamaCppDecoder:
 
     def reset(self) -> None:
         self._rows.clear()
-        self._free = list(range(self._model.slots - 1, -1, -1))
         self._model.clear()
+        self._slots.clear()
         if self._fallback is not None:
             self._fallback.reset()
 
@@ -125,44 +141,56 @@ class LlamaCppDecoder:
     # -- internals -------------------------------------------------------------------------
 
     def _step_base(self, admit: Sequence[NewSequence]) -> dict[int, StepToken]:
-        if len(admit) > len(self._free):
-            raise RuntimeError(f"{len(admit)} sequences join but only {len(self._free)} slots are free")
+        if len(admit) > len(self._slots):
+            raise RuntimeError(f"{len(admit)} sequences join but only {len(self._slots)} slots are free")
         running = list(self._rows.values())
         entries = [Entry(r.last, r.length, r.slot, True) for r in running]
-        joining: list[tuple[NewSequence, _Row]] = []
+        joining: list[tuple[NewSequence, _Row, int]] = []
         for seq in admit:
-            if len(seq.input_ids) >= self._model.ctx_per_slot:
+            prompt = seq.input_ids
+            if len(prompt) >= self._model.ctx_per_slot:
                 raise ValueError(
-                    f"prompt of {len(seq.input_ids)} tokens does not fit a slot of {self._model.ctx_per_slot}"
+                    f"prompt of {len(prompt)} tokens does not fit a slot of {self._model.ctx_per_slot}"
                 )
-            row = _Row(seq.seq_id, self._free.pop(), RowSampler(seq.sampling, seq.input_ids), 0, 0)
-            joining.append((seq, row))
-            last = len(seq.input_ids) - 1
+            # Every prompt token's logits (prefill logprobs) means computing every one.
+            claim = self._slots.acquire(prompt, reuse=not seq.want_prefill_logprobs)
+            keep = claim.keep
+            if claim.held > keep and not self._model.remove(claim.slot, keep):
+                # This memory cannot drop a tail (llama.cpp refuses): start the slot afresh.
+                self._model.remove(claim.slot)
+                keep = 0
+            row = _Row(seq.seq_id, claim.slot, RowSampler(seq.sampling, prompt), 0, 0, list(prompt))
+            joining.append((seq, row, keep))
+            last = len(prompt) - 1
+            # Positions continue from the reused length: cells 0..keep-1 already hold the prefix.
             entries.extend(
-                Entry(tok, pos, row.slot, seq.want_prefill_logprobs or pos == last)
-                for pos, tok in enumerate(seq.input_ids)
+                Entry(prompt[pos], pos, row.slot, seq.want_prefill_logprobs or pos == last)
+                for pos in range(keep, len(prompt))
             )
-        logits = torch.from_numpy(self._model.decode(entries))
+        logits = self._model.decode(entries)
         out: dict[int, StepToken] = {}
         n = len(running)
         if running:
-            chosen = sample_batch(logits[:n], [r.sampler for r in running])
+            chosen = sample_rows(logits[:n], [r.sampler for r in running])
             for row, token in zip(running, chosen, strict=True):
                 row.length += 1
                 row.last = token.token_id
+                row.tokens.append(token.token_id)
                 out[row.seq_id] = token
         at = n
-        for seq, row in joining:
+        for seq, row, keep in joining:
             width = len(seq.input_ids) if seq.want_prefill_logprobs else 1
             rows = logits[at : at + width]
             at += width
-            token = sample_batch(rows[-1:], [row.sampler])[0]
+            token = sample_rows(rows[-1:], [row.sampler])[0]
             if seq.want_prefill_logprobs:
                 ids = torch.tensor(seq.input_ids, dtype=torch.long)
-                token = with_prefill(token, torch.log_softmax(rows.float(), dim=-1), ids, len(ids))
+                prompt_logprobs = torch.log_softmax(torch.from_numpy(rows), dim=-1)
+                token = with_prefill(token, prompt_logprobs, ids, len(ids))
             row.length = len(seq.input_ids)
             row.last = token.token_id
+            row.tokens.append(token.token_id)
             self._rows[row.seq_id] = row
-            out[row.seq_id] = token
+            out[row.seq_id] = replace(token, reused_prompt_tokens=keep)
         return out
 

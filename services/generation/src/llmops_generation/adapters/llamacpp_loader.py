@@ -49,6 +49,8 @@ class LlamaCppConfig:
     n_batch: int = 2048  # tokens per llama_decode call; longer steps are split
     threads: int | None = None  # None: the CPUs this process may use
     threads_batch: int | None = None
+    prefix_cache: bool = True  # reuse the KV cells of ended sequences sharing a prompt prefix
+    flash_attn: bool | None = None  # None: llama.cpp's choice (on, on CPU)
 
 
 class EngineLoader:
@@ -94,6 +96,7 @@ class EngineLoader:
             n_batch=cfg.n_batch,
             threads=threads,
             threads_batch=cfg.threads_batch or threads,
+            flash_attn=cfg.flash_attn,
         )
         if model.vocab_size < len(tokenizer):
             model.close()
@@ -108,7 +111,9 @@ class EngineLoader:
             assert isinstance(decoder, TransformersDecoder)
             return decoder
 
-        decoder = LlamaCppDecoder(model, frozenset(eos_ids), fallback, quant=model.description)
+        decoder = LlamaCppDecoder(
+            model, frozenset(eos_ids), fallback, quant=model.description, prefix_cache=cfg.prefix_cache
+        )
         log.info(
             "model loaded",
             extra={
@@ -116,6 +121,7 @@ class EngineLoader:
                 "gguf": spec.gguf_file,
                 "engine": "llamacpp",
                 "decode_path": decoder.decode_path,
+                "prefix_cache": decoder.prefix_cache,
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )

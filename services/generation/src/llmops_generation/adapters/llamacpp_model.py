@@ -2,7 +2,8 @@
 
 Every running sequence owns a slot (llama.cpp's sequence id); `decode` feeds one llama_batch
 that mixes the next token of every running slot with whole prompts of joining ones, so
-llama.cpp computes them in one pass. `remove` drops a slot's KV cells when its sequence ends.
+llama.cpp computes them in one pass. `remove` drops a slot's KV cells (all of them, or the
+tail after a prefix that a joining prompt reuses).
 The context has a separate KV stream per slot (`kv_unified=False`): a row attends only to its
 own cells, not to a shared buffer holding every other row's as well.
 """
@@ -69,7 +70,9 @@ class LlamaCppModel:
         n_batch: int,
         threads: int,
         threads_batch: int,
+        flash_attn: bool | None = None,
     ) -> None:
+        """`flash_attn`: None lets llama.cpp decide (it enables it on CPU)."""
         if not gguf.is_file():
             raise FileNotFoundError(f"GGUF file not found: {gguf}")
         lib = _init_backend()
@@ -87,6 +90,11 @@ class LlamaCppModel:
         cparams.n_threads = threads
         cparams.n_threads_batch = threads_batch
         cparams.kv_unified = False
+        cparams.flash_attn_type = {
+            None: lib.LLAMA_FLASH_ATTN_TYPE_AUTO,
+            True: lib.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            False: lib.LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        }[flash_attn]
         cparams.no_perf = True
         self._ctx = lib.llama_init_from_model(self._model, cparams)
         if not self._ctx:
@@ -122,16 +130,19 @@ class LlamaCppModel:
             rc = lib.llama_decode(self._ctx, batch)
             if rc != 0:
                 raise RuntimeError(f"llama_decode failed ({rc}{': no KV space' if rc == 1 else ''})")
-            for i, e in enumerate(chunk):
-                if e.logits:
-                    ptr = lib.llama_get_logits_ith(self._ctx, i)
-                    out.append(np.ctypeslib.as_array(ptr, shape=(self.vocab_size,)).copy())
+            wanted = sum(1 for e in chunk if e.logits)
+            if wanted:
+                # llama_get_logits: the marked tokens' rows, contiguous and in batch order; one
+                # copy of them all instead of a copy per row and another to stack them.
+                ptr = lib.llama_get_logits(self._ctx)
+                out.append(np.ctypeslib.as_array(ptr, shape=(wanted, self.vocab_size)).copy())
         if not out:
             return np.empty((0, self.vocab_size), dtype=np.float32)
-        return np.stack(out)
+        return out[0] if len(out) == 1 else np.concatenate(out)
 
-    def remove(self, slot: int) -> None:
-        self._lib.llama_memory_seq_rm(self._mem, slot, -1, -1)
+    def remove(self, slot: int, start: int = 0) -> bool:
+        """Drops `slot`'s KV cells from position `start` on; False when the memory cannot."""
+        return bool(self._lib.llama_memory_seq_rm(self._mem, slot, start, -1))
 
     def clear(self) -> None:
         self._lib.llama_memory_clear(self._mem, True)

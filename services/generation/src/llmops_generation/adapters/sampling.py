@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import cast
 
+import numpy as np
 import torch
 from transformers import (
     LogitsProcessorList,
@@ -98,3 +99,34 @@ def sample_batch(logits: torch.Tensor, samplers: Sequence[RowSampler]) -> list[S
             top = tuple(zip(ids.tolist(), values.tolist(), strict=True))
         out.append(StepToken(token_id=token, logprob=float(row_logprobs[token]), top_tokens=top))
     return out
+
+
+def greedy_rows(logits: np.ndarray) -> tuple[list[int], list[float]]:
+    """Each row's argmax and its log-probability, for float32 `logits` [n, vocab], in numpy."""
+    tokens = logits.argmax(axis=1)
+    best = logits[np.arange(len(logits)), tokens]
+    lse = best + np.log(np.exp(logits - best[:, None]).sum(axis=1))
+    return tokens.tolist(), (best - lse).tolist()
+
+
+def sample_rows(logits: np.ndarray, samplers: Sequence[RowSampler]) -> list[StepToken]:
+    """sample_batch for numpy logits ([batch, vocab] float32), as llama.cpp returns them.
+
+    Plain greedy rows without top_n_tokens (the common case) take one vectorised numpy pass
+    (argmax, logsumexp): no tensor per row and no full log-softmax. The others go through
+    sample_batch, so every sampling option means what it means there.
+    """
+    fast = [i for i, s in enumerate(samplers) if s.params.is_plain_greedy and not s.params.top_n_tokens]
+    if len(fast) == len(samplers):
+        tokens, logprobs = greedy_rows(logits)
+        return [StepToken(token_id=t, logprob=lp) for t, lp in zip(tokens, logprobs, strict=True)]
+    out: list[StepToken | None] = [None] * len(samplers)
+    if fast:
+        tokens, logprobs = greedy_rows(logits[fast])
+        for i, t, lp in zip(fast, tokens, logprobs, strict=True):
+            out[i] = StepToken(token_id=t, logprob=lp)
+    slow = [i for i in range(len(samplers)) if out[i] is None]
+    chosen = sample_batch(torch.from_numpy(logits[slow]), [samplers[i] for i in slow])
+    for i, token in zip(slow, chosen, strict=True):
+        out[i] = token
+    return [token for token in out if token is not None]

@@ -257,6 +257,8 @@ async def info(request: Request) -> dict[str, Any]:
         "decode_path": engine.decoder.decode_path,
         # Which engine serves the default model's base weights ("transformers" or "llamacpp").
         "engine": getattr(engine.decoder, "engine", "transformers"),
+        # Whether the default model's engine reuses cached prompt prefixes (llama.cpp only).
+        "prefix_cache": bool(getattr(engine.decoder, "prefix_cache", False)),
         "max_concurrent_requests": request.app.state.settings.max_concurrent_requests,
         "max_best_of": limits.max_best_of,
         "max_stop_sequences": limits.max_stop_sequences,

@@ -44,6 +44,13 @@ class Metrics:
             buckets=_SECOND_BUCKETS,
             registry=r,
         )
+        # Not a TGI metric: prompt tokens taken from a cached prefix's KV cells vs computed.
+        self.prefix_cache_tokens = Counter(
+            "generation_prefix_cache_tokens",
+            "Prompt tokens of admitted sequences, by whether a cached prefix supplied them",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.forward_size = Histogram(
             "tgi_batch_forward_size", "Sequences per step", ["model"], buckets=_TOKEN_BUCKETS, registry=r
         )
@@ -68,6 +75,10 @@ class _ModelObserver:
         self.metrics.forward.labels(self.model).observe(seconds)
         self.metrics.forward_size.labels(self.model).observe(batch_size)
         self.metrics.generated_total.labels(self.model).inc(batch_size)
+
+    def on_prefill(self, reused: int, computed: int) -> None:
+        self.metrics.prefix_cache_tokens.labels(self.model, "reused").inc(reused)
+        self.metrics.prefix_cache_tokens.labels(self.model, "computed").inc(computed)
 
     def on_queue(self, waiting: int, running: int) -> None:
         self.metrics.queue_size.labels(self.model).set(waiting)

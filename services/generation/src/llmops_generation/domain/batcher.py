@@ -47,12 +47,19 @@ class StepObserver(Protocol):
 
     def on_queue(self, waiting: int, running: int) -> None: ...
 
+    def on_prefill(self, reused: int, computed: int) -> None:
+        """Prompt tokens of the sequences admitted in a step: from a cached prefix, or computed."""
+        ...
+
 
 class _NoObserver:
     def on_step(self, batch_size: int, admitted: int, prefill_tokens: int, seconds: float) -> None:
         pass
 
     def on_queue(self, waiting: int, running: int) -> None:
+        pass
+
+    def on_prefill(self, reused: int, computed: int) -> None:
         pass
 
 
@@ -309,9 +316,11 @@ class ContinuousBatcher:
             await self._in_worker(self._decoder.reset)
             return
         self.steps += 1
-        self._observer.on_step(
-            len(outputs), len(admit), sum(len(s.input_ids) for s in specs), time.perf_counter() - started
-        )
+        prompt_tokens = sum(len(s.input_ids) for s in specs)
+        self._observer.on_step(len(outputs), len(admit), prompt_tokens, time.perf_counter() - started)
+        if specs:
+            reused = sum(o.reused_prompt_tokens for s in specs if (o := outputs.get(s.seq_id)) is not None)
+            self._observer.on_prefill(reused, prompt_tokens - reused)
         for seq_id, out in outputs.items():
             current = self._running.get(seq_id)
             if current is None:

@@ -77,6 +77,9 @@ class StepToken:
     # Set on a sequence's first step only, when it asked for decoder_input_details:
     # one entry per prompt token, None for the first (nothing predicts it).
     prefill_logprobs: tuple[float | None, ...] | None = None
+    # Set on a sequence's first step: how many prompt tokens came from a cached prefix's KV
+    # cells instead of being computed (llama.cpp engine; 0 elsewhere).
+    reused_prompt_tokens: int = 0
 
 
 @dataclass(frozen=True)
