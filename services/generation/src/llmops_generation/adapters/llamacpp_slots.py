@@ -81,8 +81,9 @@ class SlotPool:
             # so recently used prefixes stay for the next request.
             return (shared, not held, -self._freed_at[slot])
 
-        slot = max(self._free, key=rank)
-        keep = max(rank(slot)[0], 0)
+        ranks = {slot: rank(slot) for slot in self._free}
+        slot = max(ranks, key=ranks.__getitem__)
+        keep = max(ranks[slot][0], 0)
         held = self._free.pop(slot)
         return Claim(slot, len(held), keep)
 

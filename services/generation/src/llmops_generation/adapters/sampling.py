@@ -117,16 +117,14 @@ def sample_rows(logits: np.ndarray, samplers: Sequence[RowSampler]) -> list[Step
     sample_batch, so every sampling option means what it means there.
     """
     fast = [i for i, s in enumerate(samplers) if s.params.is_plain_greedy and not s.params.top_n_tokens]
-    if len(fast) == len(samplers):
-        tokens, logprobs = greedy_rows(logits)
-        return [StepToken(token_id=t, logprob=lp) for t, lp in zip(tokens, logprobs, strict=True)]
-    out: list[StepToken | None] = [None] * len(samplers)
+    out: dict[int, StepToken] = {}
     if fast:
-        tokens, logprobs = greedy_rows(logits[fast])
-        for i, t, lp in zip(fast, tokens, logprobs, strict=True):
-            out[i] = StepToken(token_id=t, logprob=lp)
-    slow = [i for i in range(len(samplers)) if out[i] is None]
-    chosen = sample_batch(torch.from_numpy(logits[slow]), [samplers[i] for i in slow])
-    for i, token in zip(slow, chosen, strict=True):
-        out[i] = token
-    return [token for token in out if token is not None]
+        # All rows fast (the common case): the logits as they are, no gathered copy.
+        tokens, logprobs = greedy_rows(logits if len(fast) == len(samplers) else logits[fast])
+        out.update((i, StepToken(token_id=t, logprob=lp))
+                   for i, t, lp in zip(fast, tokens, logprobs, strict=True))
+    slow = [i for i in range(len(samplers)) if i not in out]
+    if slow:
+        chosen = sample_batch(torch.from_numpy(logits[slow]), [samplers[i] for i in slow])
+        out.update(zip(slow, chosen, strict=True))
+    return [out[i] for i in range(len(samplers))]

@@ -200,16 +200,16 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return math.fsum(x * y for x, y in zip(a, b, strict=True)) / (na * nb)
 
 
-def rank(question: str, found: Sequence[Candidate], question_vector: Sequence[float],
-         sentence_vectors: Sequence[Sequence[float]], weights: Weights = Weights()
-         ) -> list[tuple[float, Candidate]]:
-    """Every candidate with its score, best first (ties: the earlier one)."""
+def rank(question: str, found: Sequence[Candidate], similarities: Sequence[float],
+         weights: Weights = Weights()) -> list[tuple[float, Candidate]]:
+    """Every candidate with its score, best first (ties: the earlier one); `similarities`: each
+    candidate's cosine to the question."""
     wants_number = asks_for_number(question)
     ranks = {id(p): n for n, p in enumerate(dict.fromkeys(c.passage for c in found))}
     idf = term_weights(question, [c.text for c in found])
     scored: list[tuple[float, int, Candidate]] = []
-    for i, (c, vec) in enumerate(zip(found, sentence_vectors, strict=True)):
-        score = (weights.similarity * _cosine(question_vector, vec)
+    for i, (c, similarity) in enumerate(zip(found, similarities, strict=True)):
+        score = (weights.similarity * similarity
                  + weights.overlap * overlap(question, c.text, idf)
                  + weights.phrase * phrase_overlap(question, c.text)
                  - weights.rank * ranks[id(c.passage)])
@@ -255,9 +255,9 @@ class Extractor:
         if not found:
             return None
         vectors = (await self.embedder.embed_texts([question, *(c.text for c in found)])).vectors
-        score, best = rank(question, found, vectors[0], vectors[1:], self.weights)[0]
-        closest = max(_cosine(vectors[0], v) for v in vectors[1:])
-        return Extract(best.text, best.passage, score, closest)
+        similarities = [_cosine(vectors[0], v) for v in vectors[1:]]
+        score, best = rank(question, found, similarities, self.weights)[0]
+        return Extract(best.text, best.passage, score, max(similarities))
 
     async def supported(self, answer: str, question: str, passages: Sequence[Passage],
                         extract: Extract | None = None) -> bool:
