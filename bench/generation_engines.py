@@ -20,7 +20,11 @@ Both get the same warm-up, the same prompts, greedy decoding and --rounds repeat
 (LLMOPS_GENERATION_FAST_DECODE), so before/after figures come from the same run.
 
 It prints each figure and the server/llama.cpp ratios against issue 8's targets: decode
->= 0.5x, 8 streams >= 2x, time to first token <= 1.5x.
+>= 0.5x, 8 streams >= 2x, time to first token <= 1.5x. The anchor is llama.cpp on the GGUF file
+as shipped. Where the server serves a Q8_0 copy of that file (LLMOPS_GENERATION_LLAMACPP_WEIGHTS,
+adapters/llamacpp_weights.py), bare llama.cpp on the same copy is measured as well and the
+server's ratios against it are printed too: that part of the gain is the weight format's, the
+rest is the server's batching.
 
     uv run --frozen python bench/generation_engines.py [--engines llamacpp,transformers] \\
         [--dtypes auto,float32,int8] [--fast-decode on,off] [--rounds 3] [--max-new-tokens 64] [--json]
@@ -42,6 +46,8 @@ from typing import Any
 import httpx
 from generation_batching import PROMPTS, free_port, start_server
 
+from llmops_generation.adapters.llamacpp_model import backend
+from llmops_generation.adapters.llamacpp_weights import ServedWeights, copies_dir, served_weights
 from llmops_generation.settings import Settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "samples" / "corpus"
@@ -59,6 +65,13 @@ def proc_cpu_s(pid: int) -> float:
     """user + system CPU seconds of process `pid`, all its threads (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_weights(threads: int) -> ServedWeights:
+    """The weights the server's llama.cpp engine will serve (the same choice and the same cache)."""
+    settings = Settings()
+    return served_weights(backend(), gguf_path(), settings.llamacpp_weights, copies_dir(settings.models_dir),
+                          threads)
 
 
 def median_of(rounds: int, measure: Callable[[], float]) -> float:
@@ -250,6 +263,16 @@ async def main() -> None:
         print(f"{gguf_path().name}: {args.threads} threads, {args.rounds} rounds, medians; "
               f"max_new_tokens={args.max_new_tokens}")
         print(report("llama.cpp (llama-cpp-python)", result["llama.cpp"]))
+    weights = server_weights(args.threads)
+    result["server_weights"] = {"file": weights.file_type, "served": weights.served, "reason": weights.reason}
+    if "llamacpp" in args.engines.split(",") and weights.path != gguf_path():
+        del llama
+        copy = LlamaCpp(weights.path, args.threads)
+        result["llama.cpp copy"] = measure_llama(copy, prompts, long, args.rounds, args.max_new_tokens)
+        del copy
+        if not args.json:
+            print(report(f"llama.cpp on {weights.served} copy", result["llama.cpp copy"])
+                  + f"  (the server's weights: {weights.reason})")
     runs: list[tuple[str, str, str]] = []
     for engine in args.engines.split(","):
         if engine == "llamacpp":
@@ -279,10 +302,15 @@ async def main() -> None:
         result[name] = {**figures, "engine": info.get("engine"), "dtype_reason": info.get("dtype_reason"),
                         "decode_path": info.get("decode_path"), "load_s": load_s,
                         "long_prompt_tokens": n_long, "ratios": ratios(figures, result["llama.cpp"])}
+        if engine == "llamacpp" and "llama.cpp copy" in result:
+            result[name]["ratios_vs_copy"] = ratios(figures, result["llama.cpp copy"])
         if not args.json:
             print(report(name, figures)
                   + f"  ({n_long} prompt tokens; {info.get('dtype_reason')}; {info.get('decode_path')})")
             print(f"{'':<28} vs llama.cpp: {verdict(result[name]['ratios'])}")
+            if "ratios_vs_copy" in result[name]:
+                print(f"{'':<28} vs llama.cpp on the same {weights.served} copy: "
+                      f"{verdict(result[name]['ratios_vs_copy'])}")
     result["load_average_end"] = os.getloadavg()
     if args.json:
         print(json.dumps(result, indent=2))

@@ -118,10 +118,11 @@ def test_status_shows_the_generation_servers_numeric_format(http_server) -> None
     assert stack.status_line("generation", {"health": "SERVING", "model_dtype": "int8"}) == (
         "generation: SERVING (int8)")
     handler.info = {"model_dtype": "float32", "dtype_reason": "r", "engine": "llamacpp",
-                    "decode_path": "llama.cpp (llama 135M Q4_1; 2/2 threads)"}
+                    "decode_path": "llama.cpp (Q8_0 copy of the file's Q4_1; 2/2 threads)"}
     fmt = asyncio.run(stack.numeric_format(port))
     assert stack.status_line("generation", {"health": "SERVING", **fmt}) == (
-        "generation: SERVING (float32: r) engine llamacpp: llama.cpp (llama 135M Q4_1; 2/2 threads)")
+        "generation: SERVING (float32: r) engine llamacpp: "
+        "llama.cpp (Q8_0 copy of the file's Q4_1; 2/2 threads)")
     assert stack.status_line("safety", {"health": "UNREACHABLE"}) == "safety: UNREACHABLE"
     assert stack.status_line("kafka", {"running": True, "detail": "kafka running"}) == "kafka running"
     assert asyncio.run(stack.numeric_format(free_port())) is None

@@ -78,6 +78,7 @@ def engine_loader(settings: Settings) -> ModelLoader:
         threads_batch=settings.llamacpp_threads_batch,
         prefix_cache=settings.prefix_cache,
         flash_attn={"auto": None, "on": True, "off": False}[settings.llamacpp_flash_attn],
+        weights=settings.llamacpp_weights,
     )
     transformers = TransformersLoader(settings.models_dir, fast_decode=settings.fast_decode)
     return EngineLoader(transformers, settings.engine, config)

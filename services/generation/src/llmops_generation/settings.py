@@ -70,6 +70,10 @@ class Settings(ServiceSettings):
     # prompt; on, llama.cpp's attention kernel rounds differently for different batch splits,
     # so a reused prefix's logits differ in the last bits (llama.cpp's server has the same caveat).
     llamacpp_flash_attn: Literal["auto", "on", "off"] = "auto"
+    # The weights llama.cpp serves (adapters/llamacpp_weights.py): "auto" serves a Q8_0 copy of
+    # a Q4_1/Q5_1 file where this CPU has llama.cpp's batched Q8_0 kernels (concurrent streams
+    # and prompts then run as matrix products); "file" the GGUF file's own; "q8_0" always a copy.
+    llamacpp_weights: Literal["auto", "file", "q8_0"] = "auto"
     # Admin routes load models and adapters only from folders under this root (realpath, so
     # neither `..` nor a symlink leads out). Default: $LLMOPS_HOME/models.
     models_root: Path | None = None

@@ -8,6 +8,9 @@ import json
 import httpx
 import pytest
 
+from llmops_generation.adapters.llamacpp_model import backend
+from llmops_generation.adapters.llamacpp_weights import q8_0_gemm, system_features
+
 pytestmark = pytest.mark.integration
 
 PROMPTS = [
@@ -172,8 +175,15 @@ async def test_tokenize_info_metrics_health(http, engine: str) -> None:
         "float32", "requested by setting LLMOPS_GENERATION_DTYPE")
     assert info["engine"] == engine
     if engine == "llamacpp":
-        # llama.cpp runs the GGUF file's own format; LoRA rows run on transformers in float32.
-        assert info["decode_path"].startswith("llama.cpp (llama ") and "Q4_1" in info["decode_path"]
+        # The Q4_1 file is served as a Q8_0 copy where this CPU has llama.cpp's Q8_0 matrix
+        # kernels (every x86 with AVX, ARM with dot product); LoRA rows run on transformers.
+        widened = q8_0_gemm(system_features(backend().llama_print_system_info().decode()))
+        served = "Q8_0" if widened else "Q4_1"
+        weights = info["llamacpp_weights"]
+        assert (weights["file"], weights["served"]) == ("Q4_1", served)
+        assert info["decode_path"].startswith(
+            "llama.cpp (Q8_0 copy of the file's Q4_1; " if widened else "llama.cpp (the file's Q4_1; ")
+        assert info["decode_path"].endswith("threads; LoRA rows on transformers float32)")
     else:
         # SmolLM2 is a Llama: the fast decode path serves it (LLMOPS_GENERATION_FAST_DECODE defaults on).
         fast = (True, "fast (float32; LoRA rows on transformers)")

@@ -111,7 +111,6 @@ def make(
         model,  # type: ignore[arg-type]
         frozenset({0}),
         fallback,  # type: ignore[arg-type]
-        quant=model.description,
         prefix_cache=prefix_cache,
     )
     return decoder, model, built

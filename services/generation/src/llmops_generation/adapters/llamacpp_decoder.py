@@ -26,6 +26,7 @@ import torch
 from llmops_generation.adapters.decoder import TransformersDecoder, with_prefill
 from llmops_generation.adapters.llamacpp_model import Entry, LlamaCppModel
 from llmops_generation.adapters.llamacpp_slots import SlotPool
+from llmops_generation.adapters.llamacpp_weights import ServedWeights
 from llmops_generation.adapters.sampling import RowSampler, sample_rows
 from llmops_generation.domain.model import NewSequence, StepToken
 
@@ -53,7 +54,7 @@ class LlamaCppDecoder:
         eos_token_ids: frozenset[int],
         fallback: Callable[[], TransformersDecoder],
         *,
-        quant: str = "gguf",
+        weights: ServedWeights | None = None,
         prefix_cache: bool = True,
     ) -> None:
         self._model = model
@@ -62,7 +63,7 @@ class LlamaCppDecoder:
         self._fallback: TransformersDecoder | None = None
         self._rows: dict[int, _Row] = {}
         self._slots = SlotPool(model.slots, reuse=prefix_cache)
-        self._quant = quant
+        self.weights = weights
 
     @property
     def eos_token_ids(self) -> frozenset[int]:
@@ -75,8 +76,15 @@ class LlamaCppDecoder:
     @property
     def decode_path(self) -> str:
         threads, threads_batch = self._model.threads
+        w = self.weights
+        if w is None:
+            served = self._model.description
+        elif w.served != w.file_type:
+            served = f"{w.served} copy of the file's {w.file_type}"
+        else:
+            served = f"the file's {w.file_type}"
         return (
-            f"llama.cpp ({self._quant}; {threads}/{threads_batch} threads; "
+            f"llama.cpp ({served}; {threads}/{threads_batch} threads; "
             "LoRA rows on transformers float32)"
         )
 

@@ -17,7 +17,8 @@ from typing import Literal
 from llmops_generation.adapters.codec import HFTextCodec
 from llmops_generation.adapters.decoder import TransformersDecoder
 from llmops_generation.adapters.llamacpp_decoder import LlamaCppDecoder
-from llmops_generation.adapters.llamacpp_model import LlamaCppModel, default_threads
+from llmops_generation.adapters.llamacpp_model import LlamaCppModel, backend, default_threads
+from llmops_generation.adapters.llamacpp_weights import WeightsChoice, copies_dir, served_weights
 from llmops_generation.adapters.loader import TransformersLoader
 from llmops_generation.domain.model import ModelSpec
 from llmops_generation.ports import Decoder
@@ -51,6 +52,7 @@ class LlamaCppConfig:
     threads_batch: int | None = None
     prefix_cache: bool = True  # reuse the KV cells of ended sequences sharing a prompt prefix
     flash_attn: bool | None = None  # None: llama.cpp's choice (on, on CPU)
+    weights: WeightsChoice = "auto"  # the file's weights, or a Q8_0 copy (llamacpp_weights.py)
 
 
 class EngineLoader:
@@ -89,8 +91,15 @@ class EngineLoader:
             raise ValueError(f"model {spec.model_id!r} declares no end-of-sequence token")
         cfg = self._config
         threads = cfg.threads or default_threads()
-        model = LlamaCppModel(
+        weights = served_weights(
+            backend(),
             spec.path / spec.gguf_file,
+            cfg.weights,
+            copies_dir(self._transformers.cache_root),
+            threads,
+        )
+        model = LlamaCppModel(
+            weights.path,
             slots=cfg.slots,
             ctx_per_slot=cfg.ctx_per_slot,
             n_batch=cfg.n_batch,
@@ -112,7 +121,7 @@ class EngineLoader:
             return decoder
 
         decoder = LlamaCppDecoder(
-            model, frozenset(eos_ids), fallback, quant=model.description, prefix_cache=cfg.prefix_cache
+            model, frozenset(eos_ids), fallback, weights=weights, prefix_cache=cfg.prefix_cache
         )
         log.info(
             "model loaded",
@@ -121,6 +130,7 @@ class EngineLoader:
                 "gguf": spec.gguf_file,
                 "engine": "llamacpp",
                 "decode_path": decoder.decode_path,
+                "weights_reason": weights.reason,
                 "prefix_cache": decoder.prefix_cache,
                 "seconds": round(time.perf_counter() - started, 2),
             },

@@ -35,7 +35,8 @@ def default_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init_backend() -> Any:
+def backend() -> Any:
+    """llama_cpp's low-level module, with llama.cpp's backend initialised once per process."""
     global _backend_ready
     import llama_cpp
 
@@ -75,7 +76,7 @@ class LlamaCppModel:
         """`flash_attn`: None lets llama.cpp decide (it enables it on CPU)."""
         if not gguf.is_file():
             raise FileNotFoundError(f"GGUF file not found: {gguf}")
-        lib = _init_backend()
+        lib = backend()
         self._lib = lib
         mparams = lib.llama_model_default_params()
         mparams.n_gpu_layers = 0

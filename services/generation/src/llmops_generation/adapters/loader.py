@@ -38,20 +38,22 @@ def cache_name(model_id: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", model_id.rsplit("/", 1)[-1].lower()).strip("-.") or "model"
 
 
-def _gguf_key(gguf: Path) -> dict[str, Any]:
+def gguf_key(gguf: Path) -> dict[str, Any]:
+    """What a cache made from `gguf` is keyed by: its real path, size and mtime."""
     stat = gguf.stat()
     return {"gguf": str(gguf.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def _is_current(folder: Path, key: dict[str, Any]) -> bool:
+def is_current(marker: Path, key: dict[str, Any]) -> bool:
+    """Whether the cache whose `marker` file holds `key` was made from the file as it is now."""
     try:
-        return bool(json.loads((folder / _MARKER).read_text()) == key)
+        return bool(json.loads(marker.read_text()) == key)
     except (OSError, ValueError):
         return False
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -66,11 +68,11 @@ def convert_gguf(source: Path, gguf_file: str, target: Path) -> bool:
     gguf = source / gguf_file
     if not gguf.is_file():
         raise FileNotFoundError(f"GGUF file not found: {gguf}")
-    key = _gguf_key(gguf)
-    if _is_current(target, key):
+    key = gguf_key(gguf)
+    if is_current(target / _MARKER, key):
         return False
-    with _locked(target.parent / f".{target.name}.lock"):
-        if _is_current(target, key):
+    with locked(target.parent / f".{target.name}.lock"):
+        if is_current(target / _MARKER, key):
             return False
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
