@@ -100,4 +100,5 @@ class ServiceApp:
             await self.grpc.set_serving(healthy)
 
     async def serve(self) -> None:
-        await run_until_signalled(self.start, self.stop)
+        deadline = self.settings.shutdown_timeout_seconds
+        await run_until_signalled(self.start, self.stop, stop_timeout=deadline if deadline > 0 else None)

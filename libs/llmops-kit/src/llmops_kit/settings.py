@@ -205,6 +205,12 @@ class ServiceSettings(BaseSettings):
     grpc_host: str = Field(default_factory=ports.local_host)
     grpc_port: int = 7060
     grpc_grace_seconds: float = 10.0
+    # Draining (gRPC grace, consumers committing, resources closing) must end within this; past
+    # it the process dumps its stacks and exits with 1 (runner.py). 0 or less: no deadline.
+    shutdown_timeout_seconds: float = Field(
+        default=60.0,
+        validation_alias=AliasChoices("shutdown_timeout_seconds", "LLMOPS_SHUTDOWN_TIMEOUT_SECONDS"),
+    )
     api_keys: str = Field(
         default=DEV_API_KEYS,
         description="development mode only: key=tenant[:role] pairs, comma separated",
