@@ -12,7 +12,8 @@
 #
 # Environment: LLMOPS_HOME, KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
 # LLMOPS_KAFKA_MAX_RECORD_BYTES (16777216, the kit's KafkaSettings.max_record_bytes),
-# KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_START_TIMEOUT (90 s),
+# KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_START_TIMEOUT (90 s of an idle, silent broker),
+# KAFKA_START_MAX_TIMEOUT (900 s in all),
 # KAFKA_STOP_TIMEOUT (30 s), JAVA_HOME, MVN (mvn).
 #
 # KAFKA_SASL=1: clients must authenticate with SASL/SCRAM-SHA-512 (SASL_PLAINTEXT listener),
@@ -46,6 +47,7 @@ for v in KAFKA_PORT KAFKA_CONTROLLER_PORT; do
 done
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms256m -Xmx512m}
 KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-90}
+KAFKA_START_MAX_TIMEOUT=${KAFKA_START_MAX_TIMEOUT:-900}
 KAFKA_STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 MVN=${MVN:-mvn}
 # The broker's size limit derives from the platform's record limit exactly as the kit's
@@ -323,20 +325,45 @@ apply_sasl_users_and_acls() {
     { tail -n 20 "$LOG" >&2; die "could not add the ACLs"; }
 }
 
-# Wait for the broker (already launched) to become healthy, or give up.
+# CPU time (clock ticks) the broker has used, 0 when it is gone.
+cpu_ticks() {
+  local stat
+  stat=$(cat "/proc/$(pid)/stat" 2>/dev/null) || { echo 0; return; }
+  # shellcheck disable=SC2086  # split the fields after "pid (comm) ": utime is 12th, stime 13th
+  set -- ${stat##*) }
+  echo $((${12} + ${13}))
+}
+
+# Wait for the broker (already launched) to become healthy, or give up. A broker that is busy
+# is still starting (recovering a data directory with thousands of partitions takes minutes):
+# a new log line, or a fifth of a core used since the last look (0.5 s before), restarts the
+# KAFKA_START_TIMEOUT countdown, up to KAFKA_START_MAX_TIMEOUT in all. Only KAFKA_START_TIMEOUT
+# seconds of an idle, silent broker give up.
 wait_healthy() {
-  local deadline=$((SECONDS + KAFKA_START_TIMEOUT))
-  while ((SECONDS < deadline)); do
-    if healthy; then return 0; fi
+  local started=$SECONDS cap=$((SECONDS + KAFKA_START_MAX_TIMEOUT)) size last=-1 cpu last_cpu=0
+  local busy=$(($(getconf CLK_TCK) / 10)) idle_polls=0  # polls are 0.5 s apart
+  while ((idle_polls < 2 * KAFKA_START_TIMEOUT && SECONDS < cap)); do
+    if healthy; then
+      if ((SECONDS - started > KAFKA_START_TIMEOUT)); then
+        log "healthy after $((SECONDS - started))s (still busy past KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT}s)"
+      fi
+      return 0
+    fi
     if ! running; then
       log "broker exited during startup; last log lines:"
       tail -n 40 "$LOG" >&2 || true
       rm -f "$PIDFILE" "$STARTED"
       return 1
     fi
+    size=$(stat -c %s "$LOG" 2>/dev/null || echo 0)
+    cpu=$(cpu_ticks)
+    if ((size != last || cpu - last_cpu >= busy)); then idle_polls=0; else idle_polls=$((idle_polls + 1)); fi
+    last=$size last_cpu=$cpu
     sleep 0.5
   done
-  log "not healthy after ${KAFKA_START_TIMEOUT}s (pid $(pid) left running; 'kafka.sh stop' to abort); last log lines:"
+  log "not healthy after $((SECONDS - started))s (KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT}s idle and" \
+    "silent, or KAFKA_START_MAX_TIMEOUT=${KAFKA_START_MAX_TIMEOUT}s in all; pid $(pid) left running;" \
+    "'kafka.sh stop' to abort); last log lines:"
   tail -n 40 "$LOG" >&2 || true
   return 1
 }
@@ -411,7 +438,7 @@ cmd_start() {
   for _ in $(seq 50); do [[ -s $PIDFILE ]] && break; sleep 0.1; done
   [[ -s $PIDFILE ]] || die "broker did not start (no pid file); see $LOG"
 
-  log "started pid $(pid), waiting up to ${KAFKA_START_TIMEOUT}s for it to be healthy ..."
+  log "started pid $(pid), waiting for it to be healthy (gives up after ${KAFKA_START_TIMEOUT}s idle and silent) ..."
   wait_healthy || exit 1
   wait_offsets_loaded
   apply_sasl_users_and_acls
