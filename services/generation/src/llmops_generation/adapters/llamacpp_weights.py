@@ -23,17 +23,11 @@ SmolLM2-135M).
 from __future__ import annotations
 
 import ctypes
-import json
-import logging
-import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from llmops_generation.adapters.loader import gguf_key, is_current, locked
-
-log = logging.getLogger(__name__)
+from llmops_generation.adapters.loader import build_once
 
 WeightsChoice = Literal["auto", "file", "q8_0"]
 
@@ -105,33 +99,19 @@ def read_file_type(lib: Any, gguf: Path) -> int:
 def q8_0_copy(lib: Any, gguf: Path, cache_dir: Path, threads: int) -> Path:
     """A Q8_0 copy of `gguf` in `cache_dir`, made on first need and reused while the file is unchanged."""
     target = cache_dir / f"{gguf.stem}.q8_0.gguf"
-    marker = cache_dir / f"{gguf.stem}.q8_0.json"
-    key = gguf_key(gguf)
-    if target.is_file() and is_current(marker, key):
-        return target
-    with locked(cache_dir / f".{target.name}.lock"):
-        if target.is_file() and is_current(marker, key):
-            return target
-        started = time.perf_counter()
-        tmp = cache_dir / f".{target.name}.tmp-{os.getpid()}"
+
+    def make(tmp: Path) -> None:
         params = lib.llama_model_quantize_default_params()
         params.ftype = Q8_0
         params.allow_requantize = True
         params.nthread = threads
         rc = lib.llama_model_quantize(str(gguf).encode(), str(tmp).encode(), ctypes.byref(params))
         if rc != 0:
-            tmp.unlink(missing_ok=True)
             raise RuntimeError(f"llama.cpp could not make a Q8_0 copy of {gguf} ({rc})")
-        os.replace(tmp, target)
-        marker.write_text(json.dumps(key))
-        log.info(
-            "made a Q8_0 copy of the GGUF weights",
-            extra={
-                "gguf": str(gguf),
-                "copy": str(target),
-                "seconds": round(time.perf_counter() - started, 2),
-            },
-        )
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    marker = cache_dir / f"{gguf.stem}.q8_0.json"
+    build_once(gguf, target, marker, make, "made a Q8_0 copy of the GGUF weights")
     return target
 
 

@@ -16,7 +16,7 @@ import re
 import shutil
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -63,42 +63,61 @@ def locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def build_once(gguf: Path, target: Path, marker: Path, make: Callable[[Path], None], what: str) -> bool:
+    """Makes `target` (a file or a folder) from `gguf` with `make(tmp)`; False when `marker` says
+    it already was made from the file as it is now.
+
+    Under a file lock and into a temporary name renamed into place, so concurrent servers
+    neither build it twice nor read a half-written one; the marker is written last.
+    """
+    key = gguf_key(gguf)
+    if target.exists() and is_current(marker, key):
+        return False
+    with locked(target.parent / f".{target.name}.lock"):
+        if target.exists() and is_current(marker, key):
+            return False
+        started = time.perf_counter()
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+        _remove(tmp)
+        try:
+            make(tmp)
+        except BaseException:
+            _remove(tmp)
+            raise
+        _remove(target)
+        os.replace(tmp, target)
+        marker.write_text(json.dumps(key))
+        log.info(what, extra={"gguf": str(gguf), "target": str(target),
+                              "seconds": round(time.perf_counter() - started, 2)})
+    return True
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def convert_gguf(source: Path, gguf_file: str, target: Path) -> bool:
     """Makes `target` a plain HF copy of the GGUF model; False when it already was one."""
     gguf = source / gguf_file
     if not gguf.is_file():
         raise FileNotFoundError(f"GGUF file not found: {gguf}")
-    key = gguf_key(gguf)
-    if is_current(target / _MARKER, key):
-        return False
-    with locked(target.parent / f".{target.name}.lock"):
-        if is_current(target / _MARKER, key):
-            return False
+
+    def make(tmp: Path) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        started = time.perf_counter()
         tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=gguf_file)
         model = AutoModelForCausalLM.from_pretrained(source, gguf_file=gguf_file)
         # The weights are dequantised already; the GGUF quantizer only blocks save_pretrained.
         setattr(model, "hf_quantizer", None)  # noqa: B010 (typed as a module attribute)
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
-        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / _MARKER).write_text(json.dumps(key))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
-        log.info(
-            "converted GGUF model to a transformers folder",
-            extra={
-                "gguf": str(gguf),
-                "folder": str(target),
-                "seconds": round(time.perf_counter() - started, 2),
-            },
-        )
-        return True
+
+    return build_once(gguf, target, target / _MARKER, make, "converted GGUF model to a transformers folder")
 
 
 def quantize_int8(model: Any) -> Any:
