@@ -47,11 +47,11 @@ def test_the_copy_is_made_once_reused_and_remade_when_the_file_changes(gguf: Pat
     source = tmp_path / "src" / gguf.name
     source.parent.mkdir()
     shutil.copy(gguf, source)
-    assert read_file_type(lib, source) == 3  # Q4_1
+    assert read_file_type(lib, source) == (3, "Q4_1")
     cache = tmp_path / "cache"
     cache.mkdir()
     copy = q8_0_copy(lib, source, cache, threads=2)
-    assert read_file_type(lib, copy) == Q8_0
+    assert read_file_type(lib, copy) == (Q8_0, "Q8_0")
     made = copy.stat().st_mtime_ns
     started = time.perf_counter()
     assert q8_0_copy(lib, source, cache, threads=2) == copy

@@ -55,3 +55,9 @@ def test_the_setting_overrides_the_cpu() -> None:
     assert choose("file", Q4_1, system_features(EPYC)) == (False, "LLMOPS_GENERATION_LLAMACPP_WEIGHTS=file")
     assert choose("q8_0", Q4_1, none) == (True, "LLMOPS_GENERATION_LLAMACPP_WEIGHTS=q8_0 (file is Q4_1)")
     assert choose("q8_0", Q8_0, none) == (False, "the file is Q8_0 already")
+
+
+def test_the_reason_names_the_file_type_as_llama_cpp_does() -> None:
+    widen, reason = choose("auto", Q4_K_M, system_features(EPYC), "Q4_K - Medium")
+    assert widen is False
+    assert reason == "Q4_K - Medium weights have batched kernels here or are served as they are"

@@ -40,7 +40,7 @@ _ISA_WITH_Q8_0_GEMM = ("AVX", "AVX2", "AVX512", "DOTPROD")
 @dataclass(frozen=True)
 class ServedWeights:
     path: Path
-    file_type: str  # the GGUF file's, e.g. "Q4_1" (llama.cpp's name) or "ftype 15"
+    file_type: str  # the GGUF file's, as llama.cpp names it: "Q4_1", "Q4_K - Medium", ...
     served: str  # "Q8_0" when a copy serves, else the file's type
     reason: str
 
@@ -60,9 +60,11 @@ def q8_0_gemm(features: frozenset[str]) -> bool:
     return "LLAMAFILE" in features and any(isa in features for isa in _ISA_WITH_Q8_0_GEMM)
 
 
-def choose(requested: WeightsChoice, file_type: int, features: frozenset[str]) -> tuple[bool, str]:
-    """(serve a Q8_0 copy?, why) for a file of llama_ftype `file_type`."""
-    name = type_name(file_type)
+def choose(
+    requested: WeightsChoice, file_type: int, features: frozenset[str], name: str = ""
+) -> tuple[bool, str]:
+    """(serve a Q8_0 copy?, why) for a file of llama_ftype `file_type` (`name`: llama.cpp's name)."""
+    name = name or type_name(file_type)
     if requested == "file":
         return False, "LLMOPS_GENERATION_LLAMACPP_WEIGHTS=file"
     if requested == "q8_0":
@@ -80,18 +82,22 @@ def type_name(file_type: int) -> str:
     return "Q8_0" if file_type == Q8_0 else WIDENED.get(file_type, f"ftype {file_type}")
 
 
-def read_file_type(lib: Any, gguf: Path) -> int:
-    """The file's `general.file_type` (a llama_ftype), read by llama.cpp without its tensors."""
+def read_file_type(lib: Any, gguf: Path) -> tuple[int, str]:
+    """The file's `general.file_type` (a llama_ftype) and llama.cpp's name for it, read without
+    its tensors."""
     params = lib.llama_model_default_params()
     params.vocab_only = True
     model = lib.llama_model_load_from_file(str(gguf).encode(), params)
     if not model:
         raise ValueError(f"llama.cpp could not read {gguf}")
     try:
-        buf = ctypes.create_string_buffer(32)
-        if lib.llama_model_meta_val_str(model, b"general.file_type", buf, len(buf)) < 0:
-            return -1
-        return int(buf.value.decode())
+        buf = ctypes.create_string_buffer(128)
+        found = lib.llama_model_meta_val_str(model, b"general.file_type", buf, len(buf)) >= 0
+        file_type = int(buf.value.decode()) if found else -1
+        # llama_model_desc: "<arch> <size> <file type name>", e.g. "llama ?B Q4_1".
+        lib.llama_model_desc(model, buf, len(buf))
+        parts = buf.value.decode(errors="replace").split(" ", 2)
+        return file_type, parts[2] if len(parts) == 3 else type_name(file_type)
     finally:
         lib.llama_model_free(model)
 
@@ -123,10 +129,9 @@ def copies_dir(cache_root: Path) -> Path:
 def served_weights(
     lib: Any, gguf: Path, requested: WeightsChoice, cache_dir: Path, threads: int
 ) -> ServedWeights:
-    file_type = read_file_type(lib, gguf)
+    file_type, name = read_file_type(lib, gguf)
     features = system_features(lib.llama_print_system_info().decode(errors="replace"))
-    widen, reason = choose(requested, file_type, features)
-    name = type_name(file_type)
+    widen, reason = choose(requested, file_type, features, name)
     if not widen:
         return ServedWeights(gguf, name, name, reason)
     return ServedWeights(q8_0_copy(lib, gguf, cache_dir, threads), name, "Q8_0", reason)
