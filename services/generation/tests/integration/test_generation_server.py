@@ -188,6 +188,7 @@ async def test_tokenize_info_metrics_health(http, engine: str) -> None:
         # SmolLM2 is a Llama: the fast decode path serves it (LLMOPS_GENERATION_FAST_DECODE defaults on).
         fast = (True, "fast (float32; LoRA rows on transformers)")
         assert (info["fast_decode"], info["decode_path"]) == fast
+        assert info["llamacpp_weights"] is None
     assert (await http.get("/health")).status_code == 200
     metrics = (await http.get("/metrics")).text
     assert "tgi_request_duration_bucket" in metrics and "tgi_queue_size" in metrics

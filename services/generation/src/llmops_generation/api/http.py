@@ -240,6 +240,13 @@ async def tokenize(request: Request, body: GenerateRequest) -> list[dict[str, An
     ]
 
 
+def _weights(decoder: object) -> dict[str, str] | None:
+    weights = getattr(decoder, "weights", None)
+    if weights is None:
+        return None
+    return {"file": weights.file_type, "served": weights.served, "reason": weights.reason}
+
+
 @router.get("/info")
 async def info(request: Request) -> dict[str, Any]:
     service = _service(request)
@@ -259,6 +266,8 @@ async def info(request: Request) -> dict[str, Any]:
         "engine": getattr(engine.decoder, "engine", "transformers"),
         # Whether the default model's engine reuses cached prompt prefixes (llama.cpp only).
         "prefix_cache": bool(getattr(engine.decoder, "prefix_cache", False)),
+        # llama.cpp only: the GGUF file's weight type, the type served, and why (null otherwise).
+        "llamacpp_weights": _weights(engine.decoder),
         "max_concurrent_requests": request.app.state.settings.max_concurrent_requests,
         "max_best_of": limits.max_best_of,
         "max_stop_sequences": limits.max_stop_sequences,
