@@ -69,6 +69,7 @@ test-e2e: setup infra-up
 # llama-cpp-python is a dependency of llmops-generation (its llama.cpp engine, and the bench's anchor).
 bench: setup infra-up
 	$(DEV) $(RUN) python bench/generation_engines.py
+	$(DEV) $(RUN) python bench/llamacpp_weights.py
 	$(DEV) $(RUN) python bench/ingest_throughput.py
 	$(DEV) $(RUN) python bench/ingest_latency.py
 	$(DEV) $(RUN) python bench/answer_latency.py
