@@ -71,7 +71,7 @@ def server_weights(threads: int) -> ServedWeights:
     """The weights the server's llama.cpp engine will serve (the same choice and the same cache)."""
     settings = Settings()
     return served_weights(backend(), gguf_path(), settings.llamacpp_weights, copies_dir(settings.models_dir),
-                          threads)
+                          threads, settings.llamacpp_extra_buffers)
 
 
 def median_of(rounds: int, measure: Callable[[], float]) -> float:
@@ -79,14 +79,28 @@ def median_of(rounds: int, measure: Callable[[], float]) -> float:
 
 
 class LlamaCpp:
-    """llama.cpp on the GGUF file, greedy, all cores."""
+    """llama.cpp on the GGUF file, greedy, all cores; llama.cpp's extra weight layouts (repacked,
+    AMX) on or off as the server would choose them on this CPU (llamacpp_weights.extra_buffers)."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, extra_buffers: bool) -> None:
+        import llama_cpp.llama_cpp as low
         from llama_cpp import Llama
 
+        default = low.llama_model_default_params
+
+        def params() -> Any:
+            p = default()
+            p.use_extra_bufts = extra_buffers
+            return p
+
+        # Llama() has no argument for use_extra_bufts; its __init__ starts from these defaults.
+        low.llama_model_default_params = params
         started = time.perf_counter()
-        self.llm = Llama(model_path=str(path), n_ctx=2048, n_batch=512, n_threads=threads,
-                         n_threads_batch=threads, verbose=False)
+        try:
+            self.llm = Llama(model_path=str(path), n_ctx=2048, n_batch=512, n_threads=threads,
+                             n_threads_batch=threads, verbose=False)
+        finally:
+            low.llama_model_default_params = default
         self.load_s = time.perf_counter() - started
         self.eos = self.llm.token_eos()
 
@@ -253,7 +267,8 @@ async def main() -> None:
     args = ap.parse_args()
     prompts = list(PROMPTS[:8])
 
-    llama = LlamaCpp(gguf_path(), args.threads)
+    weights = server_weights(args.threads)
+    llama = LlamaCpp(gguf_path(), args.threads, weights.extra_buffers)
     long = long_prompt(llama, args.prompt_tokens)
     result: dict[str, Any] = {"gguf": gguf_path().name, "rounds": args.rounds,
                               "max_new_tokens": args.max_new_tokens, "threads": args.threads}
@@ -262,12 +277,13 @@ async def main() -> None:
     if not args.json:
         print(f"{gguf_path().name}: {args.threads} threads, {args.rounds} rounds, medians; "
               f"max_new_tokens={args.max_new_tokens}")
-        print(report("llama.cpp (llama-cpp-python)", result["llama.cpp"]))
-    weights = server_weights(args.threads)
-    result["server_weights"] = {"file": weights.file_type, "served": weights.served, "reason": weights.reason}
+        print(report("llama.cpp (llama-cpp-python)", result["llama.cpp"])
+              + f"  (extra weight layouts {weights.extra_buffers_reason})")
+    result["server_weights"] = {"file": weights.file_type, "served": weights.served, "reason": weights.reason,
+                                "extra_buffers": weights.extra_buffers_reason}
     if "llamacpp" in args.engines.split(",") and weights.path != gguf_path():
         del llama
-        copy = LlamaCpp(weights.path, args.threads)
+        copy = LlamaCpp(weights.path, args.threads, weights.extra_buffers)
         result["llama.cpp copy"] = measure_llama(copy, prompts, long, args.rounds, args.max_new_tokens)
         del copy
         if not args.json:

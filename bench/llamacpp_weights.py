@@ -24,15 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from llmops_generation.adapters.llamacpp_model import Entry, LlamaCppModel, backend
+from llmops_generation.adapters.llamacpp_weights import extra_buffers, system_features
 from llmops_generation.bootstrap import default_spec
 from llmops_generation.settings import Settings
 
 CORPUS = Path(__file__).resolve().parents[1] / "samples" / "corpus"
 
 
-def step_ms(path: Path, rows: int, steps: int, threads: int) -> float:
+def step_ms(path: Path, rows: int, steps: int, threads: int, extra: bool) -> float:
     model = LlamaCppModel(path, slots=8, ctx_per_slot=1024, n_batch=2048, threads=threads,
-                          threads_batch=threads)
+                          threads_batch=threads, extra_buffers=extra)
     try:
         model.decode([Entry(100 + p + s, p, s, p == 9) for s in range(rows) for p in range(10)])
         times = []
@@ -50,9 +51,9 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
     return x - np.log(np.exp(x).sum(axis=1, keepdims=True))
 
 
-def corpus_logprobs(path: Path, ids: list[int], threads: int) -> np.ndarray:
+def corpus_logprobs(path: Path, ids: list[int], threads: int, extra: bool) -> np.ndarray:
     model = LlamaCppModel(path, slots=1, ctx_per_slot=len(ids) + 8, n_batch=len(ids) + 8,
-                          threads=threads, threads_batch=threads)
+                          threads=threads, threads_batch=threads, extra_buffers=extra)
     try:
         return log_softmax(model.decode([Entry(t, i, 0, True) for i, t in enumerate(ids)]))
     finally:
@@ -77,6 +78,8 @@ def main() -> None:
     folder = TransformersLoader(settings.models_dir).model_dir(spec)
     text = " ".join(p.read_text() for p in sorted(CORPUS.glob("*.md")))
     ids = AutoTokenizer.from_pretrained(folder)(text)["input_ids"][: args.tokens]
+    features = system_features(lib.llama_print_system_info().decode(errors="replace"))
+    extra, extra_reason = extra_buffers(settings.llamacpp_extra_buffers, features)
     with tempfile.TemporaryDirectory() as tmp:
         files = {f"file ({source.name})": source}
         copies = (("Q8_0 copy", lib.LLAMA_FTYPE_MOSTLY_Q8_0), ("float16 copy", lib.LLAMA_FTYPE_MOSTLY_F16),
@@ -88,15 +91,16 @@ def main() -> None:
             if lib.llama_model_quantize(str(source).encode(), str(out).encode(), params) != 0:
                 raise SystemExit(f"llama.cpp could not make the {name}")
             files[name] = out
-        reference = corpus_logprobs(source, ids, args.threads)
+        reference = corpus_logprobs(source, ids, args.threads, extra)
         nxt = np.array(ids[1:])
-        print(f"{len(ids)} corpus tokens, {args.steps} steps, {args.threads} threads; medians")
+        print(f"{len(ids)} corpus tokens, {args.steps} steps, {args.threads} threads; medians; "
+              f"extra weight layouts {extra_reason}")
         for name, path in files.items():
-            lp = reference if path == source else corpus_logprobs(path, ids, args.threads)
+            lp = reference if path == source else corpus_logprobs(path, ids, args.threads, extra)
             agree = float((lp.argmax(1) == reference.argmax(1)).mean())
             nll = float(-lp[np.arange(len(nxt)), nxt].mean())
-            one = step_ms(path, 1, args.steps, args.threads)
-            eight = step_ms(path, 8, args.steps, args.threads)
+            one = step_ms(path, 1, args.steps, args.threads, extra)
+            eight = step_ms(path, 8, args.steps, args.threads, extra)
             print(f"{name:<44} 1 row {one:6.2f} ms | 8 rows {eight:6.2f} ms | next token agrees with "
                   f"the file {agree:.3f} | NLL {nll:.4f} | {path.stat().st_size / 2**20:6.1f} MiB")
 

@@ -79,6 +79,7 @@ def engine_loader(settings: Settings) -> ModelLoader:
         prefix_cache=settings.prefix_cache,
         flash_attn={"auto": None, "on": True, "off": False}[settings.llamacpp_flash_attn],
         weights=settings.llamacpp_weights,
+        extra_buffers=settings.llamacpp_extra_buffers,
     )
     transformers = TransformersLoader(settings.models_dir, fast_decode=settings.fast_decode)
     return EngineLoader(transformers, settings.engine, config)

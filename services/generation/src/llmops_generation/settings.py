@@ -74,6 +74,10 @@ class Settings(ServiceSettings):
     # a Q4_1/Q5_1 file where this CPU has llama.cpp's batched Q8_0 kernels (concurrent streams
     # and prompts then run as matrix products); "file" the GGUF file's own; "q8_0" always a copy.
     llamacpp_weights: Literal["auto", "file", "q8_0"] = "auto"
+    # Whether llama.cpp may repack the weights for its extra CPU kernels (repacked layouts, Intel
+    # AMX): "auto" is off where llama.cpp reports AMX_INT8 (its AMX matrix multiply segfaults on
+    # some such CPUs, llama.cpp issue 20824) and on elsewhere; "on" / "off" force it.
+    llamacpp_extra_buffers: Literal["auto", "on", "off"] = "auto"
     # Admin routes load models and adapters only from folders under this root (realpath, so
     # neither `..` nor a symlink leads out). Default: $LLMOPS_HOME/models.
     models_root: Path | None = None

@@ -83,8 +83,9 @@ class LlamaCppDecoder:
             served = f"{w.served} copy of the file's {w.file_type}"
         else:
             served = f"the file's {w.file_type}"
+        repack = "" if w is None or w.extra_buffers else "no repacked or AMX weights; "
         return (
-            f"llama.cpp ({served}; {threads}/{threads_batch} threads; "
+            f"llama.cpp ({served}; {threads}/{threads_batch} threads; {repack}"
             "LoRA rows on transformers float32)"
         )
 

@@ -18,7 +18,12 @@ from llmops_generation.adapters.codec import HFTextCodec
 from llmops_generation.adapters.decoder import TransformersDecoder
 from llmops_generation.adapters.llamacpp_decoder import LlamaCppDecoder
 from llmops_generation.adapters.llamacpp_model import LlamaCppModel, backend, default_threads
-from llmops_generation.adapters.llamacpp_weights import WeightsChoice, copies_dir, served_weights
+from llmops_generation.adapters.llamacpp_weights import (
+    ExtraBuffersChoice,
+    WeightsChoice,
+    copies_dir,
+    served_weights,
+)
 from llmops_generation.adapters.loader import TransformersLoader
 from llmops_generation.domain.model import ModelSpec
 from llmops_generation.ports import Decoder
@@ -53,6 +58,7 @@ class LlamaCppConfig:
     prefix_cache: bool = True  # reuse the KV cells of ended sequences sharing a prompt prefix
     flash_attn: bool | None = None  # None: llama.cpp's choice (on, on CPU)
     weights: WeightsChoice = "auto"  # the file's weights, or a Q8_0 copy (llamacpp_weights.py)
+    extra_buffers: ExtraBuffersChoice = "auto"  # llama.cpp's repacked/AMX layouts (llamacpp_weights.py)
 
 
 class EngineLoader:
@@ -97,6 +103,7 @@ class EngineLoader:
             cfg.weights,
             copies_dir(self._transformers.cache_root),
             threads,
+            cfg.extra_buffers,
         )
         model = LlamaCppModel(
             weights.path,
@@ -106,6 +113,7 @@ class EngineLoader:
             threads=threads,
             threads_batch=cfg.threads_batch or threads,
             flash_attn=cfg.flash_attn,
+            extra_buffers=weights.extra_buffers,
         )
         if model.vocab_size < len(tokenizer):
             model.close()
@@ -131,6 +139,7 @@ class EngineLoader:
                 "engine": "llamacpp",
                 "decode_path": decoder.decode_path,
                 "weights_reason": weights.reason,
+                "extra_buffers": weights.extra_buffers_reason,
                 "prefix_cache": decoder.prefix_cache,
                 "seconds": round(time.perf_counter() - started, 2),
             },

@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from llmops_generation.adapters.llamacpp_weights import extra_buffers as choose_extra_buffers
+from llmops_generation.adapters.llamacpp_weights import system_features
+
 log = logging.getLogger(__name__)
 
 _backend_lock = threading.Lock()
@@ -72,14 +75,21 @@ class LlamaCppModel:
         threads: int,
         threads_batch: int,
         flash_attn: bool | None = None,
+        extra_buffers: bool | None = None,
     ) -> None:
-        """`flash_attn`: None lets llama.cpp decide (it enables it on CPU)."""
+        """`flash_attn`: None lets llama.cpp decide (it enables it on CPU); `extra_buffers`: let
+        llama.cpp re-lay weights out for its extra kernels (repacked layouts, AMX), None: the
+        "auto" rule of llamacpp_weights.extra_buffers (off where AMX would serve)."""
         if not gguf.is_file():
             raise FileNotFoundError(f"GGUF file not found: {gguf}")
         lib = backend()
         self._lib = lib
         mparams = lib.llama_model_default_params()
         mparams.n_gpu_layers = 0
+        if extra_buffers is None:
+            info = lib.llama_print_system_info().decode(errors="replace")
+            extra_buffers = choose_extra_buffers("auto", system_features(info))[0]
+        mparams.use_extra_bufts = extra_buffers
         self._model = lib.llama_model_load_from_file(str(gguf).encode(), mparams)
         if not self._model:
             raise ValueError(f"llama.cpp could not load {gguf}")

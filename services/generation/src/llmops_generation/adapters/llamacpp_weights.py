@@ -18,6 +18,13 @@ SmolLM2 file is Q4_1.
 Q8_0 keeps more precision than the 4- and 5-bit blocks it is made from: 8 rather than 4 or 5
 bits per weight on a per-32 scale. The copy takes 1.7x the file's memory (145 vs 86 MB for
 SmolLM2-135M).
+
+`LLMOPS_GENERATION_LLAMACPP_EXTRA_BUFFERS` decides whether llama.cpp may re-lay the weights out
+for its extra CPU kernels (llama_model_params.use_extra_bufts: the repacked layouts and Intel
+AMX tiles). "auto" turns them off where llama.cpp's system info reports AMX_INT8: on
+Sapphire-Rapids-class CPUs its AMX matrix multiply segfaults in the first decode on some
+machines (llama.cpp issue 20824, reproduced on a 2-core Xeon VM with this build), which would
+take the whole server down. "on" keeps them, "off" drops them everywhere.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from typing import Any, Literal
 from llmops_generation.adapters.loader import build_once
 
 WeightsChoice = Literal["auto", "file", "q8_0"]
+ExtraBuffersChoice = Literal["auto", "on", "off"]
 
 # llama_ftype values (llama.h) of the file types "auto" widens, and of Q8_0.
 WIDENED: dict[int, str] = {3: "Q4_1", 9: "Q5_1"}
@@ -43,6 +51,8 @@ class ServedWeights:
     file_type: str  # the GGUF file's, as llama.cpp names it: "Q4_1", "Q4_K - Medium", ...
     served: str  # "Q8_0" when a copy serves, else the file's type
     reason: str
+    extra_buffers: bool = True  # llama.cpp may repack the weights for its extra kernels (AMX, ...)
+    extra_buffers_reason: str = ""
 
 
 def system_features(info: str) -> frozenset[str]:
@@ -76,6 +86,15 @@ def choose(
     if not q8_0_gemm(features):
         return False, f"{name} kept: this llama.cpp build has no Q8_0 matrix kernels for this CPU"
     return True, f"{name} has no batched matrix kernel in llama.cpp; Q8_0 does on this CPU"
+
+
+def extra_buffers(requested: ExtraBuffersChoice, features: frozenset[str]) -> tuple[bool, str]:
+    """(let llama.cpp repack weights for its extra kernels?, why), from the setting and the CPU."""
+    if requested != "auto":
+        return requested == "on", f"LLMOPS_GENERATION_LLAMACPP_EXTRA_BUFFERS={requested}"
+    if "AMX_INT8" in features:
+        return False, "off: llama.cpp's AMX matrix multiply crashes on some AMX CPUs (llama.cpp issue 20824)"
+    return True, "on: llama.cpp repacks weights where it has kernels for them"
 
 
 def type_name(file_type: int) -> str:
@@ -127,11 +146,16 @@ def copies_dir(cache_root: Path) -> Path:
 
 
 def served_weights(
-    lib: Any, gguf: Path, requested: WeightsChoice, cache_dir: Path, threads: int
+    lib: Any,
+    gguf: Path,
+    requested: WeightsChoice,
+    cache_dir: Path,
+    threads: int,
+    extra: ExtraBuffersChoice = "auto",
 ) -> ServedWeights:
     file_type, name = read_file_type(lib, gguf)
     features = system_features(lib.llama_print_system_info().decode(errors="replace"))
     widen, reason = choose(requested, file_type, features, name)
-    if not widen:
-        return ServedWeights(gguf, name, name, reason)
-    return ServedWeights(q8_0_copy(lib, gguf, cache_dir, threads), name, "Q8_0", reason)
+    repack, repack_reason = extra_buffers(extra, features)
+    path = q8_0_copy(lib, gguf, cache_dir, threads) if widen else gguf
+    return ServedWeights(path, name, "Q8_0" if widen else name, reason, repack, repack_reason)

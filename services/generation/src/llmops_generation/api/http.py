@@ -240,11 +240,17 @@ async def tokenize(request: Request, body: GenerateRequest) -> list[dict[str, An
     ]
 
 
-def _weights(decoder: object) -> dict[str, str] | None:
+def _weights(decoder: object) -> dict[str, Any] | None:
     weights = getattr(decoder, "weights", None)
     if weights is None:
         return None
-    return {"file": weights.file_type, "served": weights.served, "reason": weights.reason}
+    return {
+        "file": weights.file_type,
+        "served": weights.served,
+        "reason": weights.reason,
+        "extra_buffers": weights.extra_buffers,
+        "extra_buffers_reason": weights.extra_buffers_reason,
+    }
 
 
 @router.get("/info")
