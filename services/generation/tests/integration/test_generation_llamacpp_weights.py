@@ -80,3 +80,36 @@ def test_the_copy_chooses_the_files_next_tokens(gguf: Path, tmp_path: Path) -> N
     agree = float((file_logits.argmax(1) == copy_logits.argmax(1)).mean())
     # Measured: 0.95 for Q8_0 and 0.96 for float16 over 1,000 tokens; a broken copy is near 0.
     assert agree >= 0.9, agree
+
+
+def test_a_step_of_rows_in_any_slot_order_runs_as_one_batch_with_each_rows_logits(
+    gguf: Path, tmp_path: Path
+) -> None:
+    # llama.cpp with a KV stream per slot splits a batch wherever slot ids stop rising by one:
+    # 8 rows in reverse slot order ran as 8 one-row graphs (about 8 single steps), now as one.
+    # On the Q8_0 copy, whose 8-row steps use the batched matrix kernels: 2-3x one row, not 8x.
+    copy = q8_0_copy(backend(), gguf, tmp_path, threads=2)
+    model = LlamaCppModel(copy, slots=8, ctx_per_slot=256, n_batch=512, threads=2, threads_batch=2)
+    try:
+        model.decode([Entry(100 + p + s, p, s, p == 9) for s in range(8) for p in range(10)])
+
+        def step(pos: int, slots: list[int]) -> tuple[float, np.ndarray]:
+            started = time.perf_counter()
+            logits = model.decode([Entry(300 + s, pos, s, True) for s in slots])
+            return time.perf_counter() - started, logits
+
+        one = [step(10 + i, [0])[0] for i in range(3)]
+        for s in range(1, 8):  # every slot one token further, like slot 0
+            for i in range(3):
+                model.decode([Entry(300 + s, 10 + i, s, True)])
+        reverse = [step(13 + i, list(range(7, -1, -1))) for i in range(5)]
+        for s in range(8):  # drop the last step's cells and run it again, in slot order
+            model.remove(s, 17)
+        _, ordered = step(17, list(range(8)))
+        # Each row's logits are its own slot's, whatever the order they were given in.
+        np.testing.assert_allclose(reverse[-1][1][::-1], ordered, rtol=1e-3, atol=1e-3)
+        assert len({int(r.argmax()) for r in ordered}) > 1  # the rows differ: a mix-up would show
+        ratio = float(np.median([t for t, _ in reverse]) / np.median(one))
+        assert ratio < 4.0, f"8 rows in reverse slot order took {ratio:.1f}x one row"
+    finally:
+        model.close()

@@ -17,7 +17,7 @@ import pytest
 
 from llmops_generation.adapters import llamacpp_loader
 from llmops_generation.adapters.llamacpp_decoder import LlamaCppDecoder
-from llmops_generation.adapters.llamacpp_model import Entry
+from llmops_generation.adapters.llamacpp_model import Entry, LlamaCppModel
 from llmops_generation.bootstrap import torch_threads
 from llmops_generation.domain.model import NewSequence, SamplingParams, StepToken
 from llmops_generation.ports import Decoder
@@ -315,3 +315,33 @@ def test_the_prefix_cache_setting_reaches_the_llamacpp_config(monkeypatch: pytes
     monkeypatch.setenv("LLMOPS_GENERATION_PREFIX_CACHE", "false")
     loader = engine_loader(Settings())
     assert loader._config.prefix_cache is False  # type: ignore[attr-defined]
+
+
+def test_llama_cpp_gets_a_step_in_slot_order_and_the_caller_its_logits_in_its_own() -> None:
+    # With a KV stream per slot, llama.cpp cuts a batch wherever the slot ids stop rising by
+    # one; rows in admission order (slots 2, 0, 1) would run as separate graphs.
+    seen: list[list[Entry]] = []
+
+    def fake_decode(entries: Sequence[Entry]) -> np.ndarray:
+        seen.append(list(entries))
+        rows = [e for e in entries if e.logits]
+        logits = np.zeros((len(rows), VOCAB), dtype=np.float32)
+        for i, e in enumerate(rows):
+            logits[i, e.token] = 1.0
+        return logits
+
+    model = LlamaCppModel.__new__(LlamaCppModel)
+    model._decode = fake_decode  # type: ignore[method-assign]
+    entries = [
+        Entry(20, 5, 2, True),
+        Entry(30, 0, 0, False),  # a joining prompt on slot 0: its tokens keep their order
+        Entry(31, 1, 0, True),
+        Entry(10, 7, 1, True),
+    ]
+    logits = model.decode(entries)
+    assert [(e.slot, e.token) for e in seen[0]] == [(0, 30), (0, 31), (1, 10), (2, 20)]
+    # The marked rows' logits come back in the caller's order: slot 2's, slot 0's, slot 1's.
+    assert logits.argmax(axis=1).tolist() == [20, 31, 10]
+    ordered = [Entry(1, 0, 0, True), Entry(2, 0, 1, True)]
+    model.decode(ordered)
+    assert seen[1] == ordered

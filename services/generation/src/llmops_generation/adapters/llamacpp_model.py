@@ -125,7 +125,24 @@ class LlamaCppModel:
         self.description = buf.value.decode(errors="replace")
 
     def decode(self, entries: Sequence[Entry]) -> np.ndarray:
-        """Runs `entries` (in n_batch chunks); the logits of those marked, in order: [n, vocab]."""
+        """Runs `entries` (in n_batch chunks); the logits of those marked, in order: [n, vocab].
+
+        llama.cpp gets them in slot order (stable, so each slot's tokens keep theirs). With a KV
+        stream per slot it splits a batch into micro-batches wherever the slot ids stop rising
+        by one (llama_batch_allocr::split_equal, sequential): 8 running rows in admission order
+        such as slots 3,0,1,2,... became several graph runs, the one-row ones without the
+        batched matrix kernels, and an 8-row step took 42-48 ms instead of 26-28 ms.
+        """
+        order = sorted(range(len(entries)), key=lambda i: entries[i].slot)
+        if order != list(range(len(entries))):
+            ranked = [entries[i] for i in order]
+            logits = self._decode(ranked)
+            # Marked rows came back in slot order: put them back in the caller's order.
+            marked = [i for i in order if entries[i].logits]
+            return logits[np.argsort(marked)]
+        return self._decode(entries)
+
+    def _decode(self, entries: Sequence[Entry]) -> np.ndarray:
         lib = self._lib
         out: list[np.ndarray] = []
         batch = self._batch
