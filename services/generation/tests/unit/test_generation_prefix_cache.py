@@ -59,3 +59,21 @@ def test_with_reuse_off_nothing_is_remembered() -> None:
     pool.release(0, [1, 2])
     assert pool.held(0) == ()
     assert pool.acquire([1, 2]) == Claim(slot=0, held=0, keep=0)
+
+
+def test_among_equal_prefixes_the_slot_that_keeps_running_slots_consecutive_wins() -> None:
+    # llama.cpp runs a step as one batch only while its rows' slot ids rise by one.
+    pool = SlotPool(4, reuse=False)
+    for _ in range(4):
+        pool.acquire([])
+    pool.release(3)
+    pool.release(1)  # running: 0 and 2
+    assert pool.acquire([5]).slot == 1  # fills the gap, though slot 3 was freed first
+    assert pool.acquire([5]).slot == 3
+    reuse = SlotPool(4, reuse=True)
+    for _ in range(4):
+        reuse.acquire([])
+    reuse.release(3, [1, 2, 3])
+    reuse.release(1, [7, 7])
+    # A longer shared prefix still wins over keeping the slots consecutive.
+    assert reuse.acquire([1, 2, 3, 4]) == Claim(slot=3, held=3, keep=2)

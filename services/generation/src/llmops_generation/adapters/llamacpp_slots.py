@@ -28,6 +28,11 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def runs(slots: set[int]) -> int:
+    """How many runs of consecutive ids `slots` makes ({0, 1, 3} -> 2)."""
+    return sum(1 for s in slots if s - 1 not in slots)
+
+
 @dataclass(frozen=True)
 class Claim:
     """A slot handed to a joining sequence.
@@ -73,13 +78,16 @@ class SlotPool:
             raise RuntimeError("no free slot")
         reuse = reuse and self.reuse
         limit = len(prompt) - MIN_FED
+        busy = set(range(self.slots)) - self._free.keys()
 
-        def rank(slot: int) -> tuple[int, bool, int]:
+        def rank(slot: int) -> tuple[int, int, bool, int]:
             held = self._free[slot]
             shared = min(common_prefix(held, prompt), limit) if reuse and held else 0
-            # Longest reuse first; then a slot holding nothing; then the one freed longest ago,
-            # so recently used prefixes stay for the next request.
-            return (shared, not held, -self._freed_at[slot])
+            # Longest reuse first; then a slot that keeps the running slots in as few runs of
+            # consecutive ids as possible (llama.cpp splits a step wherever the ids of its rows
+            # stop rising by one, see LlamaCppModel.decode); then a slot holding nothing; then
+            # the one freed longest ago, so recently used prefixes stay for the next request.
+            return (shared, -runs(busy | {slot}), not held, -self._freed_at[slot])
 
         ranks = {slot: rank(slot) for slot in self._free}
         slot = max(ranks, key=ranks.__getitem__)
