@@ -114,7 +114,8 @@ class SqlDocumentStore:
         return await asyncio.to_thread(self._begin, doc)
 
     def _mark_published(self, tenant: str, document_id: str, version: int) -> None:
-        with Session(self.engine) as s, s.begin():
+        # Reads, then writes: IMMEDIATE, or SQLite fails it at once when another writer got in.
+        with Session(self._writer) as s, s.begin():
             row = s.get(DocumentRow, (tenant, document_id))
             if row is not None and row.version == version:
                 row.published = True
