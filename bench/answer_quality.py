@@ -61,6 +61,7 @@ from eval_set import (
 
 from llmops.admin.v1 import admin_pb2, admin_pb2_grpc
 from llmops.inference.v1 import inference_pb2, inference_pb2_grpc
+from llmops.ingestion.v1 import ingestion_pb2, ingestion_pb2_grpc
 from llmops.vectorstore.v1 import vectorstore_pb2, vectorstore_pb2_grpc
 from llmops_kit import ports
 
@@ -79,6 +80,26 @@ async def make_tenant(admin_key: str) -> tuple[str, str]:
             tenant_id=tenant, role=admin_pb2.ROLE_MAINTAINER, description="answer_quality.py"),
             metadata=md, timeout=10)
     return tenant, created.secret
+
+
+async def key_accepted(api_key: str, within_s: float = 30.0) -> None:
+    """Waits until ingestion accepts a new key: every service reloads keys from the shared store
+    every second or so, and a call made at once can be refused (INVALID_API_KEY)."""
+    md = (("x-api-key", api_key),)
+    deadline = time.monotonic() + within_s
+    async with grpc.aio.insecure_channel(ports.service_address("ingestion")) as ch:
+        stub = ingestion_pb2_grpc.IngestionServiceStub(ch)
+        while True:
+            try:
+                await stub.GetDocumentStatus(ingestion_pb2.GetDocumentStatusRequest(
+                    document_id="key-probe"), metadata=md, timeout=10)
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAUTHENTICATED:
+                    return  # authenticated: NOT_FOUND for the probe document
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the new key was not accepted within {within_s:g} s") from exc
+            await asyncio.sleep(0.2)
 
 
 async def delete_tenant(admin_key: str, tenant: str) -> None:
@@ -206,6 +227,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                        else await make_tenant(admin_key))
     md: Metadata = (("x-api-key", api_key),)
     try:
+        await key_accepted(api_key)
         t0 = time.perf_counter()
         if not args.no_ingest:
             await ingest(tenant, api_key)
