@@ -19,7 +19,9 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 
@@ -55,16 +57,18 @@ def start_server(
         "HF_HUB_OFFLINE": "1",
     }
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llmops_generation"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # The server's log goes to a file: a pipe nobody reads blocks the server once it fills.
+    with tempfile.NamedTemporaryFile(prefix=f"generation-{port}-", suffix=".log", delete=False) as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmops_generation"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     url = f"http://127.0.0.1:{port}"
     while time.perf_counter() - started < 300:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode()[-3000:] if proc.stderr else ''}")
+            raise SystemExit(f"server exited: {Path(log.name).read_text(errors='replace')[-3000:]}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return proc, time.perf_counter() - started
