@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from llmops_generation.adapters.llamacpp_model import Entry, LlamaCppModel, backend
-from llmops_generation.adapters.llamacpp_weights import extra_buffers, system_features
+from llmops_generation.adapters.llamacpp_weights import build_features, extra_buffers
 from llmops_generation.bootstrap import default_spec
 from llmops_generation.settings import Settings
 
@@ -78,8 +78,7 @@ def main() -> None:
     folder = TransformersLoader(settings.models_dir).model_dir(spec)
     text = " ".join(p.read_text() for p in sorted(CORPUS.glob("*.md")))
     ids = AutoTokenizer.from_pretrained(folder)(text)["input_ids"][: args.tokens]
-    features = system_features(lib.llama_print_system_info().decode(errors="replace"))
-    extra, extra_reason = extra_buffers(settings.llamacpp_extra_buffers, features)
+    extra, extra_reason = extra_buffers(settings.llamacpp_extra_buffers, build_features(lib))
     with tempfile.TemporaryDirectory() as tmp:
         files = {f"file ({source.name})": source}
         copies = (("Q8_0 copy", lib.LLAMA_FTYPE_MOSTLY_Q8_0), ("float16 copy", lib.LLAMA_FTYPE_MOSTLY_F16),

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from llmops_generation.adapters.llamacpp_model import backend
-from llmops_generation.adapters.llamacpp_weights import q8_0_gemm, system_features
+from llmops_generation.adapters.llamacpp_weights import build_features, q8_0_gemm
 
 pytestmark = pytest.mark.integration
 
@@ -177,7 +177,7 @@ async def test_tokenize_info_metrics_health(http, engine: str) -> None:
     if engine == "llamacpp":
         # The Q4_1 file is served as a Q8_0 copy where this CPU has llama.cpp's Q8_0 matrix
         # kernels (every x86 with AVX, ARM with dot product); LoRA rows run on transformers.
-        features = system_features(backend().llama_print_system_info().decode())
+        features = build_features(backend())
         widened = q8_0_gemm(features)
         served = "Q8_0" if widened else "Q4_1"
         weights = info["llamacpp_weights"]

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from llmops_generation.adapters.llamacpp_weights import build_features
 from llmops_generation.adapters.llamacpp_weights import extra_buffers as choose_extra_buffers
-from llmops_generation.adapters.llamacpp_weights import system_features
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,7 @@ class LlamaCppModel:
         mparams = lib.llama_model_default_params()
         mparams.n_gpu_layers = 0
         if extra_buffers is None:
-            info = lib.llama_print_system_info().decode(errors="replace")
-            extra_buffers = choose_extra_buffers("auto", system_features(info))[0]
+            extra_buffers = choose_extra_buffers("auto", build_features(lib))[0]
         mparams.use_extra_bufts = extra_buffers
         self._model = lib.llama_model_load_from_file(str(gguf).encode(), mparams)
         if not self._model:

@@ -65,6 +65,11 @@ def system_features(info: str) -> frozenset[str]:
     return frozenset(present)
 
 
+def build_features(lib: Any) -> frozenset[str]:
+    """What this llama.cpp build reports for this CPU (llama_print_system_info, parsed)."""
+    return system_features(lib.llama_print_system_info().decode(errors="replace"))
+
+
 def q8_0_gemm(features: frozenset[str]) -> bool:
     """Whether this llama.cpp build multiplies Q8_0 matrices with tinyBLAS on this CPU."""
     return "LLAMAFILE" in features and any(isa in features for isa in _ISA_WITH_Q8_0_GEMM)
@@ -154,7 +159,7 @@ def served_weights(
     extra: ExtraBuffersChoice = "auto",
 ) -> ServedWeights:
     file_type, name = read_file_type(lib, gguf)
-    features = system_features(lib.llama_print_system_info().decode(errors="replace"))
+    features = build_features(lib)
     widen, reason = choose(requested, file_type, features, name)
     repack, repack_reason = extra_buffers(extra, features)
     path = q8_0_copy(lib, gguf, cache_dir, threads) if widen else gguf
