@@ -14,6 +14,9 @@ shared machine's drift lands on both alike; medians:
   concurrent requests), so its figure is the 8 prompts one after another;
 - time to first token for a 500-token prompt (no prefix reuse: llama.cpp's context is reset
   first, and the server runs with LLMOPS_GENERATION_PREFIX_CACHE=false);
+- the server's mean decoding step during the 8-stream phase (its own tgi_batch_forward_duration
+  histogram, read from /metrics before and after), to set beside bare llama.cpp's step time in
+  bench/llamacpp_weights.py;
 - CPU time per decoded token in the single-stream phase (the process's user + system time,
   all threads: this bench process for llama.cpp, the server's /proc/<pid>/stat for the server),
   which a shared, loaded machine distorts far less than tokens/s.
@@ -151,6 +154,16 @@ class Server:
             info: dict[str, Any] = resp.json()
             return info
 
+    async def forward_seconds(self, client: httpx.AsyncClient) -> tuple[float, float]:
+        """(seconds, steps) the server has spent in decoding steps: tgi_batch_forward_duration."""
+        text = (await client.get(f"{self.url}/metrics")).text
+        found = {}
+        for line in text.splitlines():
+            for key in ("sum", "count"):
+                if line.startswith(f"tgi_batch_forward_duration_{key}{{"):
+                    found[key] = found.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+        return found.get("sum", 0.0), found.get("count", 0.0)
+
     async def prompt_tokens(self, prompt: str) -> int:
         async with httpx.AsyncClient(timeout=60) as client:
             resp = await client.post(f"{self.url}/tokenize", json={"inputs": prompt})
@@ -180,6 +193,7 @@ class Rounds:
         self.decode: list[float] = []
         self.streams: list[float] = []
         self.ttft: list[float] = []
+        self.step_ms: list[float] = []  # the server's mean decoding step in the 8-stream phase
         self.cpu_s = 0.0
         self.cpu_tokens = 0
 
@@ -187,7 +201,8 @@ class Rounds:
         return {"decode_tok_s": statistics.median(self.decode),
                 "streams_tok_s": statistics.median(self.streams),
                 "ttft_s": statistics.median(self.ttft),
-                "decode_cpu_ms_per_token": 1000 * self.cpu_s / max(self.cpu_tokens, 1)}
+                "decode_cpu_ms_per_token": 1000 * self.cpu_s / max(self.cpu_tokens, 1),
+                **({"streams_step_ms": statistics.median(self.step_ms)} if self.step_ms else {})}
 
 
 def llama_round(llama: LlamaCpp, prompts: list[str], long: str, max_new: int, acc: Rounds) -> None:
@@ -217,9 +232,12 @@ async def server_round(server: Server, pid: int, prompts: list[str], long: str, 
         rates.append(decode_rate(started, stamps))
     acc.decode.append(statistics.median(rates))
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=len(prompts))) as client:
+        busy, steps = await server.forward_seconds(client)
         started = time.perf_counter()
         counts = await asyncio.gather(*(server.total_tokens(p, max_new, client) for p in prompts))
         acc.streams.append(sum(counts) / (time.perf_counter() - started))
+        busy_after, steps_after = await server.forward_seconds(client)
+        acc.step_ms.append(1000 * (busy_after - busy) / max(steps_after - steps, 1))
     started, stamps = await server.stream(long, 1)
     acc.ttft.append(stamps[0] - started)
 
@@ -233,7 +251,9 @@ def ratios(server: dict[str, float], llama: dict[str, float]) -> dict[str, float
 def report(name: str, figures: dict[str, float]) -> str:
     return (f"{name:<28} decode {figures['decode_tok_s']:7.1f} tok/s | 8 streams "
             f"{figures['streams_tok_s']:7.1f} tok/s | TTFT(500 tok) {figures['ttft_s'] * 1000:8.1f} ms | "
-            f"decode CPU {figures['decode_cpu_ms_per_token']:5.1f} ms/token")
+            f"decode CPU {figures['decode_cpu_ms_per_token']:5.1f} ms/token"
+            + (f" | 8-stream step {figures['streams_step_ms']:5.1f} ms"
+               if "streams_step_ms" in figures else ""))
 
 
 def verdict(r: dict[str, float]) -> str:
