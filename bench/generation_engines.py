@@ -157,7 +157,7 @@ class Server:
     async def forward_seconds(self, client: httpx.AsyncClient) -> tuple[float, float]:
         """(seconds, steps) the server has spent in decoding steps: tgi_batch_forward_duration."""
         text = (await client.get(f"{self.url}/metrics")).text
-        found = {}
+        found: dict[str, float] = {}
         for line in text.splitlines():
             for key in ("sum", "count"):
                 if line.startswith(f"tgi_batch_forward_duration_{key}{{"):
